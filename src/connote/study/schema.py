@@ -1,0 +1,151 @@
+"""The study database schema and its migrations.
+
+Each entry of ``MIGRATIONS`` moves the schema from version ``i`` to ``i + 1``. A study made by an older
+connote is migrated forward when it is opened; a study made by a newer connote is refused with a clear
+message rather than silently misread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+V1 = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- Every file found under the images root; identical files share a sha256 and are processed once.
+CREATE TABLE images (
+    id        INTEGER PRIMARY KEY,
+    path      TEXT NOT NULL UNIQUE,          -- relative to the images root, '/'-separated
+    sha256    TEXT,                          -- NULL when the file could not be read at all
+    status    TEXT NOT NULL CHECK (status IN ('ok', 'skipped')),
+    reason    TEXT,                          -- why it was skipped
+    width     INTEGER,
+    height    INTEGER,
+    format    TEXT,
+    bytes     INTEGER,
+    added     TEXT NOT NULL
+);
+CREATE INDEX images_sha ON images(sha256);
+
+-- A named set of descriptions: one describer, one prompt, one set of parameters.
+CREATE TABLE description_sets (
+    id        INTEGER PRIMARY KEY,
+    name      TEXT NOT NULL UNIQUE,
+    describer TEXT NOT NULL,                 -- spec string, e.g. 'offline', 'openai:gpt-4-turbo'
+    model     TEXT,
+    prompt    TEXT,
+    params    TEXT NOT NULL DEFAULT '{}',    -- JSON
+    created   TEXT NOT NULL
+);
+
+CREATE TABLE descriptions (
+    set_id    INTEGER NOT NULL REFERENCES description_sets(id),
+    sha256    TEXT NOT NULL,
+    text      TEXT,
+    status    TEXT NOT NULL CHECK (status IN ('ok', 'flagged', 'failed')),
+    reason    TEXT,                          -- why flagged or failed
+    call_id   INTEGER REFERENCES calls(id),
+    attempts  INTEGER NOT NULL DEFAULT 1,
+    created   TEXT NOT NULL,
+    PRIMARY KEY (set_id, sha256)
+);
+
+-- One row per external model call (the llm CLI's habit): what went in, what came out, what it cost.
+CREATE TABLE calls (
+    id            INTEGER PRIMARY KEY,
+    stage         TEXT NOT NULL,             -- 'describe', 'embed', ...
+    backend       TEXT NOT NULL,             -- spec string
+    model         TEXT,
+    input_ref     TEXT,                      -- image sha256, text hash, batch id ...
+    prompt        TEXT,
+    params        TEXT,                      -- JSON
+    output        TEXT,
+    status        TEXT NOT NULL,             -- 'ok', 'error', 'flagged'
+    error         TEXT,
+    input_tokens  INTEGER,
+    output_tokens INTEGER,
+    cost_usd      REAL,
+    latency_s     REAL,
+    started       TEXT NOT NULL,
+    finished      TEXT
+);
+CREATE INDEX calls_ref ON calls(stage, input_ref);
+
+-- Which vectors exist for which embedder; the vectors themselves are files under vectors/.
+CREATE TABLE embedders (
+    name      TEXT PRIMARY KEY,              -- cache key, e.g. 'text:minilm'
+    kind      TEXT NOT NULL CHECK (kind IN ('text', 'image')),
+    spec      TEXT NOT NULL,
+    dim       INTEGER,
+    params    TEXT NOT NULL DEFAULT '{}',
+    created   TEXT NOT NULL
+);
+
+-- A clustering run: the features it used, every parameter and seed, and package versions.
+CREATE TABLE runs (
+    id               INTEGER PRIMARY KEY,
+    key              TEXT NOT NULL UNIQUE,   -- hash of everything that determines the result
+    created          TEXT NOT NULL,
+    features         TEXT NOT NULL,          -- 'text' or 'image'
+    description_set  TEXT,                   -- name, for text features
+    embedder         TEXT NOT NULL,
+    reduce           TEXT NOT NULL,          -- spec string
+    min_cluster_size INTEGER NOT NULL,
+    min_samples      INTEGER,
+    seed             INTEGER,
+    n_items          INTEGER NOT NULL,
+    n_clusters       INTEGER NOT NULL,
+    n_outliers       INTEGER NOT NULL,
+    params           TEXT NOT NULL,          -- JSON: the full record (reducer, clusterer, environment)
+    label            TEXT                    -- e.g. the sweep that made it
+);
+
+CREATE TABLE assignments (
+    run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    sha256      TEXT NOT NULL,
+    cluster     INTEGER NOT NULL,            -- -1 = outlier
+    probability REAL,
+    PRIMARY KEY (run_id, sha256)
+);
+
+CREATE TABLE keywords (
+    run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    cluster  INTEGER NOT NULL,
+    rank     INTEGER NOT NULL,
+    term     TEXT NOT NULL,
+    score    REAL NOT NULL,
+    params   TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (run_id, cluster, rank)
+);
+"""
+
+MIGRATIONS: list[str] = [V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(con: sqlite3.Connection) -> int:
+    has_meta = con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    if not has_meta:
+        return 0
+    row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(con: sqlite3.Connection) -> int:
+    """Bring the database to ``SCHEMA_VERSION``; returns the version it started from."""
+    start = current_version(con)
+    if start > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"this study was written by a newer connote (schema {start}, this one knows {SCHEMA_VERSION}); "
+            "upgrade connote to open it"
+        )
+    for version in range(start, SCHEMA_VERSION):
+        # One transaction per step: a crash mid-migration leaves the previous version intact.
+        con.executescript(
+            "BEGIN;\n" + MIGRATIONS[version] + "\nINSERT OR REPLACE INTO meta(key, value) "
+            f"VALUES ('schema_version', '{version + 1}');\nCOMMIT;"
+        )
+    return start
