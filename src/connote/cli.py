@@ -66,10 +66,15 @@ def cmd_describe(args) -> int:
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size
+    for opt in ("concurrency", "base_url", "api_key_env", "max_side", "detail", "max_tokens", "temperature",
+                "timeout", "device"):
+        if getattr(args, opt, None) is not None:
+            options[opt] = getattr(args, opt)
     prompt = _read_prompt(args.prompt)
     summary = steps.describe(study, args.describer, prompt=prompt, name=args.name,
                              retry_flagged=args.retry_flagged, max_cost=args.max_cost,
-                             progress=_progress(args), **options)
+                             progress=_progress(args), dry_run=args.dry_run, batch=args.batch,
+                             batch_poll=args.batch_poll, batch_wait=not args.no_wait, **options)
     _report_describe(summary, args)
     return 0
 
@@ -86,6 +91,17 @@ def _read_prompt(value: str | None) -> str | None:
 
 
 def _report_describe(summary, args) -> None:
+    if hasattr(summary, "images") and not hasattr(summary, "described"):  # --dry-run: a DescribeEstimate
+        mode = " with the Batch API" if summary.batch else ""
+        _say(f"Dry run: nothing was sent. Describer {summary.describer}{mode} "
+             f"(description set {summary.set_name!r}).")
+        _say(f"Would describe {summary.images} image(s); {summary.already} of {summary.total} are done already.")
+        _say(f"Estimated tokens: {summary.input_tokens:,} in, {summary.output_tokens:,} out.")
+        cost = "unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
+        _say(f"Estimated cost: {cost}")
+        for note in summary.notes:
+            _warn(f"note: {note}")
+        return
     _say(f"Describer: {summary.describer} (description set {summary.set_name!r}).")
     if summary.describer == "offline":
         _say("  The offline describer writes what is written in the image (OCR) and what an ImageNet CNN sees.")
@@ -99,8 +115,26 @@ def _report_describe(summary, args) -> None:
         _warn(f"{summary.flagged} description(s) flagged for review and {summary.failed} failed:")
         for path, reason in summary.problems[:50]:
             _warn(f"  {path}: {reason}")
+    if getattr(summary, "retried_flagged", 0):
+        _say(f"{summary.retried_flagged} output(s) failed a check and were asked for once more.")
+    if summary.flagged:
+        _warn("Flagged descriptions are kept apart (not used); ask for them again with --retry-flagged.")
     if summary.stopped:
         _warn(f"Stopped early: {summary.stopped}. Run the same command again to continue.")
+
+
+def cmd_import_descriptions(args) -> int:
+    from connote import steps
+
+    study = _open(args.study)
+    r = steps.import_descriptions(study, args.file, name=args.name, check=not args.no_check)
+    _say(f"Imported {r.imported} description(s) into set {r.set_name!r} ({r.flagged} flagged); "
+         f"{r.total} distinct image(s) in the study, {r.missing} without a description.")
+    for row, reason in r.problems[:50]:
+        _warn(f"  {row}: {reason}")
+    if len(r.problems) > 50:
+        _warn(f"  ... and {len(r.problems) - 50} more")
+    return 0
 
 
 def cmd_embed(args) -> int:
@@ -108,8 +142,22 @@ def cmd_embed(args) -> int:
 
     study = _open(args.study)
     text = None if args.no_text else args.text
-    results = steps.embed(study, text, args.image, description_set=args.descriptions, progress=_progress(args))
+    options = {}
+    if args.image_weights:
+        options["weights_path"] = args.image_weights
+    if args.no_fallback:
+        options["fallback"] = False
+    import warnings
+
+    from connote.embedders.image import WeightsFallbackWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeightsFallbackWarning)  # printed below, plainly
+        results = steps.embed(study, text, args.image, description_set=args.descriptions,
+                              progress=_progress(args), **options)
     for r in results:
+        if getattr(r, "notice", None):
+            _warn(f"NOTE: {r.notice}")
         _say(f"{r.embedder}: {r.total} input(s), {r.computed} embedded now, {r.reused} reused"
              + (f", {r.dim} dimensions" if r.dim else "") + ".")
         for path, reason in r.failed:
@@ -122,7 +170,8 @@ def cmd_cluster(args) -> int:
 
     study = _open(args.study)
     res = steps.cluster(study, args.features, reduce=args.reduce, min_cluster_size=args.min_cluster_size,
-                        min_samples=args.min_samples, seed=args.seed, text=args.text, image=args.image,
+                        min_samples=args.min_samples, selection=args.selection, seed=args.seed, text=args.text,
+                        image=args.image,
                         description_set=args.descriptions)
     for note in res.notes:
         _warn(f"note: {note}")
@@ -130,6 +179,28 @@ def cmd_cluster(args) -> int:
     _warn(f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
           f"image(s), min cluster size {res.min_cluster_size}.")
     _say(str(res.run_id))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from connote import steps
+    from connote.errors import UserError
+
+    study = _open(args.study)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds takes numbers separated by commas, not {args.seeds!r}") from None
+    features = [f.strip() for f in args.features.split(",") if f.strip()]
+    bad = set(features) - {"text", "image"}
+    if bad:
+        raise UserError(f"--features takes text and/or image, not {', '.join(sorted(bad))}")
+    res = steps.sweep(study, args.grid, features=features, seeds=seeds, text=args.text, image=args.image,
+                      description_set=args.descriptions, min_samples=args.min_samples, workers=args.workers,
+                      progress=_progress(args), say=_warn)
+    _say(res.table())
+    _warn(f"Sweep {res.grid}: {res.computed} run(s) made, {res.reused} reused; {res.reductions} reduction(s), "
+          f"{res.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`.")
     return 0
 
 
@@ -213,7 +284,7 @@ def cmd_run(args) -> int:
     _report_describe(summary, args)
     steps.embed(study, args.text, progress=progress)
     res = steps.cluster(study, "text", reduce=args.reduce, min_cluster_size=args.min_cluster_size,
-                        seed=args.seed, text=args.text)
+                        selection=args.selection, seed=args.seed, text=args.text)
     for note in res.notes:
         _warn(f"note: {note}")
     keywords = steps.explain(study, res.run_id, top_k=args.top_k)
@@ -248,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default="minilm", help="text embedder (default minilm = all-MiniLM-L6-v2)")
     p.add_argument("--reduce", default=DEFAULT_REDUCE, help=f"default {DEFAULT_REDUCE}")
     p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
+    p.add_argument("--selection", choices=["eom", "leaf"],
+                   help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--top-k", type=int, default=10, help="keywords per cluster")
     _add_common(p)
@@ -267,14 +340,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="images per model call (local models)")
     p.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly once this much is spent")
     p.add_argument("--retry-flagged", action="store_true", help="describe flagged and failed images again")
+    p.add_argument("--dry-run", action="store_true", help="print the image count, estimated tokens and cost; "
+                   "send nothing")
+    p.add_argument("--concurrency", type=int, help="requests in flight at once (API describers; default 8)")
+    p.add_argument("--base-url", help="any OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
+    p.add_argument("--max-side", type=int, help="downscale images to this many pixels on the long side before "
+                   "upload (default 1024; 512 with --detail low)")
+    p.add_argument("--detail", choices=["low", "high", "auto"], help="image detail level (default low)")
+    p.add_argument("--max-tokens", type=int, help="most output tokens per description (default 400)")
+    p.add_argument("--temperature", type=float, help="sampling temperature (default: the model's)")
+    p.add_argument("--timeout", type=float, help="seconds per request (default 120)")
+    p.add_argument("--device", help="local models: cuda, cpu, ... (default: a GPU when present)")
+    p.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (half price, within 24 h); "
+                   "resumable: run the same command again to pick the batch up")
+    p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
+    p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
     _add_common(p)
     p.set_defaults(func=cmd_describe)
 
+    p = sub.add_parser("import-descriptions", help="S1 from elsewhere: captions from a CSV or JSONL file "
+                       "(columns image,text)")
+    p.add_argument("study")
+    p.add_argument("file", help="CSV or JSONL; image = path relative to the images root, file name or sha256")
+    p.add_argument("--name", help="description set name (default: imported:FILE_STEM)")
+    p.add_argument("--no-check", action="store_true", help="do not flag refusals, empty or repetitive texts")
+    p.set_defaults(func=cmd_import_descriptions)
+
     p = sub.add_parser("embed", help="S2: embed descriptions (and/or images) as vectors")
     p.add_argument("study")
-    p.add_argument("--text", default="minilm", help="sentence-transformers name or path; minilm (default)")
+    p.add_argument("--text", default="minilm", help="minilm (default), a sentence-transformers name or path, "
+                                                     "or openai:MODEL (e.g. openai:text-embedding-3-small)")
     p.add_argument("--no-text", action="store_true", help="embed images only")
-    p.add_argument("--image", help="image embedder, e.g. efficientnet-lite0 or vgg16")
+    p.add_argument("--image", help="image embedder: vgg16 (the paper's CNN baseline, torchvision weights), any "
+                                   "torchvision model name, efficientnet-lite0 (packaged, offline), "
+                                   "open_clip:MODEL[@PRETRAINED]")
+    p.add_argument("--image-weights", metavar="FILE", help="a saved state_dict for the torchvision model "
+                                                             "(instead of downloading its ImageNet weights)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="fail instead of using efficientnet-lite0 when torchvision weights cannot be had")
     p.add_argument("--descriptions", help="description set (default: the latest)")
     _add_common(p)
     p.set_defaults(func=cmd_embed)
@@ -286,11 +390,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="umap:components=5,neighbors=15 (default) | pca:components=10 | pca:variance=0.8")
     p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
     p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
+    p.add_argument("--selection", choices=["eom", "leaf"],
+                   help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
     p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
     p.add_argument("--descriptions", help="description set (default: the latest)")
     p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser("sweep", help="S3+S4 over a grid (the paper's by default): every setting is a run")
+    p.add_argument("study")
+    p.add_argument("--grid", default="paper", help="paper (default: UMAP 5/10 x 5/15/30, PCA 5/10/20/80%%, "
+                                                   "min cluster size 50/100/200) or a TOML file")
+    p.add_argument("--features", default="text", help="text, image or text,image (default text)")
+    p.add_argument("--seeds", default="42", help="comma-separated seeds, e.g. 42,48,112 (default 42)")
+    p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
+    p.add_argument("--selection", choices=["eom", "leaf"],
+                   help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)")
+    p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
+    p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
+    p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
+    p.add_argument("--descriptions", help="description set (default: the latest)")
+    _add_common(p)
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("explain", help="S5: TF-IDF keywords per cluster")
     p.add_argument("study")
@@ -335,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
     from connote.errors import UserError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # connote shows its own progress bars
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -15,6 +15,15 @@ def default_min_cluster_size(n: int) -> int:
     return int(max(2, min(max(5, round(n / 100)), n // 3)))
 
 
+#: Below this many items the default cluster selection is 'leaf': excess-of-mass ('eom', the paper's and
+#: hdbscan's default) tends to keep a small collection in two or three large clusters.
+LEAF_BELOW = 500
+
+
+def default_selection(n: int) -> str:
+    return "leaf" if n < LEAF_BELOW else "eom"
+
+
 class HDBSCANClusterer:
     """HDBSCAN with scikit-learn's estimator shape: ``fit_predict(X)`` returns labels, -1 = outlier."""
 

@@ -14,7 +14,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 #: Extensions looked at, in any case (.JPG, .Jpeg ...).
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".png",
+    ".webp",
+    ".gif",
+    ".bmp",
+    ".dib",
+    ".tif",
+    ".tiff",
+}
 
 #: Largest image, in pixels, that is decoded (about 16k x 10k); larger ones are refused as possible
 #: decompression bombs.
@@ -29,8 +41,19 @@ class ImageError(Exception):
 
 def iter_files(root: Path) -> Iterator[Path]:
     """Files under ``root`` with an image extension, recursively, in a stable order. Links are followed
-    (dangling ones are yielded so that they can be reported)."""
+    (dangling ones are yielded so that they can be reported); a folder reached twice (a link loop such as
+    ``ln -s .. up``, or a second link to the same folder) is walked only once."""
+    seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):
@@ -48,21 +71,24 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def _open(path: Path, max_pixels: int):
+    """Open (header only) and refuse images over ``max_pixels``. Pillow's global ``MAX_IMAGE_PIXELS`` is
+    left alone (changing it per call is not thread-safe and leaks into every other Pillow user); its own
+    hard limit (2x its default, the same as :data:`MAX_PIXELS`) still applies on top of ``max_pixels``."""
     from PIL import Image
 
-    Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
-            if img.width * img.height > max_pixels:
-                raise ImageError(
-                    f"too large: {img.width}x{img.height} pixels is over the limit of {max_pixels:,} "
-                    "(possible decompression bomb)"
-                )
-            return img
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageError(f"too large, possible decompression bomb ({exc})") from None
+    if img.width * img.height > max_pixels:
+        img.close()
+        raise ImageError(
+            f"too large: {img.width}x{img.height} pixels is over the limit of {max_pixels:,} "
+            "(possible decompression bomb)"
+        )
+    return img
 
 
 def _explain(exc: BaseException, path: Path) -> str:
@@ -70,6 +96,8 @@ def _explain(exc: BaseException, path: Path) -> str:
 
     if isinstance(exc, ImageError):
         return str(exc)
+    if type(exc).__name__ == "DecompressionBombError":
+        return f"too large, possible decompression bomb ({exc})"
     if isinstance(exc, FileNotFoundError):
         return "broken link: the file it points to does not exist" if path.is_symlink() else "file vanished"
     if isinstance(exc, PermissionError):
@@ -131,8 +159,16 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS):
 def inspect_file(path: Path, root: Path, *, max_pixels: int = MAX_PIXELS) -> dict:
     """A record for the ``images`` table: hash, size and format, or status 'skipped' and the reason."""
     rel = path.relative_to(root).as_posix()
-    record = {"path": rel, "sha256": None, "status": "skipped", "reason": None,
-              "width": None, "height": None, "format": None, "bytes": None}
+    record = {
+        "path": rel,
+        "sha256": None,
+        "status": "skipped",
+        "reason": None,
+        "width": None,
+        "height": None,
+        "format": None,
+        "bytes": None,
+    }
     try:
         record["bytes"] = path.stat().st_size
         record["sha256"] = sha256_file(path)

@@ -17,14 +17,24 @@ FILLER_WORDS = frozenset(
     symbolises symbolise highlights highlight highlighting emphasizes emphasize emphasizing emphasises
     underscores underscore portrays portray portraying reflects reflect reflecting captures capture capturing
     connotative connotation connotations meaning overall sense feeling appears appear likely viewer viewers
-    visual visually evident text""".split()
+    visual visually evident text written seen colours colors""".split()  # noqa: SIM905 - a word list reads best as text
+)
+
+
+#: Content words that scikit-learn's English stop list removes but that name what an image shows (a
+#: cluster of wildfire photos must be able to get the keyword "fire"); they are kept.
+CONTENT_WORDS = frozenset(
+    {"fire", "bill", "bottom", "cry", "empty", "front", "full", "interest", "mill", "side", "system", "thick",
+     "thin", "top", "fill"}
 )
 
 
 def stop_words(extra: Iterable[str] = (), *, filler: bool = True) -> frozenset[str]:
+    """scikit-learn's English stop words less :data:`CONTENT_WORDS`, plus ``extra``, plus (by default)
+    :data:`FILLER_WORDS`."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-    words = set(ENGLISH_STOP_WORDS) | {w.lower() for w in extra}
+    words = (set(ENGLISH_STOP_WORDS) - CONTENT_WORDS) | {w.lower() for w in extra}
     if filler:
         words |= FILLER_WORDS
     return frozenset(words)
@@ -46,7 +56,7 @@ def cluster_keywords(
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     docs: dict[int, list[str]] = {}
-    for text, label in zip(texts, labels):
+    for text, label in zip(texts, labels, strict=True):
         if text and (label != -1 or include_outliers):
             docs.setdefault(int(label), []).append(text)
     if not docs:

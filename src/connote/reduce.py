@@ -8,6 +8,18 @@ import numpy as np
 from connote.errors import UserError
 
 
+def numba_cache() -> str:
+    """Keep numba's compiled code (UMAP, pynndescent) on disk across processes: NUMBA_CACHE_DIR, or
+    ~/.cache/connote/numba (XDG_CACHE_HOME respected) when unset. Call before umap is imported; the one
+    place connote sets it."""
+    import os
+
+    if not os.environ.get("NUMBA_CACHE_DIR"):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ["NUMBA_CACHE_DIR"] = os.path.join(base, "connote", "numba")
+    return os.environ["NUMBA_CACHE_DIR"]
+
+
 class UMAPReducer:
     """UMAP (McInnes et al. 2018). The paper: 5 or 10 components x 5, 15 or 30 neighbours."""
 
@@ -15,6 +27,8 @@ class UMAPReducer:
 
     def __init__(self, n_components: int = 5, n_neighbors: int = 15, metric: str = "cosine",
                  min_dist: float = 0.1, random_state: int | None = 42):
+        if n_components < 1 or n_neighbors < 2:
+            raise UserError(f"UMAP needs components >= 1 and neighbors >= 2, got {n_components} and {n_neighbors}")
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.metric = metric
@@ -46,11 +60,16 @@ class UMAPReducer:
         comps, neigh = self.effective(n)
         if (comps, neigh) != (self.n_components, self.n_neighbors):
             self.notes.append(f"UMAP used {comps} components and {neigh} neighbours to fit {n} items")
+        numba_cache()
         import umap
 
         kwargs = {}
         if knn is not None:
-            kwargs["precomputed_knn"] = knn
+            # (indices, distances) with at least ``neigh`` columns, nearest first (self included); sliced
+            # here because umap-learn does not prune a wider graph for small data sets.
+            idx, dist = knn[0], knn[1]
+            kwargs["precomputed_knn"] = (np.array(idx[:, :neigh], dtype=np.int32),
+                                         np.array(dist[:, :neigh], dtype=np.float32))
         model = umap.UMAP(n_components=comps, n_neighbors=neigh, metric=self.metric, min_dist=self.min_dist,
                           random_state=self.random_state, n_jobs=1 if self.random_state is not None else -1,
                           **kwargs)
@@ -66,6 +85,8 @@ class PCAReducer:
                  random_state: int | None = 42):
         if (n_components is None) == (variance is None):
             raise UserError("PCA needs either components=N or variance=SHARE (e.g. pca:variance=0.8)")
+        if n_components is not None and n_components < 1:
+            raise UserError(f"PCA needs at least 1 component, got {n_components}")
         if variance is not None and not 0 < variance < 1:
             raise UserError(f"PCA variance share must be between 0 and 1, got {variance}")
         self.n_components = n_components
@@ -126,6 +147,8 @@ def from_spec(spec: str, seed: int | None = 42):
             bad = set(opts) - {"n_components", "variance"}
             if bad:
                 raise UserError(f"PCA takes components= or variance=, not {', '.join(sorted(bad))}")
+            if "variance" in opts and "n_components" in opts:
+                raise UserError(f"PCA takes either components=N or variance=SHARE, not both ({spec!r})")
             if "variance" in opts:
                 return PCAReducer(n_components=None, variance=float(opts["variance"]), random_state=seed)
             return PCAReducer(n_components=int(opts.get("n_components", 10)), random_state=seed)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from connote import registry
-from connote.clustering import HDBSCANClusterer, default_min_cluster_size
+from connote.clustering import HDBSCANClusterer, default_min_cluster_size, default_selection
 from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
 from connote.study import Study, text_key
@@ -87,18 +87,38 @@ def describe(
     retry_flagged: bool = False,
     max_cost: float | None = None,
     progress: bool = True,
+    dry_run: bool = False,
+    batch: bool = False,
+    batch_poll: float = 30.0,
+    batch_wait: bool = True,
     **describer_options,
 ):
-    """S1: describe every distinct image that has no description in the set yet. Returns a summary."""
+    """S1: describe every distinct image that has no description in the set yet. Returns a summary
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API."""
     from connote.describers.runner import DescribeRunner
 
     study = _study(study)
     if not study.unique_images():
         raise UserError(f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`")
-    d = registry.describer(describer, **describer_options)
+    d = registry.describer(describer, **{k: v for k, v in describer_options.items() if v is not None})
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost,
                             check=_checker())
+    if dry_run:
+        return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
+    if batch:
+        from connote.describers.batch import run_batch
+
+        return run_batch(study, runner, retry_flagged=retry_flagged, poll_interval=batch_poll, wait=batch_wait,
+                         progress=progress)
     return runner.run(study, retry_flagged=retry_flagged, progress=progress)
+
+
+def import_descriptions(study: Study | str | os.PathLike, path: str | os.PathLike, *, name: str | None = None,
+                        check: bool = True):
+    """Descriptions made elsewhere (CSV or JSONL with columns image,text) as a description set."""
+    from connote.describers.importer import import_file
+
+    return import_file(_study(study), path, name=name, check=_checker() if check else None)
 
 
 def _checker():
@@ -134,9 +154,17 @@ def embed(
     out = []
     if text:
         _, texts = _text_inputs(study, description_set)
-        out.append(embed_mod.embed_texts(study, registry.text_embedder(text, **options), texts, progress=progress))
+        emb = registry.text_embedder(text, **options)
+        if hasattr(emb, "prepare"):  # e.g. an API embedder logging its calls in the study
+            emb = emb.prepare(study)
+        out.append(embed_mod.embed_texts(study, emb, texts, progress=progress))
     if image:
-        out.append(embed_mod.embed_images(study, registry.image_embedder(image, **options), progress=progress))
+        emb = registry.image_embedder(image, **options)
+        if hasattr(emb, "prepare"):  # loads the weights; may fall back to another model (with a notice)
+            emb = emb.prepare(study)
+        summary = embed_mod.embed_images(study, emb, progress=progress)
+        summary.notice = getattr(emb, "notice", None)
+        out.append(summary)
     if not out:
         raise UserError("nothing to embed: give a text embedder, an image embedder, or both")
     return out
@@ -181,14 +209,31 @@ def features(
     raise UserError(f"unknown features {kind!r}; use text or image")
 
 
-def reduce_cached(study: Study, feats: Features, reducer) -> np.ndarray:
-    """Reduce once per (features, reducer parameters); later runs with other cluster settings reuse it."""
+def reduce_cache_path(study: Study, feats: Features, reducer) -> Path:
+    """Where the reduction of ``feats`` by ``reducer`` is cached (STUDY/cache/reduce/KEY.npy)."""
     params = reducer.params() if hasattr(reducer, "params") else {"repr": repr(reducer)}
     key = hashlib.sha256(json.dumps([feats.key, params], sort_keys=True, default=str).encode()).hexdigest()[:24]
-    path = study.path / "cache" / "reduce" / f"{key}.npy"
+    return study.path / "cache" / "reduce" / f"{key}.npy"
+
+
+def run_key(feats: Features, reducer_params: dict, cluster_params: dict, seed: int | None) -> str:
+    """The key a run is stored (and found again) under: features, reducer, clusterer and seed."""
+    return hashlib.sha256(
+        json.dumps([feats.key, reducer_params, cluster_params, seed], sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
+def reduce_cached(study: Study, feats: Features, reducer, *, knn=None, Y: np.ndarray | None = None) -> np.ndarray:
+    """Reduce once per (features, reducer parameters); later runs with other cluster settings reuse it.
+
+    ``knn`` (indices, distances) is handed to reducers that take a precomputed neighbour graph (UMAP);
+    ``Y`` stores a reduction computed elsewhere (e.g. by a sweep worker) under the same key."""
+    path = reduce_cache_path(study, feats, reducer)
     if path.is_file():
         return np.load(path)
-    Y = np.asarray(reducer.fit_transform(feats.X), dtype=np.float32)
+    if Y is None:
+        Y = reducer.fit_transform(feats.X, knn=knn) if knn is not None else reducer.fit_transform(feats.X)
+    Y = np.asarray(Y, dtype=np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
@@ -215,6 +260,7 @@ def cluster(
     reduce: str | object = DEFAULT_REDUCE,
     min_cluster_size: int | None = None,
     min_samples: int | None = None,
+    selection: str | None = None,
     seed: int | None = DEFAULT_SEED,
     text: str = "minilm",
     image: str = "efficientnet-lite0",
@@ -235,15 +281,19 @@ def cluster(
     if min_cluster_size is None:
         min_cluster_size = default_min_cluster_size(n)
         notes.append(f"min cluster size {min_cluster_size} (default for {n} items; set with --min-cluster-size)")
+    if selection is None and clusterer is None:
+        selection = default_selection(n)
+        notes.append(f"cluster selection '{selection}' (default for {n} items; set with --selection eom|leaf)")
+    if selection not in (None, "eom", "leaf"):
+        raise UserError(f"unknown cluster selection {selection!r}; use eom or leaf")
     reducer = registry.reducer(reduce, seed=seed)
-    clusterer = clusterer or HDBSCANClusterer(min_cluster_size=min_cluster_size, min_samples=min_samples)
+    clusterer = clusterer or HDBSCANClusterer(min_cluster_size=min_cluster_size, min_samples=min_samples,
+                                              cluster_selection_method=selection)
     reduce_spec = getattr(reducer, "spec", type(reducer).__name__)
     cluster_params = clusterer.params() if hasattr(clusterer, "params") else {"repr": repr(clusterer)}
     reducer_params = reducer.params() if hasattr(reducer, "params") else {"repr": repr(reducer)}
-    run_key = hashlib.sha256(
-        json.dumps([feats.key, reducer_params, cluster_params, seed], sort_keys=True, default=str).encode()
-    ).hexdigest()
-    old = study.find_run(run_key)
+    key = run_key(feats, reducer_params, cluster_params, seed)
+    old = study.find_run(key)
     if old is not None:
         return ClusterResult(old["id"], True, old["n_items"], old["n_clusters"], old["n_outliers"],
                              old["min_cluster_size"], notes)
@@ -254,7 +304,7 @@ def cluster(
     probs = getattr(clusterer, "probabilities_", None)
     n_clusters = len(set(labels.tolist()) - {-1})
     record = {
-        "key": run_key,
+        "key": key,
         "features": feats.kind,
         "description_set": feats.description_set,
         "embedder": feats.embedder,
@@ -275,6 +325,14 @@ def cluster(
     prob_map = {s: float(p) for s, p in zip(feats.shas, probs)} if probs is not None else None
     run_id = study.add_run(record, dict(zip(feats.shas, labels.tolist())), prob_map)
     return ClusterResult(run_id, False, n, n_clusters, record["n_outliers"], int(min_cluster_size), notes)
+
+
+def sweep(study: Study | str | os.PathLike, grid="paper", **options):
+    """S3 + S4 over a whole grid (the paper's by default): every setting becomes an ordinary run; see
+    :func:`connote.sweep.sweep` for the options (features, seeds, workers, ...)."""
+    from connote.sweep import sweep as _sweep
+
+    return _sweep(_study(study), grid, **options)
 
 
 # ---------------------------------------------------------------------------------------------- S5
@@ -402,6 +460,7 @@ def run(
     text: str = "minilm",
     reduce: str = DEFAULT_REDUCE,
     min_cluster_size: int | None = None,
+    selection: str | None = None,
     seed: int | None = DEFAULT_SEED,
     top_k: int = 10,
     progress: bool = True,
@@ -411,6 +470,7 @@ def run(
     study = init(out, images, progress=progress)
     describe(study, describer, progress=progress, **describer_options)
     embed(study, text, progress=progress)
-    res = cluster(study, "text", reduce=reduce, min_cluster_size=min_cluster_size, seed=seed, text=text)
+    res = cluster(study, "text", reduce=reduce, min_cluster_size=min_cluster_size, selection=selection, seed=seed,
+                  text=text)
     explain(study, res.run_id, top_k=top_k)
     return study, res.run_id, report(study, res.run_id, progress=progress)

@@ -26,6 +26,9 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(w for w in vocab if w.isalpha() and w.isascii() and (len(w) > 1 or w in {"a", "i"}))
 
 
+_SHORT_WORDS = frozenset("a i an as at be by do go he if in is it me my no of on or so to up us we".split())
+
+
 def split_words(run: str, vocabulary: frozenset[str], max_word: int = 20) -> str:
     """Re-insert the spaces RapidOCR drops between English words ('CLIMATECHANGE' -> 'CLIMATE CHANGE').
 
@@ -38,7 +41,8 @@ def split_words(run: str, vocabulary: frozenset[str], max_word: int = 20) -> str
     best[0] = (0, 0)
     for end in range(1, n + 1):
         for start in range(max(0, end - max_word), end):
-            if best[start] is not None and lower[start:end] in vocabulary:
+            piece = lower[start:end]
+            if best[start] is not None and piece in vocabulary and (len(piece) > 2 or piece in _SHORT_WORDS):
                 cand = (best[start][0] + 1, start)
                 if best[end] is None or cand[0] < best[end][0]:
                     best[end] = cand
@@ -64,15 +68,42 @@ def _ocr():
     return RapidOCR()
 
 
-def compose(ocr_lines: list[str], labels: list[str]) -> str:
-    """The description text: what is written, then what is shown."""
+#: Basic colour terms (Berlin & Kay) and a typical sRGB value for each.
+COLOURS = {
+    "black": (20, 20, 20), "white": (245, 245, 245), "grey": (128, 128, 128), "red": (200, 30, 30),
+    "orange": (240, 140, 30), "yellow": (240, 220, 40), "green": (50, 150, 50), "blue": (40, 80, 200),
+    "purple": (120, 50, 150), "pink": (240, 150, 180), "brown": (120, 80, 40),
+}
+
+
+def colour_words(img, min_share: float = 0.12) -> list[str]:
+    """The basic colours covering at least ``min_share`` of the image, most common first."""
+    import numpy as np
+
+    small = np.asarray(img.resize((48, 48)), dtype=np.float32).reshape(-1, 3)
+    names = list(COLOURS)
+    palette = np.array([COLOURS[n] for n in names], dtype=np.float32)
+    nearest = np.argmin(((small[:, None, :] - palette[None, :, :]) ** 2).sum(-1), axis=1)
+    shares = np.bincount(nearest, minlength=len(names)) / len(nearest)
+    order = np.argsort(-shares)
+    return [names[i] for i in order if shares[i] >= min_share][:3]
+
+
+def _join(words: list[str], last: str = "and") -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + f" {last} " + words[-1]
+
+
+def compose(ocr_lines: list[str], labels: list[str], colours: list[str] | None = None) -> str:
+    """The description text: what is written, what is seen, and the main colours."""
     parts = []
     text = " ".join(line.strip() for line in ocr_lines if line.strip())
     if text:
-        parts.append(f'Text in the image: "{text}".')
+        parts.append(f'Written: "{text}".')
     if labels:
-        parts.append("It shows " + ", ".join(labels[:-1]) + (" or " if len(labels) > 1 else "") + labels[-1] + ".")
-    return " ".join(parts) or "An image with no legible text and no recognisable object."
+        parts.append(f"Seen: {_join(labels, 'or')}.")
+    if colours:
+        parts.append(f"Colours: {_join(colours)}.")
+    return " ".join(parts) or "No legible text and no recognisable object."
 
 
 class OfflineDescriber:
@@ -91,7 +122,7 @@ class OfflineDescriber:
         self.batch_size = batch_size
 
     def params(self) -> dict:
-        return {"top_labels": self.top_labels, "min_label_prob": self.min_label_prob, "ocr": self.ocr,
+        return {"top_labels": self.top_labels, "min_label_prob": self.min_label_prob, "ocr": self.ocr, "colours": True,
                 "ocr_min_score": OCR_MIN_SCORE}
 
     def _read_text(self, img) -> list[str]:
@@ -137,5 +168,5 @@ class OfflineDescriber:
                 continue
             img, lab = next(it_img), next(it_lab)
             lines = self._read_text(img) if self.ocr else []
-            out.append(Description(compose(lines, lab), model=self.model))
+            out.append(Description(compose(lines, lab, colour_words(img)), model=self.model))
         return out

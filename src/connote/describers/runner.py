@@ -37,6 +37,26 @@ class DescribeSummary:
     calls: int = 0
     stopped: str | None = None  # why the run stopped early (budget, interrupt)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (image path, reason)
+    retried_flagged: int = 0  # outputs that failed a check and were asked for once more
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass
+class DescribeEstimate:
+    """What --dry-run prints: the work left and its expected tokens and cost (nothing is sent)."""
+
+    set_name: str
+    describer: str
+    model: str | None
+    total: int  # distinct images
+    already: int  # described before
+    images: int  # to describe now
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None  # None when the price is unknown
+    batch: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 def pending_items(study: Study, set_id: int, *, retry_flagged: bool = False) -> tuple[list[ImageItem], int]:
@@ -47,11 +67,22 @@ def pending_items(study: Study, set_id: int, *, retry_flagged: bool = False) -> 
     root = study.images_root
     for img in study.unique_images():
         row = rows.get(img["sha256"])
-        if row is not None and (row["status"] == "ok" or not retry_flagged):
+        transient = (
+            row is not None and row["status"] == "failed" and (row["reason"] or "").startswith(TRANSIENT)
+        )
+        if row is not None and not transient and (row["status"] == "ok" or not retry_flagged):
             done += 1
             continue
         todo.append(ImageItem(img["sha256"], root / img["path"], img["path"]))
     return todo, done
+
+
+#: Reason prefix of failures that may go away (rate limits, 5xx, timeouts): a re-run tries them again.
+TRANSIENT = "transient: "
+
+#: Seconds of the first retry's backoff (doubling, with jitter) and the most one wait may last.
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
 
 
 def _backoff(attempt: int, retry_after: float | None, base: float, cap: float) -> float:
@@ -70,23 +101,36 @@ class DescribeRunner:
         prompt: str = PAPER_PROMPT,
         name: str | None = None,
         max_retries: int = 4,
-        backoff_base: float = 1.0,
-        backoff_cap: float = 30.0,
+        backoff_base: float | None = None,
+        backoff_cap: float | None = None,
         check: Callable[[str], str | None] | None = None,
         max_cost: float | None = None,
+        retry_bad: bool = True,
     ):
         self.describer = describer
         self.prompt = prompt
         self.name = name
         self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self.backoff_base = BACKOFF_BASE if backoff_base is None else backoff_base
+        self.backoff_cap = BACKOFF_CAP if backoff_cap is None else backoff_cap
         self.check = check
         self.max_cost = max_cost
+        self.retry_bad = retry_bad  # ask once more when an output fails a check
 
     # -------------------------------------------------------------- one batch, with retries
-    def _call(self, items: list[ImageItem], stop: threading.Event) -> list[tuple[Description | DescribeError, int]]:
-        """Describe one batch; returns (result, attempts) per item. Transient errors are retried here."""
+    def problem(self, res: Description) -> str | None:
+        """Why an output is not usable (metadata first, then the text check), or None."""
+        reason = (res.extra or {}).get("problem")
+        if not reason and (res.extra or {}).get("finish_reason") in {"length", "content_filter"}:
+            from connote.describers.checks import check_response
+
+            reason = check_response(res.extra["finish_reason"])
+        if not reason and self.check is not None and getattr(self.describer, "uses_prompt", True):
+            reason = self.check(res.text)  # LLM outputs only: fixed-form describers (offline) are not judged
+        return reason
+
+    def _attempt(self, items: list[ImageItem], stop: threading.Event):
+        """Describe one batch with retries of transient errors; (results aligned with items, attempts)."""
         results: list[Description | DescribeError | None] = [None] * len(items)
         attempts = [0] * len(items)
         todo = list(range(len(items)))
@@ -99,12 +143,14 @@ class DescribeRunner:
                 out = self.describer.describe(batch, self.prompt)
             except DescribeError as exc:
                 out = [exc] * len(batch)
+            except UserError:
+                raise
             except Exception as exc:  # noqa: BLE001 - a backend bug must not end the run
                 out = [DescribeError(f"{type(exc).__name__}: {exc}", permanent=True)] * len(batch)
             elapsed = time.perf_counter() - t0
             retry_after = None
             still = []
-            for i, res in zip(todo, out):
+            for i, res in zip(todo, out, strict=False):
                 attempts[i] += 1
                 if isinstance(res, Description) and res.latency_s is None:
                     res.latency_s = elapsed / max(1, len(batch))
@@ -117,20 +163,120 @@ class DescribeRunner:
             if not todo:
                 break
             stop.wait(_backoff(attempt, retry_after, self.backoff_base, self.backoff_cap))
-        return [(r, a) for r, a in zip(results, attempts) if r is not None]
+        # A transient error cut short by a stop is not a result: the image stays pending.
+        for i in todo:
+            if stop.is_set() and isinstance(results[i], DescribeError) and attempts[i] <= self.max_retries:
+                results[i] = None
+        return results, attempts
+
+    def _call(self, items: list[ImageItem], stop: threading.Event) -> list[tuple | None]:
+        """Describe one batch: transient errors retried, outputs that fail a check asked for once more.
+
+        Returns, per item, None (not done: stopped) or (result, attempts, earlier flagged outputs, problem).
+        """
+        results, attempts = self._attempt(items, stop)
+        earlier: list[list[tuple[Description, str]]] = [[] for _ in items]
+        problems: list[str | None] = [None] * len(items)
+        redo = []
+        for i, res in enumerate(results):
+            if isinstance(res, Description):
+                problems[i] = self.problem(res)
+                if problems[i] and self.retry_bad and getattr(self.describer, "retry_bad_outputs", True):
+                    redo.append(i)
+        if redo and not stop.is_set():
+            again, more = self._attempt([items[i] for i in redo], stop)
+            for i, res, n in zip(redo, again, more, strict=False):
+                attempts[i] += n
+                if res is None:
+                    continue
+                earlier[i].append((results[i], problems[i]))
+                results[i] = res
+                problems[i] = self.problem(res) if isinstance(res, Description) else None
+        return [
+            None if r is None else (r, a, e, p)
+            for r, a, e, p in zip(results, attempts, earlier, problems, strict=False)
+        ]
 
     # -------------------------------------------------------------- the whole study
-    def run(self, study: Study, *, retry_flagged: bool = False, progress: bool = True) -> DescribeSummary:
+    def _open_set(self, study: Study) -> tuple[str, int, str | None]:
         d = self.describer
         prompt = self.prompt if getattr(d, "uses_prompt", True) else None
         name = self.name or default_set_name(d.spec, prompt)
         set_id = study.description_set(name, d.spec, getattr(d, "model", None), prompt, d.params())
+        return name, set_id, prompt
+
+    def estimate(self, study: Study, *, retry_flagged: bool = False, batch: bool = False) -> DescribeEstimate:
+        """The images a run would describe and their expected tokens and cost; sends nothing."""
+        d = self.describer
+        prompt = self.prompt if getattr(d, "uses_prompt", True) else None
+        name = self.name or default_set_name(d.spec, prompt)
+        row = study.con.execute("SELECT id FROM description_sets WHERE name=?", (name,)).fetchone()
+        if row is not None:
+            items, done = pending_items(study, row["id"], retry_flagged=retry_flagged)
+        else:
+            root = study.images_root
+            items = [ImageItem(r["sha256"], root / r["path"], r["path"]) for r in study.unique_images()]
+            done = 0
+        est = DescribeEstimate(
+            name,
+            d.spec,
+            getattr(d, "model", None),
+            total=len(items) + done,
+            already=done,
+            images=len(items),
+            batch=batch,
+        )
+        if not hasattr(d, "estimate"):
+            est.cost_usd = 0.0
+            est.notes.append("a local describer: no per-token cost")
+            return est
+        sizes = {r["path"]: (r["width"], r["height"]) for r in study.images() if r["width"]}
+        unknown = False
+        cost = 0.0
+        for item in items:
+            tin, tout, usd = d.estimate(item, prompt or "", sizes.get(item.rel_path))
+            est.input_tokens += tin
+            est.output_tokens += tout
+            if usd is None:
+                unknown = True
+            else:
+                cost += usd
+        discount = getattr(getattr(d, "price", None), "batch_discount", 0.5) if batch else 1.0
+        est.cost_usd = None if unknown else cost * discount
+        if unknown:
+            est.notes.append(
+                f"no price known for model {getattr(d, 'model', None)!r}: add it to prices.toml "
+                "(or a file named by CONNOTE_PRICES)"
+            )
+        return est
+
+    def _reserve(self, batch: list[ImageItem]) -> float:
+        """Budget kept aside for a batch while it is in flight (worst case), so a budget is not overshot."""
+        d = self.describer
+        if self.max_cost is None or not hasattr(d, "reserve"):
+            return 0.0
+        total = 0.0
+        for item in batch:
+            usd = d.reserve(item, self.prompt or "")
+            if usd is None:
+                raise UserError(
+                    f"--max-cost needs the price of {getattr(d, 'model', None)!r}: add it to "
+                    "prices.toml (or a file named by CONNOTE_PRICES)"
+                )
+            total += usd
+        return total
+
+    def run(self, study: Study, *, retry_flagged: bool = False, progress: bool = True) -> DescribeSummary:
+        d = self.describer
+        name, set_id, prompt = self._open_set(study)
         items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
         summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
         if not items:
             return summary
         if not study.unique_images():
             raise UserError(f"{study.path}: no readable images to describe")
+        if hasattr(d, "prepare"):
+            d.prepare()  # e.g. no API key: one clear error before anything is sent
 
         batch_size = max(1, int(getattr(d, "batch_size", 1)))
         concurrency = max(1, int(getattr(d, "concurrency", 1)))
@@ -142,62 +288,133 @@ class DescribeRunner:
             bar = tqdm(total=len(items), desc=f"Describing ({d.spec})", unit="img")
         stop = threading.Event()
         spent = 0.0
+        reserved = 0.0
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="describe") as pool:
-            inflight: dict[Future, list[ImageItem]] = {}
+            inflight: dict[Future, tuple[list[ImageItem], float]] = {}
             queue = iter(batches)
+            pending_batch = None
+
+            def collect(fut: Future) -> None:
+                nonlocal spent, reserved
+                batch, held = inflight.pop(fut)
+                reserved -= held
+                try:
+                    results = fut.result()
+                except UserError:
+                    stop.set()
+                    raise
+                for item, entry in zip(batch, results, strict=False):
+                    if entry is not None:
+                        spent += self._store(study, set_id, item, entry, prompt, summary)
+                if bar is not None:
+                    bar.update(sum(e is not None for e in results))
+                    if spent:
+                        bar.set_postfix(cost=f"${spent:.4f}")
+
             try:
                 while True:
                     while len(inflight) < concurrency and not stop.is_set():
-                        if self.max_cost is not None and spent >= self.max_cost:
-                            summary.stopped = f"budget of ${self.max_cost:.2f} reached"
-                            stop.set()
-                            break
-                        batch = next(queue, None)
+                        batch = pending_batch or next(queue, None)
+                        pending_batch = None
                         if batch is None:
                             break
-                        inflight[pool.submit(self._call, batch, stop)] = batch
+                        held = self._reserve(batch)
+                        if self.max_cost is not None and spent + reserved + held > self.max_cost:
+                            if inflight:  # wait for in-flight calls: their real cost may leave room
+                                pending_batch = batch
+                                break
+                            summary.stopped = f"budget of ${self.max_cost:g} reached (spent ${spent:.4f})"
+                            stop.set()
+                            break
+                        reserved += held
+                        inflight[pool.submit(self._call, batch, stop)] = (batch, held)
                     if not inflight:
                         break
                     finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                     for fut in finished:
-                        batch = inflight.pop(fut)
-                        for item, (res, attempts) in zip(batch, fut.result()):
-                            spent += self._store(study, set_id, item, res, attempts, prompt, summary)
-                        if bar is not None:
-                            bar.update(len(batch))
-                            if spent:
-                                bar.set_postfix(cost=f"${spent:.4f}")
+                        collect(fut)
             except KeyboardInterrupt:
+                # Stop sending; keep what the calls already in flight bring back (they are paid for).
                 stop.set()
                 summary.stopped = "interrupted"
-                for fut in inflight:
-                    fut.cancel()
+                for fut in list(inflight):
+                    if fut.cancel():
+                        inflight.pop(fut)
+                try:
+                    for fut in list(inflight):
+                        wait([fut], timeout=60)
+                        if fut.done():
+                            collect(fut)
+                except BaseException:  # noqa: BLE001 - a second Ctrl-C: leave now
+                    pass
                 raise
             finally:
                 if bar is not None:
                     bar.close()
-        summary.cost_usd = spent
+                summary.cost_usd = spent
         return summary
 
-    def _store(self, study: Study, set_id: int, item: ImageItem, res, attempts: int, prompt, summary) -> float:
+    def _store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
         d = self.describer
+        res, attempts, earlier, problem = entry
         params = d.params()
         summary.calls += attempts
+        model = getattr(d, "model", None)
+        cost = 0.0
+        for bad, reason in earlier:  # outputs that failed a check and were asked for again: logged and paid
+            summary.retried_flagged += 1
+            study.record_call(
+                stage="describe",
+                backend=d.spec,
+                model=bad.model or model,
+                input_ref=item.sha256,
+                prompt=prompt,
+                params={**params, "response": bad.extra, "retried": True},
+                output=bad.text,
+                status="flagged",
+                error=reason,
+                input_tokens=bad.input_tokens,
+                output_tokens=bad.output_tokens,
+                cost_usd=bad.cost_usd,
+                latency_s=bad.latency_s,
+            )
+            cost += float(bad.cost_usd or 0.0)
+            summary.input_tokens += bad.input_tokens or 0
+            summary.output_tokens += bad.output_tokens or 0
         if isinstance(res, DescribeError):
-            call_id = study.record_call(stage="describe", backend=d.spec, model=getattr(d, "model", None),
-                                        input_ref=item.sha256, prompt=prompt, params=params, status="error",
-                                        error=str(res))
-            study.put_description(set_id, item.sha256, None, "failed", str(res), call_id, attempts)
+            reason = str(res) if res.permanent else TRANSIENT + str(res)
+            call_id = study.record_call(
+                stage="describe",
+                backend=d.spec,
+                model=model,
+                input_ref=item.sha256,
+                prompt=prompt,
+                params=params,
+                status="error",
+                error=reason,
+            )
+            study.put_description(set_id, item.sha256, None, "failed", reason, call_id, attempts)
             summary.failed += 1
-            summary.problems.append((item.rel_path, str(res)))
-            return 0.0
-        problem = self.check(res.text) if self.check else None
+            summary.problems.append((item.rel_path, reason))
+            return cost
         call_id = study.record_call(
-            stage="describe", backend=d.spec, model=res.model or getattr(d, "model", None), input_ref=item.sha256,
-            prompt=prompt, params={**params, **({"response": res.extra} if res.extra else {})}, output=res.text,
-            status="flagged" if problem else "ok", error=problem, input_tokens=res.input_tokens,
-            output_tokens=res.output_tokens, cost_usd=res.cost_usd, latency_s=res.latency_s, started=now(),
+            stage="describe",
+            backend=d.spec,
+            model=res.model or model,
+            input_ref=item.sha256,
+            prompt=prompt,
+            params={**params, **({"response": res.extra} if res.extra else {})},
+            output=res.text,
+            status="flagged" if problem else "ok",
+            error=problem,
+            input_tokens=res.input_tokens,
+            output_tokens=res.output_tokens,
+            cost_usd=res.cost_usd,
+            latency_s=res.latency_s,
+            started=now(),
         )
+        summary.input_tokens += res.input_tokens or 0
+        summary.output_tokens += res.output_tokens or 0
         if problem:
             study.put_description(set_id, item.sha256, res.text, "flagged", problem, call_id, attempts)
             summary.flagged += 1
@@ -205,7 +422,7 @@ class DescribeRunner:
         else:
             study.put_description(set_id, item.sha256, res.text, "ok", None, call_id, attempts)
             summary.described += 1
-        return float(res.cost_usd or 0.0)
+        return cost + float(res.cost_usd or 0.0)
 
 
 def default_set_name(spec: str, prompt: str | None) -> str:

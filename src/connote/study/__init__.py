@@ -308,9 +308,13 @@ class Study:
         path = self.vector_path(embedder, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, np.asarray(vector, dtype=np.float32))
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, np.asarray(vector, dtype=np.float32))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def load_vectors(self, embedder: str, keys: list[str]) -> np.ndarray:
         missing = [k for k in keys if not self.has_vector(embedder, k)]

@@ -1,0 +1,185 @@
+"""Batch mode (``--batch``): the OpenAI Batch API, at its discount, resumable across processes.
+
+1. The pending images become a JSONL file, one ``/v1/chat/completions`` request per image
+   (``custom_id`` = the image's sha256), uploaded with the Files API (purpose 'batch').
+2. A batch is created; its id is written to the study (``meta`` key ``describe_batch:SET_ID``) at once,
+   so a re-run - after Ctrl-C, a crash or days later - polls the same batch instead of paying twice.
+   (The uploaded file id is written before the batch is created; a batch made but not recorded is found
+   again by its input file.)
+3. Polling until the batch ends, then the output file (and error file) are read and every line stored
+   as a description (checks apply; flagged ones can be sent again with ``--retry-flagged``). Images the
+   batch did not answer stay pending for the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from connote.describers.base import DescribeError, Description, ImageItem
+from connote.describers.runner import DescribeRunner, DescribeSummary, pending_items
+from connote.errors import UserError
+from connote.study import Study
+
+TERMINAL = {"completed", "failed", "expired", "cancelled"}
+
+
+def _key(set_id: int) -> str:
+    return f"describe_batch:{set_id}"
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _client(d):
+    if not hasattr(d, "client") or not hasattr(d, "request_body"):
+        raise UserError(f"--batch works with openai:MODEL describers only, not {d.spec}")
+    return d.client()
+
+
+def submit(study: Study, runner: DescribeRunner, set_id: int, items: list[ImageItem], prompt: str) -> dict:
+    """Upload the requests and create the batch; returns the state stored in the study."""
+    import io
+
+    d = runner.describer
+    client = _client(d)
+    lines = []
+    for item in items:
+        try:
+            body = d.request_body(item, prompt)
+        except DescribeError as exc:
+            study.put_description(set_id, item.sha256, None, "failed", str(exc), None, 1)
+            continue
+        lines.append(
+            json.dumps(
+                {"custom_id": item.sha256, "method": "POST", "url": "/v1/chat/completions", "body": body}
+            )
+        )
+    if not lines:
+        return {}
+    data = ("\n".join(lines) + "\n").encode()
+    state: dict = {"n": len(lines), "submitted": time.time()}
+    f = client.files.create(file=("connote-batch.jsonl", io.BytesIO(data)), purpose="batch")
+    state["file_id"] = f.id
+    study.set_meta(_key(set_id), json.dumps(state))
+    b = client.batches.create(
+        input_file_id=f.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        metadata={"connote_set": str(set_id)},
+    )
+    state["batch_id"] = b.id
+    study.set_meta(_key(set_id), json.dumps(state))
+    return state
+
+
+def _find_batch(client, file_id: str) -> str | None:
+    for b in client.batches.list(limit=100):
+        if getattr(b, "input_file_id", None) == file_id:
+            return b.id
+    return None
+
+
+def collect(
+    study: Study, runner: DescribeRunner, set_id: int, batch, prompt: str, summary: DescribeSummary
+) -> int:
+    """Store every line of a finished batch's output and error files; returns how many were stored."""
+    d = runner.describer
+    client = _client(d)
+    wanted = {r["sha256"]: r["path"] for r in study.unique_images()}
+    root = study.images_root
+    n = 0
+    for file_id in (getattr(batch, "output_file_id", None), getattr(batch, "error_file_id", None)):
+        if not file_id:
+            continue
+        text = client.files.content(file_id).text
+        for line in filter(None, (x.strip() for x in text.splitlines())):
+            rec = json.loads(line)
+            sha = rec.get("custom_id")
+            if sha not in wanted:
+                continue
+            item = ImageItem(sha, root / wanted[sha], wanted[sha])
+            resp = rec.get("response") or {}
+            status = resp.get("status_code")
+            res: Description | DescribeError
+            if status == 200:
+                try:
+                    res = d.parse(resp.get("body") or {}, batch=True)
+                except DescribeError as exc:
+                    res = exc
+            else:
+                err = (resp.get("body") or {}).get("error") or rec.get("error") or {}
+                msg = err.get("message") if isinstance(err, dict) else str(err)
+                res = DescribeError(f"batch item failed (HTTP {status}): {msg}", permanent=True)
+            problem = runner.problem(res) if isinstance(res, Description) else None
+            summary.cost_usd += runner._store(study, set_id, item, (res, 1, [], problem), prompt, summary)
+            n += 1
+    return n
+
+
+def run_batch(
+    study: Study,
+    runner: DescribeRunner,
+    *,
+    retry_flagged: bool = False,
+    poll_interval: float = 30.0,
+    wait: bool = True,
+    progress: bool = True,
+    timeout: float | None = None,
+) -> DescribeSummary:
+    d = runner.describer
+    name, set_id, prompt = runner._open_set(study)
+    items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
+    summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
+    client = _client(d)
+    state = json.loads(study.get_meta(_key(set_id)) or "{}")
+    if state.get("file_id") and not state.get("batch_id"):
+        state["batch_id"] = _find_batch(client, state["file_id"])
+        if state["batch_id"] is None:
+            state = {}
+        else:
+            study.set_meta(_key(set_id), json.dumps(state))
+    if not state:
+        if not items:
+            return summary
+        if runner.max_cost is not None:
+            est = runner.estimate(study, retry_flagged=retry_flagged, batch=True)
+            if est.cost_usd is None:
+                raise UserError(f"--max-cost needs the price of {d.model!r}: add it to prices.toml")
+            per = est.cost_usd / max(1, est.images)
+            room = int(runner.max_cost // per) if per > 0 else len(items)
+            if room < len(items):
+                items = items[: max(0, room)]
+                summary.stopped = f"budget of ${runner.max_cost:.2f}: only {len(items)} image(s) sent"
+            if not items:
+                return summary
+        state = submit(study, runner, set_id, items, prompt)
+        if not state:
+            return summary
+        if progress:
+            _say(f"Batch {state['batch_id']} submitted: {state['n']} request(s).")
+    elif progress:
+        _say(f"Resuming batch {state['batch_id']} ({state.get('n', '?')} request(s)).")
+    t0 = time.monotonic()
+    while True:
+        batch = client.batches.retrieve(state["batch_id"])
+        if batch.status in TERMINAL:
+            break
+        if not wait or (timeout is not None and time.monotonic() - t0 > timeout):
+            summary.stopped = (
+                f"batch {state['batch_id']} is {batch.status}; run the same command again to collect it"
+            )
+            return summary
+        if progress:
+            counts = getattr(batch, "request_counts", None)
+            got = f" ({counts.completed}/{counts.total})" if counts is not None and counts.total else ""
+            _say(f"Batch {state['batch_id']}: {batch.status}{got}")
+        time.sleep(poll_interval)
+    stored = collect(study, runner, set_id, batch, prompt, summary)
+    study.con.execute("DELETE FROM meta WHERE key=?", (_key(set_id),))
+    if batch.status != "completed":
+        summary.stopped = f"batch {state['batch_id']} ended as {batch.status} ({stored} result(s) stored)"
+    summary.calls = stored
+    return summary

@@ -1,0 +1,574 @@
+"""The paper's experiment grid as ordinary runs: every reduction x min cluster size x seed, per feature set.
+
+    >>> import connote
+    >>> result = connote.sweep("study", grid="paper", features=("text", "image"), seeds=(42, 48, 112))
+    >>> print(result.table())
+
+Each setting is stored exactly as ``connote cluster`` would store it (same run key and record), so
+``connote runs``, ``connote export`` and the validation steps see sweep runs like any other, and settings
+already computed (by an earlier sweep or by ``connote cluster``) are reused.
+
+Where the time goes, and how it is not paid twice:
+
+* one k-nearest-neighbour graph per feature set and metric, computed once for the largest neighbour
+  count and sliced for the smaller ones, is handed to every UMAP setting (``precomputed_knn``);
+* each reduction is computed once and cached in STUDY/cache/reduce; all min cluster sizes reuse it;
+* numba's compiled code is cached on disk across processes (:func:`connote.reduce.numba_cache`);
+* independent reductions (and their HDBSCAN runs) run in parallel worker processes, as many as the
+  cores and the available memory allow.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from connote.errors import UserError
+
+PAPER_N = 11873
+
+#: The paper's grid; identical to connote/grids/paper.toml.
+PAPER_GRID = {
+    "name": "paper",
+    "reference_n": PAPER_N,
+    "min_cluster_size_floor": 5,
+    "min_cluster_size": [50, 100, 200],
+    "umap": {"components": [5, 10], "neighbors": [5, 15, 30], "metric": "cosine"},
+    "pca": {"components": [5, 10, 20], "variance": [0.8]},
+}
+
+
+# ---------------------------------------------------------------------------------------------- grid
+@dataclass
+class Grid:
+    name: str
+    umap: list[tuple[int, int]]  # (components, neighbours)
+    pca: list[tuple[str, float]]  # ('components', 5) | ('variance', 0.8)
+    min_cluster_sizes: list[int]
+    metric: str = "cosine"
+    reference_n: int | None = None
+    min_cluster_size_floor: int = 5
+
+    @classmethod
+    def from_dict(cls, d: dict, name: str | None = None) -> Grid:
+        known = {"name", "reference_n", "min_cluster_size_floor", "min_cluster_size", "umap", "pca"}
+        bad = set(d) - known
+        if bad:
+            raise UserError(
+                f"unknown grid entries {', '.join(sorted(bad))} (known: {', '.join(sorted(known))})"
+            )
+        try:
+            u = d.get("umap") or {}
+            p = d.get("pca") or {}
+            umap = [
+                (int(c), int(k))
+                for c in _list(u.get("components", []))
+                for k in _list(u.get("neighbors", []))
+            ]
+            pca = [("components", int(c)) for c in _list(p.get("components", []))]
+            pca += [("variance", float(v)) for v in _list(p.get("variance", []))]
+            mcs = [int(m) for m in _list(d.get("min_cluster_size", []))]
+            ref = d.get("reference_n")
+            grid = cls(
+                name=str(d.get("name") or name or "grid"),
+                umap=umap,
+                pca=pca,
+                min_cluster_sizes=mcs,
+                metric=str(u.get("metric", "cosine")),
+                reference_n=int(ref) if ref else None,
+                min_cluster_size_floor=int(d.get("min_cluster_size_floor", 5)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"bad number in grid: {exc}") from None
+        if not (grid.umap or grid.pca):
+            raise UserError("the grid has no reductions: give [umap] components and neighbors, or [pca]")
+        if not grid.min_cluster_sizes:
+            raise UserError("the grid has no min_cluster_size list")
+        if any(m < 2 for m in grid.min_cluster_sizes):
+            raise UserError("min cluster sizes must be at least 2")
+        return grid
+
+    def reduce_specs(self) -> list[str]:
+        metric = "" if self.metric == "cosine" else f",metric={self.metric}"
+        out = [f"umap:components={c},neighbors={k}{metric}" for c, k in self.umap]
+        out += [f"pca:{kind}={value:g}" for kind, value in self.pca]
+        return out
+
+
+def _list(v) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def load_grid(grid: str | os.PathLike | dict | Grid = "paper") -> Grid:
+    """'paper' (built in), a TOML file (see connote/grids/paper.toml), a dict of the same shape, or a Grid."""
+    if isinstance(grid, Grid):
+        return grid
+    if isinstance(grid, dict):
+        return Grid.from_dict(grid)
+    if str(grid) == "paper":
+        return Grid.from_dict(PAPER_GRID)
+    path = Path(grid)
+    if not path.is_file():
+        raise UserError(f"grid {str(grid)!r}: not 'paper' and no such file")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise UserError("reading a TOML grid on Python 3.10 needs tomli: pip install tomli") from None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    return Grid.from_dict(data, name=path.stem)
+
+
+@dataclass
+class Plan:
+    """The grid fitted to a collection of ``n`` items (neighbours/components clamped, sizes scaled)."""
+
+    reduce_specs: list[str]
+    min_cluster_sizes: list[int]
+    notes: list[str]
+
+
+def plan(grid: Grid, n: int, dim: int) -> Plan:
+    notes: list[str] = []
+    mcs = list(dict.fromkeys(grid.min_cluster_sizes))
+    if grid.reference_n and n < grid.reference_n:
+        cap = max(2, n // 3)
+        scaled = [
+            int(min(cap, max(grid.min_cluster_size_floor, round(m * n / grid.reference_n)))) for m in mcs
+        ]
+        scaled = list(dict.fromkeys(max(2, s) for s in scaled))
+        if scaled != mcs:
+            notes.append(
+                f"{n} items is fewer than the {grid.name} grid's {grid.reference_n}: min cluster sizes "
+                f"{', '.join(map(str, mcs))} scaled by n/{grid.reference_n} to {', '.join(map(str, scaled))}"
+                f" (floor {grid.min_cluster_size_floor})"
+            )
+        mcs = scaled
+    umap_pairs, clamped = [], []
+    for c, k in grid.umap:
+        c2, k2 = max(1, min(c, n - 2)), max(2, min(k, n - 1))
+        if (c2, k2) != (c, k):
+            clamped.append(f"{c}x{k}->{c2}x{k2}")
+        umap_pairs.append((c2, k2))
+    if clamped:
+        notes.append(f"UMAP components x neighbours clamped to fit {n} items: {', '.join(clamped)}")
+    pca = []
+    for kind, value in grid.pca:
+        if kind == "components" and value > min(n, dim):
+            notes.append(f"PCA components {int(value)} clamped to {min(n, dim)} to fit {n} x {dim} features")
+            value = min(n, dim)
+        pca.append((kind, value))
+    fitted = Grid(grid.name, umap_pairs, pca, mcs, grid.metric, None, grid.min_cluster_size_floor)
+    return Plan(list(dict.fromkeys(fitted.reduce_specs())), mcs, notes)
+
+
+# ---------------------------------------------------------------------------------------------- resources
+def available_memory() -> int:
+    """Bytes of memory available now (Linux /proc/meminfo, else psutil, else 2 GiB)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return 2 << 30
+
+
+def worker_count(n_tasks: int, n: int, dim: int, requested: int | None = None) -> int:
+    """Processes for ``n_tasks`` independent reductions of an ``n x dim`` matrix: the cores (or those this
+    process may use), bounded by the available memory with a generous per-worker estimate."""
+    if requested:
+        return max(1, min(requested, n_tasks))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    per_worker = 600 * 2**20 + n * (dim * 4 * 3 + 30 * 8 * 8 + 4096)  # interpreter + numba + data + graphs
+    by_memory = max(1, int(available_memory() * 0.6) // per_worker)
+    return max(1, min(cores, by_memory, n_tasks))
+
+
+# ---------------------------------------------------------------------------------------------- kNN
+def knn_graph(
+    X: np.ndarray, k: int, metric: str = "cosine", seed: int | None = 42, n_jobs: int = -1
+) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, distances) of the ``k`` nearest neighbours of every row, nearest first, self included,
+    as umap-learn computes them: exact below 4,096 items, NN-descent (pynndescent) above."""
+    from connote.reduce import numba_cache
+
+    X = np.asarray(X, dtype=np.float32)
+    n = len(X)
+    k = min(k, n)
+    if n < 4096:
+        from sklearn.metrics import pairwise_distances
+
+        D = pairwise_distances(X, metric=metric).astype(np.float32)
+        np.fill_diagonal(D, 0.0)
+        idx = np.argsort(D, axis=1, kind="stable")[:, :k]
+        # Self first even when a duplicate sits at distance 0 too.
+        self_pos = np.arange(n)
+        rows_without_self = ~(idx == self_pos[:, None]).any(axis=1)
+        idx[rows_without_self, -1] = self_pos[rows_without_self]
+        order = np.argsort(np.take_along_axis(D, idx, axis=1), axis=1, kind="stable")
+        idx = np.take_along_axis(idx, order, axis=1)
+        return idx.astype(np.int32), np.take_along_axis(D, idx, axis=1)
+    numba_cache()
+    from umap.umap_ import nearest_neighbors
+
+    rs = np.random.RandomState(seed) if seed is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idx, dist, _ = nearest_neighbors(
+            X, k, metric, {}, False, rs, low_memory=True, use_pynndescent=True, n_jobs=n_jobs, verbose=False
+        )
+    return np.asarray(idx, dtype=np.int32), np.asarray(dist, dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------- workers
+_X: np.ndarray | None = None
+_KNN: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _init_worker(X, knn) -> None:
+    global _X, _KNN
+    _X, _KNN = X, knn
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)  # one BLAS/OpenMP thread per worker: the workers are the parallelism
+    except ImportError:
+        pass
+
+
+def _work(
+    spec: str, seed: int | None, min_cluster_sizes: list[int], min_samples: int | None, Y: np.ndarray | None
+) -> tuple[np.ndarray, dict, list[str]]:
+    """One reduction (unless ``Y`` is given) and HDBSCAN for each min cluster size."""
+    from connote import registry
+    from connote.clustering import HDBSCANClusterer
+
+    notes: list[str] = []
+    if Y is None:
+        reducer = registry.reducer(spec, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if getattr(reducer, "kind", None) == "umap" and _KNN is not None:
+                Y = reducer.fit_transform(_X, knn=_KNN)
+            else:
+                Y = reducer.fit_transform(_X)
+        Y = np.asarray(Y, dtype=np.float32)
+        notes = list(getattr(reducer, "notes", []))
+    out = {}
+    for m in min_cluster_sizes:
+        c = HDBSCANClusterer(min_cluster_size=m, min_samples=min_samples)
+        labels = np.asarray(c.fit_predict(Y), dtype=int)
+        out[m] = (labels, c.probabilities_)
+    return Y, out, notes
+
+
+def _pool(workers: int, X: np.ndarray, knn):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # forkserver/spawn: no fork of a process that may hold threads (torch, BLAS, numba).
+    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    return ProcessPoolExecutor(
+        max_workers=workers, mp_context=mp.get_context(method), initializer=_init_worker, initargs=(X, knn)
+    )
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+@dataclass
+class SweepRow:
+    features: str
+    embedder: str
+    reduce: str
+    min_cluster_size: int
+    seed: int | None
+    run_id: int
+    n_items: int
+    n_clusters: int
+    n_outliers: int
+    reused: bool
+
+    @property
+    def outlier_share(self) -> float:
+        return self.n_outliers / self.n_items if self.n_items else 0.0
+
+
+@dataclass
+class SweepResult:
+    grid: str
+    rows: list[SweepRow] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    computed: int = 0
+    reused: int = 0
+    reductions: int = 0
+    knn_graphs: int = 0
+    workers: int = 1
+
+    def table(self) -> str:
+        head = (
+            f"{'run':>5}  {'features':8}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  {'clusters':>8}  "
+            f"{'outliers':>8}  {'share':>6}  "
+        )
+        lines = [head.rstrip()]
+        for r in self.rows:
+            lines.append(
+                f"{r.run_id:>5}  {r.features:8}  {r.reduce[:34]:34}  {r.min_cluster_size:>4}  "
+                f"{str(r.seed):>5}  {r.n_clusters:>8}  {r.n_outliers:>8}  {r.outlier_share:>6.1%}  "
+                f"{'(reused)' if r.reused else ''}".rstrip()
+            )
+        return "\n".join(lines)
+
+
+def sweep(
+    study,
+    grid: str | os.PathLike | dict | Grid = "paper",
+    *,
+    features: tuple[str, ...] | list[str] | str = ("text",),
+    seeds: tuple[int | None, ...] | list[int | None] | int | None = (42,),
+    text: str = "minilm",
+    image: str = "efficientnet-lite0",
+    description_set: str | None = None,
+    min_samples: int | None = None,
+    workers: int | None = None,
+    label: str | None = None,
+    progress: bool = True,
+    say=None,
+) -> SweepResult:
+    """Run every setting of ``grid`` on each feature set and seed as an ordinary stored run.
+
+    ``workers``: processes for independent reductions (default: from the cores and available memory).
+    ``say``: a function for progress notes (default: nothing).
+    """
+    from connote import registry, steps
+    from connote.clustering import HDBSCANClusterer
+    from connote.provenance import environment
+
+    study = steps._study(study)
+    g = load_grid(grid)
+    if isinstance(features, str):
+        features = [f.strip() for f in features.split(",") if f.strip()]
+    if seeds is None or isinstance(seeds, int):
+        seeds = [seeds]
+    seeds = list(dict.fromkeys(seeds)) or [steps.DEFAULT_SEED]
+    label = label or f"sweep:{g.name}"
+    say = say or (lambda _msg: None)
+    result = SweepResult(grid=g.name)
+    env = environment()
+
+    for kind in features:
+        feats = steps.features(study, kind, text=text, image=image, description_set=description_set)
+        n, dim = feats.X.shape if feats.X.ndim == 2 else (len(feats.shas), 0)
+        if n < 4:
+            raise UserError(f"only {n} {kind} items to cluster; need at least 4")
+        p = plan(g, n, dim)
+        for note in p.notes:
+            result.notes.append(f"{kind}: {note}")
+            say(f"note: {kind}: {note}")
+
+        # Which settings are missing, and which of those need a reduction computed?
+        jobs = []  # (spec, seed, reducer, [(mcs, key, cluster_params)], cached Y or None)
+        rows_by_key: dict[str, SweepRow] = {}
+        order: list[str] = []
+        for spec, seed in itertools.product(p.reduce_specs, seeds):
+            reducer = registry.reducer(spec, seed=seed)
+            reducer_params = reducer.params()
+            todo = []
+            for m in p.min_cluster_sizes:
+                cparams = HDBSCANClusterer(min_cluster_size=m, min_samples=min_samples).params()
+                key = steps.run_key(feats, reducer_params, cparams, seed)
+                order.append(key)
+                old = study.find_run(key)
+                if old is not None:
+                    rows_by_key[key] = SweepRow(
+                        kind,
+                        feats.embedder,
+                        old["reduce"],
+                        old["min_cluster_size"],
+                        seed,
+                        old["id"],
+                        old["n_items"],
+                        old["n_clusters"],
+                        old["n_outliers"],
+                        True,
+                    )
+                else:
+                    todo.append((m, key, cparams))
+            if todo:
+                path = steps.reduce_cache_path(study, feats, reducer)
+                jobs.append((spec, seed, reducer, todo, np.load(path) if path.is_file() else None))
+
+        result.reused += len(rows_by_key)
+        to_reduce = [j for j in jobs if j[4] is None]
+        result.reductions += len(to_reduce)
+        knn = None
+        umap_jobs = [j for j in to_reduce if getattr(j[2], "kind", None) == "umap"]
+        if umap_jobs:
+            k = max(j[2].effective(n)[1] for j in umap_jobs)
+            metric = umap_jobs[0][2].metric
+            say(f"{kind}: one {k}-nearest-neighbour graph ({metric}) for {len(umap_jobs)} UMAP setting(s)")
+            knn = knn_graph(feats.X, k, metric=metric, seed=umap_jobs[0][1])
+            result.knn_graphs += 1
+        # Longest first (UMAP before PCA before HDBSCAN-only) so the workers finish together.
+        jobs.sort(key=lambda j: (j[4] is not None, getattr(j[2], "kind", "") != "umap"))
+        nw = worker_count(len(to_reduce), n, dim, workers) if to_reduce else 1
+        result.workers = max(result.workers, nw)
+        if jobs:
+            say(
+                f"{kind}: {sum(len(j[3]) for j in jobs)} setting(s) to compute, {len(to_reduce)} reduction(s), "
+                f"{len(rows_by_key)} reused; {nw} worker process(es)"
+            )
+        bar = None
+        if progress and jobs:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=sum(len(j[3]) for j in jobs), desc=f"Sweep {g.name} ({kind})", unit="run")
+
+        knn_k = knn[0].shape[1] if knn is not None else None
+
+        def store(job, Y, labelled, notes, feats=feats, knn_k=knn_k, rows_by_key=rows_by_key, bar=bar):
+            for key, row in _store(
+                study,
+                feats,
+                job,
+                Y,
+                labelled,
+                notes,
+                knn_k=knn_k,
+                label=label,
+                min_samples=min_samples,
+                env=env,
+            ):
+                rows_by_key[key] = row
+                result.computed += 1
+                if bar:
+                    bar.update(1)
+
+        try:
+            if nw > 1 and len(jobs) > 1:
+                with _pool(nw, feats.X, knn) as pool:
+                    futures = [
+                        (j, pool.submit(_work, j[0], j[1], [t[0] for t in j[3]], min_samples, j[4]))
+                        for j in jobs
+                    ]
+                    for job, fut in futures:
+                        store(job, *fut.result())
+            else:
+                _init_worker(feats.X, knn)
+                try:
+                    for job in jobs:
+                        store(job, *_work(job[0], job[1], [t[0] for t in job[3]], min_samples, job[4]))
+                finally:
+                    _init_worker(None, None)
+        finally:
+            if bar:
+                bar.close()
+        result.rows += [rows_by_key[k] for k in dict.fromkeys(order)]
+    return result
+
+
+def _store(study, feats, job, Y, labelled, notes, *, knn_k, label, min_samples, env) -> list:
+    """Cache the reduction and add one run per min cluster size, in steps.cluster's record shape."""
+    from connote import steps
+
+    spec, seed, reducer, todo, _ = job
+    steps.reduce_cached(study, feats, reducer, Y=Y)
+    n = len(feats.shas)
+    umap = getattr(reducer, "kind", None) == "umap"
+    run_notes = [*notes, label + (f"; shared {knn_k}-NN graph" if knn_k and umap else "")]
+    out = []
+    for m, key, cparams in todo:
+        labels, probs = labelled[m]
+        n_clusters = len(set(labels.tolist()) - {-1})
+        record = {
+            "key": key,
+            "features": feats.kind,
+            "description_set": feats.description_set,
+            "embedder": feats.embedder,
+            "reduce": reducer.spec,
+            "min_cluster_size": int(m),
+            "min_samples": min_samples,
+            "seed": seed,
+            "n_items": n,
+            "n_clusters": n_clusters,
+            "n_outliers": int(np.sum(labels == -1)),
+            "label": label,
+            "params": json.dumps(
+                {
+                    "reducer": reducer.params(),
+                    "clusterer": cparams,
+                    "seed": seed,
+                    "features_key": feats.key,
+                    "notes": run_notes,
+                    "environment": env,
+                },
+                sort_keys=True,
+                default=str,
+            ),
+        }
+        probs_map = (
+            {s: float(v) for s, v in zip(feats.shas, probs, strict=True)} if probs is not None else None
+        )
+        run_id = study.add_run(record, dict(zip(feats.shas, labels.tolist(), strict=True)), probs_map)
+        out.append(
+            (
+                key,
+                SweepRow(
+                    feats.kind,
+                    feats.embedder,
+                    reducer.spec,
+                    int(m),
+                    seed,
+                    run_id,
+                    n,
+                    n_clusters,
+                    record["n_outliers"],
+                    False,
+                ),
+            )
+        )
+    return out
+
+
+def outlier_share_summary(rows: list[SweepRow]) -> str:
+    """e.g. '12 runs; clusters 3-9; outliers 4%-31%'."""
+    if not rows:
+        return "no runs"
+    cl = [r.n_clusters for r in rows]
+    sh = [r.outlier_share for r in rows]
+    return (
+        f"{len(rows)} runs; clusters {min(cl)}-{max(cl)}; outliers "
+        f"{math.floor(min(sh) * 100)}%-{math.ceil(max(sh) * 100)}%"
+    )
+
+
+# ``connote.sweep`` is both this module and the pipeline step (``connote.sweep(study, ...)``): once the
+# module is imported, Python binds the name on the package to the module, so the module itself is made
+# callable and calls :func:`sweep`.
+class _CallableModule(type(sys)):
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

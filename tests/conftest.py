@@ -1,0 +1,109 @@
+"""Shared helpers and fixtures: running the real CLI as a subprocess, generated image sets, and one small
+study (offline describer, MiniLM, PCA) built once per test session and reused by read-only tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def connote_cmd(*args: str | os.PathLike) -> list[str]:
+    return [sys.executable, "-m", "connote", *map(str, args)]
+
+
+def run_cli(
+    *args: str | os.PathLike, timeout: float = 600, check: bool = False
+) -> subprocess.CompletedProcess:
+    """``python -m connote ARGS`` in a real subprocess; stdout and stderr captured as text."""
+    proc = subprocess.run(connote_cmd(*args), capture_output=True, text=True, timeout=timeout, env=cli_env())
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"connote {' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+# Three visually distinct groups: a word written large on a coloured band (what the offline describer's
+# OCR reads), each group with its own colour and word.
+GROUPS = {"flood": ("FLOOD", (30, 60, 200)), "fire": ("FIRE", (220, 60, 20)), "vote": ("VOTE", (20, 160, 60))}
+
+
+def make_group_images(folder: Path, per_group: int = 4) -> dict[str, list[str]]:
+    """Write ``per_group`` PNGs for each group of :data:`GROUPS`; returns group -> file names."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    folder.mkdir(parents=True, exist_ok=True)
+    font = ImageFont.load_default(size=40)
+    out: dict[str, list[str]] = {}
+    for group, (word, colour) in GROUPS.items():
+        for i in range(per_group):
+            img = Image.new("RGB", (240, 120), "white")
+            draw = ImageDraw.Draw(img)
+            draw.rectangle([0, 0, 239, 20 + 2 * i], fill=colour)
+            draw.text((20 + 6 * i, 45), word, fill="black", font=font)
+            name = f"{group}-{i}.png"
+            img.save(folder / name)
+            out.setdefault(group, []).append(name)
+    return out
+
+
+def make_noise_images(folder: Path, n: int, size: int = 32, seed: int = 0) -> list[Path]:
+    """``n`` small PNGs of random pixels, all with different content."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        arr = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        path = folder / f"noise-{i:03d}.png"
+        Image.fromarray(arr).save(path)
+        paths.append(path)
+    return paths
+
+
+@dataclass
+class SharedStudy:
+    path: Path
+    images: Path
+    groups: dict[str, list[str]]
+    run_id: int
+
+
+@pytest.fixture(scope="session")
+def shared_study(tmp_path_factory) -> SharedStudy:
+    """One finished study (12 images in 3 groups; offline describer, MiniLM, PCA, HDBSCAN, keywords).
+
+    Built in-process with the library once per session. Tests must not change it: copy it first.
+    """
+    from connote import steps
+
+    base = tmp_path_factory.mktemp("shared")
+    images = base / "images"
+    groups = make_group_images(images)
+    study_dir = base / "study"
+    study = steps.init(study_dir, images, progress=False)
+    steps.describe(study, "offline", progress=False)
+    steps.embed(study, "minilm", progress=False)
+    res = steps.cluster(study, "text", reduce="pca:components=5", min_cluster_size=3)
+    steps.explain(study, res.run_id)
+    study.close()
+    return SharedStudy(study_dir, images, groups, res.run_id)

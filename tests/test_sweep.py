@@ -1,0 +1,148 @@
+"""`connote sweep`: the paper grid as ordinary runs, reuse, scaling for small collections, shared kNN."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import connote
+from connote import steps
+from connote.cli import main as cli_main
+from connote.errors import UserError
+from connote.study import Study, text_key
+from connote.sweep import PAPER_GRID, Grid, knn_graph, load_grid, plan
+
+PCA_ONLY = {
+    "name": "pca-small",
+    "min_cluster_size": [5, 10],
+    "pca": {"components": [2, 3], "variance": [0.8]},
+}
+
+
+def make_study(path: Path, n: int = 120, dim: int = 16, k: int = 3, seed: int = 0) -> Study:
+    """A study holding only a description set and text vectors (MiniLM's name) with ``k`` clusters."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    X = rng.normal(0, 6, (k, dim))[truth] + rng.normal(0, 1, (n, dim))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    study = Study.create(path)
+    set_id = study.description_set("synthetic", "synthetic", None, None, {})
+    for i, v in enumerate(X):
+        text = f"item {i}"
+        study.put_description(set_id, f"{i:064x}", text)
+        study.save_vector("text:minilm", text_key(text), v)
+    study.register_embedder("text:minilm", "text", "minilm", dim, {})
+    return study
+
+
+def test_paper_grid_file_matches_builtin():
+    toml = Path(connote.__file__).parent / "grids" / "paper.toml"
+    assert load_grid(toml).__dict__ == load_grid("paper").__dict__
+    g = load_grid(PAPER_GRID)
+    assert g.reduce_specs() == [
+        "umap:components=5,neighbors=5",
+        "umap:components=5,neighbors=15",
+        "umap:components=5,neighbors=30",
+        "umap:components=10,neighbors=5",
+        "umap:components=10,neighbors=15",
+        "umap:components=10,neighbors=30",
+        "pca:components=5",
+        "pca:components=10",
+        "pca:components=20",
+        "pca:variance=0.8",
+    ]
+    assert g.min_cluster_sizes == [50, 100, 200]
+
+
+def test_plan_scales_for_small_collections():
+    g = load_grid("paper")
+    full = plan(g, 11873, 384)
+    assert full.min_cluster_sizes == [50, 100, 200] and not full.notes and len(full.reduce_specs) == 10
+    small = plan(g, 1200, 384)
+    assert small.min_cluster_sizes == [5, 10, 20]
+    assert "scaled" in small.notes[0]
+    tiny = plan(g, 20, 8)
+    assert tiny.min_cluster_sizes == [5]  # scaled sizes collapse to the floor; duplicates dropped
+    assert "umap:components=5,neighbors=19" in tiny.reduce_specs  # 30 neighbours clamped to n - 1
+    assert "pca:components=8" in tiny.reduce_specs  # 10 and 20 components clamped to the 8 dimensions
+    assert len(tiny.reduce_specs) == len(set(tiny.reduce_specs))
+
+
+def test_grid_errors(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        load_grid(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("min_cluster_size = [5]\n[tsne]\nperplexity = [30]\n")
+    with pytest.raises(UserError, match="unknown grid entries"):
+        load_grid(bad)
+    with pytest.raises(UserError, match="no reductions"):
+        Grid.from_dict({"min_cluster_size": [5]})
+
+
+def test_knn_graph_exact_small():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 6)).astype(np.float32)
+    idx, dist = knn_graph(X, 7, metric="euclidean")
+    assert idx.shape == dist.shape == (50, 7)
+    assert (idx[:, 0] == np.arange(50)).all() and np.allclose(dist[:, 0], 0)
+    assert (np.diff(dist, axis=1) >= -1e-6).all()
+    D = np.linalg.norm(X[:, None] - X[None], axis=2)
+    np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :7], atol=1e-4)
+
+
+def test_sweep_pca_grid_runs_reuse_and_cli(tmp_path, capsys):
+    study = make_study(tmp_path / "s")
+    res = connote.sweep(study, PCA_ONLY, seeds=(42, 48), workers=2, progress=False)  # a process pool
+    # 3 reductions x 2 sizes x 2 seeds
+    assert len(res.rows) == 12 and res.computed == 12 and res.reused == 0 and res.reductions == 6
+    assert res.knn_graphs == 0
+    runs = steps.runs(study)
+    assert len(runs) == 12 and {r["label"] for r in runs} == {"sweep:pca-small"}
+    assert all(r["n_items"] == 120 for r in runs)
+    assert max(r["n_clusters"] for r in runs) >= 2
+    assert len(list((study.path / "cache" / "reduce").glob("*.npy"))) == 6
+
+    # The same setting through `connote cluster` finds the sweep's run (same key and record).
+    same = steps.cluster(study, "text", reduce="pca:components=3", min_cluster_size=10, seed=48)
+    assert same.reused and same.run_id in {r.run_id for r in res.rows}
+    # ... and is an ordinary run for export.
+    assert steps.export(study, same.run_id).is_file()
+
+    # A second sweep reuses everything; a wider one only computes the new settings, reusing the reductions.
+    again = connote.sweep(study, PCA_ONLY, seeds=(42, 48), workers=1, progress=False)
+    assert again.computed == 0 and again.reused == 12
+    wider = dict(PCA_ONLY, min_cluster_size=[5, 10, 15])
+    more = connote.sweep(study, wider, seeds=(42,), workers=1, progress=False)
+    assert (more.computed, more.reused, more.reductions) == (3, 6, 0)
+
+    # CLI: a TOML grid, and the table at the end.
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "cli"\nmin_cluster_size = [6]\n[pca]\ncomponents = [4]\n')
+    assert cli_main(["sweep", str(study.path), "--grid", str(grid), "--seeds", "42,48", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "pca:components=4" in out and "clusters" in out and "outliers" in out
+    assert len(steps.runs(study)) == 17
+    assert cli_main(["sweep", str(study.path), "--grid", str(grid), "--features", "image", "-q"]) == 2
+
+
+@pytest.mark.slow
+def test_sweep_umap_shares_one_knn_and_runs_in_parallel(tmp_path):
+    """Two UMAP settings from one kNN graph agree with UMAP computing its own neighbours. (In this process:
+    numba compiles UMAP's layout code once per process, and the pool path is covered by the PCA test.)"""
+    from sklearn.metrics import adjusted_rand_score
+
+    study = make_study(tmp_path / "s", n=150, dim=12)
+    grid = {"name": "umap-small", "min_cluster_size": [8], "umap": {"components": [2], "neighbors": [5, 10]}}
+    res = connote.sweep(study, grid, seeds=(42,), workers=1, progress=False)
+    assert (res.computed, res.reductions, res.knn_graphs, res.workers) == (2, 2, 1, 1)
+    assert {r.reduce for r in res.rows} == {"umap:components=2,neighbors=5", "umap:components=2,neighbors=10"}
+    # Compare with the plain path (UMAP computing its own neighbours) for one setting.
+    row = next(r for r in res.rows if r.reduce.endswith("neighbors=10"))
+    plain_study = make_study(tmp_path / "p", n=150, dim=12)
+    plain = steps.cluster(plain_study, "text", reduce=row.reduce, min_cluster_size=8, seed=42)
+    a = study.assignments(row.run_id)
+    b = plain_study.assignments(plain.run_id)
+    keys = sorted(a)
+    assert adjusted_rand_score([a[k] for k in keys], [b[k] for k in keys]) > 0.9
