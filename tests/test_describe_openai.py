@@ -404,3 +404,38 @@ def test_fake_server_random_faults_standalone():
         timeout=30,
     )
     assert out.returncode == 0 and "--latency" in out.stdout
+
+
+def test_ctrl_c_keeps_what_is_in_flight(tmp_path):
+    n, conc = 16, 4
+    make_study(tmp_path, n).close()
+    db = next(tmp_path.joinpath("study").glob("*.db*"))
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
+    with FakeOpenAI(latency=0.4, api_key=KEY) as srv:
+        cmd = [
+            sys.executable,
+            "-m",
+            "connote",
+            "describe",
+            str(tmp_path / "study"),
+            "--describer",
+            f"openai:{MODEL}",
+            "--base-url",
+            srv.base_url,
+            "--concurrency",
+            str(conc),
+            "-q",
+        ]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 40
+        while _count_ok(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130 and "Interrupted" in err, err[-2000:]
+        sent = len(srv.chat_requests())
+        assert _count_ok(db) == sent < n  # every request sent before Ctrl-C was answered and stored
+        out = subprocess.run(cmd, env=env, capture_output=True, timeout=60, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        counts = srv.image_counts()
+    assert _count_ok(db) == n and set(counts.values()) == {1}  # nothing paid twice

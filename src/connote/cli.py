@@ -396,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
     p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
     p.add_argument("--descriptions", help="description set (default: the latest)")
+    _add_common(p)
     p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("sweep", help="S3+S4 over a grid (the paper's by default): every setting is a run")
@@ -420,6 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--stop-words", help="extra words to leave out, comma-separated")
     p.add_argument("--keep-filler", action="store_true", help="keep words such as 'conveys', 'suggests'")
+    _add_common(p)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("report", help="write the HTML report (STUDY/report/index.html)")
@@ -431,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list the clustering runs")
     p.add_argument("study")
     p.add_argument("--json", action="store_true")
+    _add_common(p)
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("export", help="one row per image: image, cluster, keywords, description")
@@ -438,10 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id", nargs="?", help="run id (default: the latest)")
     p.add_argument("--format", default="csv", choices=["csv", "parquet"])
     p.add_argument("-o", "--output", help="file to write (default: STUDY/run-ID.FORMAT)")
+    _add_common(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("status", help="what the study holds: images, skipped files, descriptions, runs, cost")
     p.add_argument("study")
+    _add_common(p)
     p.set_defaults(func=cmd_status)
 
     for extend in _EXTENSIONS:

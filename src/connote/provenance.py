@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
 import sys
@@ -16,8 +17,6 @@ PACKAGES = ("connote", "numpy", "scipy", "scikit-learn", "umap-learn", "pynndesc
 def environment() -> dict:
     versions = {}
     for name in PACKAGES:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions}

@@ -467,13 +467,22 @@ def sweep(
 
         try:
             if nw > 1 and len(jobs) > 1:
-                with _pool(nw, feats.X, knn) as pool:
-                    futures = [
-                        (j, pool.submit(_work, j[0], j[1], [t[0] for t in j[3]], min_samples, j[4]))
+                from concurrent.futures import as_completed
+
+                pool = _pool(nw, feats.X, knn)
+                try:
+                    futures = {
+                        pool.submit(_work, j[0], j[1], [t[0] for t in j[3]], min_samples, j[4]): j
                         for j in jobs
-                    ]
-                    for job, fut in futures:
-                        store(job, *fut.result())
+                    }
+                    for fut in as_completed(
+                        futures
+                    ):  # stored as each finishes: an interrupted sweep keeps them
+                        store(futures[fut], *fut.result())
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+                pool.shutdown()
             else:
                 _init_worker(feats.X, knn)
                 try:

@@ -114,7 +114,8 @@ def collect(
                 msg = err.get("message") if isinstance(err, dict) else str(err)
                 res = DescribeError(f"batch item failed (HTTP {status}): {msg}", permanent=True)
             problem = runner.problem(res) if isinstance(res, Description) else None
-            summary.cost_usd += runner._store(study, set_id, item, (res, 1, [], problem), prompt, summary)
+            with study.transaction():  # the call log and the description land together
+                summary.cost_usd += runner._store(study, set_id, item, (res, 1, [], problem), prompt, summary)
             n += 1
     return n
 

@@ -29,6 +29,7 @@ class HFDescriber:
         do_sample: bool = False,
         temperature: float | None = None,
         revision: str | None = None,
+        max_tokens: int | None = None,  # the CLI's --max-tokens
         **_ignored,
     ):
         if not arg:
@@ -38,11 +39,11 @@ class HFDescriber:
         self.spec = f"hf:{arg}"
         self.model = arg
         self.batch_size = max(1, int(batch_size))
-        self.max_new_tokens = int(max_new_tokens)
+        self.max_new_tokens = int(max_tokens if max_tokens is not None else max_new_tokens)
         self.device = device
         self.dtype = dtype
         self.max_side = int(max_side)
-        self.do_sample = bool(do_sample)
+        self.do_sample = bool(do_sample) or bool(temperature)  # a temperature > 0 means sampling
         self.temperature = temperature
         self.revision = revision
         self._loaded = None

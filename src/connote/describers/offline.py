@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from connote.describers.base import Description, DescribeError, ImageItem
+from connote.describers.base import DescribeError, Description, ImageItem
 
 OCR_MIN_SCORE = 0.6
 _RUN_TOGETHER = re.compile(r"[A-Za-z]{10,}")
@@ -26,39 +26,56 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(w for w in vocab if w.isalpha() and w.isascii() and (len(w) > 1 or w in {"a", "i"}))
 
 
-_SHORT_WORDS = frozenset("a i an as at be by do go he if in is it me my no of on or so to up us we".split())
+_SHORT_WORDS = frozenset(["a", "i", "an", "as", "at", "be", "by", "do", "go", "he", "if", "in", "is", "it", "me", "my", "no", "of", "on", "or", "so", "to", "up", "us", "we"])
 
 
-def split_words(run: str, vocabulary: frozenset[str], max_word: int = 20) -> str:
+def split_words(run: str, vocabulary: frozenset[str], max_word: int = 20, max_unknown: float = 0.3) -> str:
     """Re-insert the spaces RapidOCR drops between English words ('CLIMATECHANGE' -> 'CLIMATE CHANGE').
 
-    Dynamic programming over split points, preferring the fewest known words; a run that cannot be split
-    fully into known words is returned unchanged.
+    Dynamic programming over split points: a known word costs 1; letters that belong to no known word form
+    one unknown piece costing 3 plus 1 per letter. A run more than ``max_unknown`` unknown is returned as is.
     """
     lower = run.lower()
     n = len(lower)
-    best: list[tuple[int, int] | None] = [None] * (n + 1)  # (words used, previous cut)
-    best[0] = (0, 0)
+    inf = float("inf")
+    # state 0: the piece ending here is a known word; state 1: it is an unknown piece
+    cost = [[inf, inf] for _ in range(n + 1)]
+    back: list[list[tuple[int, int]]] = [[(0, 0), (0, 0)] for _ in range(n + 1)]
+    cost[0][0] = 0.0
     for end in range(1, n + 1):
+        # extend or start an unknown piece with one letter
+        ext, new = cost[end - 1][1] + 1, cost[end - 1][0] + 4
+        cost[end][1], back[end][1] = (ext, (end - 1, 1)) if ext <= new else (new, (end - 1, 0))
         for start in range(max(0, end - max_word), end):
             piece = lower[start:end]
-            if best[start] is not None and piece in vocabulary and (len(piece) > 2 or piece in _SHORT_WORDS):
-                cand = (best[start][0] + 1, start)
-                if best[end] is None or cand[0] < best[end][0]:
-                    best[end] = cand
-    if best[n] is None:
-        return run
-    cuts, end = [], n
+            if piece in vocabulary and (len(piece) > 2 or piece in _SHORT_WORDS):
+                prev = min((0, 1), key=lambda st: cost[start][st])
+                if cost[start][prev] + 1 < cost[end][0]:
+                    cost[end][0], back[end][0] = cost[start][prev] + 1, (start, prev)
+    state = 0 if cost[n][0] <= cost[n][1] else 1
+    pieces: list[tuple[str, bool]] = []
+    end = n
     while end > 0:
-        start = best[end][1]
-        cuts.append(run[start:end])
-        end = start
-    return " ".join(reversed(cuts))
+        start, prev = back[end][state]
+        if state == 1 and pieces and not pieces[-1][1]:
+            pieces[-1] = (run[start:end] + pieces[-1][0], False)
+        else:
+            pieces.append((run[start:end], state == 0))
+        end, state = start, prev
+    if sum(len(p) for p, known in pieces if not known) > max_unknown * n:
+        return run
+    return " ".join(p for p, _ in reversed(pieces))
+
+
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
 def respace(text: str) -> str:
+    """Split 'AnAustralianrodent' at case changes, then re-space long runs of letters by dictionary."""
     vocab = _vocabulary()
-    return _RUN_TOGETHER.sub(lambda m: m.group(0) if m.group(0).lower() in vocab else split_words(m.group(0), vocab), text)
+    text = _CAMEL.sub(" ", text)
+    return _RUN_TOGETHER.sub(lambda m: m.group(0) if m.group(0).lower() in vocab else split_words(m.group(0), vocab),
+                             text)
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,7 +6,16 @@ Backends only turn images into texts (:mod:`connote.describers.base`). The runne
 * keeps at most ``concurrency`` calls in flight and stores every result the moment it arrives,
 * retries transient errors with exponential backoff and jitter, honouring Retry-After,
 * never retries permanent errors (they are stored as 'failed' with the reason),
-* logs every call (input, output, tokens, cost, latency, error) in the study's ``calls`` table.
+* logs every call (input, output, tokens, cost, latency, error) in the study's ``calls`` table,
+* checks every LLM output (:mod:`connote.describers.checks`): a refusal, empty, truncated, repetitive or
+  word-salad text is asked for once more and, if still bad, stored as 'flagged' (kept apart, counted),
+* keeps a ``max_cost`` budget: each call in flight holds its worst-case cost (``describer.reserve``), so
+  a run stops before the budget rather than after it,
+* estimates a run without sending anything (:meth:`DescribeRunner.estimate`, ``--dry-run``).
+
+Failures that may go away (rate limits, 5xx, timeouts, dropped connections) that outlast the retries are
+stored as 'failed' with a ``transient:`` reason and asked for again by the next run; permanent ones only
+with ``--retry-flagged``.
 """
 
 from __future__ import annotations
@@ -303,9 +312,12 @@ class DescribeRunner:
                 except UserError:
                     stop.set()
                     raise
-                for item, entry in zip(batch, results, strict=False):
-                    if entry is not None:
-                        spent += self._store(study, set_id, item, entry, prompt, summary)
+                # The call log and the description land together: a kill between them cannot make an
+                # image look undescribed after it was paid for.
+                with study.transaction():
+                    for item, entry in zip(batch, results, strict=False):
+                        if entry is not None:
+                            spent += self._store(study, set_id, item, entry, prompt, summary)
                 if bar is not None:
                     bar.update(sum(e is not None for e in results))
                     if spent:

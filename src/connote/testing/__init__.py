@@ -7,8 +7,19 @@ Embeddings, Files and Batches protocols, with scripted or random faults.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from connote.testing.fake_openai import FakeOpenAI
+if TYPE_CHECKING:
+    from connote.testing.fake_openai import FakeOpenAI
+
+
+def __getattr__(name: str):
+    # Imported lazily so that `python -m connote.testing.fake_openai` runs without a double import.
+    if name == "FakeOpenAI":
+        from connote.testing.fake_openai import FakeOpenAI
+
+        return FakeOpenAI
+    raise AttributeError(name)
 
 
 def make_images(folder: str | Path, n: int, size: tuple[int, int] = (64, 48)) -> list[Path]:

@@ -158,6 +158,10 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ routes
     def do_POST(self) -> None:  # noqa: N802
         body = self._body()
+        if len(body) < int(self.headers.get("Content-Length") or 0):  # the client went away mid-request
+            self.server.fake._log({"path": "incomplete", "image": None, "status": None})
+            self.close_connection = True
+            return
         if not self._authorised():
             return
         path = self.path.split("?")[0].rstrip("/")
@@ -282,7 +286,7 @@ class FakeOpenAI:
 
     def image_counts(self) -> collections.Counter:
         """Chat requests per image hash (every attempt counts)."""
-        return collections.Counter(r["image"] for r in self.chat_requests())
+        return collections.Counter(r["image"] for r in self.chat_requests() if r["image"] is not None)
 
     def _next_id(self, prefix: str) -> str:
         with self._lock:
