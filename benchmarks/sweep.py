@@ -205,6 +205,7 @@ def arm_connote(n: int, out: Path, workers: int | None) -> dict:
             "knn_graphs": res.knn_graphs,
             "runs": res.computed,
             "notes": res.notes,
+            "timings_s": {k: round(v, 2) for k, v in res.timings.items()},
             "all_processes_peak_mb": round(mem.peak / 2**20, 1),
             **peak_mb(),
         }

@@ -134,15 +134,16 @@ def test_sweep_umap_shares_one_knn_and_runs_in_parallel(tmp_path):
     from sklearn.metrics import adjusted_rand_score
 
     study = make_study(tmp_path / "s", n=150, dim=12)
-    grid = {"name": "umap-small", "min_cluster_size": [8], "umap": {"components": [2], "neighbors": [5, 10]}}
+    grid = {"name": "umap-small", "min_cluster_size": [15], "umap": {"components": [2], "neighbors": [5, 10]}}
     res = connote.sweep(study, grid, seeds=(42,), workers=1, progress=False)
     assert (res.computed, res.reductions, res.knn_graphs, res.workers) == (2, 2, 1, 1)
     assert {r.reduce for r in res.rows} == {"umap:components=2,neighbors=5", "umap:components=2,neighbors=10"}
     # Compare with the plain path (UMAP computing its own neighbours) for one setting.
     row = next(r for r in res.rows if r.reduce.endswith("neighbors=10"))
     plain_study = make_study(tmp_path / "p", n=150, dim=12)
-    plain = steps.cluster(plain_study, "text", reduce=row.reduce, min_cluster_size=8, seed=42)
+    plain = steps.cluster(plain_study, "text", reduce=row.reduce, min_cluster_size=15, seed=42)
     a = study.assignments(row.run_id)
     b = plain_study.assignments(plain.run_id)
     keys = sorted(a)
-    assert adjusted_rand_score([a[k] for k in keys], [b[k] for k in keys]) > 0.9
+    ari = adjusted_rand_score([a[k] for k in keys], [b[k] for k in keys])
+    assert ari > 0.9, (ari, row.n_clusters, plain.n_clusters)

@@ -196,7 +196,8 @@ def cmd_sweep(args) -> int:
     if bad:
         raise UserError(f"--features takes text and/or image, not {', '.join(sorted(bad))}")
     res = steps.sweep(study, args.grid, features=features, seeds=seeds, text=args.text, image=args.image,
-                      description_set=args.descriptions, min_samples=args.min_samples, workers=args.workers,
+                      description_set=args.descriptions, min_samples=args.min_samples, selection=args.selection,
+                      workers=args.workers,
                       progress=_progress(args), say=_warn)
     _say(res.table())
     _warn(f"Sweep {res.grid}: {res.computed} run(s) made, {res.reused} reused; {res.reductions} reduction(s), "

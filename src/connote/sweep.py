@@ -25,6 +25,7 @@ import json
 import math
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,7 +261,12 @@ def _init_worker(X, knn) -> None:
 
 
 def _work(
-    spec: str, seed: int | None, min_cluster_sizes: list[int], min_samples: int | None, Y: np.ndarray | None
+    spec: str,
+    seed: int | None,
+    min_cluster_sizes: list[int],
+    min_samples: int | None,
+    selection: str,
+    Y: np.ndarray | None,
 ) -> tuple[np.ndarray, dict, list[str]]:
     """One reduction (unless ``Y`` is given) and HDBSCAN for each min cluster size."""
     from connote import registry
@@ -279,7 +285,7 @@ def _work(
         notes = list(getattr(reducer, "notes", []))
     out = {}
     for m in min_cluster_sizes:
-        c = HDBSCANClusterer(min_cluster_size=m, min_samples=min_samples)
+        c = HDBSCANClusterer(min_cluster_size=m, min_samples=min_samples, cluster_selection_method=selection)
         labels = np.asarray(c.fit_predict(Y), dtype=int)
         out[m] = (labels, c.probabilities_)
     return Y, out, notes
@@ -325,6 +331,7 @@ class SweepResult:
     reductions: int = 0
     knn_graphs: int = 0
     workers: int = 1
+    timings: dict = field(default_factory=dict)  # seconds per phase, summed over feature sets
 
     def table(self) -> str:
         head = (
@@ -351,6 +358,7 @@ def sweep(
     image: str = "efficientnet-lite0",
     description_set: str | None = None,
     min_samples: int | None = None,
+    selection: str | None = None,
     workers: int | None = None,
     label: str | None = None,
     progress: bool = True,
@@ -358,12 +366,20 @@ def sweep(
 ) -> SweepResult:
     """Run every setting of ``grid`` on each feature set and seed as an ordinary stored run.
 
+    ``selection``: HDBSCAN cluster selection, eom (the paper's) or leaf; default as ``connote cluster``.
     ``workers``: processes for independent reductions (default: from the cores and available memory).
     ``say``: a function for progress notes (default: nothing).
     """
     from connote import registry, steps
     from connote.clustering import HDBSCANClusterer
     from connote.provenance import environment
+
+    try:
+        from connote.clustering import default_selection
+    except ImportError:  # older clustering module: always the paper's excess-of-mass
+
+        def default_selection(n):
+            return "eom"
 
     study = steps._study(study)
     g = load_grid(grid)
@@ -383,6 +399,11 @@ def sweep(
         if n < 4:
             raise UserError(f"only {n} {kind} items to cluster; need at least 4")
         p = plan(g, n, dim)
+        sel = selection or default_selection(n)
+        if selection is None and sel != "eom":
+            p.notes.append(
+                f"cluster selection '{sel}' (connote's default for {n} items, as `connote cluster`)"
+            )
         for note in p.notes:
             result.notes.append(f"{kind}: {note}")
             say(f"note: {kind}: {note}")
@@ -396,7 +417,9 @@ def sweep(
             reducer_params = reducer.params()
             todo = []
             for m in p.min_cluster_sizes:
-                cparams = HDBSCANClusterer(min_cluster_size=m, min_samples=min_samples).params()
+                cparams = HDBSCANClusterer(
+                    min_cluster_size=m, min_samples=min_samples, cluster_selection_method=sel
+                ).params()
                 key = steps.run_key(feats, reducer_params, cparams, seed)
                 order.append(key)
                 old = study.find_run(key)
@@ -428,8 +451,10 @@ def sweep(
             k = max(j[2].effective(n)[1] for j in umap_jobs)
             metric = umap_jobs[0][2].metric
             say(f"{kind}: one {k}-nearest-neighbour graph ({metric}) for {len(umap_jobs)} UMAP setting(s)")
+            t = time.perf_counter()
             knn = knn_graph(feats.X, k, metric=metric, seed=umap_jobs[0][1])
             result.knn_graphs += 1
+            result.timings["knn_s"] = result.timings.get("knn_s", 0.0) + time.perf_counter() - t
         # Longest first (UMAP before PCA before HDBSCAN-only) so the workers finish together.
         jobs.sort(key=lambda j: (j[4] is not None, getattr(j[2], "kind", "") != "umap"))
         nw = worker_count(len(to_reduce), n, dim, workers) if to_reduce else 1
@@ -465,6 +490,7 @@ def sweep(
                 if bar:
                     bar.update(1)
 
+        t_settings = time.perf_counter()
         try:
             if nw > 1 and len(jobs) > 1:
                 from concurrent.futures import as_completed
@@ -472,7 +498,7 @@ def sweep(
                 pool = _pool(nw, feats.X, knn)
                 try:
                     futures = {
-                        pool.submit(_work, j[0], j[1], [t[0] for t in j[3]], min_samples, j[4]): j
+                        pool.submit(_work, j[0], j[1], [t[0] for t in j[3]], min_samples, sel, j[4]): j
                         for j in jobs
                     }
                     for fut in as_completed(
@@ -487,12 +513,15 @@ def sweep(
                 _init_worker(feats.X, knn)
                 try:
                     for job in jobs:
-                        store(job, *_work(job[0], job[1], [t[0] for t in job[3]], min_samples, job[4]))
+                        store(job, *_work(job[0], job[1], [t[0] for t in job[3]], min_samples, sel, job[4]))
                 finally:
                     _init_worker(None, None)
         finally:
             if bar:
                 bar.close()
+        result.timings["settings_s"] = (
+            result.timings.get("settings_s", 0.0) + time.perf_counter() - t_settings
+        )
         result.rows += [rows_by_key[k] for k in dict.fromkeys(order)]
     return result
 
