@@ -8,7 +8,7 @@ noise, L2-normalised like sentence embeddings) and the same settings: UMAP {5,10
 {5,15,30} neighbours (cosine, min_dist 0.1, random_state 42) and PCA {5,10,20} components and 80%
 variance, each clustered by HDBSCAN with min cluster size {50,100,200} (scaled for n < 11,873 the way
 the sweep scales them). The plain arm calls umap.UMAP(...).fit_transform and hdbscan.HDBSCAN(...) for
-every setting; the connote arm is connote.sweep.sweep on a fresh study holding the vectors. Each arm runs
+every setting; the connote arm is connote.sweeps.sweep on a fresh study holding the vectors. Each arm runs
 in its own process (peak memory per arm); numba's cache is warmed first so neither arm pays compilation.
 
 Writes benchmarks/results/sweep.json and sweep.md (sweep-nN.* for other sizes): wall time, peak memory,
@@ -100,7 +100,7 @@ class TreeMemory:
 
 
 def settings(n: int, dim: int):
-    from connote.sweep import load_grid, plan
+    from connote.sweeps import load_grid, plan
 
     p = plan(load_grid("paper"), n, dim)
     return p.reduce_specs, p.min_cluster_sizes
@@ -110,14 +110,16 @@ def settings(n: int, dim: int):
 def arm_warm() -> dict:
     """Compile (and cache) numba code of both paths on small data, outside the timings."""
     from connote.reduce import UMAPReducer, numba_cache
-    from connote.sweep import knn_graph
+    from connote.sweeps import knn_graph
 
     numba_cache()
+    X, _ = synthetic(4200, dim=32, k=5)
+    # connote's path first: it switches on caching for umap-learn's uncached functions before they compile
+    # (connote.reduce.import_umap). The plain arm's process never does, so it gets umap-learn's own caching.
+    UMAPReducer(5, 5).fit_transform(X, knn=knn_graph(X, 5))
     import umap
 
-    X, _ = synthetic(4200, dim=32, k=5)
     umap.UMAP(n_neighbors=5, random_state=SEED, n_jobs=1, n_epochs=5).fit_transform(X)
-    UMAPReducer(5, 5).fit_transform(X, knn=knn_graph(X, 5))
     return {}
 
 
@@ -173,7 +175,7 @@ def arm_plain(n: int, out: Path) -> dict:
 
 def arm_connote(n: int, out: Path, workers: int | None) -> dict:
     from connote.study import Study, text_key
-    from connote.sweep import sweep
+    from connote.sweeps import sweep
 
     X, _ = synthetic(n)
     with tempfile.TemporaryDirectory() as tmp:

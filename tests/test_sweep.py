@@ -12,7 +12,7 @@ from connote import steps
 from connote.cli import main as cli_main
 from connote.errors import UserError
 from connote.study import Study, text_key
-from connote.sweep import PAPER_GRID, Grid, knn_graph, load_grid, plan
+from connote.sweeps import PAPER_GRID, Grid, _exact_knn, knn_graph, load_grid, plan
 
 PCA_ONLY = {
     "name": "pca-small",
@@ -90,6 +90,13 @@ def test_knn_graph_exact_small():
     assert (np.diff(dist, axis=1) >= -1e-6).all()
     D = np.linalg.norm(X[:, None] - X[None], axis=2)
     np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :7], atol=1e-4)
+    # The blocked exact path (used up to EXACT_KNN_MAX items, no numba) gives the same graph.
+    idx2, dist2 = _exact_knn(X, 7, "euclidean", block=16)
+    np.testing.assert_allclose(dist2, dist, atol=1e-4)
+    assert (idx2[:, 0] == np.arange(50)).all()
+    _, dcos = _exact_knn(X, 5, "cosine", block=16)
+    _, dref = knn_graph(X, 5, metric="cosine")
+    np.testing.assert_allclose(dcos, dref, atol=1e-4)
 
 
 def test_sweep_pca_grid_runs_reuse_and_cli(tmp_path, capsys):

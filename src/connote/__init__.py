@@ -12,8 +12,20 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_STEPS = ("init", "describe", "embed", "cluster", "explain", "report", "runs", "export", "export_rows", "run",
-          "features", "sweep")
+_STEPS = (
+    "init",
+    "describe",
+    "embed",
+    "cluster",
+    "explain",
+    "report",
+    "runs",
+    "export",
+    "export_rows",
+    "run",
+    "features",
+    "sweep",
+)
 
 __all__ = [*_STEPS, "Study", "UserError", "PAPER_PROMPT", "__version__"]
 

@@ -66,15 +66,34 @@ def cmd_describe(args) -> int:
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size
-    for opt in ("concurrency", "base_url", "api_key_env", "max_side", "detail", "max_tokens", "temperature",
-                "timeout", "device"):
+    for opt in (
+        "concurrency",
+        "base_url",
+        "api_key_env",
+        "max_side",
+        "detail",
+        "max_tokens",
+        "temperature",
+        "timeout",
+        "device",
+    ):
         if getattr(args, opt, None) is not None:
             options[opt] = getattr(args, opt)
     prompt = _read_prompt(args.prompt)
-    summary = steps.describe(study, args.describer, prompt=prompt, name=args.name,
-                             retry_flagged=args.retry_flagged, max_cost=args.max_cost,
-                             progress=_progress(args), dry_run=args.dry_run, batch=args.batch,
-                             batch_poll=args.batch_poll, batch_wait=not args.no_wait, **options)
+    summary = steps.describe(
+        study,
+        args.describer,
+        prompt=prompt,
+        name=args.name,
+        retry_flagged=args.retry_flagged,
+        max_cost=args.max_cost,
+        progress=_progress(args),
+        dry_run=args.dry_run,
+        batch=args.batch,
+        batch_poll=args.batch_poll,
+        batch_wait=not args.no_wait,
+        **options,
+    )
     _report_describe(summary, args)
     return 0
 
@@ -93,9 +112,13 @@ def _read_prompt(value: str | None) -> str | None:
 def _report_describe(summary, args) -> None:
     if hasattr(summary, "images") and not hasattr(summary, "described"):  # --dry-run: a DescribeEstimate
         mode = " with the Batch API" if summary.batch else ""
-        _say(f"Dry run: nothing was sent. Describer {summary.describer}{mode} "
-             f"(description set {summary.set_name!r}).")
-        _say(f"Would describe {summary.images} image(s); {summary.already} of {summary.total} are done already.")
+        _say(
+            f"Dry run: nothing was sent. Describer {summary.describer}{mode} "
+            f"(description set {summary.set_name!r})."
+        )
+        _say(
+            f"Would describe {summary.images} image(s); {summary.already} of {summary.total} are done already."
+        )
         _say(f"Estimated tokens: {summary.input_tokens:,} in, {summary.output_tokens:,} out.")
         cost = "unknown" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
         _say(f"Estimated cost: {cost}")
@@ -104,11 +127,17 @@ def _report_describe(summary, args) -> None:
         return
     _say(f"Describer: {summary.describer} (description set {summary.set_name!r}).")
     if summary.describer == "offline":
-        _say("  The offline describer writes what is written in the image (OCR) and what an ImageNet CNN sees.")
-        _say("  For the paper's connotative descriptions choose a vision LLM: --describer openai:gpt-4-turbo "
-             "or --describer hf:llava-hf/llava-1.5-7b-hf")
-    _say(f"Described {summary.described} image(s) now; {summary.already} were already described; "
-         f"{summary.total} distinct image(s) in all.")
+        _say(
+            "  The offline describer writes what is written in the image (OCR) and what an ImageNet CNN sees."
+        )
+        _say(
+            "  For the paper's connotative descriptions choose a vision LLM: --describer openai:gpt-4-turbo "
+            "or --describer hf:llava-hf/llava-1.5-7b-hf"
+        )
+    _say(
+        f"Described {summary.described} image(s) now; {summary.already} were already described; "
+        f"{summary.total} distinct image(s) in all."
+    )
     if summary.cost_usd:
         _say(f"Cost of this run: ${summary.cost_usd:.4f}")
     if summary.flagged or summary.failed:
@@ -128,8 +157,10 @@ def cmd_import_descriptions(args) -> int:
 
     study = _open(args.study)
     r = steps.import_descriptions(study, args.file, name=args.name, check=not args.no_check)
-    _say(f"Imported {r.imported} description(s) into set {r.set_name!r} ({r.flagged} flagged); "
-         f"{r.total} distinct image(s) in the study, {r.missing} without a description.")
+    _say(
+        f"Imported {r.imported} description(s) into set {r.set_name!r} ({r.flagged} flagged); "
+        f"{r.total} distinct image(s) in the study, {r.missing} without a description."
+    )
     for row, reason in r.problems[:50]:
         _warn(f"  {row}: {reason}")
     if len(r.problems) > 50:
@@ -153,13 +184,17 @@ def cmd_embed(args) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WeightsFallbackWarning)  # printed below, plainly
-        results = steps.embed(study, text, args.image, description_set=args.descriptions,
-                              progress=_progress(args), **options)
+        results = steps.embed(
+            study, text, args.image, description_set=args.descriptions, progress=_progress(args), **options
+        )
     for r in results:
         if getattr(r, "notice", None):
             _warn(f"NOTE: {r.notice}")
-        _say(f"{r.embedder}: {r.total} input(s), {r.computed} embedded now, {r.reused} reused"
-             + (f", {r.dim} dimensions" if r.dim else "") + ".")
+        _say(
+            f"{r.embedder}: {r.total} input(s), {r.computed} embedded now, {r.reused} reused"
+            + (f", {r.dim} dimensions" if r.dim else "")
+            + "."
+        )
         for path, reason in r.failed:
             _warn(f"  skipped {path}: {reason}")
     return 0
@@ -169,15 +204,25 @@ def cmd_cluster(args) -> int:
     from connote import steps
 
     study = _open(args.study)
-    res = steps.cluster(study, args.features, reduce=args.reduce, min_cluster_size=args.min_cluster_size,
-                        min_samples=args.min_samples, selection=args.selection, seed=args.seed, text=args.text,
-                        image=args.image,
-                        description_set=args.descriptions)
+    res = steps.cluster(
+        study,
+        args.features,
+        reduce=args.reduce,
+        min_cluster_size=args.min_cluster_size,
+        min_samples=args.min_samples,
+        selection=args.selection,
+        seed=args.seed,
+        text=args.text,
+        image=args.image,
+        description_set=args.descriptions,
+    )
     for note in res.notes:
         _warn(f"note: {note}")
     verb = "Reused" if res.reused else "Made"
-    _warn(f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
-          f"image(s), min cluster size {res.min_cluster_size}.")
+    _warn(
+        f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
+        f"image(s), min cluster size {res.min_cluster_size}."
+    )
     _say(str(res.run_id))
     return 0
 
@@ -195,13 +240,25 @@ def cmd_sweep(args) -> int:
     bad = set(features) - {"text", "image"}
     if bad:
         raise UserError(f"--features takes text and/or image, not {', '.join(sorted(bad))}")
-    res = steps.sweep(study, args.grid, features=features, seeds=seeds, text=args.text, image=args.image,
-                      description_set=args.descriptions, min_samples=args.min_samples, selection=args.selection,
-                      workers=args.workers,
-                      progress=_progress(args), say=_warn)
+    res = steps.sweep(
+        study,
+        args.grid,
+        features=features,
+        seeds=seeds,
+        text=args.text,
+        image=args.image,
+        description_set=args.descriptions,
+        min_samples=args.min_samples,
+        selection=args.selection,
+        workers=args.workers,
+        progress=_progress(args),
+        say=_warn,
+    )
     _say(res.table())
-    _warn(f"Sweep {res.grid}: {res.computed} run(s) made, {res.reused} reused; {res.reductions} reduction(s), "
-          f"{res.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`.")
+    _warn(
+        f"Sweep {res.grid}: {res.computed} run(s) made, {res.reused} reused; {res.reductions} reduction(s), "
+        f"{res.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
+    )
     return 0
 
 
@@ -210,8 +267,9 @@ def cmd_explain(args) -> int:
 
     study = _open(args.study)
     extra = [w.strip() for w in (args.stop_words or "").split(",") if w.strip()]
-    keywords = steps.explain(study, args.run_id, top_k=args.top_k, extra_stop_words=extra,
-                             filler=not args.keep_filler)
+    keywords = steps.explain(
+        study, args.run_id, top_k=args.top_k, extra_stop_words=extra, filler=not args.keep_filler
+    )
     for c in sorted(keywords):
         _say(f"cluster {c}: {', '.join(t for t, _ in keywords[c])}")
     return 0
@@ -235,13 +293,17 @@ def cmd_runs(args) -> int:
     if not rows:
         _say("No runs yet.")
         return 0
-    head = f"{'id':>4}  {'features':8}  {'describer':22}  {'embedder':24}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  " \
-           f"{'clusters':>8}  {'outliers':>8}"
+    head = (
+        f"{'id':>4}  {'features':8}  {'describer':22}  {'embedder':24}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  "
+        f"{'clusters':>8}  {'outliers':>8}"
+    )
     _say(head)
     for r in rows:
-        _say(f"{r['id']:>4}  {r['features']:8}  {str(r['describer'] or '-')[:22]:22}  {r['embedder'][:24]:24}  "
-             f"{r['reduce'][:34]:34}  {r['min_cluster_size']:>4}  {str(r['seed']):>5}  {r['n_clusters']:>8}  "
-             f"{r['n_outliers']:>8}")
+        _say(
+            f"{r['id']:>4}  {r['features']:8}  {str(r['describer'] or '-')[:22]:22}  {r['embedder'][:24]:24}  "
+            f"{r['reduce'][:34]:34}  {r['min_cluster_size']:>4}  {str(r['seed']):>5}  {r['n_clusters']:>8}  "
+            f"{r['n_outliers']:>8}"
+        )
     return 0
 
 
@@ -258,14 +320,20 @@ def cmd_status(args) -> int:
     images = study.images(status=None)
     ok = [r for r in images if r["status"] == "ok"]
     _say(f"Study {study.path} (images from {study.get_meta('images_root')})")
-    _say(f"  images: {len(ok)} usable ({len({r['sha256'] for r in ok})} distinct), "
-         f"{len(images) - len(ok)} skipped")
+    _say(
+        f"  images: {len(ok)} usable ({len({r['sha256'] for r in ok})} distinct), "
+        f"{len(images) - len(ok)} skipped"
+    )
     for s in study.description_sets():
-        _say(f"  descriptions {s['name']!r} ({s['describer']}): {s['n_ok']} ok, {s['n_bad']} flagged or failed")
+        _say(
+            f"  descriptions {s['name']!r} ({s['describer']}): {s['n_ok']} ok, {s['n_bad']} flagged or failed"
+        )
     for e in study.embedders():
         _say(f"  vectors {e['name']} ({e['dim']} dimensions)")
-    _say(f"  runs: {len(study.runs())}; model calls logged: {len(study.calls())}; "
-         f"cost so far: ${study.total_cost():.4f}")
+    _say(
+        f"  runs: {len(study.runs())}; model calls logged: {len(study.calls())}; "
+        f"cost so far: ${study.total_cost():.4f}"
+    )
     _print_skipped([(r["path"], r["reason"]) for r in images if r["status"] == "skipped"], limit=10_000)
     return 0
 
@@ -284,12 +352,21 @@ def cmd_run(args) -> int:
     summary = steps.describe(study, args.describer, prompt=_read_prompt(args.prompt), progress=progress)
     _report_describe(summary, args)
     steps.embed(study, args.text, progress=progress)
-    res = steps.cluster(study, "text", reduce=args.reduce, min_cluster_size=args.min_cluster_size,
-                        selection=args.selection, seed=args.seed, text=args.text)
+    res = steps.cluster(
+        study,
+        "text",
+        reduce=args.reduce,
+        min_cluster_size=args.min_cluster_size,
+        selection=args.selection,
+        seed=args.seed,
+        text=args.text,
+    )
     for note in res.notes:
         _warn(f"note: {note}")
     keywords = steps.explain(study, res.run_id, top_k=args.top_k)
-    _say(f"Run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} image(s).")
+    _say(
+        f"Run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} image(s)."
+    )
     for c in sorted(keywords):
         _say(f"  cluster {c}: {', '.join(t for t, _ in keywords[c][:8])}")
     path = steps.report(study, res.run_id, progress=progress)
@@ -306,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="connote",
         description="Cluster images by what they mean: describe (S1), embed (S2), reduce (S3), cluster (S4), "
-                    "explain (S5), report.",
+        "explain (S5), report.",
     )
     parser.add_argument("--version", action="version", version=f"connote {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -315,13 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole pipeline on a folder of images, offline by default")
     p.add_argument("images", help="folder of images (searched recursively)")
     p.add_argument("-o", "--output", required=True, help="study folder to create or reuse")
-    p.add_argument("--describer", default="offline", help="offline (default), openai:MODEL, ollama:MODEL, hf:REPO")
+    p.add_argument(
+        "--describer", default="offline", help="offline (default), openai:MODEL, ollama:MODEL, hf:REPO"
+    )
     p.add_argument("--prompt", help="describer prompt, or @file.txt (default: the paper's prompt)")
     p.add_argument("--text", default="minilm", help="text embedder (default minilm = all-MiniLM-L6-v2)")
     p.add_argument("--reduce", default=DEFAULT_REDUCE, help=f"default {DEFAULT_REDUCE}")
     p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
-    p.add_argument("--selection", choices=["eom", "leaf"],
-                   help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)")
+    p.add_argument(
+        "--selection",
+        choices=["eom", "leaf"],
+        help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--top-k", type=int, default=10, help="keywords per cluster")
     _add_common(p)
@@ -335,33 +417,48 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("describe", help="S1: describe every image as text")
     p.add_argument("study")
-    p.add_argument("--describer", default="offline", help="offline (default), openai:MODEL, ollama:MODEL, hf:REPO")
+    p.add_argument(
+        "--describer", default="offline", help="offline (default), openai:MODEL, ollama:MODEL, hf:REPO"
+    )
     p.add_argument("--prompt", help="prompt text or @file.txt (default: the paper's prompt)")
     p.add_argument("--name", help="name of the description set (default: the describer, plus a prompt hash)")
     p.add_argument("--batch-size", type=int, help="images per model call (local models)")
     p.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly once this much is spent")
     p.add_argument("--retry-flagged", action="store_true", help="describe flagged and failed images again")
-    p.add_argument("--dry-run", action="store_true", help="print the image count, estimated tokens and cost; "
-                   "send nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the image count, estimated tokens and cost; send nothing",
+    )
     p.add_argument("--concurrency", type=int, help="requests in flight at once (API describers; default 8)")
     p.add_argument("--base-url", help="any OpenAI-compatible server, e.g. http://localhost:8000/v1")
     p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
-    p.add_argument("--max-side", type=int, help="downscale images to this many pixels on the long side before "
-                   "upload (default 1024; 512 with --detail low)")
+    p.add_argument(
+        "--max-side",
+        type=int,
+        help="downscale images to this many pixels on the long side before "
+        "upload (default 1024; 512 with --detail low)",
+    )
     p.add_argument("--detail", choices=["low", "high", "auto"], help="image detail level (default low)")
     p.add_argument("--max-tokens", type=int, help="most output tokens per description (default 400)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default: the model's)")
     p.add_argument("--timeout", type=float, help="seconds per request (default 120)")
     p.add_argument("--device", help="local models: cuda, cpu, ... (default: a GPU when present)")
-    p.add_argument("--batch", action="store_true", help="use the OpenAI Batch API (half price, within 24 h); "
-                   "resumable: run the same command again to pick the batch up")
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="use the OpenAI Batch API (half price, within 24 h); "
+        "resumable: run the same command again to pick the batch up",
+    )
     p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
     _add_common(p)
     p.set_defaults(func=cmd_describe)
 
-    p = sub.add_parser("import-descriptions", help="S1 from elsewhere: captions from a CSV or JSONL file "
-                       "(columns image,text)")
+    p = sub.add_parser(
+        "import-descriptions",
+        help="S1 from elsewhere: captions from a CSV or JSONL file (columns image,text)",
+    )
     p.add_argument("study")
     p.add_argument("file", help="CSV or JSONL; image = path relative to the images root, file name or sha256")
     p.add_argument("--name", help="description set name (default: imported:FILE_STEM)")
@@ -370,16 +467,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("embed", help="S2: embed descriptions (and/or images) as vectors")
     p.add_argument("study")
-    p.add_argument("--text", default="minilm", help="minilm (default), a sentence-transformers name or path, "
-                                                     "or openai:MODEL (e.g. openai:text-embedding-3-small)")
+    p.add_argument(
+        "--text",
+        default="minilm",
+        help="minilm (default), a sentence-transformers name or path, "
+        "or openai:MODEL (e.g. openai:text-embedding-3-small)",
+    )
     p.add_argument("--no-text", action="store_true", help="embed images only")
-    p.add_argument("--image", help="image embedder: vgg16 (the paper's CNN baseline, torchvision weights), any "
-                                   "torchvision model name, efficientnet-lite0 (packaged, offline), "
-                                   "open_clip:MODEL[@PRETRAINED]")
-    p.add_argument("--image-weights", metavar="FILE", help="a saved state_dict for the torchvision model "
-                                                             "(instead of downloading its ImageNet weights)")
-    p.add_argument("--no-fallback", action="store_true",
-                   help="fail instead of using efficientnet-lite0 when torchvision weights cannot be had")
+    p.add_argument(
+        "--image",
+        help="image embedder: vgg16 (the paper's CNN baseline, torchvision weights), any "
+        "torchvision model name, efficientnet-lite0 (packaged, offline), "
+        "open_clip:MODEL[@PRETRAINED]",
+    )
+    p.add_argument(
+        "--image-weights",
+        metavar="FILE",
+        help="a saved state_dict for the torchvision model (instead of downloading its ImageNet weights)",
+    )
+    p.add_argument(
+        "--no-fallback",
+        action="store_true",
+        help="fail instead of using efficientnet-lite0 when torchvision weights cannot be had",
+    )
     p.add_argument("--descriptions", help="description set (default: the latest)")
     _add_common(p)
     p.set_defaults(func=cmd_embed)
@@ -387,12 +497,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cluster", help="S3+S4: reduce and cluster; prints the new run id")
     p.add_argument("study")
     p.add_argument("--features", default="text", choices=["text", "image"])
-    p.add_argument("--reduce", default=DEFAULT_REDUCE,
-                   help="umap:components=5,neighbors=15 (default) | pca:components=10 | pca:variance=0.8")
+    p.add_argument(
+        "--reduce",
+        default=DEFAULT_REDUCE,
+        help="umap:components=5,neighbors=15 (default) | pca:components=10 | pca:variance=0.8",
+    )
     p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
     p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
-    p.add_argument("--selection", choices=["eom", "leaf"],
-                   help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)")
+    p.add_argument(
+        "--selection",
+        choices=["eom", "leaf"],
+        help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)",
+    )
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
     p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
@@ -402,13 +518,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="S3+S4 over a grid (the paper's by default): every setting is a run")
     p.add_argument("study")
-    p.add_argument("--grid", default="paper", help="paper (default: UMAP 5/10 x 5/15/30, PCA 5/10/20/80%%, "
-                                                   "min cluster size 50/100/200) or a TOML file")
+    p.add_argument(
+        "--grid",
+        default="paper",
+        help="paper (default: UMAP 5/10 x 5/15/30, PCA 5/10/20/80%%, "
+        "min cluster size 50/100/200) or a TOML file",
+    )
     p.add_argument("--features", default="text", help="text, image or text,image (default text)")
     p.add_argument("--seeds", default="42", help="comma-separated seeds, e.g. 42,48,112 (default 42)")
     p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
-    p.add_argument("--selection", choices=["eom", "leaf"],
-                   help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)")
+    p.add_argument(
+        "--selection",
+        choices=["eom", "leaf"],
+        help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)",
+    )
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
     p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")

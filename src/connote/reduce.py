@@ -20,15 +20,61 @@ def numba_cache() -> str:
     return os.environ["NUMBA_CACHE_DIR"]
 
 
+_UMAP_READY = False
+
+
+def import_umap():
+    """Import umap-learn with all of its compiled code cached on disk across processes.
+
+    umap-learn and pynndescent mark only some of their numba functions ``cache=True``; the others are
+    compiled again in every new process (about a minute on two cores). Caching is switched on for those
+    too, before their first compilation, so that only the first process on a machine pays for it.
+    """
+    global _UMAP_READY
+    numba_cache()
+    import umap
+
+    if not _UMAP_READY:
+        import contextlib
+        import sys
+        import warnings
+
+        from numba.core.errors import NumbaWarning
+
+        try:
+            from numba.core.registry import CPUDispatcher
+        except ImportError:  # pragma: no cover - older numba
+            CPUDispatcher = ()
+        warnings.filterwarnings("ignore", category=NumbaWarning, message=".*[Cc]annot cache.*")
+        for name, module in list(sys.modules.items()):
+            if not name.startswith(("umap", "pynndescent")) or module is None:
+                continue
+            for obj in list(vars(module).values()):
+                if isinstance(obj, CPUDispatcher) and type(obj._cache).__name__ == "NullCache":
+                    # a function numba cannot cache just stays uncached
+                    with contextlib.suppress(Exception):
+                        obj.enable_caching()
+        _UMAP_READY = True
+    return umap
+
+
 class UMAPReducer:
     """UMAP (McInnes et al. 2018). The paper: 5 or 10 components x 5, 15 or 30 neighbours."""
 
     kind = "umap"
 
-    def __init__(self, n_components: int = 5, n_neighbors: int = 15, metric: str = "cosine",
-                 min_dist: float = 0.1, random_state: int | None = 42):
+    def __init__(
+        self,
+        n_components: int = 5,
+        n_neighbors: int = 15,
+        metric: str = "cosine",
+        min_dist: float = 0.1,
+        random_state: int | None = 42,
+    ):
         if n_components < 1 or n_neighbors < 2:
-            raise UserError(f"UMAP needs components >= 1 and neighbors >= 2, got {n_components} and {n_neighbors}")
+            raise UserError(
+                f"UMAP needs components >= 1 and neighbors >= 2, got {n_components} and {n_neighbors}"
+            )
         self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.metric = metric
@@ -46,8 +92,14 @@ class UMAPReducer:
         return s
 
     def params(self) -> dict:
-        return {"method": "umap", "n_components": self.n_components, "n_neighbors": self.n_neighbors,
-                "metric": self.metric, "min_dist": self.min_dist, "random_state": self.random_state}
+        return {
+            "method": "umap",
+            "n_components": self.n_components,
+            "n_neighbors": self.n_neighbors,
+            "metric": self.metric,
+            "min_dist": self.min_dist,
+            "random_state": self.random_state,
+        }
 
     def effective(self, n: int) -> tuple[int, int]:
         """Components and neighbours that fit ``n`` items (UMAP needs neighbours < n, components < n - 1)."""
@@ -60,19 +112,26 @@ class UMAPReducer:
         comps, neigh = self.effective(n)
         if (comps, neigh) != (self.n_components, self.n_neighbors):
             self.notes.append(f"UMAP used {comps} components and {neigh} neighbours to fit {n} items")
-        numba_cache()
-        import umap
+        umap = import_umap()
 
         kwargs = {}
         if knn is not None:
             # (indices, distances) with at least ``neigh`` columns, nearest first (self included); sliced
             # here because umap-learn does not prune a wider graph for small data sets.
             idx, dist = knn[0], knn[1]
-            kwargs["precomputed_knn"] = (np.array(idx[:, :neigh], dtype=np.int32),
-                                         np.array(dist[:, :neigh], dtype=np.float32))
-        model = umap.UMAP(n_components=comps, n_neighbors=neigh, metric=self.metric, min_dist=self.min_dist,
-                          random_state=self.random_state, n_jobs=1 if self.random_state is not None else -1,
-                          **kwargs)
+            kwargs["precomputed_knn"] = (
+                np.array(idx[:, :neigh], dtype=np.int32),
+                np.array(dist[:, :neigh], dtype=np.float32),
+            )
+        model = umap.UMAP(
+            n_components=comps,
+            n_neighbors=neigh,
+            metric=self.metric,
+            min_dist=self.min_dist,
+            random_state=self.random_state,
+            n_jobs=1 if self.random_state is not None else -1,
+            **kwargs,
+        )
         return np.asarray(model.fit_transform(np.asarray(X, dtype=np.float32)), dtype=np.float32)
 
 
@@ -81,8 +140,9 @@ class PCAReducer:
 
     kind = "pca"
 
-    def __init__(self, n_components: int | None = 10, variance: float | None = None,
-                 random_state: int | None = 42):
+    def __init__(
+        self, n_components: int | None = 10, variance: float | None = None, random_state: int | None = 42
+    ):
         if (n_components is None) == (variance is None):
             raise UserError("PCA needs either components=N or variance=SHARE (e.g. pca:variance=0.8)")
         if n_components is not None and n_components < 1:
@@ -97,11 +157,19 @@ class PCAReducer:
 
     @property
     def spec(self) -> str:
-        return f"pca:variance={self.variance:g}" if self.variance is not None else f"pca:components={self.n_components}"
+        return (
+            f"pca:variance={self.variance:g}"
+            if self.variance is not None
+            else f"pca:components={self.n_components}"
+        )
 
     def params(self) -> dict:
-        return {"method": "pca", "n_components": self.n_components, "variance": self.variance,
-                "random_state": self.random_state}
+        return {
+            "method": "pca",
+            "n_components": self.n_components,
+            "variance": self.variance,
+            "random_state": self.random_state,
+        }
 
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         from sklearn.decomposition import PCA
@@ -113,7 +181,9 @@ class PCAReducer:
         else:
             k = min(self.n_components, limit)
             if k != self.n_components:
-                self.notes.append(f"PCA used {k} components to fit {X.shape[0]} items of {X.shape[1]} dimensions")
+                self.notes.append(
+                    f"PCA used {k} components to fit {X.shape[0]} items of {X.shape[1]} dimensions"
+                )
             model = PCA(n_components=k, random_state=self.random_state)
         out = model.fit_transform(X)
         self.n_components_ = int(model.n_components_)
@@ -121,9 +191,16 @@ class PCAReducer:
         return out.astype(np.float32)
 
 
-_ALIASES = {"components": "n_components", "n_components": "n_components", "neighbors": "n_neighbors",
-            "neighbours": "n_neighbors", "n_neighbors": "n_neighbors", "metric": "metric",
-            "min_dist": "min_dist", "variance": "variance"}
+_ALIASES = {
+    "components": "n_components",
+    "n_components": "n_components",
+    "neighbors": "n_neighbors",
+    "neighbours": "n_neighbors",
+    "n_neighbors": "n_neighbors",
+    "metric": "metric",
+    "min_dist": "min_dist",
+    "variance": "variance",
+}
 
 
 def from_spec(spec: str, seed: int | None = 42):
@@ -134,14 +211,18 @@ def from_spec(spec: str, seed: int | None = 42):
     opts = {}
     for key, value in parse_options(arg).items():
         if key not in _ALIASES:
-            raise UserError(f"unknown reduce option {key!r} in {spec!r} (known: components, neighbors, metric, "
-                            "min_dist, variance)")
+            raise UserError(
+                f"unknown reduce option {key!r} in {spec!r} (known: components, neighbors, metric, "
+                "min_dist, variance)"
+            )
         opts[_ALIASES[key]] = value
     try:
         if kind == "umap":
             if "variance" in opts:
                 raise UserError("variance= is a PCA option")
-            typed = {k: (v if k == "metric" else float(v) if k == "min_dist" else int(v)) for k, v in opts.items()}
+            typed = {
+                k: (v if k == "metric" else float(v) if k == "min_dist" else int(v)) for k, v in opts.items()
+            }
             return UMAPReducer(random_state=seed, **typed)
         if kind == "pca":
             bad = set(opts) - {"n_components", "variance"}
@@ -154,5 +235,7 @@ def from_spec(spec: str, seed: int | None = 42):
             return PCAReducer(n_components=int(opts.get("n_components", 10)), random_state=seed)
     except ValueError as exc:
         raise UserError(f"bad number in {spec!r}: {exc}") from None
-    raise UserError(f"unknown reduction {spec!r}; use umap:components=5,neighbors=15, pca:components=10 "
-                    "or pca:variance=0.8")
+    raise UserError(
+        f"unknown reduction {spec!r}; use umap:components=5,neighbors=15, pca:components=10 "
+        "or pca:variance=0.8"
+    )

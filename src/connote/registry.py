@@ -38,8 +38,10 @@ def _load(target: str) -> Any:
     try:
         return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
-        raise UserError(f"{target.split(':')[0]} needs a package that is not installed: {exc.name or exc}. "
-                        "Install the extras with `pip install 'connote[all]'`") from None
+        raise UserError(
+            f"{target.split(':')[0]} needs a package that is not installed: {exc.name or exc}. "
+            "Install the extras with `pip install 'connote[all]'`"
+        ) from None
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -86,7 +88,9 @@ def image_embedder(spec: Any, **options: Any):
         return spec
     kind, arg = split_spec(spec)
     if kind in IMAGE_EMBEDDERS and kind != "torchvision":
-        return _load(IMAGE_EMBEDDERS[kind])(arg, **options) if arg else _load(IMAGE_EMBEDDERS[kind])(**options)
+        return (
+            _load(IMAGE_EMBEDDERS[kind])(arg, **options) if arg else _load(IMAGE_EMBEDDERS[kind])(**options)
+        )
     if kind == "torchvision":
         spec = arg
     # Anything else is a torchvision classification model name (vgg16, resnet50, ...).

@@ -72,7 +72,9 @@ def init_summary(study: Study) -> InitSummary:
     rows = study.images(status=None)
     ok = [r for r in rows if r["status"] == "ok"]
     return InitSummary(
-        found=len(rows), ok=len(ok), distinct=len({r["sha256"] for r in ok}),
+        found=len(rows),
+        ok=len(ok),
+        distinct=len({r["sha256"] for r in ok}),
         skipped=[(r["path"], r["reason"]) for r in rows if r["status"] == "skipped"],
     )
 
@@ -99,22 +101,30 @@ def describe(
 
     study = _study(study)
     if not study.unique_images():
-        raise UserError(f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`")
+        raise UserError(
+            f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`"
+        )
     d = registry.describer(describer, **{k: v for k, v in describer_options.items() if v is not None})
-    runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost,
-                            check=_checker())
+    runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
     if batch:
         from connote.describers.batch import run_batch
 
-        return run_batch(study, runner, retry_flagged=retry_flagged, poll_interval=batch_poll, wait=batch_wait,
-                         progress=progress)
+        return run_batch(
+            study,
+            runner,
+            retry_flagged=retry_flagged,
+            poll_interval=batch_poll,
+            wait=batch_wait,
+            progress=progress,
+        )
     return runner.run(study, retry_flagged=retry_flagged, progress=progress)
 
 
-def import_descriptions(study: Study | str | os.PathLike, path: str | os.PathLike, *, name: str | None = None,
-                        check: bool = True):
+def import_descriptions(
+    study: Study | str | os.PathLike, path: str | os.PathLike, *, name: str | None = None, check: bool = True
+):
     """Descriptions made elsewhere (CSV or JSONL with columns image,text) as a description set."""
     from connote.describers.importer import import_file
 
@@ -134,7 +144,9 @@ def _text_inputs(study: Study, description_set: str | None) -> tuple[dict, dict[
     ds = study.resolve_description_set(description_set)
     texts = study.descriptions(ds["id"])
     if not texts:
-        raise UserError(f"description set {ds['name']!r} has no usable descriptions yet; run `connote describe`")
+        raise UserError(
+            f"description set {ds['name']!r} has no usable descriptions yet; run `connote describe`"
+        )
     return ds, texts
 
 
@@ -212,7 +224,9 @@ def features(
 def reduce_cache_path(study: Study, feats: Features, reducer) -> Path:
     """Where the reduction of ``feats`` by ``reducer`` is cached (STUDY/cache/reduce/KEY.npy)."""
     params = reducer.params() if hasattr(reducer, "params") else {"repr": repr(reducer)}
-    key = hashlib.sha256(json.dumps([feats.key, params], sort_keys=True, default=str).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([feats.key, params], sort_keys=True, default=str).encode()).hexdigest()[
+        :24
+    ]
     return study.path / "cache" / "reduce" / f"{key}.npy"
 
 
@@ -223,7 +237,9 @@ def run_key(feats: Features, reducer_params: dict, cluster_params: dict, seed: i
     ).hexdigest()
 
 
-def reduce_cached(study: Study, feats: Features, reducer, *, knn=None, Y: np.ndarray | None = None) -> np.ndarray:
+def reduce_cached(
+    study: Study, feats: Features, reducer, *, knn=None, Y: np.ndarray | None = None
+) -> np.ndarray:
     """Reduce once per (features, reducer parameters); later runs with other cluster settings reuse it.
 
     ``knn`` (indices, distances) is handed to reducers that take a precomputed neighbour graph (UMAP);
@@ -270,7 +286,6 @@ def cluster(
 ) -> ClusterResult:
     """S3 + S4: reduce the features and cluster them with HDBSCAN. The run (every parameter, seed and
     package version) is stored; an identical earlier run is returned instead of computed again."""
-    from connote.provenance import environment
 
     study = _study(study)
     feats = features(study, features_kind, text=text, image=image, description_set=description_set)
@@ -280,29 +295,87 @@ def cluster(
     notes: list[str] = []
     if min_cluster_size is None:
         min_cluster_size = default_min_cluster_size(n)
-        notes.append(f"min cluster size {min_cluster_size} (default for {n} items; set with --min-cluster-size)")
+        notes.append(
+            f"min cluster size {min_cluster_size} (default for {n} items; set with --min-cluster-size)"
+        )
     if selection is None and clusterer is None:
         selection = default_selection(n)
-        notes.append(f"cluster selection '{selection}' (default for {n} items; set with --selection eom|leaf)")
+        notes.append(
+            f"cluster selection '{selection}' (default for {n} items; set with --selection eom|leaf)"
+        )
     if selection not in (None, "eom", "leaf"):
         raise UserError(f"unknown cluster selection {selection!r}; use eom or leaf")
     reducer = registry.reducer(reduce, seed=seed)
-    clusterer = clusterer or HDBSCANClusterer(min_cluster_size=min_cluster_size, min_samples=min_samples,
-                                              cluster_selection_method=selection)
+    clusterer = clusterer or HDBSCANClusterer(
+        min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection
+    )
     reduce_spec = getattr(reducer, "spec", type(reducer).__name__)
     cluster_params = clusterer.params() if hasattr(clusterer, "params") else {"repr": repr(clusterer)}
     reducer_params = reducer.params() if hasattr(reducer, "params") else {"repr": repr(reducer)}
     key = run_key(feats, reducer_params, cluster_params, seed)
     old = study.find_run(key)
     if old is not None:
-        return ClusterResult(old["id"], True, old["n_items"], old["n_clusters"], old["n_outliers"],
-                             old["min_cluster_size"], notes)
+        return ClusterResult(
+            old["id"],
+            True,
+            old["n_items"],
+            old["n_clusters"],
+            old["n_outliers"],
+            old["min_cluster_size"],
+            notes,
+        )
 
     Y = reduce_cached(study, feats, reducer)
     labels = np.asarray(clusterer.fit_predict(Y), dtype=int)
     notes += list(getattr(reducer, "notes", []))
     probs = getattr(clusterer, "probabilities_", None)
-    n_clusters = len(set(labels.tolist()) - {-1})
+    run_id = store_run(
+        study,
+        feats,
+        key=key,
+        reduce_spec=reduce_spec,
+        reducer_params=reducer_params,
+        cluster_params=cluster_params,
+        min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
+        seed=seed,
+        labels=labels,
+        probabilities=probs,
+        notes=notes,
+        label=label,
+    )
+    return ClusterResult(
+        run_id,
+        False,
+        n,
+        len(set(labels.tolist()) - {-1}),
+        int(np.sum(labels == -1)),
+        int(min_cluster_size),
+        notes,
+    )
+
+
+def store_run(
+    study: Study,
+    feats: Features,
+    *,
+    key: str,
+    reduce_spec: str,
+    reducer_params: dict,
+    cluster_params: dict,
+    min_cluster_size: int,
+    min_samples: int | None,
+    seed: int | None,
+    labels: np.ndarray,
+    probabilities: np.ndarray | None,
+    notes: list[str],
+    label: str | None,
+    environment: dict | None = None,
+) -> int:
+    """Store one clustering as a run: its labels and the full record (parameters, seed, package versions)."""
+    from connote.provenance import environment as current_environment
+
+    labels = np.asarray(labels, dtype=int)
     record = {
         "key": key,
         "features": feats.kind,
@@ -312,25 +385,31 @@ def cluster(
         "min_cluster_size": int(min_cluster_size),
         "min_samples": min_samples,
         "seed": seed,
-        "n_items": n,
-        "n_clusters": n_clusters,
+        "n_items": len(feats.shas),
+        "n_clusters": len(set(labels.tolist()) - {-1}),
         "n_outliers": int(np.sum(labels == -1)),
         "label": label,
         "params": json.dumps(
-            {"reducer": reducer_params, "clusterer": cluster_params, "seed": seed, "features_key": feats.key,
-             "notes": notes, "environment": environment()},
-            sort_keys=True, default=str,
+            {
+                "reducer": reducer_params,
+                "clusterer": cluster_params,
+                "seed": seed,
+                "features_key": feats.key,
+                "notes": notes,
+                "environment": environment or current_environment(),
+            },
+            sort_keys=True,
+            default=str,
         ),
     }
-    prob_map = {s: float(p) for s, p in zip(feats.shas, probs)} if probs is not None else None
-    run_id = study.add_run(record, dict(zip(feats.shas, labels.tolist())), prob_map)
-    return ClusterResult(run_id, False, n, n_clusters, record["n_outliers"], int(min_cluster_size), notes)
+    prob_map = {s: float(p) for s, p in zip(feats.shas, probabilities)} if probabilities is not None else None
+    return study.add_run(record, dict(zip(feats.shas, labels.tolist())), prob_map)
 
 
 def sweep(study: Study | str | os.PathLike, grid="paper", **options):
     """S3 + S4 over a whole grid (the paper's by default): every setting becomes an ordinary run; see
-    :func:`connote.sweep.sweep` for the options (features, seeds, workers, ...)."""
-    from connote.sweep import sweep as _sweep
+    :func:`connote.sweeps.sweep` for the options (features, seeds, workers, ...)."""
+    from connote.sweeps import sweep as _sweep
 
     return _sweep(_study(study), grid, **options)
 
@@ -357,10 +436,22 @@ def explain(
     shas = [s for s in assign if s in texts]
     if not shas:
         raise UserError(f"run {run['id']}: none of its images has a description in set {ds['name']!r}")
-    keywords = cluster_keywords([texts[s] for s in shas], [assign[s] for s in shas], top_k=top_k,
-                                stop=stop_words(extra_stop_words, filler=filler))
-    study.set_keywords(run["id"], keywords, {"top_k": top_k, "description_set": ds["name"],
-                                             "extra_stop_words": list(extra_stop_words), "filler": filler})
+    keywords = cluster_keywords(
+        [texts[s] for s in shas],
+        [assign[s] for s in shas],
+        top_k=top_k,
+        stop=stop_words(extra_stop_words, filler=filler),
+    )
+    study.set_keywords(
+        run["id"],
+        keywords,
+        {
+            "top_k": top_k,
+            "description_set": ds["name"],
+            "extra_stop_words": list(extra_stop_words),
+            "filler": filler,
+        },
+    )
     return keywords
 
 
@@ -379,14 +470,24 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
     out = []
     for r in study.runs():
-        out.append({
-            "id": r["id"], "features": r["features"], "description_set": r["description_set"],
-            "describer": sets.get(r["description_set"]) if r["description_set"] else None,
-            "embedder": r["embedder"], "reduce": r["reduce"], "min_cluster_size": r["min_cluster_size"],
-            "min_samples": r["min_samples"], "seed": r["seed"], "n_items": r["n_items"],
-            "n_clusters": r["n_clusters"], "n_outliers": r["n_outliers"], "label": r["label"],
-            "created": r["created"],
-        })
+        out.append(
+            {
+                "id": r["id"],
+                "features": r["features"],
+                "description_set": r["description_set"],
+                "describer": sets.get(r["description_set"]) if r["description_set"] else None,
+                "embedder": r["embedder"],
+                "reduce": r["reduce"],
+                "min_cluster_size": r["min_cluster_size"],
+                "min_samples": r["min_samples"],
+                "seed": r["seed"],
+                "n_items": r["n_items"],
+                "n_clusters": r["n_clusters"],
+                "n_outliers": r["n_outliers"],
+                "label": r["label"],
+                "created": r["created"],
+            }
+        )
     return out
 
 
@@ -407,17 +508,22 @@ def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
     rows = []
     for img in study.images(status="ok"):
         c = assign.get(img["sha256"])
-        rows.append({
-            "image": img["path"],
-            "cluster": c,
-            "keywords": ", ".join(keywords.get(c, [])) if c is not None and c != -1 else "",
-            "description": texts.get(img["sha256"], ""),
-        })
+        rows.append(
+            {
+                "image": img["path"],
+                "cluster": c,
+                "keywords": ", ".join(keywords.get(c, [])) if c is not None and c != -1 else "",
+                "description": texts.get(img["sha256"], ""),
+            }
+        )
     return rows
 
 
 def export(
-    study: Study | str | os.PathLike, run_id: int | None = None, *, format: str = "csv",
+    study: Study | str | os.PathLike,
+    run_id: int | None = None,
+    *,
+    format: str = "csv",
     path: str | os.PathLike | None = None,
 ) -> Path:
     """Write the run's assignments as CSV or Parquet; returns the file written."""
@@ -443,9 +549,17 @@ def export(
             import pyarrow.parquet as pq
         except ImportError:
             raise UserError("Parquet export needs pyarrow: pip install 'connote[parquet]'") from None
-        table = pa.table({c: [r[c] for r in rows] for c in EXPORT_COLUMNS},
-                         schema=pa.schema([("image", pa.string()), ("cluster", pa.int64()),
-                                           ("keywords", pa.string()), ("description", pa.string())]))
+        table = pa.table(
+            {c: [r[c] for r in rows] for c in EXPORT_COLUMNS},
+            schema=pa.schema(
+                [
+                    ("image", pa.string()),
+                    ("cluster", pa.int64()),
+                    ("keywords", pa.string()),
+                    ("description", pa.string()),
+                ]
+            ),
+        )
         pq.write_table(table, tmp)
     os.replace(tmp, path)
     return path
@@ -470,7 +584,14 @@ def run(
     study = init(out, images, progress=progress)
     describe(study, describer, progress=progress, **describer_options)
     embed(study, text, progress=progress)
-    res = cluster(study, "text", reduce=reduce, min_cluster_size=min_cluster_size, selection=selection, seed=seed,
-                  text=text)
+    res = cluster(
+        study,
+        "text",
+        reduce=reduce,
+        min_cluster_size=min_cluster_size,
+        selection=selection,
+        seed=seed,
+        text=text,
+    )
     explain(study, res.run_id, top_k=top_k)
     return study, res.run_id, report(study, res.run_id, progress=progress)

@@ -26,7 +26,35 @@ def _vocabulary() -> frozenset[str]:
     return frozenset(w for w in vocab if w.isalpha() and w.isascii() and (len(w) > 1 or w in {"a", "i"}))
 
 
-_SHORT_WORDS = frozenset(["a", "i", "an", "as", "at", "be", "by", "do", "go", "he", "if", "in", "is", "it", "me", "my", "no", "of", "on", "or", "so", "to", "up", "us", "we"])
+_SHORT_WORDS = frozenset(
+    [
+        "a",
+        "i",
+        "an",
+        "as",
+        "at",
+        "be",
+        "by",
+        "do",
+        "go",
+        "he",
+        "if",
+        "in",
+        "is",
+        "it",
+        "me",
+        "my",
+        "no",
+        "of",
+        "on",
+        "or",
+        "so",
+        "to",
+        "up",
+        "us",
+        "we",
+    ]
+)
 
 
 def split_words(run: str, vocabulary: frozenset[str], max_word: int = 20, max_unknown: float = 0.3) -> str:
@@ -74,8 +102,9 @@ def respace(text: str) -> str:
     """Split 'AnAustralianrodent' at case changes, then re-space long runs of letters by dictionary."""
     vocab = _vocabulary()
     text = _CAMEL.sub(" ", text)
-    return _RUN_TOGETHER.sub(lambda m: m.group(0) if m.group(0).lower() in vocab else split_words(m.group(0), vocab),
-                             text)
+    return _RUN_TOGETHER.sub(
+        lambda m: m.group(0) if m.group(0).lower() in vocab else split_words(m.group(0), vocab), text
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,9 +116,17 @@ def _ocr():
 
 #: Basic colour terms (Berlin & Kay) and a typical sRGB value for each.
 COLOURS = {
-    "black": (20, 20, 20), "white": (245, 245, 245), "grey": (128, 128, 128), "red": (200, 30, 30),
-    "orange": (240, 140, 30), "yellow": (240, 220, 40), "green": (50, 150, 50), "blue": (40, 80, 200),
-    "purple": (120, 50, 150), "pink": (240, 150, 180), "brown": (120, 80, 40),
+    "black": (20, 20, 20),
+    "white": (245, 245, 245),
+    "grey": (128, 128, 128),
+    "red": (200, 30, 30),
+    "orange": (240, 140, 30),
+    "yellow": (240, 220, 40),
+    "green": (50, 150, 50),
+    "blue": (40, 80, 200),
+    "purple": (120, 50, 150),
+    "pink": (240, 150, 180),
+    "brown": (120, 80, 40),
 }
 
 
@@ -129,8 +166,16 @@ class OfflineDescriber:
     uses_prompt = False
     concurrency = 1
 
-    def __init__(self, arg: str = "", *, top_labels: int = 5, min_label_prob: float = 0.05, ocr: bool = True,
-                 batch_size: int = 8, **_ignored):
+    def __init__(
+        self,
+        arg: str = "",
+        *,
+        top_labels: int = 5,
+        min_label_prob: float = 0.05,
+        ocr: bool = True,
+        batch_size: int = 8,
+        **_ignored,
+    ):
         self.spec = "offline"
         self.model = "rapidocr-1.4.4+efficientnet-lite0"
         self.top_labels = top_labels
@@ -139,8 +184,13 @@ class OfflineDescriber:
         self.batch_size = batch_size
 
     def params(self) -> dict:
-        return {"top_labels": self.top_labels, "min_label_prob": self.min_label_prob, "ocr": self.ocr, "colours": True,
-                "ocr_min_score": OCR_MIN_SCORE}
+        return {
+            "top_labels": self.top_labels,
+            "min_label_prob": self.min_label_prob,
+            "ocr": self.ocr,
+            "colours": True,
+            "ocr_min_score": OCR_MIN_SCORE,
+        }
 
     def _read_text(self, img) -> list[str]:
         import numpy as np
@@ -165,7 +215,9 @@ class OfflineDescriber:
             out.append(chosen)
         return out
 
-    def describe(self, items: list[ImageItem], prompt: str | None = None) -> list[Description | DescribeError]:
+    def describe(
+        self, items: list[ImageItem], prompt: str | None = None
+    ) -> list[Description | DescribeError]:
         from connote.images import ImageError, load_image
         from connote.models import efficientnet
 

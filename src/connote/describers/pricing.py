@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
 
 USER_PRICES = Path("~/.config/connote/prices.toml")
 

