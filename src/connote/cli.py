@@ -357,6 +357,7 @@ def cmd_run(args) -> int:
         "text",
         reduce=args.reduce,
         min_cluster_size=args.min_cluster_size,
+        min_samples=args.min_samples,
         selection=args.selection,
         seed=args.seed,
         text=args.text,
@@ -379,6 +380,21 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def _add_hdbscan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
+    p.add_argument(
+        "--selection",
+        choices=["eom", "leaf"],
+        help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)",
+    )
+
+
+def _add_feature_sources(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
+    p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
+    p.add_argument("--descriptions", help="description set (default: the latest)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="connote",
@@ -399,11 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", default="minilm", help="text embedder (default minilm = all-MiniLM-L6-v2)")
     p.add_argument("--reduce", default=DEFAULT_REDUCE, help=f"default {DEFAULT_REDUCE}")
     p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
-    p.add_argument(
-        "--selection",
-        choices=["eom", "leaf"],
-        help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)",
-    )
+    _add_hdbscan_options(p)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--top-k", type=int, default=10, help="keywords per cluster")
     _add_common(p)
@@ -503,16 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="umap:components=5,neighbors=15 (default) | pca:components=10 | pca:variance=0.8",
     )
     p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
-    p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
-    p.add_argument(
-        "--selection",
-        choices=["eom", "leaf"],
-        help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)",
-    )
+    _add_hdbscan_options(p)
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
-    p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
-    p.add_argument("--descriptions", help="description set (default: the latest)")
+    _add_feature_sources(p)
     _add_common(p)
     p.set_defaults(func=cmd_cluster)
 
@@ -526,16 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--features", default="text", help="text, image or text,image (default text)")
     p.add_argument("--seeds", default="42", help="comma-separated seeds, e.g. 42,48,112 (default 42)")
-    p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
-    p.add_argument(
-        "--selection",
-        choices=["eom", "leaf"],
-        help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)",
-    )
+    _add_hdbscan_options(p)
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
-    p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
-    p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
-    p.add_argument("--descriptions", help="description set (default: the latest)")
+    _add_feature_sources(p)
     _add_common(p)
     p.set_defaults(func=cmd_sweep)
 
