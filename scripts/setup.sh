@@ -36,6 +36,9 @@ fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "Installing connote and its dependencies into .venv (a few minutes the first time) ..."
 # torch and torchvision first, exactly as pinned: an unpinned torch would pull another multi-GB build.
-python -m pip install -q -c requirements/constraints.txt torch torchvision
-python -m pip install -q -c requirements/constraints.txt -e '.[all]'
+quiet_pip() {  # pip's notes about this machine's local package folders are noise here
+  python -m pip install -q -c requirements/constraints.txt "$@" 2> >(grep -v '^WARNING: Location' >&2)
+}
+quiet_pip torch torchvision
+quiet_pip -e '.[all]'
 echo "$sig" > "$stamp"
