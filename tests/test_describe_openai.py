@@ -340,6 +340,24 @@ def _count_ok(db: Path) -> int:
         return 0
 
 
+def describe_cmd(tmp_path, srv, concurrency: int) -> list[str]:
+    """`connote describe` against the fake server, as a subprocess command line."""
+    return [
+        sys.executable,
+        "-m",
+        "connote",
+        "describe",
+        str(tmp_path / "study"),
+        "--describer",
+        f"openai:{MODEL}",
+        "--base-url",
+        srv.base_url,
+        "--concurrency",
+        str(concurrency),
+        "-q",
+    ]
+
+
 def test_kill_9_mid_run_then_resume_pays_at_most_inflight_twice(tmp_path):
     n, conc = 24, 4
     study = make_study(tmp_path, n)
@@ -347,20 +365,7 @@ def test_kill_9_mid_run_then_resume_pays_at_most_inflight_twice(tmp_path):
     db = next(tmp_path.joinpath("study").glob("*.db*"))
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(latency=0.3, api_key=KEY) as srv:
-        cmd = [
-            sys.executable,
-            "-m",
-            "connote",
-            "describe",
-            str(tmp_path / "study"),
-            "--describer",
-            f"openai:{MODEL}",
-            "--base-url",
-            srv.base_url,
-            "--concurrency",
-            str(conc),
-            "-q",
-        ]
+        cmd = describe_cmd(tmp_path, srv, conc)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 40
         while _count_ok(db) < 6 and time.monotonic() < deadline and proc.poll() is None:
@@ -412,20 +417,7 @@ def test_ctrl_c_keeps_what_is_in_flight(tmp_path):
     db = next(tmp_path.joinpath("study").glob("*.db*"))
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(latency=0.4, api_key=KEY) as srv:
-        cmd = [
-            sys.executable,
-            "-m",
-            "connote",
-            "describe",
-            str(tmp_path / "study"),
-            "--describer",
-            f"openai:{MODEL}",
-            "--base-url",
-            srv.base_url,
-            "--concurrency",
-            str(conc),
-            "-q",
-        ]
+        cmd = describe_cmd(tmp_path, srv, conc)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 40
         while _count_ok(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
