@@ -102,3 +102,42 @@ def test_content_words_from_sklearns_stop_list_are_kept():
     assert got[0][0][0] == "fire"
     assert "empty" in dict(got[1])
     assert "the" in stop_words() and "fire" not in stop_words()
+
+
+def test_explain_leaves_out_the_offline_describers_colour_words(tmp_path):
+    import json
+
+    from connote import steps
+    from connote.study import Study
+
+    study = Study.create(tmp_path / "study", tmp_path)
+    set_id = study.description_set("offline", "offline", "m", None, {})
+    texts = {
+        "a1": "Written: wildfire smoke. Seen: fire. Colours: orange and black.",
+        "a2": "Written: wildfire. Seen: fire. Colours: orange and black.",
+        "b1": "Written: flood water. Seen: boat. Colours: blue and grey.",
+        "b2": "Written: flood. Seen: boat. Colours: blue and grey.",
+    }
+    for sha, text in texts.items():
+        study.put_description(set_id, sha, text)
+    record = {
+        "key": "k",
+        "features": "text",
+        "description_set": "offline",
+        "embedder": "text:minilm",
+        "reduce": "pca:components=2",
+        "min_cluster_size": 2,
+        "min_samples": None,
+        "seed": 42,
+        "n_items": 4,
+        "n_clusters": 2,
+        "n_outliers": 0,
+        "params": json.dumps({}),
+    }
+    run_id = study.add_run(record, {"a1": 0, "a2": 0, "b1": 1, "b2": 1}, None)
+    keywords = steps.explain(study, run_id)
+    terms = {t for terms in keywords.values() for t, _ in terms}
+    assert {"wildfire", "flood", "boat"} <= terms
+    assert not terms & {"orange", "black", "blue", "grey", "colours", "written", "seen"}
+    kept = steps.explain(study, run_id, filler=False)  # --keep-filler keeps them
+    assert "orange" in {t for terms in kept.values() for t, _ in terms}

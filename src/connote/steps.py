@@ -436,11 +436,14 @@ def explain(
     shas = [s for s in assign if s in texts]
     if not shas:
         raise UserError(f"run {run['id']}: none of its images has a description in set {ds['name']!r}")
+    # A describer can name words of its own fixed phrasing that say nothing about a cluster (the offline
+    # describer's colour words); they are left out with the filler words.
+    template_words = _describer_stop_words(ds["describer"]) if filler else ()
     keywords = cluster_keywords(
         [texts[s] for s in shas],
         [assign[s] for s in shas],
         top_k=top_k,
-        stop=stop_words(extra_stop_words, filler=filler),
+        stop=stop_words([*extra_stop_words, *template_words], filler=filler),
     )
     study.set_keywords(
         run["id"],
@@ -449,10 +452,22 @@ def explain(
             "top_k": top_k,
             "description_set": ds["name"],
             "extra_stop_words": list(extra_stop_words),
+            "describer_stop_words": list(template_words),
             "filler": filler,
         },
     )
     return keywords
+
+
+def _describer_stop_words(spec: str) -> tuple[str, ...]:
+    target = registry.DESCRIBERS.get(registry.split_spec(spec)[0])
+    if not target:
+        return ()
+    try:
+        cls = registry._load(target)
+    except UserError:
+        return ()
+    return tuple(getattr(cls, "keyword_stop_words", ()))
 
 
 # ---------------------------------------------------------------------------------------------- output

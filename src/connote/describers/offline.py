@@ -165,6 +165,8 @@ class OfflineDescriber:
 
     uses_prompt = False
     concurrency = 1
+    #: Words of this describer's fixed phrasing that make poor cluster keywords (S5 leaves them out).
+    keyword_stop_words = (*COLOURS, "colour", "colours", "written", "seen")
 
     def __init__(
         self,
