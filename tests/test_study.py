@@ -320,3 +320,15 @@ def test_export_rows_columns_and_content(study):
     assert by["c.png"]["cluster"] == -1 and by["c.png"]["keywords"] == ""  # outliers get no keywords
     assert by["nodesc.png"] == {"image": "nodesc.png", "cluster": None, "keywords": "", "description": ""}
     assert steps.export_rows(study)[0].keys() == rows[0].keys()  # latest run by default
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"), [((384,), "float32"), ((0,), "float32"), ((5,), "float64"), ((2, 3), "float32")]
+)
+def test_read_vector_matches_np_load(tmp_path, shape, dtype):
+    from connote.study import read_vector
+
+    a = np.arange(int(np.prod(shape)), dtype=dtype).reshape(shape)
+    np.save(tmp_path / "v.npy", a)
+    b = read_vector(tmp_path / "v.npy")
+    assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)

@@ -47,6 +47,26 @@ def slug(name: str) -> str:
     return f"{safe[:60]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
+_NPY_V1 = b"\x93NUMPY\x01\x00"
+
+
+def read_vector(path: Path) -> np.ndarray:
+    """One vector file as written by :meth:`Study.save_vector`. The .npy header of a 1-d little-endian
+    float32 array is read directly (a tenth of np.load's time, which counts for 10,000s of files);
+    anything else goes through np.load."""
+    data = path.read_bytes()
+    if data[:8] == _NPY_V1:
+        end = 10 + int.from_bytes(data[8:10], "little")
+        header = data[10:end]
+        if b"'descr': '<f4'" in header and b"'fortran_order': False" in header and b"'shape': (" in header:
+            shape = header.split(b"'shape': (", 1)[1].split(b")", 1)[0].rstrip(b",").strip()
+            if shape.isdigit():
+                return np.frombuffer(data, dtype="<f4", count=int(shape), offset=end)
+    import io
+
+    return np.load(io.BytesIO(data))
+
+
 class Study:
     """A study folder. Open with :meth:`open` or make one with :meth:`create`."""
 
@@ -322,7 +342,9 @@ class Study:
             raise UserError(
                 f"{len(missing)} of {len(keys)} inputs have no {embedder} vector yet; run `connote embed` first"
             )
-        return np.stack([np.load(self.vector_path(embedder, k)) for k in keys]) if keys else np.zeros((0, 0))
+        return (
+            np.stack([read_vector(self.vector_path(embedder, k)) for k in keys]) if keys else np.zeros((0, 0))
+        )
 
     # ------------------------------------------------------------------ runs
     def find_run(self, key: str) -> sqlite3.Row | None:
