@@ -135,18 +135,7 @@ def test_flagged_output_retried_once_then_kept_apart_and_retry_flagged(tmp_path,
         # A plain re-run does not ask again; --retry-flagged does.
         assert describe(study, srv).described == 0
         srv.push("length", "length")
-        rc = cli.main(
-            [
-                "describe",
-                str(study.path),
-                "--describer",
-                f"openai:{MODEL}",
-                "--base-url",
-                srv.base_url,
-                "--retry-flagged",
-                "-q",
-            ]
-        )
+        rc = cli_describe(study, srv, "--retry-flagged", "-q")
         assert rc == 0
     err = capsys.readouterr().err
     assert "flagged" in err and "truncated" in err
@@ -157,32 +146,15 @@ def test_flagged_output_retried_once_then_kept_apart_and_retry_flagged(tmp_path,
 def test_concurrency_is_used_and_never_exceeded(tmp_path):
     study = make_study(tmp_path, 16)
     with FakeOpenAI(latency=0.25) as srv:
-        t0 = time.perf_counter()
         s = describe(study, srv, concurrency=8)
-        elapsed = time.perf_counter() - t0
-        assert srv.max_inflight == 8
+        assert srv.max_inflight == 8  # eight requests overlapped, and never more
     assert s.described == 16
-    assert elapsed < 16 * 0.25 / 2  # far faster than one at a time (4 s); ideally ~0.5 s
 
 
 def test_dry_run_sends_nothing(tmp_path, capsys):
     study = make_study(tmp_path, 5)
     with FakeOpenAI() as srv:
-        rc = cli.main(
-            [
-                "describe",
-                str(study.path),
-                "--describer",
-                f"openai:{MODEL}",
-                "--base-url",
-                srv.base_url,
-                "--dry-run",
-                "--detail",
-                "high",
-                "--max-side",
-                "256",
-            ]
-        )
+        rc = cli_describe(study, srv, "--dry-run", "--detail", "high", "--max-side", "256")
         assert rc == 0 and srv.requests == []
     out = capsys.readouterr().out
     assert "Would describe 5 image(s)" in out and "Estimated cost: $" in out
@@ -338,6 +310,13 @@ def _count_ok(db: Path) -> int:
             con.close()
     except sqlite3.Error:
         return 0
+
+
+def cli_describe(study, srv, *options: str) -> int:
+    """`connote describe` in-process against the fake server."""
+    return cli.main(
+        ["describe", str(study.path), "--describer", f"openai:{MODEL}", "--base-url", srv.base_url, *options]
+    )
 
 
 def describe_cmd(tmp_path, srv, concurrency: int) -> list[str]:

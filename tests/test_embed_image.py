@@ -88,14 +88,12 @@ def test_vgg16_fc7_from_a_weights_file(tmp_path):
 
 
 def test_fallback_when_weights_cannot_be_had(torch_home, study, monkeypatch, capsys):
-    """Nothing cached and no network: fast, said on screen, and the vectors are stored as
+    """Nothing cached and no network: said on screen, and the vectors are stored as
     efficientnet-lite0 (not vgg16)."""
     # Deterministic whatever the machine's network: the probe reports the host unreachable.
     monkeypatch.setattr(image_mod, "_reachable", lambda url, timeout=5.0: "cannot reach host (test)")
-    t0 = time.perf_counter()
     with pytest.warns(WeightsFallbackWarning, match="efficientnet-lite0"):
         summary = steps.embed(study, None, "vgg16", progress=False)[0]
-    assert time.perf_counter() - t0 < 60
     assert summary.embedder == "image:efficientnet-lite0" and summary.dim == 1280
     assert "vgg16" in summary.notice and "image:efficientnet-lite0" in summary.notice
     assert not study.vector_dir("image:vgg16").exists()

@@ -440,15 +440,8 @@ def sweep(
     ``say``: a function for progress notes (default: nothing).
     """
     from connote import registry, steps
-    from connote.clustering import HDBSCANClusterer
+    from connote.clustering import HDBSCANClusterer, default_selection
     from connote.provenance import environment
-
-    try:
-        from connote.clustering import default_selection
-    except ImportError:  # older clustering module: always the paper's excess-of-mass
-
-        def default_selection(n):
-            return "eom"
 
     _prefer_fork_safe_numba()
     study = steps._study(study)
