@@ -180,3 +180,79 @@ def test_umap_on_a_small_set_keeps_blobs_apart():
 def test_out_of_range_numbers_are_user_errors(spec):
     with pytest.raises(UserError):
         from_spec(spec)
+
+
+# ------------------------------------------------------------------------------------------ MST
+def _hdbscan_reference(X, m, method="eom"):
+    import hdbscan
+
+    model = hdbscan.HDBSCAN(
+        min_cluster_size=m, cluster_selection_method=method, algorithm="prims_kdtree", core_dist_n_jobs=1
+    )
+    return relabel_by_size(model.fit_predict(X)), model.probabilities_
+
+
+def test_mst_of_a_textbook_example():
+    # Four points on a line at 0, 1, 3, 7 with core distances 0: the MST is the three gaps.
+    from connote.mst import mutual_reachability_mst
+
+    X = np.array([[0.0], [1.0], [3.0], [7.0]])
+    mst = mutual_reachability_mst(X, np.zeros(4))
+    assert [(int(a), int(b), float(w)) for a, b, w in mst] == [(0, 1, 1.0), (1, 2, 2.0), (2, 3, 4.0)]
+    # Core distances lift edges to max(core(a), core(b), distance).
+    mst = mutual_reachability_mst(X, np.array([5.0, 0.0, 0.0, 0.0]))
+    assert sorted(mst[:, 2].tolist()) == [2.0, 4.0, 5.0]
+
+
+def test_core_distances_count_the_point_itself_first():
+    from connote.mst import core_distances
+
+    X = np.array([[0.0], [1.0], [3.0], [7.0]])
+    core = core_distances(X, [1, 2])
+    assert core[1].tolist() == [1.0, 1.0, 2.0, 4.0]
+    assert core[2].tolist() == [3.0, 2.0, 3.0, 6.0]
+
+
+@pytest.mark.parametrize("dims", [2, 5, 20])
+def test_prims_gives_hdbscans_own_labels(dims):
+    """connote's Prim's builds hdbscan's prims_kdtree tree edge for edge: the same labels and
+    probabilities, also with ties (duplicates and points on an integer grid)."""
+    rng = np.random.default_rng(dims)
+    centres = rng.normal(0, 4, (4, dims))
+    X = np.vstack([c + rng.normal(0, 1, (60, dims)) for c in centres] + [rng.uniform(-12, 12, (30, dims))])
+    X[::7] = np.round(X[::7])  # ties
+    X[-5:] = X[:5]  # duplicates
+    for m, method in [(5, "eom"), (15, "eom"), (10, "leaf")]:
+        clu = HDBSCANClusterer(min_cluster_size=m, cluster_selection_method=method)
+        assert clu.resolved_algorithm(*X.shape) == "prims"
+        labels = clu.fit_predict(X)
+        ref_labels, ref_probs = _hdbscan_reference(X, m, method)
+        assert np.array_equal(labels, ref_labels)
+        assert np.allclose(clu.probabilities_, ref_probs)
+
+
+def test_cluster_sizes_shares_one_neighbour_search(monkeypatch):
+    from connote import mst
+    from connote.clustering import cluster_sizes
+
+    X, _ = blobs()
+    calls = []
+    real = mst.core_distances
+    monkeypatch.setattr(mst, "core_distances", lambda X, ks: calls.append(sorted(ks)) or real(X, ks))
+    out = cluster_sizes(X, [3, 5, 8], min_samples=None, selection="eom")
+    assert calls == [[3, 5, 8]]
+    for m in (3, 5, 8):
+        alone = HDBSCANClusterer(min_cluster_size=m).fit_predict(X)
+        assert np.array_equal(out[m][0], alone)
+        assert out[m][1].shape == (len(X),)
+
+
+def test_auto_leaves_large_or_non_euclidean_data_to_hdbscan():
+    from connote.clustering import PRIMS_MAX_N
+
+    assert HDBSCANClusterer().resolved_algorithm(PRIMS_MAX_N + 1, 5) == "best"
+    assert HDBSCANClusterer(metric="manhattan").resolved_algorithm(100, 5) == "best"
+    assert HDBSCANClusterer(algorithm="boruvka_kdtree").resolved_algorithm(100, 5) == "boruvka_kdtree"
+    X, truth = blobs()
+    labels = HDBSCANClusterer(min_cluster_size=5, algorithm="boruvka_kdtree").fit_predict(X)
+    assert np.array_equal(labels, truth)

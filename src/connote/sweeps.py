@@ -12,7 +12,10 @@ Where the time goes, and how it is not paid twice:
 
 * one k-nearest-neighbour graph per feature set and metric, computed once for the largest neighbour
   count and sliced for the smaller ones, is handed to every UMAP setting (``precomputed_knn``);
-* each reduction is computed once and cached in STUDY/cache/reduce; all min cluster sizes reuse it;
+* each reduction is computed once and cached in STUDY/cache/reduce; all min cluster sizes reuse it, and
+  one nearest-neighbour search gives HDBSCAN's core distances for all of them
+  (:func:`connote.clustering.cluster_sizes`), whose spanning trees connote's Prim's builds
+  (:mod:`connote.mst`);
 * numba's compiled code is cached on disk across processes (:func:`connote.reduce.numba_cache`);
 * independent reductions (and their HDBSCAN runs) run in parallel worker processes, as many as the
   cores and the available memory allow.
@@ -24,6 +27,7 @@ import itertools
 import math
 import os
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -292,12 +296,21 @@ def _share(X, knn) -> None:
 
 def _init_worker(X, knn) -> None:
     _share(X, knn)
+    _one_thread()
+
+
+def _one_thread() -> None:
+    """One BLAS/OpenMP/numba thread per worker: the workers are the parallelism (two workers with two
+    threads each on two cores run a UMAP about 40% slower)."""
     try:
         from threadpoolctl import threadpool_limits
 
-        threadpool_limits(1)  # one BLAS/OpenMP thread per worker: the workers are the parallelism
+        threadpool_limits(1)
     except ImportError:
         pass
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        numba.set_num_threads(1)
 
 
 def _work(
@@ -310,9 +323,10 @@ def _work(
 ) -> tuple[np.ndarray, dict, list[str]]:
     """One reduction (unless ``Y`` is given) and HDBSCAN for each min cluster size."""
     from connote import registry
-    from connote.clustering import HDBSCANClusterer
+    from connote.clustering import cluster_sizes
 
     notes: list[str] = []
+    t0 = time.perf_counter()
     if Y is None:
         reducer = registry.reducer(spec, seed=seed)
         with warnings.catch_warnings():
@@ -323,23 +337,32 @@ def _work(
                 Y = reducer.fit_transform(_X)
         Y = np.asarray(Y, dtype=np.float32)
         notes = list(getattr(reducer, "notes", []))
-    out = {}
-    for m in min_cluster_sizes:
-        c = HDBSCANClusterer(min_cluster_size=m, min_samples=min_samples, cluster_selection_method=selection)
-        labels = np.asarray(c.fit_predict(Y), dtype=int)
-        out[m] = (labels, c.probabilities_)
-    return Y, out, notes
+    t1 = time.perf_counter()
+    out = cluster_sizes(Y, min_cluster_sizes, min_samples=min_samples, selection=selection)
+    seconds = {"reduce": t1 - t0, "cluster": time.perf_counter() - t1}
+    return Y, out, notes, seconds
 
 
 def _estimated_cost(job) -> float:
     """Rough seconds of one job at the paper's size (measured on 2 cores): UMAP grows with its neighbours,
-    HDBSCAN after PCA with the number of components; a cached reduction costs only its clusterings."""
+    the core distances of HDBSCAN with the number of dimensions; a cached reduction costs only its
+    clusterings."""
     _spec, _seed, reducer, todo, Y = job
     if Y is not None:
         return 0.5 * len(todo)
     if getattr(reducer, "kind", None) == "umap":
-        return 8.0 + 0.3 * reducer.n_neighbors + 0.2 * reducer.n_components
-    return 1.1 * (getattr(reducer, "n_components", None) or 12)
+        return 6.5 + 0.3 * reducer.n_neighbors + 0.2 * reducer.n_components
+    return 1.5 + 0.15 * (getattr(reducer, "n_components", None) or 12)
+
+
+def _preload(umap: bool) -> None:
+    from connote.mst import mutual_reachability_mst
+
+    mutual_reachability_mst(np.zeros((2, 1)), np.zeros(2))
+    if umap:
+        from connote.reduce import import_umap
+
+        import_umap()
 
 
 def _can_fork() -> bool:
@@ -363,7 +386,9 @@ def _pool(workers: int, X: np.ndarray, knn, fork: bool):
 
     if fork:  # the workers inherit X, the kNN graph and the compiled code
         _share(X, knn)
-        return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork"))
+        return ProcessPoolExecutor(
+            max_workers=workers, mp_context=mp.get_context("fork"), initializer=_one_thread
+        )
     # otherwise forkserver/spawn: no fork of a process that may hold unsafe threads (torch, OpenMP).
     method = "forkserver" if sys.platform.startswith("linux") else "spawn"
     return ProcessPoolExecutor(
@@ -510,6 +535,10 @@ def sweep(
         result.reductions += len(to_reduce)
         knn = None
         umap_jobs = [j for j in to_reduce if getattr(j[2], "kind", None) == "umap"]
+        # Load the compiled code (umap-learn, pynndescent, connote.mst: about 5 s) once, here, while the
+        # kNN graph is computed, rather than in every worker: forked workers inherit it.
+        preload = threading.Thread(target=_preload, args=(bool(umap_jobs),), daemon=True)
+        preload.start()
         if umap_jobs:
             k = max(j[2].effective(n)[1] for j in umap_jobs)
             metric = umap_jobs[0][2].metric
@@ -518,6 +547,7 @@ def sweep(
             knn = knn_graph(feats.X, k, metric=metric, seed=umap_jobs[0][1])
             result.knn_graphs += 1
             result.timings["knn_s"] = result.timings.get("knn_s", 0.0) + time.perf_counter() - t
+        preload.join()
         # Longest first, so that the workers finish together.
         jobs.sort(key=_estimated_cost, reverse=True)
         nw = worker_count(len(to_reduce), n, dim, workers) if to_reduce else 1
@@ -535,7 +565,19 @@ def sweep(
 
         knn_k = knn[0].shape[1] if knn is not None else None
 
-        def store(job, Y, labelled, notes, feats=feats, knn_k=knn_k, rows_by_key=rows_by_key, bar=bar):
+        def store(
+            job,
+            Y,
+            labelled,
+            notes,
+            seconds,
+            feats=feats,
+            knn_k=knn_k,
+            rows_by_key=rows_by_key,
+            bar=bar,
+            kind=kind,
+        ):
+            t = time.perf_counter()
             for key, row in _store(
                 study,
                 feats,
@@ -552,6 +594,9 @@ def sweep(
                 result.computed += 1
                 if bar:
                     bar.update(1)
+            seconds["store"] = time.perf_counter() - t
+            jobs_s = result.timings.setdefault("jobs", {})
+            jobs_s[f"{kind} {job[0]} seed={job[1]}"] = {k: round(v, 2) for k, v in seconds.items()}
 
         t_settings = time.perf_counter()
         try:
