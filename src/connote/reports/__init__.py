@@ -305,11 +305,11 @@ def _build_context(study, run, thumbs_for, max_per_cluster: int) -> dict:
     }
 
 
-def _environment():
+def _environment(templates: Path | None = None):
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        loader=jinja2.FileSystemLoader(templates or Path(__file__).parent / "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

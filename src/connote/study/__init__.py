@@ -412,3 +412,62 @@ class Study:
         ):
             out.setdefault(r[0], []).append(r[1])
         return out
+
+    # ------------------------------------------------------------------ rated pairs (validation, RQ1)
+    def add_pair_sample(self, name: str, seed: int | None, params: dict, pairs: list[tuple[str, str]]) -> int:
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM pair_samples WHERE name=?", (name,)).fetchone():
+                raise UserError(f"there is already a pair sample named {name!r}; choose another --name")
+            cur = con.execute(
+                "INSERT INTO pair_samples(name, created, seed, params) VALUES (?, ?, ?, ?)",
+                (name, now(), seed, json.dumps(params, sort_keys=True)),
+            )
+            sample_id = int(cur.lastrowid)
+            con.executemany(
+                "INSERT INTO pairs(sample_id, pos, sha_a, sha_b) VALUES (?, ?, ?, ?)",
+                [(sample_id, i, a, b) for i, (a, b) in enumerate(pairs, start=1)],
+            )
+        return sample_id
+
+    def pair_samples(self) -> list[sqlite3.Row]:
+        return self.con.execute("SELECT * FROM pair_samples ORDER BY id").fetchall()
+
+    def pair_sample(self, name: str | None = None) -> sqlite3.Row:
+        """The named pair sample, or the latest one."""
+        if name is None:
+            row = self.con.execute("SELECT * FROM pair_samples ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise UserError("this study has no pair sample yet; draw one with `connote pairs sample`")
+            return row
+        row = self.con.execute("SELECT * FROM pair_samples WHERE name=?", (name,)).fetchone()
+        if row is None:
+            known = ", ".join(r["name"] for r in self.pair_samples()) or "none"
+            raise UserError(f"no pair sample named {name!r} (known: {known})")
+        return row
+
+    def pairs(self, sample_id: int) -> list[sqlite3.Row]:
+        return self.con.execute(
+            "SELECT pos, sha_a, sha_b FROM pairs WHERE sample_id=? ORDER BY pos", (sample_id,)
+        ).fetchall()
+
+    def put_ratings(
+        self, sample_id: int, rows: Iterable[tuple[int, str, str, int]], source: str | None
+    ) -> int:
+        """Insert or update (pos, coder, dimension, value) ratings in one transaction; returns how many."""
+        stamp = now()
+        rows = [(sample_id, pos, coder, dim, value, source, stamp) for pos, coder, dim, value in rows]
+        with self.transaction() as con:
+            con.executemany(
+                """INSERT INTO ratings(sample_id, pos, coder, dimension, value, source, updated)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(sample_id, pos, coder, dimension)
+                   DO UPDATE SET value=excluded.value, source=excluded.source, updated=excluded.updated""",
+                rows,
+            )
+        return len(rows)
+
+    def ratings(self, sample_id: int) -> list[sqlite3.Row]:
+        return self.con.execute(
+            "SELECT pos, coder, dimension, value FROM ratings WHERE sample_id=? ORDER BY pos, coder, dimension",
+            (sample_id,),
+        ).fetchall()

@@ -122,7 +122,38 @@ CREATE TABLE keywords (
 );
 """
 
-MIGRATIONS: list[str] = [V1]
+#: Version 2: the validation study of rated image pairs (RQ1): samples of pairs, and coders' ratings.
+V2 = """
+CREATE TABLE pair_samples (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    created  TEXT NOT NULL,
+    seed     INTEGER,
+    params   TEXT NOT NULL DEFAULT '{}'      -- JSON: how the pairs were drawn
+);
+
+CREATE TABLE pairs (
+    sample_id INTEGER NOT NULL REFERENCES pair_samples(id),
+    pos       INTEGER NOT NULL,              -- the pair's number as coders see it, from 1
+    sha_a     TEXT NOT NULL,
+    sha_b     TEXT NOT NULL,
+    PRIMARY KEY (sample_id, pos)
+);
+
+CREATE TABLE ratings (
+    sample_id INTEGER NOT NULL,
+    pos       INTEGER NOT NULL,
+    coder     TEXT NOT NULL,                 -- '(consensus)' for the agreed rating after discussion
+    dimension TEXT NOT NULL CHECK (dimension IN ('denotative', 'connotative')),
+    value     INTEGER NOT NULL CHECK (value IN (0, 1, 2)),
+    source    TEXT,                          -- the file it was imported from
+    updated   TEXT NOT NULL,
+    PRIMARY KEY (sample_id, pos, coder, dimension),
+    FOREIGN KEY (sample_id, pos) REFERENCES pairs(sample_id, pos)
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,453 @@
+"""RQ1: clustering quality from human-rated image pairs.
+
+The study behind connote drew 500 random image pairs; coders, blind to the clusters, rated each pair for
+denotative similarity (what the images show) and connotative similarity (what they mean) on 0 unrelated,
+1 loosely related, 2 closely related; disagreements were discussed in consensus rounds. A clustering's
+quality is the mean rating of pairs it puts in the same cluster minus the mean rating of pairs it puts in
+different clusters (Grimmer & King 2011), counted only with at least 25 pairs on each side.
+
+    sample_pairs(study, n=500, seed=42)        -> pairs stored in the study, a coding sheet written
+    import_ratings(study, "coder1.csv")        -> ratings stored (re-importing updates, never deletes)
+    score_pairs(study)                         -> agreement between coders, and quality of every run
+
+The coding sheet is STUDY/validation/NAME/coding.html: one self-contained page (thumbnails beside it)
+that keeps every rating in the browser as it is clicked and downloads them as a CSV for
+:func:`import_ratings`. STUDY/validation/NAME/ratings-template.csv is the same for a spreadsheet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import random
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from connote.errors import UserError
+
+DIMENSIONS = ("denotative", "connotative")
+CONSENSUS = "(consensus)"
+SCALE = {0: "unrelated", 1: "loosely related", 2: "closely related"}
+#: Words accepted in a ratings file besides 0, 1 and 2.
+WORDS = {"unrelated": 0, "loosely": 1, "loosely related": 1, "closely": 2, "closely related": 2}
+MIN_PAIRS = 25
+
+
+def folder(study, name: str) -> Path:
+    return Path(study.path) / "validation" / name
+
+
+# ---------------------------------------------------------------------------------------------- sampling
+def draw_pairs(n_items: int, n: int, seed: int | None) -> list[tuple[int, int]]:
+    """``n`` distinct unordered pairs of distinct items out of ``n_items``, uniformly at random, each in a
+    random order (which image is shown left)."""
+    total = n_items * (n_items - 1) // 2
+    if n > total:
+        raise ValueError(f"only {total} distinct pairs of {n_items} items")
+    rng = random.Random(seed)
+    if n > total // 2:  # dense: draw from the list of all pairs
+        chosen = rng.sample([(a, b) for a in range(n_items) for b in range(a + 1, n_items)], n)
+    else:
+        seen: set[tuple[int, int]] = set()
+        chosen = []
+        while len(chosen) < n:
+            a, b = rng.sample(range(n_items), 2)
+            key = (min(a, b), max(a, b))
+            if key not in seen:
+                seen.add(key)
+                chosen.append(key)
+    return [(a, b) if rng.random() < 0.5 else (b, a) for a, b in chosen]
+
+
+@dataclass
+class PairSample:
+    name: str
+    n_pairs: int
+    n_images: int
+    sheet: Path
+    template: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def sample_pairs(
+    study,
+    n: int = 500,
+    *,
+    seed: int | None = 42,
+    name: str | None = None,
+    thumb_size: int = 320,
+    progress: bool = True,
+) -> PairSample:
+    """Draw ``n`` random pairs of distinct images (distinct contents: copies of one file count once),
+    store them in the study under ``name`` and write the coding sheet."""
+    from connote import steps
+
+    study = steps._study(study)
+    if n < 1:
+        raise UserError(f"the number of pairs must be at least 1, got {n}")
+    name = name or "pairs"
+    if "/" in name or "\\" in name or name.startswith("."):
+        raise UserError(f"pair sample name {name!r}: use letters, digits, '-' or '_'")
+    images = study.unique_images()
+    if len(images) < 2:
+        raise UserError(f"{len(images)} usable image(s): at least 2 are needed to draw pairs")
+    notes = []
+    total = len(images) * (len(images) - 1) // 2
+    if n > total:
+        notes.append(f"{len(images)} images make only {total} distinct pairs: all of them are drawn")
+        n = total
+    picked = draw_pairs(len(images), n, seed)
+    pairs = [(images[a]["sha256"], images[b]["sha256"]) for a, b in picked]
+    params = {
+        "n": n,
+        "images": len(images),
+        "method": "uniform random distinct unordered pairs of distinct images, random left/right",
+        "scale": SCALE,
+        "min_pairs_per_side": MIN_PAIRS,
+    }
+    study.add_pair_sample(name, seed, params, pairs)
+    sheet, template = write_sheet(study, name, thumb_size=thumb_size, progress=progress)
+    return PairSample(name, n, len(images), sheet, template, notes)
+
+
+def write_sheet(study, name: str | None = None, *, thumb_size: int = 320, progress: bool = True):
+    """(Re)write STUDY/validation/NAME/coding.html, its thumbnails and ratings-template.csv."""
+    from connote.reports import _environment, make_thumbnails
+
+    sample = study.pair_sample(name)
+    name = sample["name"]
+    out = folder(study, name)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = study.pairs(sample["id"])
+    paths = {r["sha256"]: r["path"] for r in study.unique_images()}
+    shas = {s for p in pairs for s in (p["sha_a"], p["sha_b"])}
+    thumbs = make_thumbnails(
+        study, {s: paths[s] for s in shas if s in paths}, out / "thumbs", thumb_size, progress=progress
+    )
+    items = [
+        {
+            "pos": p["pos"],
+            "a": thumbs.get(p["sha_a"], ""),
+            "b": thumbs.get(p["sha_b"], ""),
+            "path_a": paths.get(p["sha_a"], p["sha_a"]),
+            "path_b": paths.get(p["sha_b"], p["sha_b"]),
+        }
+        for p in pairs
+    ]
+    # The browser keeps ratings under a key of this study and sample, so two samples never mix.
+    storage_key = f"connote:{study.get_meta('created')}:{name}:{sample['id']}"
+    html = (
+        _environment(Path(__file__).parent / "templates")
+        .get_template("pairs.html.j2")
+        .render(
+            name=name,
+            n=len(items),
+            items=items,
+            scale=SCALE,
+            storage_key=storage_key,
+        )
+    )
+    sheet = out / "coding.html"
+    sheet.write_text(html, encoding="utf-8")
+    template = out / "ratings-template.csv"
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["pair", "coder", "denotative", "connotative", "image_a", "image_b"])
+    for it in items:
+        w.writerow([it["pos"], "", "", "", it["path_a"], it["path_b"]])
+    template.write_text(buf.getvalue(), encoding="utf-8")
+    return sheet, template
+
+
+# ---------------------------------------------------------------------------------------------- import
+@dataclass
+class ImportResult:
+    sample: str
+    n_ratings: int
+    coders: list[str]
+    problems: list[str]
+    kept_copy: Path | None
+
+
+def _value(raw: str) -> int | None:
+    text = raw.strip().lower()
+    if not text:
+        return None
+    if text in WORDS:
+        return WORDS[text]
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a rating (0, 1, 2 or {', '.join(sorted(WORDS))})") from None
+    if number not in (0, 1, 2):
+        raise ValueError(f"{raw!r} is not a rating: use 0 (unrelated), 1 (loosely) or 2 (closely related)")
+    return int(number)
+
+
+def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | None):
+    """Parse a ratings CSV: ``(rows, problems)`` with rows ``(pair, coder, dimension, value)``. A bad line
+    is reported as 'SOURCE:LINE: reason' and skipped; blank cells are simply not rated."""
+    lines = text.splitlines()
+    if not lines:
+        raise UserError(f"{source}: the file is empty")
+    try:
+        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    fields = {f.strip().lower(): f for f in (reader.fieldnames or []) if f}
+    if "pair" not in fields:
+        raise UserError(f"{source}: no 'pair' column (found: {', '.join(fields) or 'nothing'})")
+    dims = [d for d in DIMENSIONS if d in fields]
+    if not dims:
+        raise UserError(f"{source}: no 'denotative' or 'connotative' column")
+    if coder is None and "coder" not in fields:
+        raise UserError(f"{source}: no 'coder' column; name the coder with --coder NAME")
+    rows, problems = [], []
+    for record in reader:
+        line = reader.line_num
+        raw_pair = (record.get(fields["pair"]) or "").strip()
+        cells = {d: record.get(fields[d]) or "" for d in dims}
+        if not raw_pair and not any(c.strip() for c in cells.values()):
+            continue  # an empty line
+        try:
+            pos = int(float(raw_pair))
+        except ValueError:
+            problems.append(f"{source}:{line}: pair {raw_pair!r} is not a pair number")
+            continue
+        if pos not in valid_pairs:
+            problems.append(f"{source}:{line}: there is no pair {pos} in this sample")
+            continue
+        who = coder or (record.get(fields["coder"]) or "").strip()
+        if not who:
+            problems.append(f"{source}:{line}: no coder named (fill the coder column or use --coder)")
+            continue
+        for d in dims:
+            try:
+                v = _value(cells[d])
+            except ValueError as exc:
+                problems.append(f"{source}:{line}: {d}: {exc}")
+                continue
+            if v is not None:
+                rows.append((pos, who, d, v))
+    return rows, problems
+
+
+def import_ratings(
+    study,
+    path: str | Path,
+    *,
+    name: str | None = None,
+    coder: str | None = None,
+    consensus: bool = False,
+) -> ImportResult:
+    """Store the ratings in a CSV (the coding sheet's download, or the filled template). Ratings already
+    stored for the same pair, coder and dimension are updated; nothing else is touched. ``consensus``
+    imports the ratings agreed in a consensus round (they take precedence over the coders' own)."""
+    from connote import steps
+
+    study = steps._study(study)
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    sample = study.pair_sample(name)
+    valid = {p["pos"] for p in study.pairs(sample["id"])}
+    rows, problems = read_ratings(text, str(path), valid_pairs=valid, coder=CONSENSUS if consensus else coder)
+    kept = None
+    if rows:
+        # The file as it came, kept with the study: every stored rating can be traced to its source.
+        keep_dir = folder(study, sample["name"]) / "imported"
+        keep_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        kept = keep_dir / f"{stamp}-{path.name}"
+        shutil.copyfile(path, kept)
+        study.put_ratings(sample["id"], rows, source=str(kept.relative_to(study.path)))
+    return ImportResult(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+@dataclass
+class Agreement:
+    dimension: str
+    alpha: float  # Krippendorff's alpha, ordinal, between the coders (not the consensus)
+    coders: int
+    pairs: int  # pairs rated by at least two coders
+
+
+@dataclass
+class RunScore:
+    run_id: int
+    features: str
+    reduce: str
+    min_cluster_size: int
+    seed: int | None
+    n_clusters: int
+    quality: dict  # dimension -> connote.evaluate.quality.Quality
+    f1: dict  # dimension -> connote.evaluate.quality.PairScores
+
+    def setting(self) -> str:
+        return f"{self.features} {self.reduce} mcs={self.min_cluster_size}"
+
+
+@dataclass
+class PairReport:
+    sample: str
+    n_pairs: int
+    n_rated: dict  # dimension -> pairs with a rating
+    agreement: list[Agreement]
+    runs: list[RunScore]
+    notes: list[str] = field(default_factory=list)
+
+    def to_rows(self) -> list[dict]:
+        out = []
+        for r in self.runs:
+            row = {
+                "run": r.run_id,
+                "features": r.features,
+                "reduce": r.reduce,
+                "min_cluster_size": r.min_cluster_size,
+                "seed": r.seed,
+                "clusters": r.n_clusters,
+            }
+            for d in DIMENSIONS:
+                q, f = r.quality[d], r.f1[d]
+                row[f"{d}_quality"] = _round(q.score)
+                row[f"{d}_mean_same"] = _round(q.mean_same)
+                row[f"{d}_mean_different"] = _round(q.mean_different)
+                row[f"{d}_pairs_same"] = q.n_same
+                row[f"{d}_pairs_different"] = q.n_different
+                row[f"{d}_f1"] = _round(f.f1)
+            out.append(row)
+        return out
+
+
+def _round(x: float) -> float | None:
+    return None if x is None or math.isnan(x) else round(float(x), 4)
+
+
+def pair_values(pairs, ratings) -> tuple[dict, dict, list[str]]:
+    """(consensus value per dimension and pair, each coder's ratings, coders). The value of a pair is the
+    consensus round's rating where there is one, else the mean of the coders' ratings."""
+    own: dict[str, dict[str, dict[int, int]]] = {d: {} for d in DIMENSIONS}
+    agreed: dict[str, dict[int, int]] = {d: {} for d in DIMENSIONS}
+    for r in ratings:
+        if r["coder"] == CONSENSUS:
+            agreed[r["dimension"]][r["pos"]] = r["value"]
+        else:
+            own[r["dimension"]].setdefault(r["coder"], {})[r["pos"]] = r["value"]
+    coders = sorted({c for d in DIMENSIONS for c in own[d]})
+    values: dict[str, dict[int, float]] = {d: {} for d in DIMENSIONS}
+    for d in DIMENSIONS:
+        for p in pairs:
+            pos = p["pos"]
+            if pos in agreed[d]:
+                values[d][pos] = float(agreed[d][pos])
+            else:
+                given = [own[d][c][pos] for c in own[d] if pos in own[d][c]]
+                if given:
+                    values[d][pos] = sum(given) / len(given)
+    return values, own, coders
+
+
+def score_pairs(study, *, name: str | None = None, runs=None, threshold: float = 1.5) -> PairReport:
+    """Agreement between the coders and the quality of each run (all runs unless ``runs`` lists ids).
+
+    ``threshold``: a pair counts as related for pair-counting F1 when its value is at least this (1.5: a
+    consensus of 'closely related', or coders who on average lean to it)."""
+    from connote import steps
+    from connote.evaluate import cluster_quality, krippendorff_alpha, rated_pair_scores
+
+    study = steps._study(study)
+    sample = study.pair_sample(name)
+    pairs = study.pairs(sample["id"])
+    ratings = study.ratings(sample["id"])
+    if not ratings:
+        raise UserError(
+            f"no ratings for pair sample {sample['name']!r} yet: rate the pairs in "
+            f"{folder(study, sample['name']) / 'coding.html'} and `connote pairs import` the download"
+        )
+    values, own, coders = pair_values(pairs, ratings)
+    agreement = []
+    for d in DIMENSIONS:
+        table = [[own[d].get(c, {}).get(p["pos"]) for p in pairs] for c in coders]
+        both = sum(1 for i in range(len(pairs)) if sum(row[i] is not None for row in table) >= 2)
+        alpha = krippendorff_alpha(table, "ordinal") if len(coders) >= 2 else float("nan")
+        agreement.append(Agreement(d, alpha, len(coders), both))
+
+    wanted = None if runs is None else {int(r) for r in runs}
+    scores = []
+    for run in study.runs():
+        if wanted is not None and run["id"] not in wanted:
+            continue
+        assign = study.assignments(run["id"])
+        la = [assign.get(p["sha_a"]) for p in pairs]
+        lb = [assign.get(p["sha_b"]) for p in pairs]
+        quality, f1 = {}, {}
+        for d in DIMENSIONS:
+            r = [values[d].get(p["pos"], float("nan")) for p in pairs]
+            quality[d] = cluster_quality(la, lb, r, min_pairs=MIN_PAIRS)
+            f1[d] = rated_pair_scores(la, lb, r, threshold=threshold)
+        scores.append(
+            RunScore(
+                run["id"],
+                run["features"],
+                run["reduce"],
+                run["min_cluster_size"],
+                run["seed"],
+                run["n_clusters"],
+                quality,
+                f1,
+            )
+        )
+    if wanted is not None and len(scores) < len(wanted):
+        missing = sorted(wanted - {s.run_id for s in scores})
+        raise UserError(f"no run(s) {', '.join(map(str, missing))}; see `connote runs`")
+    notes = []
+    short = [s.run_id for s in scores if any(math.isnan(s.quality[d].score) for d in DIMENSIONS)]
+    if short:
+        notes.append(
+            f"{len(short)} run(s) have fewer than {MIN_PAIRS} rated pairs on one side (same or different "
+            "cluster), so no quality score, as in the study: draw and rate a larger sample (`connote pairs "
+            "sample STUDY --n 1000 --name larger`) or use fewer, larger clusters"
+        )
+    n_rated = {d: len(values[d]) for d in DIMENSIONS}
+    report = PairReport(sample["name"], len(pairs), n_rated, agreement, scores, notes)
+    write_scores(study, report)
+    return report
+
+
+def write_scores(study, report: PairReport) -> Path:
+    """STUDY/validation/NAME/scores.csv (one row per run) and quality.svg (box plots per setting)."""
+    from connote.reports.svg import boxplot_svg
+
+    out = folder(study, report.sample)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = report.to_rows()
+    path = out / "scores.csv"
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    panels = []
+    for d in DIMENSIONS:
+        groups: dict[str, list[float]] = {}
+        for r in report.runs:
+            q = r.quality[d].score
+            if not math.isnan(q):
+                groups.setdefault(r.setting(), []).append(q)
+        panels.append((f"{d} quality (same - different cluster)", groups))
+    (out / "quality.svg").write_text(
+        boxplot_svg(panels, title=f"Cluster quality from rated pairs ({report.sample})"), encoding="utf-8"
+    )
+    return path
