@@ -107,3 +107,25 @@ def shared_study(tmp_path_factory) -> SharedStudy:
     steps.explain(study, res.run_id)
     study.close()
     return SharedStudy(study_dir, images, groups, res.run_id)
+
+
+def add_run(study, labels_by_path: dict[str, int], seed: int, reduce: str = "pca:components=5") -> int:
+    """Store a clustering run with the given labels (image path -> cluster) directly, as a validation
+    study would find it."""
+    shas = {r["path"]: r["sha256"] for r in study.unique_images()}
+    labels = {shas[p]: c for p, c in labels_by_path.items()}
+    record = {
+        "key": f"test-{reduce}-{seed}-{len(study.runs())}",
+        "features": "text",
+        "description_set": None,
+        "embedder": "text:minilm",
+        "reduce": reduce,
+        "min_cluster_size": 5,
+        "min_samples": None,
+        "seed": seed,
+        "n_items": len(labels),
+        "n_clusters": len(set(labels.values()) - {-1}),
+        "n_outliers": sum(1 for c in labels.values() if c == -1),
+        "params": "{}",
+    }
+    return study.add_run(record, labels, None)

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import make_noise_images, run_cli
+from conftest import add_run, make_noise_images, run_cli
 
 from connote import steps
 from connote.coding.pairs import draw_pairs, import_ratings, sample_pairs, score_pairs
@@ -24,26 +24,6 @@ N_IMAGES = 24
 def group_of(path: str) -> int:
     """The 'true' theme of a test image: its number mod 3."""
     return int(Path(path).stem.split("-")[1]) % 3
-
-
-def add_run(study: Study, labels_by_path: dict[str, int], seed: int, reduce: str = "pca:components=5") -> int:
-    shas = {r["path"]: r["sha256"] for r in study.unique_images()}
-    labels = {shas[p]: c for p, c in labels_by_path.items()}
-    record = {
-        "key": f"test-{reduce}-{seed}-{len(study.runs())}",
-        "features": "text",
-        "description_set": None,
-        "embedder": "text:minilm",
-        "reduce": reduce,
-        "min_cluster_size": 5,
-        "min_samples": None,
-        "seed": seed,
-        "n_items": len(labels),
-        "n_clusters": len(set(labels.values()) - {-1}),
-        "n_outliers": sum(1 for c in labels.values() if c == -1),
-        "params": "{}",
-    }
-    return study.add_run(record, labels, None)
 
 
 @pytest.fixture

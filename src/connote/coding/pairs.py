@@ -21,11 +21,10 @@ import csv
 import io
 import math
 import random
-import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
+from connote.coding.files import check_name, folder, keep_copy, read_table, read_text, write_csv
 from connote.errors import UserError
 
 DIMENSIONS = ("denotative", "connotative")
@@ -34,10 +33,6 @@ SCALE = {0: "unrelated", 1: "loosely related", 2: "closely related"}
 #: Words accepted in a ratings file besides 0, 1 and 2.
 WORDS = {"unrelated": 0, "loosely": 1, "loosely related": 1, "closely": 2, "closely related": 2}
 MIN_PAIRS = 25
-
-
-def folder(study, name: str) -> Path:
-    return Path(study.path) / "validation" / name
 
 
 # ---------------------------------------------------------------------------------------------- sampling
@@ -88,9 +83,7 @@ def sample_pairs(
     study = steps._study(study)
     if n < 1:
         raise UserError(f"the number of pairs must be at least 1, got {n}")
-    name = name or "pairs"
-    if "/" in name or "\\" in name or name.startswith("."):
-        raise UserError(f"pair sample name {name!r}: use letters, digits, '-' or '_'")
+    name = check_name(name or "pairs")
     images = study.unique_images()
     if len(images) < 2:
         raise UserError(f"{len(images)} usable image(s): at least 2 are needed to draw pairs")
@@ -190,15 +183,7 @@ def _value(raw: str) -> int | None:
 def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | None):
     """Parse a ratings CSV: ``(rows, problems)`` with rows ``(pair, coder, dimension, value)``. A bad line
     is reported as 'SOURCE:LINE: reason' and skipped; blank cells are simply not rated."""
-    lines = text.splitlines()
-    if not lines:
-        raise UserError(f"{source}: the file is empty")
-    try:
-        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    fields = {f.strip().lower(): f for f in (reader.fieldnames or []) if f}
+    reader, fields = read_table(text, source)
     if "pair" not in fields:
         raise UserError(f"{source}: no 'pair' column (found: {', '.join(fields) or 'nothing'})")
     dims = [d for d in DIMENSIONS if d in fields]
@@ -251,25 +236,13 @@ def import_ratings(
 
     study = steps._study(study)
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
+    text = read_text(path)
     sample = study.pair_sample(name)
     valid = {p["pos"] for p in study.pairs(sample["id"])}
     rows, problems = read_ratings(text, str(path), valid_pairs=valid, coder=CONSENSUS if consensus else coder)
     kept = None
     if rows:
-        # The file as it came, kept with the study: every stored rating can be traced to its source.
-        keep_dir = folder(study, sample["name"]) / "imported"
-        keep_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-        kept = keep_dir / f"{stamp}-{path.name}"
-        shutil.copyfile(path, kept)
+        kept = keep_copy(study, sample["name"], path)
         study.put_ratings(sample["id"], rows, source=str(kept.relative_to(study.path)))
     return ImportResult(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
 
@@ -431,14 +404,7 @@ def write_scores(study, report: PairReport) -> Path:
 
     out = folder(study, report.sample)
     out.mkdir(parents=True, exist_ok=True)
-    rows = report.to_rows()
-    path = out / "scores.csv"
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    path.write_text(buf.getvalue(), encoding="utf-8")
+    path = write_csv(out / "scores.csv", report.to_rows())
     panels = []
     for d in DIMENSIONS:
         groups: dict[str, list[float]] = {}

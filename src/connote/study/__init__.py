@@ -471,3 +471,67 @@ class Study:
             "SELECT pos, coder, dimension, value FROM ratings WHERE sample_id=? ORDER BY pos, coder, dimension",
             (sample_id,),
         ).fetchall()
+
+    # ------------------------------------------------------------------ image sets (validation, RQ2)
+    def add_set_sample(
+        self, name: str, run_id: int, seed: int | None, params: dict, sets: list[tuple[int, list[str]]]
+    ) -> int:
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM set_samples WHERE name=?", (name,)).fetchone():
+                raise UserError(f"there is already a set sample named {name!r}; choose another --name")
+            cur = con.execute(
+                "INSERT INTO set_samples(name, run_id, created, seed, params) VALUES (?, ?, ?, ?, ?)",
+                (name, run_id, now(), seed, json.dumps(params, sort_keys=True)),
+            )
+            sample_id = int(cur.lastrowid)
+            con.executemany(
+                "INSERT INTO image_sets(sample_id, pos, cluster, shas) VALUES (?, ?, ?, ?)",
+                [(sample_id, i, c, json.dumps(shas)) for i, (c, shas) in enumerate(sets, start=1)],
+            )
+        return sample_id
+
+    def set_samples(self) -> list[sqlite3.Row]:
+        return self.con.execute("SELECT * FROM set_samples ORDER BY id").fetchall()
+
+    def set_sample(self, name: str | None = None) -> sqlite3.Row:
+        """The named set sample, or the latest one."""
+        if name is None:
+            row = self.con.execute("SELECT * FROM set_samples ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                raise UserError("this study has no image-set sample yet; draw one with `connote sets sample`")
+            return row
+        row = self.con.execute("SELECT * FROM set_samples WHERE name=?", (name,)).fetchone()
+        if row is None:
+            known = ", ".join(r["name"] for r in self.set_samples()) or "none"
+            raise UserError(f"no set sample named {name!r} (known: {known})")
+        return row
+
+    def image_sets(self, sample_id: int) -> list[dict]:
+        return [
+            {"pos": r["pos"], "cluster": r["cluster"], "shas": json.loads(r["shas"])}
+            for r in self.con.execute(
+                "SELECT pos, cluster, shas FROM image_sets WHERE sample_id=? ORDER BY pos", (sample_id,)
+            )
+        ]
+
+    def put_set_answers(
+        self, sample_id: int, rows: Iterable[tuple[int, str, str]], source: str | None
+    ) -> int:
+        """Insert or update (pos, evaluator, code) answers in one transaction; returns how many."""
+        stamp = now()
+        rows = [(sample_id, pos, who, code, source, stamp) for pos, who, code in rows]
+        with self.transaction() as con:
+            con.executemany(
+                """INSERT INTO set_answers(sample_id, pos, evaluator, code, source, updated)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(sample_id, pos, evaluator)
+                   DO UPDATE SET code=excluded.code, source=excluded.source, updated=excluded.updated""",
+                rows,
+            )
+        return len(rows)
+
+    def set_answers(self, sample_id: int) -> list[sqlite3.Row]:
+        return self.con.execute(
+            "SELECT pos, evaluator, code FROM set_answers WHERE sample_id=? ORDER BY pos, evaluator",
+            (sample_id,),
+        ).fetchall()

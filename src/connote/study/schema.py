@@ -153,7 +153,39 @@ CREATE TABLE ratings (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2]
+#: Version 3: the interpretability study (RQ2): sets of images from one cluster, and which cluster
+#: description each evaluator matched them to.
+V3 = """
+CREATE TABLE set_samples (
+    id       INTEGER PRIMARY KEY,
+    name     TEXT NOT NULL UNIQUE,
+    run_id   INTEGER NOT NULL REFERENCES runs(id),
+    created  TEXT NOT NULL,
+    seed     INTEGER,
+    params   TEXT NOT NULL DEFAULT '{}'      -- JSON: how drawn, and the descriptions shown (code -> cluster)
+);
+
+CREATE TABLE image_sets (
+    sample_id INTEGER NOT NULL REFERENCES set_samples(id),
+    pos       INTEGER NOT NULL,              -- the set's number as evaluators see it, from 1
+    cluster   INTEGER NOT NULL,              -- the cluster it was drawn from (never shown)
+    shas      TEXT NOT NULL,                 -- JSON list of the images' sha256
+    PRIMARY KEY (sample_id, pos)
+);
+
+CREATE TABLE set_answers (
+    sample_id INTEGER NOT NULL,
+    pos       INTEGER NOT NULL,
+    evaluator TEXT NOT NULL,
+    code      TEXT NOT NULL,                 -- the description chosen, as shown (A, B, ...)
+    source    TEXT,
+    updated   TEXT NOT NULL,
+    PRIMARY KEY (sample_id, pos, evaluator),
+    FOREIGN KEY (sample_id, pos) REFERENCES image_sets(sample_id, pos)
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -1,0 +1,67 @@
+"""What the validation studies share: the folder of a sample, reading a coder's CSV (comma, semicolon or
+tab; a spreadsheet's byte-order mark), keeping each imported file with the study, and writing tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from connote.errors import UserError
+
+
+def folder(study, name: str) -> Path:
+    return Path(study.path) / "validation" / name
+
+
+def check_name(name: str) -> str:
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise UserError(f"sample name {name!r}: use letters, digits, '-' or '_'")
+    return name
+
+
+def read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def read_table(text: str, source: str) -> tuple[csv.DictReader, dict[str, str]]:
+    """A DictReader over ``text`` and its columns by lower-cased name; the delimiter is sniffed."""
+    lines = text.splitlines()
+    if not lines:
+        raise UserError(f"{source}: the file is empty")
+    try:
+        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    return reader, {f.strip().lower(): f for f in (reader.fieldnames or []) if f}
+
+
+def keep_copy(study, name: str, path: Path) -> Path:
+    """Copy an imported file into STUDY/validation/NAME/imported/ (timestamped): every stored answer can
+    be traced to the file it came from."""
+    keep_dir = folder(study, name) / "imported"
+    keep_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    kept = keep_dir / f"{stamp}-{path.name}"
+    shutil.copyfile(path, kept)
+    return kept
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    path.write_text(buf.getvalue(), encoding="utf-8")
+    return path
