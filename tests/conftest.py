@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +130,29 @@ def add_run(study, labels_by_path: dict[str, int], seed: int, reduce: str = "pca
         "params": "{}",
     }
     return study.add_run(record, labels, None)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@contextmanager
+def chromium_page(**context_options):
+    """``(page, errors)``: a page of Debian's headless Chromium driven by Playwright (never a downloaded
+    browser), and the list its console errors and uncaught exceptions are collected in."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    errors: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+            headless=True,
+        )
+        try:
+            page = browser.new_context(**context_options).new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            yield page, errors
+        finally:
+            browser.close()

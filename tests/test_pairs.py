@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import add_run, make_noise_images, run_cli
+from conftest import add_run, chromium_page, make_noise_images, run_cli
 
 from connote import steps
 from connote.coding.pairs import draw_pairs, import_ratings, sample_pairs, score_pairs
@@ -92,7 +92,7 @@ def test_import_reports_bad_lines_by_file_and_line_and_keeps_the_rest(study, tmp
         ],
     )
     res = import_ratings(study, path)
-    assert res.n_ratings == 6 and res.coders == ["ann"]
+    assert res.count == 6 and res.names == ["ann"]
     assert [p.split(": ", 1)[0] for p in res.problems] == [f"{path}:4", f"{path}:5", f"{path}:6", f"{path}:7"]
     assert "7" in res.problems[0] and "no pair 99" in res.problems[1] and "no coder" in res.problems[3]
     got = {(r["pos"], r["dimension"]): r["value"] for r in study.ratings(study.pair_sample()["id"])}
@@ -108,7 +108,7 @@ def test_import_reports_bad_lines_by_file_and_line_and_keeps_the_rest(study, tmp
     assert res.kept_copy.read_bytes() == path.read_bytes()
     # re-importing a corrected line updates that rating and leaves the others alone
     fix = write_csv(tmp_path / "fix.csv", ["pair", "denotative"], [[3, 0]])
-    assert import_ratings(study, fix, coder="ann").n_ratings == 1
+    assert import_ratings(study, fix, coder="ann").count == 1
     got2 = {(r["pos"], r["dimension"]): r["value"] for r in study.ratings(study.pair_sample()["id"])}
     assert got2 == {**got, (3, "denotative"): 0}
 
@@ -136,7 +136,7 @@ def test_semicolon_csv_with_bom_from_a_spreadsheet(study, tmp_path):
     path = tmp_path / "excel.csv"
     path.write_bytes("\ufeffPair;Coder;Denotative;Connotative\r\n1;bo;1;2\r\n".encode())
     res = import_ratings(study, path)
-    assert res.n_ratings == 2 and res.coders == ["bo"] and not res.problems
+    assert res.count == 2 and res.names == ["bo"] and not res.problems
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -270,39 +270,30 @@ def test_quartiles_and_boxplot():
 def test_cli_and_coding_sheet_in_chromium(study, tmp_path):
     """The whole loop as a coder and a lead would do it: sample (CLI), rate in the real coding sheet
     (Chromium), reload the page (ratings kept), download, import (CLI), score (CLI)."""
-    from playwright.sync_api import sync_playwright
-
     paths = sorted(r["path"] for r in study.unique_images())
     add_run(study, {p: group_of(p) for p in paths}, seed=42)
     proc = run_cli("pairs", "sample", study.path, "--n", "6", "--name", "rq1", "-q", check=True)
     assert "6 random pair(s)" in proc.stdout
     sheet = study.path / "validation" / "rq1" / "coding.html"
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_context(accept_downloads=True).new_page()
-            page.goto(sheet.as_uri())
-            assert page.locator("img").first.evaluate("img => img.complete && img.naturalWidth > 0")
-            page.fill("#coder", "cy")
-            page.check("input[name=denotative-1][value='2']")
-            page.check("input[name=connotative-1][value='1']")
-            page.check("input[name=denotative-2][value='0']")
-            assert page.inner_text("#progress") == "1 / 6 rated"
-            page.reload()
-            assert page.is_checked("input[name=connotative-1][value='1']")
-            assert page.input_value("#coder") == "cy"
-            page.check("input[name=connotative-2][value='0']")
-            assert page.inner_text("#progress") == "2 / 6 rated"
-            with page.expect_download() as info:
-                page.click("#download")
-            download = tmp_path / "download.csv"
-            info.value.save_as(download)
-        finally:
-            browser.close()
+    with chromium_page(accept_downloads=True) as (page, errors):
+        page.goto(sheet.as_uri())
+        assert page.locator("img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+        page.fill("#coder", "cy")
+        page.check("input[name=denotative-1][value='2']")
+        page.check("input[name=connotative-1][value='1']")
+        page.check("input[name=denotative-2][value='0']")
+        assert page.inner_text("#progress") == "1 / 6 rated"
+        page.reload()
+        assert page.is_checked("input[name=connotative-1][value='1']")
+        assert page.input_value("#coder") == "cy"
+        page.check("input[name=connotative-2][value='0']")
+        assert page.inner_text("#progress") == "2 / 6 rated"
+        with page.expect_download() as info:
+            page.click("#download")
+        download = tmp_path / "download.csv"
+        info.value.save_as(download)
+    assert errors == []
     assert download.read_text().splitlines() == ["pair,coder,denotative,connotative", "1,cy,2,1", "2,cy,0,0"]
 
     proc = run_cli("pairs", "import", study.path, download, check=True)

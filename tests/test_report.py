@@ -14,12 +14,12 @@ import types
 from pathlib import Path
 
 import pytest
+from conftest import chromium_page
 from PIL import Image, ImageDraw, ImageOps
 
 from connote.reports import make_thumbnails, render_report
 from connote.study import Study
 
-CHROMIUM = "/usr/bin/chromium"
 EVIL = 'A red square <script>alert("x")</script> & "quotes"'
 
 
@@ -286,55 +286,40 @@ def test_make_thumbnails_directly(tmp_path):
 
 
 def test_browser_shows_thumbnails_and_descriptions(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
     study, _ = make_study(tmp_path)
     out = render_report(study, progress=False)
 
-    errors: list[str] = []
     remote: list[str] = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-            headless=True,
+    with chromium_page(viewport={"width": 1200, "height": 900}) as (page, errors):
+        page.on("request", lambda r: None if r.url.startswith("file:") else remote.append(r.url))
+        page.goto(out.as_uri())
+
+        # Every thumbnail loads (lazy images are asked to load eagerly first).
+        page.evaluate(
+            """() => Promise.all([...document.images].map(i => {
+                   i.loading = 'eager';
+                   return i.complete ? null : new Promise(r => { i.onload = i.onerror = r; });
+               }))"""
         )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: None if r.url.startswith("file:") else remote.append(r.url))
-            page.goto(out.as_uri())
+        sizes = page.eval_on_selector_all(
+            "img", "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth])"
+        )
+        assert len(sizes) == 5
+        assert all(w > 0 for _, w in sizes), sizes
 
-            # Every thumbnail loads (lazy images are asked to load eagerly first).
-            page.evaluate(
-                """() => Promise.all([...document.images].map(i => {
-                       i.loading = 'eager';
-                       return i.complete ? null : new Promise(r => { i.onload = i.onerror = r; });
-                   }))"""
-            )
-            sizes = page.eval_on_selector_all(
-                "img", "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth])"
-            )
-            assert len(sizes) == 5
-            assert all(w > 0 for _, w in sizes), sizes
+        # A description is hidden until its image is clicked.
+        details = page.locator('#cluster-0 details:has(summary[title="red.png"])')
+        text = details.locator("p.text")
+        assert not text.is_visible()
+        details.locator("summary").click()
+        assert text.is_visible()
+        assert "<script>" in text.inner_text()  # shown as text, not run
+        page.wait_for_timeout(200)
 
-            # A description is hidden until its image is clicked.
-            details = page.locator('#cluster-0 details:has(summary[title="red.png"])')
-            text = details.locator("p.text")
-            assert not text.is_visible()
-            details.locator("summary").click()
-            assert text.is_visible()
-            assert "<script>" in text.inner_text()  # shown as text, not run
-            page.wait_for_timeout(200)
-
-            shot = tmp_path / "report.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            if os.environ.get("CONNOTE_REPORT_SCREENSHOT"):  # to look at it: =/tmp/report_screenshot.png
-                shutil.copy(shot, os.environ["CONNOTE_REPORT_SCREENSHOT"])
-        finally:
-            browser.close()
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        if os.environ.get("CONNOTE_REPORT_SCREENSHOT"):  # to look at it: =/tmp/report_screenshot.png
+            shutil.copy(shot, os.environ["CONNOTE_REPORT_SCREENSHOT"])
     assert errors == []
     assert remote == []

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import add_run, make_noise_images, run_cli
+from conftest import add_run, chromium_page, make_noise_images, run_cli
 
 from connote import steps
 from connote.coding.sets import codes, draw_sets, import_answers, sample_sets, score_sets
@@ -99,7 +99,7 @@ def test_import_names_bad_lines_and_keeps_the_rest(study, tmp_path):
         ],
     )
     res = import_answers(study, path)
-    assert res.n_answers == 1 and res.evaluators == ["eva"]
+    assert res.count == 1 and res.names == ["eva"]
     assert [p.split(": ", 1)[0] for p in res.problems] == [f"{path}:3", f"{path}:4", f"{path}:5", f"{path}:6"]
     assert "'Z' is not one of the descriptions (A, B, C)" in res.problems[0]
     rows = study.set_answers(study.set_sample()["id"])
@@ -173,30 +173,22 @@ def test_score_without_answers_says_what_to_do(study):
 
 
 def test_cli_and_matching_sheet_in_chromium(study, tmp_path):
-    from playwright.sync_api import sync_playwright
-
     proc = run_cli("sets", "sample", study.path, "1", "--per-cluster", "2", "--name", "rq2", "-q", check=True)
     assert "6 set(s) from 3 cluster(s) of run 1" in proc.stdout
     sheet = study.path / "validation" / "rq2" / "matching.html"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-background-networking"]
-        )
-        try:
-            page = browser.new_context(accept_downloads=True).new_page()
-            page.goto(sheet.as_uri())
-            page.fill("#evaluator", "dee")
-            page.select_option("select[name=set-1]", "B")
-            page.select_option("select[name=set-2]", "A")
-            assert page.inner_text("#progress") == "2 / 6 matched"
-            page.reload()
-            assert page.input_value("select[name=set-1]") == "B"
-            with page.expect_download() as info:
-                page.click("#download")
-            download = tmp_path / "answers.csv"
-            info.value.save_as(download)
-        finally:
-            browser.close()
+    with chromium_page(accept_downloads=True) as (page, errors):
+        page.goto(sheet.as_uri())
+        page.fill("#evaluator", "dee")
+        page.select_option("select[name=set-1]", "B")
+        page.select_option("select[name=set-2]", "A")
+        assert page.inner_text("#progress") == "2 / 6 matched"
+        page.reload()
+        assert page.input_value("select[name=set-1]") == "B"
+        with page.expect_download() as info:
+            page.click("#download")
+        download = tmp_path / "answers.csv"
+        info.value.save_as(download)
+    assert errors == []
     assert download.read_text().splitlines() == ["set,evaluator,description", "1,dee,B", "2,dee,A"]
     proc = run_cli("sets", "import", study.path, download, check=True)
     assert "2 answer(s) by dee" in proc.stdout

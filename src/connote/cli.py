@@ -396,20 +396,31 @@ def cmd_pairs_sample(args) -> int:
     return 0
 
 
-def cmd_pairs_import(args) -> int:
-    from connote.coding.pairs import import_ratings
-
+def _import_files(args, do_import, noun: str) -> int:
+    """Import each file; report its skipped lines. Exit 1 when any line was skipped."""
     status = 0
     for path in args.files:
-        res = import_ratings(args.study, path, name=args.name, coder=args.coder, consensus=args.consensus)
+        res = do_import(path)
         for problem in res.problems:
             _warn(f"  skipped {problem}")
-        who = ", ".join(res.coders) or "nobody"
-        _say(f"{path}: {res.n_ratings} rating(s) by {who} into pair sample {res.sample!r}.")
+        who = ", ".join(res.names) or "nobody"
+        _say(f"{path}: {res.count} {noun}(s) by {who} into sample {res.sample!r}.")
         if res.problems:
             _warn(f"{path}: {len(res.problems)} line(s) skipped; fix them and import the file again")
             status = 1
     return status
+
+
+def cmd_pairs_import(args) -> int:
+    from connote.coding.pairs import import_ratings
+
+    return _import_files(
+        args,
+        lambda path: import_ratings(
+            args.study, path, name=args.name, coder=args.coder, consensus=args.consensus
+        ),
+        "rating",
+    )
 
 
 def cmd_pairs_score(args) -> int:
@@ -480,17 +491,11 @@ def cmd_sets_sample(args) -> int:
 def cmd_sets_import(args) -> int:
     from connote.coding.sets import import_answers
 
-    status = 0
-    for path in args.files:
-        res = import_answers(args.study, path, name=args.name, evaluator=args.evaluator)
-        for problem in res.problems:
-            _warn(f"  skipped {problem}")
-        who = ", ".join(res.evaluators) or "nobody"
-        _say(f"{path}: {res.n_answers} answer(s) by {who} into set sample {res.sample!r}.")
-        if res.problems:
-            _warn(f"{path}: {len(res.problems)} line(s) skipped; fix them and import the file again")
-            status = 1
-    return status
+    return _import_files(
+        args,
+        lambda path: import_answers(args.study, path, name=args.name, evaluator=args.evaluator),
+        "answer",
+    )
 
 
 def _merge_option(text: str | None) -> dict[int, int]:

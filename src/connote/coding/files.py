@@ -6,10 +6,22 @@ from __future__ import annotations
 import csv
 import io
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from connote.errors import UserError
+
+
+@dataclass
+class Imported:
+    """What one imported file added to a sample."""
+
+    sample: str
+    count: int  # ratings or answers stored
+    names: list[str]  # the coders or evaluators in the file
+    problems: list[str]  # 'FILE:LINE: reason' for each line left out
+    kept_copy: Path | None  # the file as kept with the study
 
 
 def folder(study, name: str) -> Path:

@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connote.coding.files import check_name, folder, keep_copy, read_table, read_text, write_csv
+from connote.coding.files import Imported, check_name, folder, keep_copy, read_table, read_text, write_csv
 from connote.errors import UserError
 
 DIMENSIONS = ("denotative", "connotative")
@@ -156,15 +156,6 @@ def write_sheet(study, name: str | None = None, *, thumb_size: int = 320, progre
 
 
 # ---------------------------------------------------------------------------------------------- import
-@dataclass
-class ImportResult:
-    sample: str
-    n_ratings: int
-    coders: list[str]
-    problems: list[str]
-    kept_copy: Path | None
-
-
 def _value(raw: str) -> int | None:
     text = raw.strip().lower()
     if not text:
@@ -228,7 +219,7 @@ def import_ratings(
     name: str | None = None,
     coder: str | None = None,
     consensus: bool = False,
-) -> ImportResult:
+) -> Imported:
     """Store the ratings in a CSV (the coding sheet's download, or the filled template). Ratings already
     stored for the same pair, coder and dimension are updated; nothing else is touched. ``consensus``
     imports the ratings agreed in a consensus round (they take precedence over the coders' own)."""
@@ -244,7 +235,7 @@ def import_ratings(
     if rows:
         kept = keep_copy(study, sample["name"], path)
         study.put_ratings(sample["id"], rows, source=str(kept.relative_to(study.path)))
-    return ImportResult(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
+    return Imported(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
 
 
 # ---------------------------------------------------------------------------------------------- scoring

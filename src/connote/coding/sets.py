@@ -22,7 +22,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connote.coding.files import check_name, folder, keep_copy, read_table, read_text, write_csv
+from connote.coding.files import Imported, check_name, folder, keep_copy, read_table, read_text, write_csv
 from connote.errors import UserError
 
 
@@ -183,15 +183,6 @@ def write_sheet(study, name: str | None = None, *, thumb_size: int = 240, progre
 
 
 # ---------------------------------------------------------------------------------------------- import
-@dataclass
-class AnswerImport:
-    sample: str
-    n_answers: int
-    evaluators: list[str]
-    problems: list[str]
-    kept_copy: Path | None
-
-
 def read_answers(
     text: str, source: str, *, valid_sets: set[int], valid_codes: set[str], evaluator: str | None
 ):
@@ -235,7 +226,9 @@ def read_answers(
     return rows, problems
 
 
-def import_answers(study, path: str | Path, *, name: str | None = None, evaluator: str | None = None):
+def import_answers(
+    study, path: str | Path, *, name: str | None = None, evaluator: str | None = None
+) -> Imported:
     """Store the answers in a CSV (the matching sheet's download, or the filled template). An answer
     already stored for the same set and evaluator is updated; nothing else is touched."""
     from connote import steps
@@ -253,7 +246,7 @@ def import_answers(study, path: str | Path, *, name: str | None = None, evaluato
     if rows:
         kept = keep_copy(study, sample["name"], path)
         study.put_set_answers(sample["id"], rows, source=str(kept.relative_to(study.path)))
-    return AnswerImport(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
+    return Imported(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
