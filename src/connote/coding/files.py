@@ -77,3 +77,13 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
         w.writerows(rows)
     path.write_text(buf.getvalue(), encoding="utf-8")
     return path
+
+
+def store(study, sample, path: Path, rows: list[tuple], problems: list[str], put) -> Imported:
+    """Keep the file with the study and store its rows with ``put(sample_id, rows, source=...)``; rows
+    are tuples whose second item names the coder or evaluator."""
+    kept = None
+    if rows:
+        kept = keep_copy(study, sample["name"], path)
+        put(sample["id"], rows, source=str(kept.relative_to(study.path)))
+    return Imported(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)

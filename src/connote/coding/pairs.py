@@ -24,7 +24,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connote.coding.files import Imported, check_name, folder, keep_copy, read_table, read_text, write_csv
+from connote.coding.files import Imported, check_name, folder, read_table, read_text, store, write_csv
 from connote.errors import UserError
 
 DIMENSIONS = ("denotative", "connotative")
@@ -231,11 +231,7 @@ def import_ratings(
     sample = study.pair_sample(name)
     valid = {p["pos"] for p in study.pairs(sample["id"])}
     rows, problems = read_ratings(text, str(path), valid_pairs=valid, coder=CONSENSUS if consensus else coder)
-    kept = None
-    if rows:
-        kept = keep_copy(study, sample["name"], path)
-        study.put_ratings(sample["id"], rows, source=str(kept.relative_to(study.path)))
-    return Imported(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
+    return store(study, sample, path, rows, problems, study.put_ratings)
 
 
 # ---------------------------------------------------------------------------------------------- scoring

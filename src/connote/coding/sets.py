@@ -22,7 +22,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connote.coding.files import Imported, check_name, folder, keep_copy, read_table, read_text, write_csv
+from connote.coding.files import Imported, check_name, folder, read_table, read_text, store, write_csv
 from connote.errors import UserError
 
 
@@ -242,11 +242,7 @@ def import_answers(
     rows, problems = read_answers(
         text, str(path), valid_sets=valid, valid_codes=set(params["codes"]), evaluator=evaluator
     )
-    kept = None
-    if rows:
-        kept = keep_copy(study, sample["name"], path)
-        study.put_set_answers(sample["id"], rows, source=str(kept.relative_to(study.path)))
-    return Imported(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
+    return store(study, sample, path, rows, problems, study.put_set_answers)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
