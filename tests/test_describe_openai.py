@@ -16,6 +16,7 @@ from connote import cli, steps
 from connote.describers import runner as runner_mod
 from connote.describers.openai_api import OllamaDescriber, OpenAIDescriber, map_error
 from connote.errors import UserError
+from connote.study import DB_NAME
 from connote.testing import FakeOpenAI, make_images
 
 KEY = "sk-test-SECRET-9f8e7d6c5b4a"
@@ -303,7 +304,8 @@ def test_embeddings_endpoint():
 
 def _count_ok(db: Path) -> int:
     try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        # a short busy timeout: a poll that waits on the writer's lock would miss the moment to act
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
         try:
             return con.execute("SELECT COUNT(*) FROM descriptions WHERE status='ok'").fetchone()[0]
         finally:
@@ -341,7 +343,7 @@ def test_kill_9_mid_run_then_resume_pays_at_most_inflight_twice(tmp_path):
     n, conc = 24, 4
     study = make_study(tmp_path, n)
     study.close()
-    db = next(tmp_path.joinpath("study").glob("*.db*"))
+    db = tmp_path / "study" / DB_NAME  # not a glob: it could pick the -wal or -shm file
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(latency=0.3, api_key=KEY) as srv:
         cmd = describe_cmd(tmp_path, srv, conc)
@@ -391,9 +393,9 @@ def test_fake_server_random_faults_standalone():
 
 
 def test_ctrl_c_keeps_what_is_in_flight(tmp_path):
-    n, conc = 16, 4
+    n, conc = 40, 4
     make_study(tmp_path, n).close()
-    db = next(tmp_path.joinpath("study").glob("*.db*"))
+    db = tmp_path / "study" / DB_NAME  # not a glob: it could pick the -wal or -shm file
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(latency=0.4, api_key=KEY) as srv:
         cmd = describe_cmd(tmp_path, srv, conc)
@@ -401,6 +403,7 @@ def test_ctrl_c_keeps_what_is_in_flight(tmp_path):
         deadline = time.monotonic() + 40
         while _count_ok(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
+        assert proc.poll() is None, "describe finished before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 130 and "Interrupted" in err, err[-2000:]
