@@ -240,6 +240,8 @@ def test_score_without_ratings_or_sample_says_what_to_do(study):
     sample_pairs(study, 5, progress=False)
     with pytest.raises(UserError, match="coding.html"):
         score_pairs(study)
+    with pytest.raises(UserError, match="run ids"):
+        score_pairs(study, runs=["x"])
 
 
 def test_old_study_is_migrated_with_its_data(tmp_path):

@@ -326,6 +326,10 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
     from connote import steps
     from connote.evaluate import cluster_quality, krippendorff_alpha, rated_pair_scores
 
+    try:
+        wanted = None if runs is None else {int(r) for r in runs}
+    except ValueError:
+        raise UserError(f"runs must be run ids (numbers), got {', '.join(map(str, runs))}") from None
     study = steps._study(study)
     sample = study.pair_sample(name)
     pairs = study.pairs(sample["id"])
@@ -343,7 +347,6 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
         alpha = krippendorff_alpha(table, "ordinal") if len(coders) >= 2 else float("nan")
         agreement.append(Agreement(d, alpha, len(coders), both))
 
-    wanted = None if runs is None else {int(r) for r in runs}
     scores = []
     for run in study.runs():
         if wanted is not None and run["id"] not in wanted:
