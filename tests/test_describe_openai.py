@@ -392,6 +392,17 @@ def test_fake_server_random_faults_standalone():
     assert out.returncode == 0 and "--latency" in out.stdout
 
 
+def interruptible(cmd: list[str]) -> list[str]:
+    """``python -m connote ARGS`` with Ctrl-C's default handling even where the test runs with SIGINT
+    ignored (a background job of a non-interactive shell), which Python would pass on to the child."""
+    assert cmd[1:3] == ["-m", "connote"]
+    boot = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from connote.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    return [cmd[0], "-c", boot, *cmd[3:]]
+
+
 def test_ctrl_c_keeps_what_is_in_flight(tmp_path):
     n, conc = 40, 4
     make_study(tmp_path, n).close()
@@ -399,7 +410,9 @@ def test_ctrl_c_keeps_what_is_in_flight(tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(latency=0.4, api_key=KEY) as srv:
         cmd = describe_cmd(tmp_path, srv, conc)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            interruptible(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 40
         while _count_ok(db) < 4 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
