@@ -300,6 +300,8 @@ def test_cli_and_coding_sheet_in_chromium(study, tmp_path):
 
     proc = run_cli("pairs", "import", study.path, download, check=True)
     assert "4 rating(s) by cy" in proc.stdout
+    proc = run_cli("status", study.path, check=True)
+    assert "rated pairs 'rq1': 6 pairs, 4 rating(s) by 1 coder(s): cy" in proc.stdout
     proc = run_cli("pairs", "score", study.path, "--json", check=True)
     assert '"sample": "rq1"' in proc.stdout
     proc = run_cli("pairs", "score", study.path, check=True)

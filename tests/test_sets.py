@@ -196,5 +196,7 @@ def test_cli_and_matching_sheet_in_chromium(study, tmp_path):
     assert "Accuracy" in proc.stdout and "one evaluator" in proc.stdout
     proc = run_cli("sets", "score", study.path, "--json", check=True)
     assert '"sample": "rq2"' in proc.stdout
+    proc = run_cli("status", study.path, check=True)
+    assert "image sets 'rq2' (run 1): 6 sets, 2 answer(s) by 1 evaluator(s): dee" in proc.stdout
     proc = run_cli("sets", "score", study.path, "--merge", "x")
     assert proc.returncode == 2 and "CLUSTER=INTO" in proc.stderr

@@ -334,6 +334,20 @@ def cmd_status(args) -> int:
         f"  runs: {len(study.runs())}; model calls logged: {len(study.calls())}; "
         f"cost so far: ${study.total_cost():.4f}"
     )
+    for ps in study.pair_samples():
+        rows = study.ratings(ps["id"])
+        coders = sorted({r["coder"] for r in rows})
+        _say(
+            f"  rated pairs {ps['name']!r}: {len(study.pairs(ps['id']))} pairs, {len(rows)} rating(s) by "
+            f"{len(coders)} coder(s){': ' + ', '.join(coders) if coders else ''}"
+        )
+    for ss in study.set_samples():
+        rows = study.set_answers(ss["id"])
+        who = sorted({r["evaluator"] for r in rows})
+        _say(
+            f"  image sets {ss['name']!r} (run {ss['run_id']}): {len(study.image_sets(ss['id']))} sets, "
+            f"{len(rows)} answer(s) by {len(who)} evaluator(s){': ' + ', '.join(who) if who else ''}"
+        )
     _print_skipped([(r["path"], r["reason"]) for r in images if r["status"] == "skipped"], limit=10_000)
     return 0
 
