@@ -334,19 +334,21 @@ def cmd_status(args) -> int:
         f"  runs: {len(study.runs())}; model calls logged: {len(study.calls())}; "
         f"cost so far: ${study.total_cost():.4f}"
     )
+
+    def who(rows, role: str) -> str:
+        names = sorted({r[role] for r in rows})
+        return f"{len(names)} {role}(s)" + (": " + ", ".join(names) if names else "")
+
     for ps in study.pair_samples():
         rows = study.ratings(ps["id"])
-        coders = sorted({r["coder"] for r in rows})
-        _say(
-            f"  rated pairs {ps['name']!r}: {len(study.pairs(ps['id']))} pairs, {len(rows)} rating(s) by "
-            f"{len(coders)} coder(s){': ' + ', '.join(coders) if coders else ''}"
-        )
+        n = len(study.pairs(ps["id"]))
+        _say(f"  rated pairs {ps['name']!r}: {n} pairs, {len(rows)} rating(s) by {who(rows, 'coder')}")
     for ss in study.set_samples():
         rows = study.set_answers(ss["id"])
-        who = sorted({r["evaluator"] for r in rows})
+        n = len(study.image_sets(ss["id"]))
         _say(
-            f"  image sets {ss['name']!r} (run {ss['run_id']}): {len(study.image_sets(ss['id']))} sets, "
-            f"{len(rows)} answer(s) by {len(who)} evaluator(s){': ' + ', '.join(who) if who else ''}"
+            f"  image sets {ss['name']!r} (run {ss['run_id']}): {n} sets, {len(rows)} answer(s) by "
+            f"{who(rows, 'evaluator')}"
         )
     _print_skipped([(r["path"], r["reason"]) for r in images if r["status"] == "skipped"], limit=10_000)
     return 0

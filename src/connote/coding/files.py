@@ -87,3 +87,22 @@ def store(study, sample, path: Path, rows: list[tuple], problems: list[str], put
         kept = keep_copy(study, sample["name"], path)
         put(sample["id"], rows, source=str(kept.relative_to(study.path)))
     return Imported(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
+
+
+def item_number(raw: str, valid: set[int], noun: str) -> int:
+    """The pair or set number in a cell; ValueError with the reason when it is not one of ``valid``."""
+    try:
+        pos = int(float(raw))
+    except ValueError:
+        raise ValueError(f"{noun} {raw!r} is not a {noun} number") from None
+    if pos not in valid:
+        raise ValueError(f"there is no {noun} {pos} in this sample")
+    return pos
+
+
+def person(record: dict, fields: dict[str, str], given: str | None, role: str) -> str:
+    """Who answered: ``given`` (from the command line) or the row's ``role`` column."""
+    who = given or (record.get(fields.get(role, ""), "") or "").strip()
+    if not who:
+        raise ValueError(f"no {role} named (fill the {role} column or use --{role})")
+    return who

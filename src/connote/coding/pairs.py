@@ -24,7 +24,17 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connote.coding.files import Imported, check_name, folder, read_table, read_text, store, write_csv
+from connote.coding.files import (
+    Imported,
+    check_name,
+    folder,
+    item_number,
+    person,
+    read_table,
+    read_text,
+    store,
+    write_csv,
+)
 from connote.errors import UserError
 
 DIMENSIONS = ("denotative", "connotative")
@@ -190,16 +200,10 @@ def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | 
         if not raw_pair and not any(c.strip() for c in cells.values()):
             continue  # an empty line
         try:
-            pos = int(float(raw_pair))
-        except ValueError:
-            problems.append(f"{source}:{line}: pair {raw_pair!r} is not a pair number")
-            continue
-        if pos not in valid_pairs:
-            problems.append(f"{source}:{line}: there is no pair {pos} in this sample")
-            continue
-        who = coder or (record.get(fields["coder"]) or "").strip()
-        if not who:
-            problems.append(f"{source}:{line}: no coder named (fill the coder column or use --coder)")
+            pos = item_number(raw_pair, valid_pairs, "pair")
+            who = person(record, fields, coder, "coder")
+        except ValueError as exc:
+            problems.append(f"{source}:{line}: {exc}")
             continue
         for d in dims:
             try:
