@@ -106,3 +106,25 @@ def person(record: dict, fields: dict[str, str], given: str | None, role: str) -
     if not who:
         raise ValueError(f"no {role} named (fill the {role} column or use --{role})")
     return who
+
+
+def thumbnails(study, shas, dest: Path, size: int, progress: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """(thumbnail path relative to ``dest``'s parent, image path) by content hash, for a coding page."""
+    from connote.reports import make_thumbnails
+
+    paths = {r["sha256"]: r["path"] for r in study.unique_images()}
+    thumbs = make_thumbnails(
+        study, {s: paths[s] for s in set(shas) if s in paths}, dest, size, progress=progress
+    )
+    return thumbs, paths
+
+
+def write_page(study, sample, template: str, dest: Path, **context) -> Path:
+    """Render a coding page (``coding/templates/TEMPLATE``) to ``dest``. The page keeps its answers in the
+    browser under a key of this study and sample, so two samples never mix."""
+    from connote.reports import _environment
+
+    key = f"connote:{study.get_meta('created')}:{sample['name']}:{sample['id']}"
+    html = _environment(Path(__file__).parent / "templates").get_template(template)
+    dest.write_text(html.render(name=sample["name"], storage_key=key, **context), encoding="utf-8")
+    return dest

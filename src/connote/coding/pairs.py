@@ -17,8 +17,6 @@ that keeps every rating in the browser as it is clicked and downloads them as a 
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import random
 from dataclasses import dataclass, field
@@ -33,7 +31,9 @@ from connote.coding.files import (
     read_table,
     read_text,
     store,
+    thumbnails,
     write_csv,
+    write_page,
 )
 from connote.errors import UserError
 
@@ -118,18 +118,12 @@ def sample_pairs(
 
 def write_sheet(study, name: str | None = None, *, thumb_size: int = 320, progress: bool = True):
     """(Re)write STUDY/validation/NAME/coding.html, its thumbnails and ratings-template.csv."""
-    from connote.reports import _environment, make_thumbnails
-
     sample = study.pair_sample(name)
-    name = sample["name"]
-    out = folder(study, name)
+    out = folder(study, sample["name"])
     out.mkdir(parents=True, exist_ok=True)
     pairs = study.pairs(sample["id"])
-    paths = {r["sha256"]: r["path"] for r in study.unique_images()}
-    shas = {s for p in pairs for s in (p["sha_a"], p["sha_b"])}
-    thumbs = make_thumbnails(
-        study, {s: paths[s] for s in shas if s in paths}, out / "thumbs", thumb_size, progress=progress
-    )
+    shas = [s for p in pairs for s in (p["sha_a"], p["sha_b"])]
+    thumbs, paths = thumbnails(study, shas, out / "thumbs", thumb_size, progress)
     items = [
         {
             "pos": p["pos"],
@@ -140,28 +134,23 @@ def write_sheet(study, name: str | None = None, *, thumb_size: int = 320, progre
         }
         for p in pairs
     ]
-    # The browser keeps ratings under a key of this study and sample, so two samples never mix.
-    storage_key = f"connote:{study.get_meta('created')}:{name}:{sample['id']}"
-    html = (
-        _environment(Path(__file__).parent / "templates")
-        .get_template("pairs.html.j2")
-        .render(
-            name=name,
-            n=len(items),
-            items=items,
-            scale=SCALE,
-            storage_key=storage_key,
-        )
+    sheet = write_page(
+        study, sample, "pairs.html.j2", out / "coding.html", n=len(items), items=items, scale=SCALE
     )
-    sheet = out / "coding.html"
-    sheet.write_text(html, encoding="utf-8")
-    template = out / "ratings-template.csv"
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["pair", "coder", "denotative", "connotative", "image_a", "image_b"])
-    for it in items:
-        w.writerow([it["pos"], "", "", "", it["path_a"], it["path_b"]])
-    template.write_text(buf.getvalue(), encoding="utf-8")
+    template = write_csv(
+        out / "ratings-template.csv",
+        [
+            {
+                "pair": it["pos"],
+                "coder": "",
+                "denotative": "",
+                "connotative": "",
+                "image_a": it["path_a"],
+                "image_b": it["path_b"],
+            }
+            for it in items
+        ],
+    )
     return sheet, template
 
 

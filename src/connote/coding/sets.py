@@ -22,7 +22,19 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connote.coding.files import Imported, check_name, folder, read_table, read_text, store, write_csv
+from connote.coding.files import (
+    Imported,
+    check_name,
+    folder,
+    item_number,
+    person,
+    read_table,
+    read_text,
+    store,
+    thumbnails,
+    write_csv,
+    write_page,
+)
 from connote.errors import UserError
 
 
@@ -148,33 +160,23 @@ def _params(sample) -> dict:
 
 def write_sheet(study, name: str | None = None, *, thumb_size: int = 240, progress: bool = True):
     """(Re)write STUDY/validation/NAME/matching.html, its thumbnails and answers-template.csv."""
-    from connote.reports import _environment, make_thumbnails
-
     sample = study.set_sample(name)
-    name = sample["name"]
-    params = _params(sample)
-    out = folder(study, name)
+    out = folder(study, sample["name"])
     out.mkdir(parents=True, exist_ok=True)
     sets = study.image_sets(sample["id"])
-    paths = {r["sha256"]: r["path"] for r in study.unique_images()}
-    shas = {s for st in sets for s in st["shas"]}
-    thumbs = make_thumbnails(
-        study, {s: paths[s] for s in shas if s in paths}, out / "thumbs", thumb_size, progress=progress
+    thumbs, _ = thumbnails(
+        study, [s for st in sets for s in st["shas"]], out / "thumbs", thumb_size, progress
     )
     items = [{"pos": st["pos"], "images": [thumbs.get(s, "") for s in st["shas"]]} for st in sets]
-    html = (
-        _environment(Path(__file__).parent / "templates")
-        .get_template("sets.html.j2")
-        .render(
-            name=name,
-            n=len(items),
-            items=items,
-            descriptions=params["descriptions"],
-            storage_key=f"connote:{study.get_meta('created')}:{name}:{sample['id']}",
-        )
+    sheet = write_page(
+        study,
+        sample,
+        "sets.html.j2",
+        out / "matching.html",
+        n=len(items),
+        items=items,
+        descriptions=_params(sample)["descriptions"],
     )
-    sheet = out / "matching.html"
-    sheet.write_text(html, encoding="utf-8")
     template = write_csv(
         out / "answers-template.csv",
         [{"set": it["pos"], "evaluator": "", "description": ""} for it in items],
@@ -202,25 +204,16 @@ def read_answers(
         if not raw_set and not code:
             continue
         try:
-            pos = int(float(raw_set))
-        except ValueError:
-            problems.append(f"{source}:{line}: set {raw_set!r} is not a set number")
-            continue
-        if pos not in valid_sets:
-            problems.append(f"{source}:{line}: there is no set {pos} in this sample")
-            continue
-        if not code:
-            continue  # not answered yet
-        if code not in valid_codes:
-            problems.append(
-                f"{source}:{line}: {code!r} is not one of the descriptions ({', '.join(sorted(valid_codes))})"
-            )
-            continue
-        who = evaluator or (record.get(fields["evaluator"]) or "").strip()
-        if not who:
-            problems.append(
-                f"{source}:{line}: no evaluator named (fill the evaluator column or use --evaluator)"
-            )
+            pos = item_number(raw_set, valid_sets, "set")
+            if not code:
+                continue  # not answered yet
+            if code not in valid_codes:
+                raise ValueError(
+                    f"{code!r} is not one of the descriptions ({', '.join(sorted(valid_codes))})"
+                )
+            who = person(record, fields, evaluator, "evaluator")
+        except ValueError as exc:
+            problems.append(f"{source}:{line}: {exc}")
             continue
         rows.append((pos, who, code))
     return rows, problems
