@@ -67,13 +67,26 @@ def test_sample_sets_stores_sets_and_descriptions(study):
     assign = study.assignments(res.run_id)
     assert all(assign[s] == st["cluster"] for st in sets for s in st["shas"])  # never an outlier
     params = sample_params(study)
-    assert sorted(params["codes"]) == ["A", "B", "C"] and sorted(params["codes"].values()) == [0, 1, 2]
+    descriptions = dict(params["descriptions"])
+    assert list(descriptions) == codes(3) and sorted(params["codes"].values()) == [0, 1, 2]
     for code, c in params["codes"].items():
-        assert params["descriptions"][code].startswith(f"word{c}0, word{c}1")
+        assert descriptions[code].startswith(f"word{c}0, word{c}1")
     html = res.sheet.read_text()
     assert html.count('class="set"') == 6 and "word10" in html and "Download answers" in html
     with pytest.raises(UserError, match="already a set sample"):
         sample_sets(study, per_cluster=2, progress=False)
+
+
+def test_more_than_26_descriptions_are_listed_a_to_z_then_aa(tmp_path):
+    make_noise_images(tmp_path / "images", 56)
+    study = steps.init(tmp_path / "study", tmp_path / "images", progress=False)
+    paths = sorted(r["path"] for r in study.unique_images())
+    run = add_run(study, {p: i // 2 for i, p in enumerate(paths)}, seed=1)  # 28 clusters of 2
+    study.set_keywords(run, {c: [(f"w{c}", 1.0)] for c in range(28)}, {})
+    sample_sets(study, run, per_cluster=1, size=2, progress=False)
+    assert [code for code, _ in sample_params(study)["descriptions"]] == codes(28)
+    html = (study.path / "validation" / "sets-run1" / "matching.html").read_text()
+    assert html.index("<dt>B</dt>") < html.index("<dt>Z</dt>") < html.index("<dt>AA</dt>")
 
 
 def test_sample_sets_computes_missing_keywords(shared_study, tmp_path):

@@ -440,7 +440,7 @@ def cmd_pairs_import(args) -> int:
 
 
 def cmd_pairs_score(args) -> int:
-    from connote.coding.pairs import DIMENSIONS, folder, score_pairs
+    from connote.coding.pairs import DIMENSIONS, score_pairs
 
     runs = [r for r in args.runs.split(",") if r.strip()] if args.runs else None
     rep = score_pairs(args.study, name=args.name, runs=runs)
@@ -475,7 +475,7 @@ def cmd_pairs_score(args) -> int:
         )
     for note in rep.notes:
         _say(f"note: {note}")
-    out = folder(_open(args.study), rep.sample)
+    out = rep.folder
     _say(f"Wrote {out / 'scores.csv'} and {out / 'quality.svg'} (box plots per setting over seeds).")
     return 0
 
@@ -530,7 +530,6 @@ def _merge_option(text: str | None) -> dict[int, int]:
 
 
 def cmd_sets_score(args) -> int:
-    from connote.coding.files import folder
     from connote.coding.sets import score_sets
 
     rep = score_sets(args.study, name=args.name, merge=_merge_option(args.merge))
@@ -581,7 +580,7 @@ def cmd_sets_score(args) -> int:
         )
     for note in rep.notes:
         _say(f"note: {note}")
-    _say(f"Wrote {folder(_open(args.study), rep.sample) / 'scores.csv'}")
+    _say(f"Wrote {rep.scores_csv}")
     return 0
 
 

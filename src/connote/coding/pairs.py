@@ -259,6 +259,7 @@ class PairReport:
     agreement: list[Agreement]
     runs: list[RunScore]
     notes: list[str] = field(default_factory=list)
+    folder: Path | None = None  # where scores.csv and quality.svg were written
 
     def to_rows(self) -> list[dict]:
         out = []
@@ -377,7 +378,7 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
         )
     n_rated = {d: len(values[d]) for d in DIMENSIONS}
     report = PairReport(sample["name"], len(pairs), n_rated, agreement, scores, notes)
-    write_scores(study, report)
+    report.folder = write_scores(study, report).parent
     return report
 
 

@@ -16,6 +16,8 @@ browser, downloads a CSV); answers-template.csv is the same for a spreadsheet.
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import random
 import string
@@ -134,10 +136,11 @@ def sample_sets(
     clusters = sorted({c for c, _ in sets})
     shuffled = random.Random(None if seed is None else seed + 1).sample(clusters, len(clusters))
     code_of = dict(zip(shuffled, codes(len(shuffled)), strict=True))
-    descriptions = {
-        code_of[c]: ", ".join(keywords.get(c, [])[:top_k]) or "(no keywords)"
-        for c in sorted(code_of, key=code_of.get)
-    }
+    # A list in the order of the codes (A, ..., Z, AA): the study stores params with sorted keys, and a
+    # sort by string would put AA before B.
+    descriptions = [
+        [code, ", ".join(keywords.get(c, [])[:top_k]) or "(no keywords)"] for c, code in code_of.items()
+    ]
     params = {
         "run": run["id"],
         "per_cluster": per_cluster,
@@ -153,8 +156,6 @@ def sample_sets(
 
 
 def _params(sample) -> dict:
-    import json
-
     return json.loads(sample["params"])
 
 
@@ -175,7 +176,7 @@ def write_sheet(study, name: str | None = None, *, thumb_size: int = 240, progre
         out / "matching.html",
         n=len(items),
         items=items,
-        descriptions=_params(sample)["descriptions"],
+        descriptions=dict(_params(sample)["descriptions"]),
     )
     template = write_csv(
         out / "answers-template.csv",
@@ -254,14 +255,13 @@ class SetReport:
     merged: dict
     clusters: list[dict]  # per cluster: code, keywords, sets, precision, recall
     notes: list[str] = field(default_factory=list)
+    scores_csv: Path | None = None  # where the per-cluster table was written
 
 
 def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None = None) -> SetReport:
     """Agreement between evaluators, and precision/recall/accuracy of their majority label. ``merge``
     maps clusters onto others first (the study merged near-twin clusters); ties between evaluators go to
     the first evaluator by name, as the study took its first evaluator's label."""
-    import itertools
-
     from connote import steps
     from connote.evaluate import cohen_kappa, majority_labels, match_scores
 
@@ -341,7 +341,7 @@ def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None =
         clusters,
         notes,
     )
-    write_csv(folder(study, sample["name"]) / "scores.csv", clusters)
+    report.scores_csv = write_csv(folder(study, sample["name"]) / "scores.csv", clusters)
     return report
 
 
