@@ -38,6 +38,7 @@ from connote.coding.files import (
     write_page,
 )
 from connote.errors import UserError
+from connote.study import Study
 
 
 def codes(n: int) -> list[str]:
@@ -113,7 +114,7 @@ def sample_sets(
     evaluators will see, and write the matching sheet. Keywords are computed first if the run has none."""
     from connote import steps
 
-    study = steps._study(study)
+    study = Study.of(study)
     if per_cluster < 1 or size < 1:
         raise UserError(f"sets per cluster and set size must be at least 1, got {per_cluster} and {size}")
     run = study.get_run(run_id)
@@ -225,9 +226,8 @@ def import_answers(
 ) -> Imported:
     """Store the answers in a CSV (the matching sheet's download, or the filled template). An answer
     already stored for the same set and evaluator is updated; nothing else is touched."""
-    from connote import steps
 
-    study = steps._study(study)
+    study = Study.of(study)
     path = Path(path)
     text = read_text(path)
     sample = study.set_sample(name)
@@ -262,10 +262,9 @@ def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None =
     """Agreement between evaluators, and precision/recall/accuracy of their majority label. ``merge``
     maps clusters onto others first (the study merged near-twin clusters); ties between evaluators go to
     the first evaluator by name, as the study took its first evaluator's label."""
-    from connote import steps
     from connote.evaluate import cohen_kappa, majority_labels, match_scores
 
-    study = steps._study(study)
+    study = Study.of(study)
     sample = study.set_sample(name)
     params = _params(sample)
     cluster_of = {code: int(c) for code, c in params["codes"].items()}
