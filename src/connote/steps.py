@@ -494,13 +494,21 @@ def report(study: Study | str | os.PathLike, run_id: int | None = None, *, progr
 def runs(study: Study | str | os.PathLike) -> list[dict]:
     """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
     n_outliers, created."""
+    from connote.study.derived import derivations
+
     study = _study(study)
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
+    derived = derivations(study)
     out = []
     for r in study.runs():
+        origin = derived.get(r["id"]) or {}
         out.append(
             {
                 "id": r["id"],
+                "parent": origin.get(
+                    "parent"
+                ),  # a derived run (merge, assign-outliers): the run it came from
+                "derived": {"kind": origin["kind"], **origin["params"]} if origin else None,
                 "features": r["features"],
                 "description_set": r["description_set"],
                 "describer": sets.get(r["description_set"]) if r["description_set"] else None,
