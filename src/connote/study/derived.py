@@ -91,6 +91,14 @@ def probabilities(study: Study, run_id: int) -> dict[str, float | None]:
 
 
 # ---------------------------------------------------------------------------------------------- labels
+def cached_call(study: Study, stage: str, input_ref: str) -> sqlite3.Row | None:
+    """The latest good call of ``stage`` for exactly this input (its cache key), or None."""
+    return study.con.execute(
+        "SELECT * FROM calls WHERE stage=? AND input_ref=? AND status='ok' ORDER BY id DESC LIMIT 1",
+        (stage, input_ref),
+    ).fetchone()
+
+
 def put_labels(study: Study, run_id: int, labeller: str, rows: Iterable[dict]) -> int:
     """Insert or replace labels (dicts with cluster, label, summary, model, prompt, call_id, status)."""
     stamp = now()
