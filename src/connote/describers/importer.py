@@ -2,7 +2,9 @@
 
 ``image`` may be a path relative to the study's images root, a file name (when it is unique in the
 study), an absolute path under the root, or an image's sha256. The rows become a description set named
-``imported:STEM`` (or ``--name``); texts that fail the output checks are kept as 'flagged'.
+``imported:STEM`` (or ``--name``). What the user gives is stored as given: the output checks (made for
+vision-LLM outputs) run only when asked (``check``), and then a flagged text is kept and used, with its
+reason noted, unless ``exclude_flagged`` keeps it apart (status 'flagged', like a describer's).
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ class ImportSummary:
     set_name: str
     set_id: int
     total: int  # distinct images in the study
-    imported: int = 0
-    flagged: int = 0
+    imported: int = 0  # texts stored and used downstream
+    flagged: int = 0  # texts an output check flagged (used unless excluded)
+    excluded: int = 0  # flagged texts kept apart (exclude_flagged)
     missing: int = 0  # distinct images without a description in the set afterwards
     problems: list[tuple[str, str]] = field(default_factory=list)  # (row, reason)
 
@@ -61,8 +64,18 @@ def _pick(rec: dict, names: tuple[str, ...]) -> str | None:
 
 
 def import_file(
-    study: Study, path: str | os.PathLike, *, name: str | None = None, check=None
+    study: Study,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    check=None,
+    exclude_flagged: bool = False,
 ) -> ImportSummary:
+    """Store a file's texts as a description set.
+
+    ``check``: None (store as given) or a function text -> reason or None; a flagged text is stored as 'ok'
+    with the reason (used, and listed as flagged), or as 'flagged' (kept apart) with ``exclude_flagged``.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file not found")
@@ -121,15 +134,15 @@ def import_file(
                 summary.problems.append((label, "a second text for the same image (the last one is kept)"))
             seen.add(sha)
             problem = check(text) if check else None
-            study.put_description(set_id, sha, text.strip(), "flagged" if problem else "ok", problem, None, 1)
+            status = "flagged" if problem and exclude_flagged else "ok"
+            study.put_description(set_id, sha, text.strip(), status, problem, None, 1)
             if problem:
-                summary.flagged += 1
-                summary.problems.append((label, f"flagged: {problem}"))
-            else:
-                summary.imported += 1
+                kept = "left out" if exclude_flagged else "kept"
+                summary.problems.append((label, f"flagged ({kept}): {problem}"))
     have = {r["sha256"] for r in study.description_rows(set_id)}
     summary.missing = sum(1 for r in study.unique_images() if r["sha256"] not in have)
     rows = study.description_rows(set_id)
     summary.imported = sum(1 for r in rows if r["status"] == "ok")
-    summary.flagged = sum(1 for r in rows if r["status"] == "flagged")
+    summary.flagged = sum(1 for r in rows if r["reason"] and r["status"] in ("ok", "flagged"))
+    summary.excluded = sum(1 for r in rows if r["status"] == "flagged")
     return summary
