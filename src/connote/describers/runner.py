@@ -206,6 +206,12 @@ class DescribeRunner:
             for r, a, e, p in zip(results, attempts, earlier, problems, strict=False)
         ]
 
+    def call(self, items: list, stop: threading.Event | None = None) -> list[tuple | None]:
+        """One batch through the machinery (retries with backoff, the output check with one more ask) for
+        callers that store results themselves, such as cluster labels (:mod:`connote.labels`): per item
+        None (stopped) or (result, attempts, earlier flagged outputs, problem)."""
+        return self._call(items, stop or threading.Event())
+
     # -------------------------------------------------------------- the whole study
     def _open_set(self, study: Study) -> tuple[str, int, str | None]:
         d = self.describer
