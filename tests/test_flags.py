@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
-from connote import steps
+from connote import cli, steps
 from connote.errors import UserError
 from connote.study import flags
-from connote.testing import make_images
+from connote.testing import FakeOpenAI, make_images
+from connote.testing.fake_openai import REFUSAL as REFUSAL_FAKE
 
 GOOD = "The image evokes calm and quiet reflection, suggesting a peaceful moment that is shared with others."
 REFUSAL = "I'm sorry, but I can't describe this image."
@@ -67,8 +69,68 @@ def test_accept_by_path_name_or_sha_prefix(study):
     assert flags.accept(study, "caps") == []  # nothing left to accept
 
 
-def test_accept_all(study):
-    assert len(flags.accept(study, "caps")) == 2
-    assert flags.left_out(study)["flagged"] == 0
+def test_accept_all(study, tmp_path):
     with pytest.raises(UserError, match="no description set named 'other'"):
         flags.accept(study, "other")
+    f = tmp_path / "more.csv"
+    f.write_text("image,text\na/img_003.png,\"I'm sorry, I can't help with that.\"\n")
+    steps.import_descriptions(study, f, name="more", exclude_flagged=True)
+    with pytest.raises(UserError, match="flagged descriptions in sets 'caps', 'more': choose one"):
+        flags.accept(study)  # which set? the user says
+    assert len(flags.accept(study, "caps")) == 2
+    assert flags.left_out(study, "caps")["flagged"] == 0
+    assert [f.path for f in flags.accept(study)] == ["a/img_003.png"]  # the only set left with any
+    assert flags.accept(study) == []
+    with pytest.raises(UserError, match="no flagged descriptions are left out"):
+        flags.accept(study, refs=["a/img_003.png"])
+
+
+def test_cli_import_check_status_and_accept(study, tmp_path, capsys):
+    path = str(study.path)
+    f = tmp_path / "again.csv"
+    f.write_text(f'image,text\na/img_000.png,"{GOOD}"\na/img_001.png,"{REFUSAL}"\n')
+    assert cli.main(["import-descriptions", path, str(f), "--name", "plain"]) == 0
+    assert "Imported 2 description(s) into set 'plain';" in capsys.readouterr().out  # stored as given
+    assert cli.main(["import-descriptions", path, str(f), "--name", "checked", "--check", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["imported"] == 2 and r["flagged"] == 1 and r["excluded"] == 0
+    assert any("flagged (kept): refusal" in why for _, why in r["problems"])
+
+    assert cli.main(["status", path]) == 0
+    out = capsys.readouterr().out
+    assert "flagged in 'caps': 2 left out of every run, 0 in use" in out
+    assert "a/img_001.png (left out): refusal" in out and REFUSAL in out and LOOP.strip() in out
+    assert "flagged in 'checked': 0 left out of every run, 1 in use" in out
+    assert "--accept IMAGE" in out
+
+    assert cli.main(["describe", path, "--name", "caps", "--accept", "a/img_002.png", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "Accepted 1 flagged description(s) of set 'caps'" in out and "a/img_002.png: repetitive" in out
+    assert cli.main(["describe", path, "--name", "caps", "--accept", "a/img_002.png"]) != 0
+    assert "error: no flagged description in set 'caps' for: a/img_002.png" in capsys.readouterr().err
+    assert cli.main(["describe", path, "--accept-flagged"]) == 0  # the one set with any left out
+    assert "a/img_001.png: refusal" in capsys.readouterr().out
+    assert flags.left_out(study, "caps") == {"flagged": 0, "failed": 0, "not described": 1, "total": 1}
+    assert cli.main(["status", path]) == 0
+    assert "flagged in 'caps': 0 left out of every run, 2 in use" in capsys.readouterr().out
+
+
+def test_describer_flags_listed_and_accepted(tmp_path, capsys, monkeypatch):
+    """A vision LLM's refusal (asked twice) is kept apart, listed by status, and kept by --accept."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    make_images(tmp_path / "images", 2)
+    study = steps.init(tmp_path / "study", tmp_path / "images", progress=False)
+    first = study.unique_images()[0]
+    with FakeOpenAI() as srv:
+        srv.push("refusal", "refusal")
+        rc = cli.main(
+            ["describe", str(study.path), "--describer", "openai:gpt-4o-mini", "--base-url", srv.base_url]
+            + ["--concurrency", "1", "-q"]
+        )
+    assert rc == 0
+    assert cli.main(["status", str(study.path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{first['path']} (left out): refusal" in out and REFUSAL_FAKE in out
+    assert cli.main(["describe", str(study.path), "--accept", first["sha256"][:10]]) == 0
+    ds = study.resolve_description_set()
+    assert study.descriptions(ds["id"])[first["sha256"]] == REFUSAL_FAKE

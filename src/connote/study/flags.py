@@ -80,12 +80,25 @@ def resolve_images(study: Study, refs: Iterable[str]) -> tuple[dict[str, str], l
     return found, unknown
 
 
+def waiting_set(study: Study) -> str | None:
+    """The one description set holding flagged descriptions that are left out (None if no set does)."""
+    names = sorted({f.set_name for f in flagged(study, include_used=False)})
+    if len(names) > 1:
+        raise UserError(f"flagged descriptions in sets {', '.join(map(repr, names))}: choose one with --name")
+    return names[0] if names else None
+
+
 def accept(study: Study, set_name: str | None = None, refs: Iterable[str] | None = None) -> list[Flagged]:
     """Keep flagged descriptions of a set in use (all of them when ``refs`` is None); returns those accepted.
 
-    A reference that names no image, or an image without a flagged description in the set, is an error
-    naming it (nothing is changed then).
+    ``set_name`` None: the one set with flagged descriptions left out. A reference that names no image, or
+    an image without a flagged description in the set, is an error naming it (nothing is changed then).
     """
+    set_name = set_name or waiting_set(study)
+    if set_name is None:
+        if refs:
+            raise UserError("no flagged descriptions are left out (see `connote status`)")
+        return []
     ds = study.resolve_description_set(set_name)
     waiting = {f.sha256: f for f in flagged(study, ds["name"], include_used=False)}
     if refs is None:
