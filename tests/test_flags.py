@@ -134,3 +134,24 @@ def test_describer_flags_listed_and_accepted(tmp_path, capsys, monkeypatch):
     assert cli.main(["describe", str(study.path), "--accept", first["sha256"][:10]]) == 0
     ds = study.resolve_description_set()
     assert study.descriptions(ds["id"])[first["sha256"]] == REFUSAL_FAKE
+
+
+def test_report_lists_the_run_sets_flagged_descriptions(shared_study, tmp_path):
+    import shutil
+
+    from connote.study import Study
+
+    shutil.copytree(shared_study.path, tmp_path / "study")
+    study = Study.open(tmp_path / "study")
+    run = study.get_run(shared_study.run_id)
+    ds = study.resolve_description_set(run["description_set"])
+    first = study.unique_images()[0]
+    evil = "I'm sorry, I can't <script>alert(1)</script> describe this."
+    study.put_description(ds["id"], first["sha256"], evil, "flagged", "refusal", None, 1)
+    study.con.commit()
+    page = steps.report(study, shared_study.run_id, progress=False)
+    html = page.read_text(encoding="utf-8")
+    assert 'id="flagged"' in html and "1 flagged description (1 left out of runs)" in html
+    assert first["path"] in html and "refusal" in html and "left out" in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+    assert "--accept IMAGE" in html
