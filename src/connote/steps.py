@@ -126,12 +126,22 @@ def describe(
 
 
 def import_descriptions(
-    study: Study | str | os.PathLike, path: str | os.PathLike, *, name: str | None = None, check: bool = True
+    study: Study | str | os.PathLike,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    check: bool = False,
+    exclude_flagged: bool = False,
 ):
-    """Descriptions made elsewhere (CSV or JSONL with columns image,text) as a description set."""
+    """Descriptions made elsewhere (CSV or JSONL with columns image,text) as a description set.
+
+    Stored as given. ``check`` runs the output checks, which flag texts (they stay in use);
+    ``exclude_flagged`` (implies ``check``) keeps the flagged ones apart.
+    """
     from connote.describers.importer import import_file
 
-    return import_file(Study.of(study), path, name=name, check=_checker() if check else None)
+    checker = _checker() if check or exclude_flagged else None
+    return import_file(Study.of(study), path, name=name, check=checker, exclude_flagged=exclude_flagged)
 
 
 def _checker():
