@@ -423,9 +423,18 @@ def explain(
     extra_stop_words: list[str] | tuple[str, ...] = (),
     filler: bool = True,
     description_set: str | None = None,
+    method: str = "tfidf",
+    diversity: float = 0.0,
 ) -> dict[int, list[tuple[str, float]]]:
-    """S5: the top TF-IDF terms of each cluster's joined descriptions, stored with the run."""
-    from connote.keywords import cluster_keywords, stop_words
+    """S5: the top terms of each cluster's joined descriptions, stored with the run: the paper's TF-IDF
+    (``method='tfidf'``) or class-based TF-IDF (``'ctfidf'``), re-ranked for ``diversity`` (0-1, maximal
+    marginal relevance) when above 0. The method and diversity are recorded with the keywords."""
+    from connote.keywords import METHODS, cluster_keywords, stop_words
+
+    if method not in METHODS:
+        raise UserError(f"unknown keyword method {method!r}; use {' or '.join(METHODS)}")
+    if not 0.0 <= float(diversity) <= 1.0:
+        raise UserError(f"--diversity must be between 0 and 1, not {diversity}")
 
     study = _study(study)
     run = study.get_run(run_id)
@@ -444,11 +453,15 @@ def explain(
         [assign[s] for s in shas],
         top_k=top_k,
         stop=stop_words([*extra_stop_words, *template_words], filler=filler),
+        method=method,
+        diversity=float(diversity),
     )
     study.set_keywords(
         run["id"],
         keywords,
         {
+            "method": method,
+            "diversity": float(diversity),
             "top_k": top_k,
             "description_set": ds["name"],
             "extra_stop_words": list(extra_stop_words),
@@ -471,23 +484,42 @@ def _describer_stop_words(spec: str) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------- output
-def report(study: Study | str | os.PathLike, run_id: int | None = None, *, progress: bool = True) -> Path:
-    """Write the static HTML report (STUDY/report/index.html) for a run (latest by default)."""
-    from connote.reports import render_report
+def report(
+    study: Study | str | os.PathLike,
+    run_id: int | None = None,
+    *,
+    runs=None,
+    progress: bool = True,
+) -> Path:
+    """Write the HTML report. With ``run_id``: that run's pages (STUDY/report/run-N/index.html, returned)
+    and the study index. Without: the study index (STUDY/report/index.html, returned) and the pages of
+    ``runs`` ("all" by default, or a list of run ids)."""
+    from connote.reports import render_report, render_study
 
-    return render_report(_study(study), run_id, progress=progress)
+    study = _study(study)
+    if run_id is not None:
+        return render_report(study, run_id, progress=progress)
+    return render_study(study, "all" if runs is None else runs, progress=progress)
 
 
 def runs(study: Study | str | os.PathLike) -> list[dict]:
     """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
     n_outliers, created."""
+    from connote.study.derived import derivations
+
     study = _study(study)
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
+    derived = derivations(study)
     out = []
     for r in study.runs():
+        origin = derived.get(r["id"]) or {}
         out.append(
             {
                 "id": r["id"],
+                "parent": origin.get(
+                    "parent"
+                ),  # a derived run (merge, assign-outliers): the run it came from
+                "derived": {"kind": origin["kind"], **origin["params"]} if origin else None,
                 "features": r["features"],
                 "description_set": r["description_set"],
                 "describer": sets.get(r["description_set"]) if r["description_set"] else None,

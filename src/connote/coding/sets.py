@@ -110,10 +110,20 @@ def sample_sets(
     top_k: int = 10,
     thumb_size: int = 240,
     progress: bool = True,
+    show: str = "keywords",
+    labeller: str | None = None,
 ) -> SetSample:
     """Draw the image sets of a run's clusters (outliers never), store them with the descriptions the
-    evaluators will see, and write the matching sheet. Keywords are computed first if the run has none."""
+    evaluators will see, and write the matching sheet. Keywords are computed first if the run has none.
+
+    ``show`` is what evaluators match the sets to: the clusters' ``keywords`` (as the study did) or their
+    ``labels`` (label and summary from `connote label`; ``labeller`` picks one, the latest by default);
+    the sample records which, so that a study can compare the two."""
     from connote import steps
+    from connote.study import derived
+
+    if show not in ("keywords", "labels"):
+        raise UserError(f"--show must be keywords or labels, not {show!r}")
 
     study = steps._study(study)
     if per_cluster < 1 or size < 1:
@@ -143,8 +153,23 @@ def sample_sets(
     descriptions = [
         [code, ", ".join(keywords.get(c, [])[:top_k]) or "(no keywords)"] for c, code in code_of.items()
     ]
+    if show == "labels":
+        names = derived.labellers(study, run["id"])
+        labeller = labeller or (names[0] if names else None)
+        labels = derived.labels(study, run["id"], labeller) if labeller in names else {}
+        if not labels:
+            known = ", ".join(names) or "none yet"
+            raise UserError(
+                f"run {run['id']} has no labels{f' by {labeller}' if labeller else ''} (labellers: {known}); "
+                f"make them with `connote label {study.path} {run['id']}`"
+            )
+        descriptions = [
+            [code, _label_text(labels[c]) if c in labels else "(no label)"] for c, code in code_of.items()
+        ]
     params = {
         "run": run["id"],
+        "shown": show,
+        **({"labeller": labeller} if show == "labels" else {}),
         "per_cluster": per_cluster,
         "size": size,
         "top_k": top_k,
@@ -155,6 +180,10 @@ def sample_sets(
     study.add_set_sample(name, run["id"], seed, params, sets)
     sheet, template = write_sheet(study, name, thumb_size=thumb_size, progress=progress)
     return SetSample(name, run["id"], len(sets), len(clusters), sheet, template, notes)
+
+
+def _label_text(row) -> str:
+    return f"{row['label']}: {row['summary']}" if row["summary"] else row["label"]
 
 
 def _params(sample) -> dict:
@@ -262,12 +291,17 @@ class SetReport:
     clusters: list[dict]  # per cluster: code, keywords, sets, precision, recall
     notes: list[str] = field(default_factory=list)
     scores_csv: Path | None = None  # where the per-cluster table was written
+    scored_run: int | None = None  # the run scored: the sample's, or a run derived from it by merges
+    shown: str = "keywords"  # what the evaluators matched the sets to: keywords or labels
 
 
-def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None = None) -> SetReport:
+def score_sets(
+    study, *, name: str | None = None, merge: dict[int, int] | None = None, run_id: int | None = None
+) -> SetReport:
     """Agreement between evaluators, and precision/recall/accuracy of their majority label. ``merge``
-    maps clusters onto others first (the study merged near-twin clusters); ties between evaluators go to
-    the first evaluator by name, as the study took its first evaluator's label."""
+    maps clusters onto others first (the study merged near-twin clusters); ``run_id`` scores a run derived
+    from the sample's run (`connote merge`): its recorded merges are applied. Ties between evaluators go
+    to the first evaluator by name, as the study took its first evaluator's label."""
     from connote import steps
     from connote.evaluate import cohen_kappa, majority_labels, match_scores
 
@@ -283,6 +317,10 @@ def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None =
             f"{folder(study, sample['name']) / 'matching.html'} and `connote sets import` the download"
         )
     merge = {int(k): int(v) for k, v in (merge or {}).items()}
+    scored_run = sample["run_id"]
+    if run_id is not None and int(run_id) != sample["run_id"]:
+        scored_run = study.get_run(run_id)["id"]
+        merge = {**derived_merges(study, scored_run, sample["run_id"]), **merge}
     unknown = sorted((set(merge) | set(merge.values())) - set(cluster_of.values()))
     if unknown:
         raise UserError(f"--merge names cluster(s) {', '.join(map(str, unknown))}, not in this sample")
@@ -347,8 +385,33 @@ def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None =
         clusters,
         notes,
     )
+    report.scored_run = scored_run
+    report.shown = params.get("shown", "keywords")
     report.scores_csv = write_csv(folder(study, sample["name"]) / "scores.csv", clusters)
     return report
+
+
+def derived_merges(study, run_id: int, ancestor: int) -> dict[int, int]:
+    """The merges that lead from run ``ancestor`` to its derived run ``run_id`` (chains of merge and
+    assign-outliers runs; merges composed in order)."""
+    from connote.study.derived import derivation
+
+    steps_back, current = [], int(run_id)
+    while current != ancestor:
+        origin = derivation(study, current)
+        if origin is None:
+            raise UserError(
+                f"run {run_id} is not derived from run {ancestor}, the run this sample was drawn from; "
+                f"draw a sample of run {run_id} with `connote sets sample`"
+            )
+        steps_back.append(origin)
+        current = origin["parent"]
+    merged: dict[int, int] = {}
+    for origin in reversed(steps_back):
+        step = {int(a): int(b) for a, b in origin["params"].get("merges", {}).items()}
+        merged = {a: step.get(b, b) for a, b in merged.items()}
+        merged.update({a: b for a, b in step.items() if a not in merged})
+    return {a: b for a, b in merged.items() if a != b}
 
 
 def _same(assigned: int, true: int, merge: dict[int, int]) -> bool:
