@@ -484,11 +484,22 @@ def _describer_stop_words(spec: str) -> tuple[str, ...]:
 
 
 # ---------------------------------------------------------------------------------------------- output
-def report(study: Study | str | os.PathLike, run_id: int | None = None, *, progress: bool = True) -> Path:
-    """Write the static HTML report (STUDY/report/index.html) for a run (latest by default)."""
-    from connote.reports import render_report
+def report(
+    study: Study | str | os.PathLike,
+    run_id: int | None = None,
+    *,
+    runs=None,
+    progress: bool = True,
+) -> Path:
+    """Write the HTML report. With ``run_id``: that run's pages (STUDY/report/run-N/index.html, returned)
+    and the study index. Without: the study index (STUDY/report/index.html, returned) and the pages of
+    ``runs`` ("all" by default, or a list of run ids)."""
+    from connote.reports import render_report, render_study
 
-    return render_report(_study(study), run_id, progress=progress)
+    study = _study(study)
+    if run_id is not None:
+        return render_report(study, run_id, progress=progress)
+    return render_study(study, "all" if runs is None else runs, progress=progress)
 
 
 def runs(study: Study | str | os.PathLike) -> list[dict]:

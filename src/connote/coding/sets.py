@@ -29,6 +29,7 @@ from connote.coding.files import (
     check_name,
     folder,
     item_number,
+    last_wins,
     person,
     read_table,
     read_text,
@@ -38,6 +39,7 @@ from connote.coding.files import (
     write_page,
 )
 from connote.errors import UserError
+from connote.tables import in_line_order
 
 
 def codes(n: int) -> list[str]:
@@ -218,19 +220,19 @@ def write_sheet(study, name: str | None = None, *, thumb_size: int = 240, progre
 def read_answers(
     text: str, source: str, *, valid_sets: set[int], valid_codes: set[str], evaluator: str | None
 ):
-    """Parse an answers CSV (columns set, description, and evaluator unless given): ``(rows, problems)``,
-    rows ``(set, evaluator, code)``; a bad line is reported as 'SOURCE:LINE: reason' and skipped."""
-    reader, fields = read_table(text, source)
+    """Parse an answers CSV (columns set, description, and evaluator unless given): ``(rows, problems,
+    notes)``, rows ``(set, evaluator, code)``; a bad line is reported as 'SOURCE:LINE: reason' and
+    skipped; a second answer for a set by one evaluator overrides the first, and a note says so."""
+    table, fields = read_table(text, source)
     for needed in ("set", "description"):
         if needed not in fields:
             raise UserError(f"{source}: no {needed!r} column (found: {', '.join(fields) or 'nothing'})")
     if evaluator is None and "evaluator" not in fields:
         raise UserError(f"{source}: no 'evaluator' column; name the evaluator with --evaluator NAME")
-    rows, problems = [], []
-    for record in reader:
-        line = reader.line_num
-        raw_set = (record.get(fields["set"]) or "").strip()
-        code = (record.get(fields["description"]) or "").strip().upper()
+    rows, wheres, problems = [], [], list(table.problems)
+    for record in table:
+        raw_set = record.values["set"].strip()
+        code = record.values["description"].strip().upper()
         if not raw_set and not code:
             continue
         try:
@@ -238,22 +240,26 @@ def read_answers(
             if not code:
                 continue  # not answered yet
             if code not in valid_codes:
+                shown = code if len(code) <= 20 else code[:20] + "..."
                 raise ValueError(
-                    f"{code!r} is not one of the descriptions ({', '.join(sorted(valid_codes))})"
+                    f"{shown!r} is not one of the descriptions ({', '.join(sorted(valid_codes))})"
                 )
-            who = person(record, fields, evaluator, "evaluator")
+            who = person(record.values, evaluator, "evaluator")
         except ValueError as exc:
-            problems.append(f"{source}:{line}: {exc}")
+            problems.append(f"{record.where}: {exc}; line skipped")
             continue
         rows.append((pos, who, code))
-    return rows, problems
+        wheres.append(record.where)
+    rows, notes = last_wins(rows, wheres, 2, lambda r: f"set {r[0]}, evaluator {r[1]!r}")
+    return rows, in_line_order(problems, source), notes
 
 
 def import_answers(
     study, path: str | Path, *, name: str | None = None, evaluator: str | None = None
 ) -> Imported:
     """Store the answers in a CSV (the matching sheet's download, or the filled template). An answer
-    already stored for the same set and evaluator is updated; nothing else is touched."""
+    already stored for the same set and evaluator is updated; nothing else is touched. A file that
+    stores no answer is an error."""
     from connote import steps
 
     study = steps._study(study)
@@ -262,10 +268,10 @@ def import_answers(
     sample = study.set_sample(name)
     params = _params(sample)
     valid = {st["pos"] for st in study.image_sets(sample["id"])}
-    rows, problems = read_answers(
+    rows, problems, notes = read_answers(
         text, str(path), valid_sets=valid, valid_codes=set(params["codes"]), evaluator=evaluator
     )
-    return store(study, sample, path, rows, problems, study.put_set_answers)
+    return store(study, sample, path, rows, problems, study.put_set_answers, notes)
 
 
 # ---------------------------------------------------------------------------------------------- scoring

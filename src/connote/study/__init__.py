@@ -212,14 +212,20 @@ class Study:
         ).fetchall()
 
     def resolve_description_set(self, name: str | None = None) -> sqlite3.Row:
-        """The named set, or the latest one (the default everywhere)."""
+        """The named set, or the latest one with a usable description (the default everywhere)."""
         if name:
             row = self.con.execute("SELECT * FROM description_sets WHERE name=?", (name,)).fetchone()
             if not row:
                 known = ", ".join(r["name"] for r in self.description_sets()) or "none yet"
                 raise UserError(f"no description set named {name!r} in {self.path} (known: {known})")
             return row
-        row = self.con.execute("SELECT * FROM description_sets ORDER BY id DESC LIMIT 1").fetchone()
+        # The latest set that holds a usable description: a set where every image failed (a bad key)
+        # or every imported text was flagged never becomes the default.
+        row = self.con.execute(
+            """SELECT * FROM description_sets s ORDER BY
+                 EXISTS (SELECT 1 FROM descriptions d WHERE d.set_id=s.id AND d.status='ok') DESC, id DESC
+               LIMIT 1"""
+        ).fetchone()
         if not row:
             raise UserError(f"{self.path}: no descriptions yet; run `connote describe {self.path}` first")
         return row
