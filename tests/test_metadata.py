@@ -66,7 +66,7 @@ def test_import_validates_infers_types_and_updates(tmp_path):
     assert store.metadata(d.study)[p[0]]["date"] == "2024-01-06"  # untouched
     with pytest.raises(UserError, match="no 'image' column"):
         metadata.import_metadata(d.study, write(tmp_path / "bad.csv", ["file", "x"], [[p[0], "1"]]))
-    with pytest.raises(UserError, match="cannot read"):
+    with pytest.raises(UserError, match="missing.csv: file not found"):
         metadata.import_metadata(d.study, tmp_path / "missing.csv")
     other = metadata.import_metadata(
         d.study,

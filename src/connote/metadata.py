@@ -5,7 +5,8 @@
 
 An image is matched by its path relative to the images root, or by its file name when that is unique.
 Lines naming an image the study does not hold are reported ('FILE:LINE: reason') and the rest stored.
-Each column's type is inferred from all its stored values: ``number``, ``date`` (ISO 8601) or ``text``.
+Column names are lower-cased (as every importer reads them). Each column's type is inferred from all its
+stored values: ``number``, ``date`` (ISO 8601) or ``text``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from connote.coding.files import read_table, read_text
 from connote.errors import UserError
 from connote.study import Study
 from connote.study import derived as store
+from connote.tables import in_line_order, read_table_file
 
 TYPES = ("number", "date", "text")
 
@@ -125,14 +126,14 @@ def import_metadata(
     study = study if isinstance(study, Study) else Study.open(study)
     path = Path(path)
     source = str(path)
-    reader, fields = read_table(read_text(path), source)
-    if image_column not in fields:
+    table = read_table_file(path, source=source)
+    if image_column not in table.columns:
         raise UserError(
-            f"{source}: no {image_column!r} column (found: {', '.join(fields) or 'nothing'}); "
+            f"{source}: no {image_column!r} column (found: {', '.join(table.columns) or 'nothing'}); "
             "name the column of image paths with --image-column"
         )
-    columns = [f for f in (reader.fieldnames or []) if f and f.strip().lower() != image_column]
-    names = [c.strip() for c in columns]
+    columns = [c for c in table.columns if c and c != image_column]
+    names = columns
     if not names:
         raise UserError(f"{source}: no columns besides {image_column!r}")
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -141,11 +142,11 @@ def import_metadata(
     match = _matcher(study)
     cells: dict[tuple[str, str], str | None] = {}
     seen: dict[str, int] = {}
-    problems = []
-    for record in reader:
-        line = reader.line_num
-        raw = (record.get(fields[image_column]) or "").strip()
-        if not raw and not any((record.get(c) or "").strip() for c in columns):
+    problems = list(table.problems)
+    for record in table:
+        line = record.line
+        raw = record.get(image_column).strip()
+        if not raw and not any(record.get(c).strip() for c in columns):
             continue
         try:
             if not raw:
@@ -159,9 +160,8 @@ def import_metadata(
                 f"{source}:{line}: {image} again (line {seen[image]}); this line's values are kept"
             )
         seen[image] = line
-        for col, name in zip(columns, names, strict=True):
-            value = record.get(col)
-            cells[(image, name)] = value.strip() if isinstance(value, str) and value.strip() else None
+        for name in names:
+            cells[(image, name)] = record.get(name).strip() or None
     old = store.metadata(study)
     updated = sum(1 for (img, name), v in cells.items() if name in old.get(img, {}) and old[img][name] != v)
     merged: dict[str, list[str | None]] = {n: [] for n in names}
@@ -174,7 +174,7 @@ def import_metadata(
     types = {n: infer_type(merged[n]) for n in names}
     if cells:
         store.put_metadata(study, types, [(img, n, v) for (img, n), v in cells.items()], source)
-    return MetadataImport(source, len(seen), types, problems, updated)
+    return MetadataImport(source, len(seen), types, in_line_order(problems, source), updated)
 
 
 # ---------------------------------------------------------------------------------------------- breakdown
