@@ -400,10 +400,13 @@ EXPORT_COLUMNS = ("image", "cluster", "keywords", "description")
 
 
 def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
-    """One row per image file: path relative to the images root, cluster (-1 outlier), keywords, description.
+    """One row per image file: path relative to the images root, cluster (-1 outlier), keywords, description;
+    then the cluster's label and summary when the run has labels, and the study's metadata columns.
 
     Images left out of the run (skipped files, images without a description) have an empty cluster.
     """
+    from connote.metadata import join_columns
+
     run = study.get_run(run_id)
     assign = study.assignments(run["id"])
     keywords = study.keywords(run["id"])
@@ -421,6 +424,7 @@ def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
                 "description": texts.get(img["sha256"], ""),
             }
         )
+    join_columns(study, run["id"], rows)
     return rows
 
 
@@ -435,6 +439,10 @@ def export(
     study = Study.of(study)
     run = study.get_run(run_id)
     rows = export_rows(study, run["id"])
+    from connote.study.derived import metadata_columns
+
+    columns = list(rows[0]) if rows else list(EXPORT_COLUMNS)
+    numbers = {n for n, kind in metadata_columns(study).items() if kind == "number"}
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"
@@ -444,7 +452,7 @@ def export(
         import csv
 
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS)
+            writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for r in rows:
                 writer.writerow({**r, "cluster": "" if r["cluster"] is None else r["cluster"]})
@@ -454,16 +462,10 @@ def export(
             import pyarrow.parquet as pq
         except ImportError:
             raise UserError("Parquet export needs pyarrow: pip install 'connote[parquet]'") from None
+        types = {"cluster": pa.int64(), **{c: pa.float64() for c in columns if c in numbers}}
         table = pa.table(
-            {c: [r[c] for r in rows] for c in EXPORT_COLUMNS},
-            schema=pa.schema(
-                [
-                    ("image", pa.string()),
-                    ("cluster", pa.int64()),
-                    ("keywords", pa.string()),
-                    ("description", pa.string()),
-                ]
-            ),
+            {c: [r[c] for r in rows] for c in columns},
+            schema=pa.schema([(c, types.get(c, pa.string())) for c in columns]),
         )
         pq.write_table(table, tmp)
     os.replace(tmp, path)

@@ -64,16 +64,25 @@ def cmd_runs(args) -> int:
         return 0
     head = (
         f"{'id':>4}  {'features':8}  {'describer':22}  {'embedder':24}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  "
-        f"{'clusters':>8}  {'outliers':>8}"
+        f"{'clusters':>8}  {'outliers':>8}  derived"
     )
     say(head)
     for r in rows:
         say(
             f"{r['id']:>4}  {r['features']:8}  {str(r['describer'] or '-')[:22]:22}  {r['embedder'][:24]:24}  "
             f"{r['reduce'][:34]:34}  {r['min_cluster_size']:>4}  {str(r['seed']):>5}  {r['n_clusters']:>8}  "
-            f"{r['n_outliers']:>8}"
+            f"{r['n_outliers']:>8}  {_derived(r)}"
         )
     return 0
+
+
+def _derived(r: dict) -> str:
+    """'merge of 3: 7=3' for a derived run, '' for a clustering."""
+    d = r.get("derived")
+    if not d:
+        return ""
+    what = ", ".join(f"{a}={b}" for a, b in d.get("merges", {}).items()) or d.get("method", "")
+    return f"{d['kind']} of {r['parent']}: {what}"
 
 
 def add_runs(sub) -> None:
