@@ -1,4 +1,5 @@
-"""The static HTML report: content, escaping, thumbnails, and one real Chromium check."""
+"""The static HTML report: run pages, cluster pages, the study index and the map data; content, order,
+escaping, caching and thumbnails (the browser side is in test_report_browser.py)."""
 
 from __future__ import annotations
 
@@ -6,21 +7,16 @@ import hashlib
 import html
 import io
 import json
-import os
 import re
-import shutil
 import sys
 import types
-
-import numpy as np
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import chromium_page
 from PIL import Image, ImageDraw, ImageOps
 
-from connote.reports import make_thumbnails, render_report, render_study
-from connote.reports import typical
+from connote.reports import make_thumbnails, render_report, render_study, typical
 from connote.reports.index import mean_pairwise_ari
 from connote.study import Study, reporting, text_key
 
@@ -217,7 +213,7 @@ def test_map_layout_is_cached_per_feature_set(tmp_path, monkeypatch):
     feats = reporting.run_features(study, study.get_run(run_id))
     assert feats is not None and len(feats.shas) == 6
     xy, method = reporting.map_layout(study, feats)
-    assert xy.shape == (6, 2) and 0 <= xy.min() and xy.max() <= 1 and "pca" in method
+    assert xy.shape == (6, 2) and xy.min() >= 0 and xy.max() <= 1 and "pca" in method
     monkeypatch.setattr(reporting, "compute_layout", lambda X: (_ for _ in ()).throw(AssertionError("again")))
     xy2, _ = reporting.map_layout(study, feats)  # from STUDY/cache/map2d, not computed again
     assert np.array_equal(xy, xy2)
@@ -226,7 +222,13 @@ def test_map_layout_is_cached_per_feature_set(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- pages
 def test_report_pages(tmp_path):
-    probs = {"red.png": 0.6, "crimson.png": 1.0, "broken.png": 0.9, "green.png": 1.0, "café #1 ünïcode.png": 1.0}
+    probs = {
+        "red.png": 0.6,
+        "crimson.png": 1.0,
+        "broken.png": 0.9,
+        "green.png": 1.0,
+        "café #1 ünïcode.png": 1.0,
+    }
     study, run_id = make_study(tmp_path, probabilities=probs)
     out = render_report(study, progress=False)
     rep = study.path / "report"
@@ -241,7 +243,11 @@ def test_report_pages(tmp_path):
     assert f"Run {run_id}: 2 clusters of 6 images" in page
     assert "(7 files)" in page and "16.7%" in page and "Describe &lt;this&gt; image." in page
     assert '<script src="../maps/' in page and "connote explain" not in page
-    assert page.index('href="cluster-0.html"') < page.index('href="cluster-1.html"') < page.index('href="outliers.html"')
+    assert (
+        page.index('href="cluster-0.html"')
+        < page.index('href="cluster-1.html"')
+        < page.index('href="outliers.html"')
+    )
 
     # Cluster page: keywords with scores, members in order of membership strength (not file order),
     # the most typical description quoted, the call that wrote a description, links back.
@@ -364,7 +370,7 @@ def test_study_index(tmp_path):
             {sha(FILES[r]): 0 for r in CLUSTER},
         ]
     )
-    assert f"{expected:.3f} <span class=\"muted\">(3 seeds)</span>" in page
+    assert f'{expected:.3f} <span class="muted">(3 seeds)</span>' in page
     assert "No rated pairs yet" in page and "compare.html" in page
     compare = read(study.path / "report" / "compare.html")
     assert compare.count("<option") == 6  # three runs in each of two lists

@@ -121,7 +121,11 @@
   function computeCentres() {
     var xs = {}, ys = {};
     for (var i = 0; i < n; i++) { var c = labels[i]; if (c < 0) continue; (xs[c] = xs[c] || []).push(M.x[i]); (ys[c] = ys[c] || []).push(M.y[i]); }
-    centres = Object.keys(xs).map(function (c) { return { c: c, x: median(xs[c]), y: median(ys[c]), size: xs[c].length }; });
+    // label just above the cluster (above its 90th-percentile top), so it never hides the points
+    centres = Object.keys(xs).map(function (c) {
+      var y = ys[c].slice().sort(function (p, q) { return p - q; });
+      return { c: c, x: median(xs[c]), y: y[Math.min(y.length - 1, Math.floor(0.9 * y.length))], size: xs[c].length };
+    });
     centres.sort(function (a, b) { return b.size - a.size; });
   }
   function labelText(c) {
@@ -136,7 +140,7 @@
     ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.lineJoin = "round";
     centres.forEach(function (p) {
       var t = labelText(p.c), w = ctx.measureText(t).width, h = 16 * dpr;
-      var x = p.x * base * view.k + view.tx, y = (1 - p.y) * base * view.k + view.ty;
+      var x = p.x * base * view.k + view.tx, y = (1 - p.y) * base * view.k + view.ty - 12 * dpr;
       var r = [x - w / 2, y - h / 2, x + w / 2, y + h / 2];
       if (r[2] < 0 || r[0] > W || r[3] < 0 || r[1] > H) return;
       for (var j = 0; j < placed.length; j++) { var q = placed[j]; if (r[0] < q[2] && r[2] > q[0] && r[1] < q[3] && r[3] > q[1]) return; }
@@ -218,7 +222,7 @@
     var p = el("p"); var a = el("a", clusterName(i), { href: clusterHref(i) + "#img-" + sha }); p.appendChild(a);
     p.appendChild(document.createTextNode(" · open in its cluster page (files, typicality)")); side.appendChild(p);
     var body = el("div", "loading description…", { class: "muted", id: "detail-body" }); side.appendChild(body);
-    var sh = el("div", sha, { class: "muted" }); sh.style.fontSize = ".72rem"; side.appendChild(sh);
+    var sh = el("div", sha, { class: "muted sha" }); sh.style.fontSize = ".72rem"; side.appendChild(sh);
     loadChunk(sha.slice(0, 2), function () {
       if (current !== i) return;
       var ch = chunks[sha.slice(0, 2)] || { head: {}, items: {} }, d = ch.items[sha];
