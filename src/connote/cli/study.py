@@ -124,6 +124,9 @@ def cmd_status(args) -> int:
         say(
             f"  descriptions {s['name']!r} ({s['describer']}): {s['n_ok']} ok, {s['n_bad']} flagged or failed"
         )
+    from connote.cli.flagged import flagged_result, print_flagged
+
+    print_flagged(args.study, flagged_result(study))
     for e in study.embedders():
         say(f"  vectors {e['name']} ({e['dim']} dimensions)")
     say(

@@ -305,6 +305,14 @@ class RunPages:
         r = d["set_row"]
         return None if r is None else {k: r[k] for k in ("name", "describer", "model", "prompt")}
 
+    def flagged(self, d: dict) -> list[dict]:
+        """The flagged descriptions of the run's description set (reason, text, in use or left out)."""
+        from connote.study import flags
+
+        if self.run["features"] != "text" or d["set_row"] is None:
+            return []
+        return [f.as_dict() for f in flags.flagged(self.study, d["set_row"]["name"])]
+
     def run_summary(self, d: dict) -> dict:
         run = self.run
         n = len(d["shas"])
@@ -365,6 +373,8 @@ class RunPages:
             "clusters": clusters,
             "desc_set": self.desc_set(d),
             "desc_note": desc_note,
+            "flagged": self.flagged(d),
+            "accept_cmd": f"connote describe {shlex.quote(str(self.study.path))} --accept IMAGE",
             "has_keywords": bool(d["keywords"]),
             "explain_cmd": f"connote explain {shlex.quote(str(self.study.path))} {self.run_id}",
             "map_note": map_note,
