@@ -135,12 +135,22 @@ def describe(
 
 
 def import_descriptions(
-    study: Study | str | os.PathLike, path: str | os.PathLike, *, name: str | None = None, check: bool = True
+    study: Study | str | os.PathLike,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    check: bool = False,
+    exclude_flagged: bool = False,
 ):
-    """Descriptions made elsewhere (CSV or JSONL with columns image,text) as a description set."""
+    """Descriptions made elsewhere (CSV or JSONL with columns image,text) as a description set.
+
+    Stored as given. ``check`` runs the output checks, which flag texts (they stay in use);
+    ``exclude_flagged`` (implies ``check``) keeps the flagged ones apart.
+    """
     from connote.describers.importer import import_file
 
-    return import_file(Study.of(study), path, name=name, check=_checker() if check else None)
+    checker = _checker() if check or exclude_flagged else None
+    return import_file(Study.of(study), path, name=name, check=checker, exclude_flagged=exclude_flagged)
 
 
 def _checker():
@@ -463,10 +473,13 @@ EXPORT_COLUMNS = ("image", "cluster", "keywords", "description")
 
 
 def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
-    """One row per image file: path relative to the images root, cluster (-1 outlier), keywords, description.
+    """One row per image file: path relative to the images root, cluster (-1 outlier), keywords, description;
+    then the cluster's label and summary when the run has labels, and the study's metadata columns.
 
     Images left out of the run (skipped files, images without a description) have an empty cluster.
     """
+    from connote.metadata import join_columns
+
     run = study.get_run(run_id)
     assign = study.assignments(run["id"])
     keywords = study.keywords(run["id"])
@@ -484,6 +497,7 @@ def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
                 "description": texts.get(img["sha256"], ""),
             }
         )
+    join_columns(study, run["id"], rows)
     return rows
 
 
@@ -498,6 +512,10 @@ def export(
     study = Study.of(study)
     run = study.get_run(run_id)
     rows = export_rows(study, run["id"])
+    from connote.study.derived import metadata_columns
+
+    columns = list(rows[0]) if rows else list(EXPORT_COLUMNS)
+    numbers = {n for n, kind in metadata_columns(study).items() if kind == "number"}
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"
@@ -507,7 +525,7 @@ def export(
         import csv
 
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS)
+            writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for r in rows:
                 writer.writerow({**r, "cluster": "" if r["cluster"] is None else r["cluster"]})
@@ -517,16 +535,10 @@ def export(
             import pyarrow.parquet as pq
         except ImportError:
             raise UserError("Parquet export needs pyarrow: pip install 'connote[parquet]'") from None
+        types = {"cluster": pa.int64(), **{c: pa.float64() for c in columns if c in numbers}}
         table = pa.table(
-            {c: [r[c] for r in rows] for c in EXPORT_COLUMNS},
-            schema=pa.schema(
-                [
-                    ("image", pa.string()),
-                    ("cluster", pa.int64()),
-                    ("keywords", pa.string()),
-                    ("description", pa.string()),
-                ]
-            ),
+            {c: [r[c] for r in rows] for c in columns},
+            schema=pa.schema([(c, types.get(c, pa.string())) for c in columns]),
         )
         pq.write_table(table, tmp)
     os.replace(tmp, path)

@@ -235,7 +235,21 @@ CREATE TABLE metadata (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4]
+#: Version 5: claims on describe work, so that two processes on one study share it and never pay twice
+#: (see connote.study.claims).
+V5 = """
+CREATE TABLE claims (
+    set_id   INTEGER NOT NULL,
+    sha256   TEXT NOT NULL,
+    owner    TEXT NOT NULL,                  -- host:pid:random, one per describe run
+    pid      INTEGER NOT NULL,
+    host     TEXT NOT NULL,
+    expires  REAL NOT NULL,                  -- unix time; refreshed while the process works
+    PRIMARY KEY (set_id, sha256)
+);
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
