@@ -19,6 +19,7 @@ from connote.cli.common import (
     warn,
 )
 from connote.cli.describe import print_describe_summary
+from connote.defaults import DEFAULT_SEED, DEFAULT_SEEDS
 
 
 def cmd_run(args) -> int:
@@ -74,30 +75,57 @@ def add_run(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'42,48,112' -> [42, 48, 112]; a one-line error for anything else."""
+    from connote.errors import UserError
+
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds takes whole numbers separated by commas, not {text!r}") from None
+    if not seeds:
+        raise UserError("--seeds needs at least one seed, e.g. --seeds 42,48,112")
+    return seeds
+
+
 def cmd_cluster(args) -> int:
+    import json
+
     from connote import steps
 
     study = open_study(args.study)
-    res = steps.cluster(
-        study,
-        args.features,
+    options = dict(
         reduce=args.reduce,
         min_cluster_size=args.min_cluster_size,
         min_samples=args.min_samples,
         selection=args.selection,
-        seed=args.seed,
         text=args.text,
         image=args.image,
         description_set=args.descriptions,
     )
-    for note in res.notes:
+    if args.seeds:
+        res = steps.cluster_seeds(study, args.features, seeds=parse_seeds(args.seeds), **options)
+        runs = res.runs
+    else:
+        res = steps.cluster(study, args.features, seed=args.seed, **options)
+        runs = [res]
+    if args.json:
+        say(json.dumps(res.to_dict(), indent=2))
+        return 0
+    for note in dict.fromkeys(n for r in runs for n in r.notes):
         warn(f"note: {note}")
-    verb = "Reused" if res.reused else "Made"
-    warn(
-        f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
-        f"image(s), min cluster size {res.min_cluster_size}."
-    )
-    say(str(res.run_id))
+    for r in runs:
+        verb = "Reused" if r.reused else "Made"
+        warn(
+            f"{verb} run {r.run_id}: {r.n_clusters} cluster(s), {r.n_outliers} outlier(s) of {r.n_items} "
+            f"image(s), min cluster size {r.min_cluster_size}, seed {r.seed}."
+        )
+    if not args.seeds:
+        say(str(res.run_id))
+        return 0
+    for r in runs:
+        say(f"run {r.run_id}  seed {r.seed}  {r.n_clusters} cluster(s)  {r.n_outliers} outlier(s)")
+    say(f"Seed stability: {res.stability.describe()}")
     return 0
 
 
@@ -112,21 +140,27 @@ def add_cluster(sub) -> None:
     )
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"default {DEFAULT_SEED}")
+    p.add_argument(
+        "--seeds",
+        metavar="S1,S2,...",
+        help="one run per seed (e.g. 42,48,112) and how far the seeds agree: pairwise ARI, cluster-count "
+        "range, UNSTABLE when the mean ARI is below 0.5",
+    )
+    p.add_argument("--json", action="store_true", help="print the result (runs, seed stability) as JSON")
     add_feature_sources(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_cluster)
 
 
 def cmd_sweep(args) -> int:
+    import json
+
     from connote import steps
     from connote.errors import UserError
 
     study = open_study(args.study)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds takes numbers separated by commas, not {args.seeds!r}") from None
+    seeds = parse_seeds(args.seeds)
     features = [f.strip() for f in args.features.split(",") if f.strip()]
     bad = set(features) - {"text", "image"}
     if bad:
@@ -145,7 +179,13 @@ def cmd_sweep(args) -> int:
         progress=show_progress(args),
         say=warn,
     )
+    if args.json:
+        say(json.dumps(res.to_dict(), indent=2))
+        return 0
     say(res.table())
+    say("")
+    say("Seed stability per setting:")
+    say(res.stability_table())
     warn(
         f"Sweep {res.grid}: {res.computed} run(s) made, {res.reused} reused; {res.reductions} reduction(s), "
         f"{res.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
@@ -163,7 +203,13 @@ def add_sweep(sub) -> None:
         "min cluster size 50/100/200) or a TOML file",
     )
     p.add_argument("--features", default="text", help="text, image or text,image (default text)")
-    p.add_argument("--seeds", default="42", help="comma-separated seeds, e.g. 42,48,112 (default 42)")
+    p.add_argument(
+        "--seeds",
+        default=",".join(map(str, DEFAULT_SEEDS)),
+        help=f"comma-separated seeds (default {','.join(map(str, DEFAULT_SEEDS))}): each setting reports "
+        "how far its seeds agree",
+    )
+    p.add_argument("--json", action="store_true", help="print the result (runs, seed stability) as JSON")
     add_hdbscan_options(p)
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
