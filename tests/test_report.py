@@ -226,7 +226,13 @@ def test_map_layout_is_cached_per_feature_set(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- pages
 def test_report_pages(tmp_path):
-    probs = {"red.png": 0.6, "crimson.png": 1.0, "broken.png": 0.9, "green.png": 1.0, "café #1 ünïcode.png": 1.0}
+    probs = {
+        "red.png": 0.6,
+        "crimson.png": 1.0,
+        "broken.png": 0.9,
+        "green.png": 1.0,
+        "café #1 ünïcode.png": 1.0,
+    }
     study, run_id = make_study(tmp_path, probabilities=probs)
     out = render_report(study, progress=False)
     rep = study.path / "report"
@@ -241,7 +247,11 @@ def test_report_pages(tmp_path):
     assert f"Run {run_id}: 2 clusters of 6 images" in page
     assert "(7 files)" in page and "16.7%" in page and "Describe &lt;this&gt; image." in page
     assert '<script src="../maps/' in page and "connote explain" not in page
-    assert page.index('href="cluster-0.html"') < page.index('href="cluster-1.html"') < page.index('href="outliers.html"')
+    assert (
+        page.index('href="cluster-0.html"')
+        < page.index('href="cluster-1.html"')
+        < page.index('href="outliers.html"')
+    )
 
     # Cluster page: keywords with scores, members in order of membership strength (not file order),
     # the most typical description quoted, the call that wrote a description, links back.
@@ -364,7 +374,7 @@ def test_study_index(tmp_path):
             {sha(FILES[r]): 0 for r in CLUSTER},
         ]
     )
-    assert f"{expected:.3f} <span class=\"muted\">(3 seeds)</span>" in page
+    assert f'{expected:.3f} <span class="muted">(3 seeds)</span>' in page
     assert "No rated pairs yet" in page and "compare.html" in page
     compare = read(study.path / "report" / "compare.html")
     assert compare.count("<option") == 6  # three runs in each of two lists
