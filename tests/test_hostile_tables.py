@@ -225,11 +225,11 @@ def test_import_descriptions_that_store_nothing_is_an_error_and_no_default(study
         len(err) == 1 and err[0].startswith(f"error: {bad}: nothing to import") and "bad.csv:2" in err[0]
     ), proc.stderr
     assert [s["name"] for s in study.description_sets()] == ["imported:ok"]
-    # a set whose every text was flagged exists (for review) but never becomes the default
+    # a set whose every text was flagged and left out exists (for review) but never becomes the default
     flagged = tmp_path / "flagged.csv"
     flagged.write_text(f"image,text\n{imgs[1]},\"I'm sorry, I can't help with that.\"\n")
-    r = steps.import_descriptions(study, flagged)
-    assert r.flagged == 1 and r.imported == 0
+    r = steps.import_descriptions(study, flagged, exclude_flagged=True)
+    assert r.flagged == 1 and r.excluded == 1 and r.imported == 0
     assert study.resolve_description_set()["name"] == "imported:ok"
 
 

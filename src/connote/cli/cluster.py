@@ -177,7 +177,13 @@ def cmd_explain(args) -> int:
     study = open_study(args.study)
     extra = [w.strip() for w in (args.stop_words or "").split(",") if w.strip()]
     keywords = steps.explain(
-        study, args.run_id, top_k=args.top_k, extra_stop_words=extra, filler=not args.keep_filler
+        study,
+        args.run_id,
+        top_k=args.top_k,
+        extra_stop_words=extra,
+        filler=not args.keep_filler,
+        method=args.method,
+        diversity=args.diversity,
     )
     for c in sorted(keywords):
         say(f"cluster {c}: {', '.join(t for t, _ in keywords[c])}")
@@ -191,5 +197,14 @@ def add_explain(sub) -> None:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--stop-words", help="extra words to leave out, comma-separated")
     p.add_argument("--keep-filler", action="store_true", help="keep words such as 'conveys', 'suggests'")
+    p.add_argument(
+        "--method",
+        choices=["tfidf", "ctfidf"],
+        default="tfidf",
+        help="tfidf (the paper's, default) or ctfidf (class-based TF-IDF, as BERTopic)",
+    )
+    p.add_argument(
+        "--diversity", type=float, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
+    )
     add_quiet_option(p)
     p.set_defaults(func=cmd_explain)

@@ -20,6 +20,8 @@ def cmd_sets_sample(args) -> int:
         name=args.name,
         top_k=args.top_k,
         progress=show_progress(args),
+        show=args.show,
+        labeller=args.labeller,
     )
     for note in res.notes:
         say(f"note: {note}")
@@ -59,7 +61,7 @@ def parse_merge_option(text: str | None) -> dict[int, int]:
 def cmd_sets_score(args) -> int:
     from connote.coding.sets import score_sets
 
-    rep = score_sets(args.study, name=args.name, merge=parse_merge_option(args.merge))
+    rep = score_sets(args.study, name=args.name, merge=parse_merge_option(args.merge), run_id=args.run)
     s = rep.scores
     if args.json:
         say(
@@ -67,6 +69,9 @@ def cmd_sets_score(args) -> int:
                 {
                     "sample": rep.sample,
                     "run": rep.run_id,
+                    "scored_run": rep.scored_run,
+                    "shown": rep.shown,
+                    "merged": {str(k): v for k, v in rep.merged.items()},
                     "evaluators": rep.evaluators,
                     "kappa": None if rep.kappa != rep.kappa else rep.kappa,
                     "accuracy": s.accuracy,
@@ -123,6 +128,12 @@ def add_sets(sub) -> None:
     q.add_argument("--top-k", type=int, default=10, help="keywords per description (default 10)")
     q.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     q.add_argument("--name", help="name of this sample (default 'sets-runID')")
+    q.add_argument(
+        "--show", choices=["keywords", "labels"], default="keywords", help="what evaluators match sets to"
+    )
+    q.add_argument(
+        "--labeller", help="with --show labels: whose labels (default: the latest `connote label`)"
+    )
     add_quiet_option(q)
     q.set_defaults(func=cmd_sets_sample)
     q = sets.add_parser("import", help="store an evaluator's answers (CSV from the sheet or template)")
@@ -135,5 +146,6 @@ def add_sets(sub) -> None:
     q.add_argument("study")
     q.add_argument("--name", help="set sample (default: the latest)")
     q.add_argument("--merge", help="merge near-twin clusters first: CLUSTER=INTO[,...], e.g. 7=3")
+    q.add_argument("--run", help="score a run derived from the sample's run by `connote merge` (its merges)")
     q.add_argument("--json", action="store_true", help="print the scores as JSON")
     q.set_defaults(func=cmd_sets_score)

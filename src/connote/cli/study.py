@@ -40,15 +40,46 @@ def add_init(sub) -> None:
 def cmd_report(args) -> int:
     from connote import steps
 
-    path = steps.report(args.study, args.run_id, progress=show_progress(args))
-    say(f"Report: {path}")
+    study = open_study(args.study)
+    if args.run_id is not None and args.runs is not None:
+        warn("error: give a run id or --runs, not both")
+        return 2
+    runs = None if args.runs in (None, "all") else [] if args.runs == "none" else args.runs
+    path = steps.report(study, args.run_id, runs=runs, progress=show_progress(args))
+    folder = study.path / "report"
+    rendered = sorted(
+        int(p.parent.name[4:]) for p in folder.glob("run-*/index.html") if p.parent.name[4:].isdigit()
+    )
+    result = {
+        "index": str(folder / "index.html"),
+        "page": str(path),
+        "compare": str(folder / "compare.html"),
+        "run_pages": {str(r): str(folder / f"run-{r}" / "index.html") for r in rendered},
+    }
+    if args.json:
+        say(json.dumps(result, indent=2))
+        return 0
+    say(f"Report: {result['page']}")
+    if result["page"] != result["index"]:
+        say(f"Study index: {result['index']}")
+    say(f"{len(rendered)} run page(s) under {folder}; compare two runs in {result['compare']}")
     return 0
 
 
 def add_report(sub) -> None:
-    p = sub.add_parser("report", help="write the HTML report (STUDY/report/index.html)")
+    p = sub.add_parser(
+        "report",
+        help="write the HTML report: the study index (STUDY/report/index.html), run pages with maps, cluster pages",
+    )
     p.add_argument("study")
-    add_run_id_argument(p)
+    p.add_argument(
+        "run_id", nargs="?", help="one run's pages (and the index); default: the index and every run"
+    )
+    p.add_argument(
+        "--runs",
+        help="which runs get pages when no run id is given: all (default), none (the index only), or ids 3,5",
+    )
+    p.add_argument("--json", action="store_true", help="print the paths written as JSON")
     add_quiet_option(p)
     p.set_defaults(func=cmd_report)
 
@@ -65,16 +96,25 @@ def cmd_runs(args) -> int:
         return 0
     head = (
         f"{'id':>4}  {'features':8}  {'describer':22}  {'embedder':24}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  "
-        f"{'clusters':>8}  {'outliers':>8}"
+        f"{'clusters':>8}  {'outliers':>8}  derived"
     )
     say(head)
     for r in rows:
         say(
             f"{r['id']:>4}  {r['features']:8}  {str(r['describer'] or '-')[:22]:22}  {r['embedder'][:24]:24}  "
             f"{r['reduce'][:34]:34}  {r['min_cluster_size']:>4}  {str(r['seed']):>5}  {r['n_clusters']:>8}  "
-            f"{r['n_outliers']:>8}"
+            f"{r['n_outliers']:>8}  {_derived(r)}"
         )
     return 0
+
+
+def _derived(r: dict) -> str:
+    """'merge of 3: 7=3' for a derived run, '' for a clustering."""
+    d = r.get("derived")
+    if not d:
+        return ""
+    what = ", ".join(f"{a}={b}" for a, b in d.get("merges", {}).items()) or d.get("method", "")
+    return f"{d['kind']} of {r['parent']}: {what}"
 
 
 def add_runs(sub) -> None:
@@ -116,6 +156,9 @@ def cmd_status(args) -> int:
         say(
             f"  descriptions {s['name']!r} ({s['describer']}): {s['n_ok']} ok, {s['n_bad']} flagged or failed"
         )
+    from connote.cli.flagged import flagged_result, print_flagged
+
+    print_flagged(args.study, flagged_result(study))
     for e in study.embedders():
         say(f"  vectors {e['name']} ({e['dim']} dimensions)")
     say(

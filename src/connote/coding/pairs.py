@@ -38,6 +38,7 @@ from connote.coding.files import (
     write_page,
 )
 from connote.errors import UserError
+from connote.study import Study
 from connote.tables import in_line_order
 
 DIMENSIONS = ("denotative", "connotative")
@@ -91,9 +92,8 @@ def sample_pairs(
 ) -> PairSample:
     """Draw ``n`` random pairs of distinct images (distinct contents: copies of one file count once),
     store them in the study under ``name`` and write the coding sheet."""
-    from connote import steps
 
-    study = steps._study(study)
+    study = Study.of(study)
     if n < 1:
         raise UserError(f"the number of pairs must be at least 1, got {n}")
     name = check_name(name or "pairs")
@@ -230,9 +230,8 @@ def import_ratings(
     stored for the same pair, coder and dimension are updated; nothing else is touched. ``consensus``
     imports the ratings agreed in a consensus round (they take precedence over the coders' own).
     A file that stores no rating is an error."""
-    from connote import steps
 
-    study = steps._study(study)
+    study = Study.of(study)
     path = Path(path)
     text = read_text(path)
     sample = study.pair_sample(name)
@@ -333,14 +332,13 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
 
     ``threshold``: a pair counts as related for pair-counting F1 when its value is at least this (1.5: a
     consensus of 'closely related', or coders who on average lean to it)."""
-    from connote import steps
     from connote.evaluate import cluster_quality, krippendorff_alpha, rated_pair_scores
 
     try:
         wanted = None if runs is None else {int(r) for r in runs}
     except ValueError:
         raise UserError(f"runs must be run ids (numbers), got {', '.join(map(str, runs))}") from None
-    study = steps._study(study)
+    study = Study.of(study)
     sample = study.pair_sample(name)
     pairs = study.pairs(sample["id"])
     ratings = study.ratings(sample["id"])

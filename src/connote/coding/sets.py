@@ -39,6 +39,7 @@ from connote.coding.files import (
     write_page,
 )
 from connote.errors import UserError
+from connote.study import Study
 from connote.tables import in_line_order
 
 
@@ -125,7 +126,7 @@ def sample_sets(
     if show not in ("keywords", "labels"):
         raise UserError(f"--show must be keywords or labels, not {show!r}")
 
-    study = steps._study(study)
+    study = Study.of(study)
     if per_cluster < 1 or size < 1:
         raise UserError(f"sets per cluster and set size must be at least 1, got {per_cluster} and {size}")
     run = study.get_run(run_id)
@@ -260,9 +261,8 @@ def import_answers(
     """Store the answers in a CSV (the matching sheet's download, or the filled template). An answer
     already stored for the same set and evaluator is updated; nothing else is touched. A file that
     stores no answer is an error."""
-    from connote import steps
 
-    study = steps._study(study)
+    study = Study.of(study)
     path = Path(path)
     text = read_text(path)
     sample = study.set_sample(name)
@@ -302,10 +302,9 @@ def score_sets(
     maps clusters onto others first (the study merged near-twin clusters); ``run_id`` scores a run derived
     from the sample's run (`connote merge`): its recorded merges are applied. Ties between evaluators go
     to the first evaluator by name, as the study took its first evaluator's label."""
-    from connote import steps
     from connote.evaluate import cohen_kappa, majority_labels, match_scores
 
-    study = steps._study(study)
+    study = Study.of(study)
     sample = study.set_sample(name)
     params = _params(sample)
     cluster_of = {code: int(c) for code, c in params["codes"].items()}

@@ -39,6 +39,7 @@ _SPECIAL = re.compile(
     r"</?s>|<\|[^|>]{1,40}\|>|<(?:pad|unk|eos|bos|mask)>|\[(?:pad|unk|cls|sep|mask)\]", re.I
 )
 _MARKERS = re.compile(r"\[unused\d+\]|\[(?:UNK|PAD|CLS|SEP|MASK)\]|(?:^|\s)##\w|<unk>|\ufffd")
+_CENSORED = re.compile(r"\[[\s_*.-]*\]")  # "[ __ ]": a word bleeped out of a transcript, not soup
 MAX_WORDS = 4000  # longer texts are judged on their first MAX_WORDS words
 
 # Function words of English (and a few of French, German, Spanish): prose and even terse captions hold
@@ -201,7 +202,7 @@ def _impossible_pair(a: str, b: str) -> bool:
 
 def word_salad(text: str, tokens: list[str]) -> str | None:
     """Token soup (see the module's docstring); ``tokens``: lower-cased words and punctuation marks."""
-    chars = [ch for ch in text if not ch.isspace()]
+    chars = [ch for ch in _CENSORED.sub(" ", text) if not ch.isspace()]
     if len(chars) >= 20 and sum(ch.isalnum() for ch in chars) / len(chars) < 0.5:
         return "word salad (mostly symbols)"
     markers = _MARKERS.findall(text)

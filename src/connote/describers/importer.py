@@ -2,7 +2,9 @@
 
 ``image`` may be a path relative to the study's images root, a file name (when it is unique in the
 study), an absolute path under the root, or an image's sha256. The rows become a description set named
-``imported:STEM`` (or ``--name``); texts that fail the output checks are kept as 'flagged'. The file
+``imported:STEM`` (or ``--name``). What the user gives is stored as given: the output checks (made for
+vision-LLM outputs) run only when asked (``check``), and then a flagged text is kept and used, with its
+reason noted, unless ``exclude_flagged`` keeps it apart (status 'flagged', like a describer's). The file
 is read by :mod:`connote.tables` (any common encoding, bad lines named by line and left out).
 """
 
@@ -23,8 +25,9 @@ class ImportSummary:
     set_name: str
     set_id: int
     total: int  # distinct images in the study
-    imported: int = 0
-    flagged: int = 0
+    imported: int = 0  # texts stored and used downstream
+    flagged: int = 0  # texts an output check flagged (used unless excluded)
+    excluded: int = 0  # flagged texts kept apart (exclude_flagged)
     missing: int = 0  # distinct images without a description in the set afterwards
     problems: list[tuple[str, str]] = field(default_factory=list)  # (row, reason)
 
@@ -34,11 +37,20 @@ TEXT_COLUMNS = ("text", "description", "caption")
 
 
 def import_file(
-    study: Study, path: str | os.PathLike, *, name: str | None = None, check=None
+    study: Study,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    check=None,
+    exclude_flagged: bool = False,
 ) -> ImportSummary:
     """Store the descriptions in ``path`` (CSV or JSON lines, read by :mod:`connote.tables`). A bad line
     is named ('FILE:LINE', reason) and left out; a second text for an image overrides the first, and
-    the problem names both lines. A file that stores nothing is an error, and no set is made for it."""
+    the problem names both lines. A file that stores nothing is an error, and no set is made for it.
+
+    ``check``: None (store as given) or a function text -> reason or None; a flagged text is stored as 'ok'
+    with the reason (used, and listed as flagged), or as 'flagged' (kept apart) with ``exclude_flagged``.
+    """
     path = Path(path)
     table = read_table_file(path)
     if not table.rows and not table.problems:
@@ -112,14 +124,17 @@ def import_file(
         summary = ImportSummary(set_name, set_id, total=len(study.unique_images()))
         for sha, (where, text) in chosen.items():
             problem = check(text) if check else None
-            study.put_description(set_id, sha, text, "flagged" if problem else "ok", problem, None, 1)
+            status = "flagged" if problem and exclude_flagged else "ok"
+            study.put_description(set_id, sha, text, status, problem, None, 1)
             if problem:
-                problems.append((where, f"flagged: {problem}"))
+                kept = "left out" if exclude_flagged else "kept"
+                problems.append((where, f"flagged ({kept}): {problem}"))
     order = {w: i for i, w in enumerate(in_line_order([f"{w}: " for w, _ in problems], str(path)))}
     summary.problems = sorted(problems, key=lambda p: order.get(f"{p[0]}: ", 0))
     rows = study.description_rows(set_id)
     have = {r["sha256"] for r in rows}
     summary.missing = sum(1 for r in study.unique_images() if r["sha256"] not in have)
     summary.imported = sum(1 for r in rows if r["status"] == "ok")
-    summary.flagged = sum(1 for r in rows if r["status"] == "flagged")
+    summary.flagged = sum(1 for r in rows if r["reason"] and r["status"] in ("ok", "flagged"))
+    summary.excluded = sum(1 for r in rows if r["status"] == "flagged")
     return summary
