@@ -108,6 +108,8 @@ def test_cli_import_check_status_and_accept(study, tmp_path, capsys):
     assert "Accepted 1 flagged description(s) of set 'caps'" in out and "a/img_002.png: repetitive" in out
     assert cli.main(["describe", path, "--name", "caps", "--accept", "a/img_002.png"]) != 0
     assert "error: no flagged description in set 'caps' for: a/img_002.png" in capsys.readouterr().err
+    assert cli.main(["describe", path, "--accept-flagged", "--dry-run"]) != 0
+    assert "--accept describes nothing: give it without --dry-run" in capsys.readouterr().err
     assert cli.main(["describe", path, "--accept-flagged"]) == 0  # the one set with any left out
     assert "a/img_001.png: refusal" in capsys.readouterr().out
     assert flags.left_out(study, "caps") == {"flagged": 0, "failed": 0, "not described": 1, "total": 1}

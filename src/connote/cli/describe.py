@@ -35,6 +35,13 @@ def cmd_describe(args) -> int:
     study = open_study(args.study)
     if args.accept or args.accept_flagged:
         from connote.cli.flagged import accept_result, print_accept
+        from connote.errors import UserError
+
+        clash = [o for o, on in (("--dry-run", args.dry_run), ("--retry-flagged", args.retry_flagged)) if on]
+        clash += ["--batch"] if args.batch else []
+        if clash or (args.accept and args.accept_flagged):
+            both = clash or ["--accept-flagged"]
+            raise UserError(f"--accept describes nothing: give it without {', '.join(both)}")
 
         print_accept(args.study, accept_result(study, args.name, args.accept or None))
         return 0
