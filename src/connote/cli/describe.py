@@ -200,7 +200,9 @@ def add_import_descriptions(sub) -> None:
         action="store_true",
         help="run the output checks (refusal, empty, repetitive, word salad); flagged texts are still used",
     )
-    p.add_argument("--exclude-flagged", action="store_true", help="with --check: keep flagged texts apart")
+    p.add_argument(
+        "--exclude-flagged", action="store_true", help="run the output checks and keep flagged texts apart"
+    )
     p.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(func=cmd_import_descriptions)
