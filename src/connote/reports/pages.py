@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from connote.reports import typical
-from connote.study import reporting
+from connote.study import derived, reporting
 
 OUTLIER = -1
 SNIPPET = 160
@@ -84,8 +84,11 @@ class RunPages:
         self.study, self.run, self.out = study, run, out
         self.thumbs_for, self.write, self.env = thumbs_for, write, env
         self.per_page = per_page
-        self.labels = labels or {}  # cluster -> human label (e.g. from an LLM), shown where present
         self.run_id = int(run["id"])
+        # cluster -> label (given, or the latest stored by `connote label`), shown wherever a cluster is named
+        stored = derived.labels(study, self.run_id)
+        self.labels = labels if labels is not None else {c: r["label"] for c, r in stored.items()}
+        self.summaries = {c: r["summary"] for c, r in stored.items() if r["summary"]}
         self.dir = out / f"run-{self.run_id}"
 
     # ---------------------------------------------------------------------------------------- data
@@ -208,6 +211,7 @@ class RunPages:
                     "outlier": c == OUTLIER,
                     "title": self.cluster_title(c),
                     "label": self.labels.get(c),
+                    "summary": self.summaries.get(c),
                     "href": cluster_page(c),
                     "size": size,
                     "share": _pct(size, n),
@@ -262,9 +266,18 @@ class RunPages:
                 }
                 for cl in clusters
             },
-            "columns": {},  # name -> one category per item, to colour the map by (metadata)
+            "columns": self.columns(d),  # name -> one value per item, to colour the map by (metadata)
         }
         self.write(self.dir / "run.js", js_file("CONNOTE_RUN", run_data))
+
+    def columns(self, d: dict) -> dict[str, list]:
+        """The user's metadata columns (``connote metadata``), one value per map item (its first file)."""
+        names = derived.metadata_columns(self.study)
+        if not names:
+            return {}
+        meta = derived.metadata(self.study)
+        first = [d["paths"].get(s, [None])[0] for s in d["shas"]]
+        return {name: [meta.get(p, {}).get(name) if p else None for p in first] for name in names}
 
     def write_cluster_pages(self, d: dict, cl: dict, clusters: list[dict]) -> None:
         c = cl["id"]
@@ -347,6 +360,9 @@ class RunPages:
         ]
         if run["label"]:
             params.append(("label", run["label"]))
+        origin = derived.derivation(self.study, self.run_id)
+        if origin:
+            params.insert(0, ("derived from", f"run {origin['parent']} ({origin['kind']})"))
         try:
             pretty = json.dumps(json.loads(run["params"]), indent=2, sort_keys=True, ensure_ascii=False)
         except (TypeError, ValueError):

@@ -39,8 +39,8 @@ class DescriptionsMixin:
         ).fetchall()
 
     def resolve_description_set(self, name: str | None = None) -> sqlite3.Row:
-        """The named set, or the latest one with a usable description (the default everywhere): a set where
-        every image failed (a bad key) or every imported text was flagged never becomes the default."""
+        """The named set, or the latest one with a usable description (the default everywhere): a set
+        where every image failed (a bad key) or every imported text was flagged never becomes the default."""
         return named_or_latest(
             self.con,
             self.path,
@@ -48,7 +48,7 @@ class DescriptionsMixin:
             name,
             noun="description set named",
             empty=f"no descriptions yet; run `connote describe {self.path}` first",
-            latest_first="EXISTS (SELECT 1 FROM descriptions d WHERE d.set_id=description_sets.id "
+            latest="EXISTS (SELECT 1 FROM descriptions d WHERE d.set_id=description_sets.id "
             "AND d.status='ok') DESC, id DESC",
         )
 

@@ -20,6 +20,7 @@ from connote.study import text_key
 
 MIN_UMAP_ITEMS = 30
 MAP_SEED = 42
+LAYOUT = "umap:components=2,neighbors=15,min_dist=0.1"  # part of the cache key: a new layout, a new file
 
 
 def keyword_scores(study, run_id: int) -> dict[int, list[tuple[str, float]]]:
@@ -142,7 +143,8 @@ def run_features(study, run) -> RunFeatures | None:
 
 
 def map_cache_path(study, key: str) -> Path:
-    return study.path / "cache" / "map2d" / f"{key[:24]}.npz"
+    name = hashlib.sha256(f"{key}\n{LAYOUT}\n{MAP_SEED}".encode()).hexdigest()[:24]
+    return study.path / "cache" / "map2d" / f"{name}.npz"
 
 
 def compute_layout(X: np.ndarray, seed: int = MAP_SEED) -> tuple[np.ndarray, str]:
@@ -151,8 +153,8 @@ def compute_layout(X: np.ndarray, seed: int = MAP_SEED) -> tuple[np.ndarray, str
     if n >= MIN_UMAP_ITEMS:
         from connote.reduce import UMAPReducer
 
-        Y = UMAPReducer(n_components=2, n_neighbors=15, min_dist=0.05, random_state=seed).fit_transform(X)
-        method = "umap:components=2,neighbors=15,min_dist=0.05"
+        Y = UMAPReducer(n_components=2, n_neighbors=15, min_dist=0.1, random_state=seed).fit_transform(X)
+        method = LAYOUT
     elif n >= 2:
         Xc = X - X.mean(axis=0)
         _, _, vt = np.linalg.svd(Xc, full_matrices=False)
