@@ -390,6 +390,7 @@ class RunPages:
             "desc_set": self.desc_set(d),
             "desc_note": desc_note,
             "flagged": self.flagged(d),
+            "left_out": (record.get("left_out") or {}).get("total") if isinstance(record, dict) else None,
             "accept_cmd": f"connote describe {shlex.quote(str(self.study.path))} --accept IMAGE",
             "has_keywords": bool(d["keywords"]),
             "explain_cmd": f"connote explain {shlex.quote(str(self.study.path))} {self.run_id}",

@@ -225,8 +225,10 @@ def store_run(
     """Store one clustering as a run: its labels and the full record (parameters, seed, package versions).
     Returns (run id, True if stored now; False when a run with this key was stored meanwhile)."""
     from connote.provenance import environment as current_environment
+    from connote.study.flags import run_left_out
 
     labels = np.asarray(labels, dtype=int)
+    left_out = run_left_out(study, feats.kind, feats.description_set, len(feats.shas))
     record = {
         "key": key,
         "features": feats.kind,
@@ -247,6 +249,7 @@ def store_run(
                 "seed": seed,
                 "features_key": feats.key,
                 "method": method,
+                "left_out": left_out,  # images of the study not in this run, and why
                 "notes": notes,
                 "environment": environment or current_environment(),
             },
