@@ -435,3 +435,17 @@ def test_cli_report_index_and_runs(tmp_path):
     assert proc.returncode != 0 and "not both" in proc.stderr
     proc = run_cli("report", tmp_path / "study", "--runs", "1,x", timeout=300)
     assert proc.returncode != 0 and "must be a number" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_report_folder_is_one_clear_error(tmp_path, monkeypatch):
+    import connote.reports as reports
+    from connote.errors import UserError
+
+    study, _ = make_study(tmp_path)
+
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(reports, "_atomic_write_bytes", refuse)
+    with pytest.raises(UserError, match="cannot write the report \\(Permission denied\\)"):
+        render_study(study, progress=False)
