@@ -18,6 +18,7 @@ import json
 import math
 import shlex
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 import numpy as np
 
@@ -46,11 +47,13 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
-def _file_uri(path: Path) -> str | None:
+def _file_uris(study):
+    """rel path -> absolute file:// URL (percent-encoded), with the root converted once."""
     try:
-        return path.absolute().as_uri()
+        root = study.images_root.absolute().as_uri().rstrip("/")
     except ValueError:
-        return None
+        return lambda rel: None
+    return lambda rel: f"{root}/{quote(rel, safe='/')}"
 
 
 def _cost(x) -> str | None:
@@ -90,6 +93,7 @@ class RunPages:
         self.labels = labels if labels is not None else {c: r["label"] for c, r in stored.items()}
         self.summaries = {c: r["summary"] for c, r in stored.items() if r["summary"]}
         self.dir = out / f"run-{self.run_id}"
+        self.file_uri = _file_uris(study)
 
     # ---------------------------------------------------------------------------------------- data
     def collect(self, common: dict) -> dict:
@@ -182,7 +186,7 @@ class RunPages:
             "thumb": prefix + d["thumbs"][sha] if sha in d["thumbs"] else None,
             "title": ps[0] if ps else f"(no file for {sha[:12]})",
             "name": PurePosixPath(ps[0]).name if ps else sha[:12],
-            "copies": [{"path": x, "href": _file_uri(self.study.image_file(x))} for x in ps],
+            "copies": [{"path": x, "href": self.file_uri(x)} for x in ps],
             "text": det["text"] if det else None,
             "call": _call_info(det),
             "strength": None if p is None else f"{p:.2f}",
