@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -288,15 +287,12 @@ def _derive(study: Study, parent, kind: str, params: dict, labels: dict[str, int
         label=f"{kind} of run {parent['id']}",
         params=json.dumps({**parent_params, "derived": {"parent": parent["id"], "kind": kind, **params}}),
     )
-    try:
-        run_id = store.add_derived_run(
-            study, record, labels, parent_id=parent["id"], kind=kind, params=params, **extra
-        )
-    except sqlite3.IntegrityError:  # another process made the same run a moment ago: it is that run
-        old = study.find_run(key)
-        if old is None:
-            raise
-        return DerivedRun(old["id"], parent["id"], kind, True, old["n_clusters"], old["n_outliers"], params)
+    run_id, new = store.add_derived_run(
+        study, record, labels, parent_id=parent["id"], kind=kind, params=params, **extra
+    )
+    if not new:  # another process made the same run a moment ago: it is that run
+        old = study.get_run(run_id)
+        return DerivedRun(run_id, parent["id"], kind, True, old["n_clusters"], old["n_outliers"], params)
     return DerivedRun(run_id, parent["id"], kind, False, record["n_clusters"], record["n_outliers"], params)
 
 
