@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from connote.metadata import map_columns
 from connote.reports import typical
 from connote.study import reporting
 
@@ -84,7 +85,12 @@ class RunPages:
         self.study, self.run, self.out = study, run, out
         self.thumbs_for, self.write, self.env = thumbs_for, write, env
         self.per_page = per_page
-        self.labels = labels or {}  # cluster -> human label (e.g. from an LLM), shown where present
+        from connote.derive import report_context
+
+        # labels, parent, assigned outliers, suggested merges, metadata breakdowns (connote.derive)
+        self.derived = report_context(study, run)
+        stored = {c: x["label"] for c, x in self.derived["labels"].items()}
+        self.labels = labels or stored  # cluster -> human label (e.g. from an LLM), shown where present
         self.run_id = int(run["id"])
         self.dir = out / f"run-{self.run_id}"
 
@@ -185,6 +191,9 @@ class RunPages:
             "strength": None if p is None else f"{p:.2f}",
             "closeness": None if math.isnan(cl) else f"{cl:.3f}",
             "near": None if oth == OUTLIER else {"id": oth, "href": cluster_page(oth)},
+            "assigned": f"{self.derived['assigned'][sha][1]:.3f}"
+            if sha in self.derived["assigned"]
+            else None,
         }
 
     def write_all(self, common: dict) -> Path:
@@ -208,6 +217,15 @@ class RunPages:
                     "outlier": c == OUTLIER,
                     "title": self.cluster_title(c),
                     "label": self.labels.get(c),
+                    "summary": (self.derived["labels"].get(c) or {}).get("summary"),
+                    "breakdowns": {
+                        name: {
+                            **{k: b[k] for k in ("column", "type", "unit")},
+                            "values": b["clusters"].get(c, {}),
+                            "missing": b["missing"].get(c, 0),
+                        }
+                        for name, b in self.derived["breakdowns"].items()
+                    },
                     "href": cluster_page(c),
                     "size": size,
                     "share": _pct(size, n),
@@ -262,7 +280,7 @@ class RunPages:
                 }
                 for cl in clusters
             },
-            "columns": {},  # name -> one category per item, to colour the map by (metadata)
+            "columns": map_columns(self.study, d["shas"]),  # name -> category per item (metadata)
         }
         self.write(self.dir / "run.js", js_file("CONNOTE_RUN", run_data))
 
@@ -381,6 +399,9 @@ class RunPages:
             "map_src": f"../maps/{d['map_key'][:24]}.js" if d["xy"] is not None else None,
             "map_method": d["map_method"],
             "n_files": sum(len(d["paths"].get(s, [])) for s in d["shas"]),
+            "derived": self.derived["derived"],
+            "suggestions": self.derived["suggestions"],
+            "n_assigned": len(self.derived["assigned"]),
         }
         html = self.env.get_template("run.html.j2").render(**ctx)
         target = self.dir / "index.html"
