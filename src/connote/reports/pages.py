@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from connote.metadata import map_columns
 from connote.reports import typical
 from connote.study import derived, reporting
 
@@ -87,6 +88,10 @@ class RunPages:
         self.study, self.run, self.out = study, run, out
         self.thumbs_for, self.write, self.env = thumbs_for, write, env
         self.per_page = per_page
+        from connote.derive import report_context
+
+        # labels, parent, assigned outliers, suggested merges, metadata breakdowns (connote.derive)
+        self.derived = report_context(study, run)
         self.run_id = int(run["id"])
         # cluster -> label (given, or the latest stored by `connote label`), shown wherever a cluster is named
         stored = derived.labels(study, self.run_id)
@@ -192,6 +197,9 @@ class RunPages:
             "strength": None if p is None else f"{p:.2f}",
             "closeness": None if math.isnan(cl) else f"{cl:.3f}",
             "near": None if oth == OUTLIER else {"id": oth, "href": cluster_page(oth)},
+            "assigned": f"{self.derived['assigned'][sha][1]:.3f}"
+            if sha in self.derived["assigned"]
+            else None,
         }
 
     def write_all(self, common: dict) -> Path:
@@ -216,6 +224,14 @@ class RunPages:
                     "title": self.cluster_title(c),
                     "label": self.labels.get(c),
                     "summary": self.summaries.get(c),
+                    "breakdowns": {
+                        name: {
+                            **{k: b[k] for k in ("column", "type", "unit")},
+                            "values": b["clusters"].get(c, {}),
+                            "missing": b["missing"].get(c, 0),
+                        }
+                        for name, b in self.derived["breakdowns"].items()
+                    },
                     "href": cluster_page(c),
                     "size": size,
                     "share": _pct(size, n),
@@ -270,18 +286,9 @@ class RunPages:
                 }
                 for cl in clusters
             },
-            "columns": self.columns(d),  # name -> one value per item, to colour the map by (metadata)
+            "columns": map_columns(self.study, d["shas"]),  # name -> category per item (metadata)
         }
         self.write(self.dir / "run.js", js_file("CONNOTE_RUN", run_data))
-
-    def columns(self, d: dict) -> dict[str, list]:
-        """The user's metadata columns (``connote metadata``), one value per map item (its first file)."""
-        names = derived.metadata_columns(self.study)
-        if not names:
-            return {}
-        meta = derived.metadata(self.study)
-        first = [d["paths"].get(s, [None])[0] for s in d["shas"]]
-        return {name: [meta.get(p, {}).get(name) if p else None for p in first] for name in names}
 
     def write_cluster_pages(self, d: dict, cl: dict, clusters: list[dict]) -> None:
         c = cl["id"]
@@ -402,6 +409,9 @@ class RunPages:
             "map_src": f"../maps/{d['map_key'][:24]}.js" if d["xy"] is not None else None,
             "map_method": d["map_method"],
             "n_files": sum(len(d["paths"].get(s, [])) for s in d["shas"]),
+            "derived": self.derived["derived"],
+            "suggestions": self.derived["suggestions"],
+            "n_assigned": len(self.derived["assigned"]),
         }
         html = self.env.get_template("run.html.j2").render(**ctx)
         target = self.dir / "index.html"
