@@ -244,7 +244,7 @@ class RunPages:
                 "x": [round(float(v), 5) for v in d["xy"][:, 0]],
                 "y": [round(float(v), 5) for v in d["xy"][:, 1]],
                 "names": d["names"],
-                "thumbs": [d["thumbs"].get(s) for s in d["shas"]],
+                "thumbs": [1 if s in d["thumbs"] else 0 for s in d["shas"]],  # thumbs/<sha>.jpg exists
                 "snippets": snippets,
                 "details": set_dir,
             }

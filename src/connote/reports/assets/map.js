@@ -197,7 +197,7 @@
     for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
     return e;
   }
-  function thumb(i) { return M.thumbs[i] ? "../" + M.thumbs[i] : null; }
+  function thumb(i) { return M.thumbs[i] ? "../thumbs/" + M.shas[i] + ".jpg" : null; }
   function clusterName(i) { var c = String(labels[i]); return (R.clusters[c] || {}).title || ("Cluster " + c); }
   function clusterHref(i) { var c = String(labels[i]); return (R.clusters[c] || {}).href || "#"; }
 
