@@ -247,6 +247,7 @@ class RunPages:
                 "thumbs": [1 if s in d["thumbs"] else 0 for s in d["shas"]],  # thumbs/<sha>.jpg exists
                 "snippets": snippets,
                 "details": set_dir,
+                "root": self.file_uri(""),  # file:// URL of the images root; an image's URL is root + name
             }
             self.write(out / "maps" / f"{d['map_key'][:24]}.js", js_file("CONNOTE_MAP", data))
         if set_row is not None:
