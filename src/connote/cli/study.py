@@ -13,6 +13,7 @@ from connote.cli.common import (
     show_progress,
     warn,
 )
+from connote.printable import shown
 
 
 def cmd_init(args) -> int:
@@ -39,15 +40,46 @@ def add_init(sub) -> None:
 def cmd_report(args) -> int:
     from connote import steps
 
-    path = steps.report(args.study, args.run_id, progress=show_progress(args))
-    say(f"Report: {path}")
+    study = open_study(args.study)
+    if args.run_id is not None and args.runs is not None:
+        warn("error: give a run id or --runs, not both")
+        return 2
+    runs = None if args.runs in (None, "all") else [] if args.runs == "none" else args.runs
+    path = steps.report(study, args.run_id, runs=runs, progress=show_progress(args))
+    folder = study.path / "report"
+    rendered = sorted(
+        int(p.parent.name[4:]) for p in folder.glob("run-*/index.html") if p.parent.name[4:].isdigit()
+    )
+    result = {
+        "index": str(folder / "index.html"),
+        "page": str(path),
+        "compare": str(folder / "compare.html"),
+        "run_pages": {str(r): str(folder / f"run-{r}" / "index.html") for r in rendered},
+    }
+    if args.json:
+        say(json.dumps(result, indent=2))
+        return 0
+    say(f"Report: {result['page']}")
+    if result["page"] != result["index"]:
+        say(f"Study index: {result['index']}")
+    say(f"{len(rendered)} run page(s) under {folder}; compare two runs in {result['compare']}")
     return 0
 
 
 def add_report(sub) -> None:
-    p = sub.add_parser("report", help="write the HTML report (STUDY/report/index.html)")
+    p = sub.add_parser(
+        "report",
+        help="write the HTML report: the study index (STUDY/report/index.html), run pages with maps, cluster pages",
+    )
     p.add_argument("study")
-    add_run_id_argument(p)
+    p.add_argument(
+        "run_id", nargs="?", help="one run's pages (and the index); default: the index and every run"
+    )
+    p.add_argument(
+        "--runs",
+        help="which runs get pages when no run id is given: all (default), none (the index only), or ids 3,5",
+    )
+    p.add_argument("--json", action="store_true", help="print the paths written as JSON")
     add_quiet_option(p)
     p.set_defaults(func=cmd_report)
 
@@ -135,7 +167,7 @@ def cmd_status(args) -> int:
     )
 
     def who(rows, role: str) -> str:
-        names = sorted({r[role] for r in rows})
+        names = sorted({shown(r[role]) for r in rows})
         return f"{len(names)} {role}(s)" + (": " + ", ".join(names) if names else "")
 
     for ps in study.pair_samples():

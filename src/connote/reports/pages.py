@@ -18,12 +18,13 @@ import json
 import math
 import shlex
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 import numpy as np
 
 from connote.metadata import map_columns
 from connote.reports import typical
-from connote.study import reporting
+from connote.study import derived, reporting
 
 OUTLIER = -1
 SNIPPET = 160
@@ -47,11 +48,13 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
-def _file_uri(path: Path) -> str | None:
+def _file_uris(study):
+    """rel path -> absolute file:// URL (percent-encoded), with the root converted once."""
     try:
-        return path.absolute().as_uri()
+        root = study.images_root.absolute().as_uri().rstrip("/")
     except ValueError:
-        return None
+        return lambda rel: None
+    return lambda rel: f"{root}/{quote(rel, safe='/')}"
 
 
 def _cost(x) -> str | None:
@@ -89,10 +92,13 @@ class RunPages:
 
         # labels, parent, assigned outliers, suggested merges, metadata breakdowns (connote.derive)
         self.derived = report_context(study, run)
-        stored = {c: x["label"] for c, x in self.derived["labels"].items()}
-        self.labels = labels or stored  # cluster -> human label (e.g. from an LLM), shown where present
         self.run_id = int(run["id"])
+        # cluster -> label (given, or the latest stored by `connote label`), shown wherever a cluster is named
+        stored = derived.labels(study, self.run_id)
+        self.labels = labels if labels is not None else {c: r["label"] for c, r in stored.items()}
+        self.summaries = {c: r["summary"] for c, r in stored.items() if r["summary"]}
         self.dir = out / f"run-{self.run_id}"
+        self.file_uri = _file_uris(study)
 
     # ---------------------------------------------------------------------------------------- data
     def collect(self, common: dict) -> dict:
@@ -185,7 +191,7 @@ class RunPages:
             "thumb": prefix + d["thumbs"][sha] if sha in d["thumbs"] else None,
             "title": ps[0] if ps else f"(no file for {sha[:12]})",
             "name": PurePosixPath(ps[0]).name if ps else sha[:12],
-            "copies": [{"path": x, "href": _file_uri(self.study.image_file(x))} for x in ps],
+            "copies": [{"path": x, "href": self.file_uri(x)} for x in ps],
             "text": det["text"] if det else None,
             "call": _call_info(det),
             "strength": None if p is None else f"{p:.2f}",
@@ -217,7 +223,7 @@ class RunPages:
                     "outlier": c == OUTLIER,
                     "title": self.cluster_title(c),
                     "label": self.labels.get(c),
-                    "summary": (self.derived["labels"].get(c) or {}).get("summary"),
+                    "summary": self.summaries.get(c),
                     "breakdowns": {
                         name: {
                             **{k: b[k] for k in ("column", "type", "unit")},
@@ -365,6 +371,9 @@ class RunPages:
         ]
         if run["label"]:
             params.append(("label", run["label"]))
+        origin = derived.derivation(self.study, self.run_id)
+        if origin:
+            params.insert(0, ("derived from", f"run {origin['parent']} ({origin['kind']})"))
         try:
             pretty = json.dumps(json.loads(run["params"]), indent=2, sort_keys=True, ensure_ascii=False)
         except (TypeError, ValueError):
@@ -392,6 +401,7 @@ class RunPages:
             "desc_set": self.desc_set(d),
             "desc_note": desc_note,
             "flagged": self.flagged(d),
+            "left_out": (record.get("left_out") or {}).get("total") if isinstance(record, dict) else None,
             "accept_cmd": f"connote describe {shlex.quote(str(self.study.path))} --accept IMAGE",
             "has_keywords": bool(d["keywords"]),
             "explain_cmd": f"connote explain {shlex.quote(str(self.study.path))} {self.run_id}",
