@@ -23,6 +23,8 @@ class EmbedSummary:
     reused: int
     dim: int | None
     failed: list[tuple[str, str]]
+    repaired: int = 0  # stored vectors that were damaged and were computed again
+    damage: str | None = None  # one line naming them
 
 
 def _batches(seq, size):
@@ -30,23 +32,44 @@ def _batches(seq, size):
         yield seq[i : i + size]
 
 
+def _damage_line(name: str, check) -> str | None:
+    if not check.damaged:
+        return None
+    keys = list(check.damaged)
+    shown = ", ".join(k[:12] for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
+    reasons = "; ".join(sorted(set(check.damaged.values()))[:3])
+    return f"{len(keys)} stored {name} vector(s) were damaged ({reasons}) and are computed again: {shown}"
+
+
 def embed_texts(study: Study, embedder, texts: dict[str, str], *, progress: bool = True) -> EmbedSummary:
-    """Embed ``{anything: text}``; vectors are stored under the text's sha256, so equal texts share one."""
+    """Embed ``{anything: text}``; vectors are stored under the text's sha256, so equal texts share one.
+
+    Stored vectors are checked (checksums) first: a damaged one is computed again, not reused."""
     keys = {text_key(t): t for t in texts.values()}
-    todo = [k for k in keys if not study.has_vector(embedder.name, k)]
+    check = study.vectors.check(embedder.name, keys)
+    todo = [k for k in keys if k not in check.good]
     bar = _bar(progress, len(todo), f"Embedding texts ({embedder.spec})", "text")
     dim = None
     for chunk in _batches(todo, max(1, embedder.batch_size)):
         vectors = np.asarray(embedder.embed_texts([keys[k] for k in chunk]), dtype=np.float32)
-        for k, v in zip(chunk, vectors):
-            study.save_vector(embedder.name, k, v)
+        study.save_vectors(embedder.name, chunk, vectors)
         dim = vectors.shape[1]
         if bar:
             bar.update(len(chunk))
     if bar:
         bar.close()
     study.register_embedder(embedder.name, "text", embedder.spec, dim, embedder.params())
-    return EmbedSummary(embedder.name, "text", len(keys), len(todo), len(keys) - len(todo), dim, [])
+    return EmbedSummary(
+        embedder.name,
+        "text",
+        len(keys),
+        len(todo),
+        len(keys) - len(todo),
+        dim,
+        [],
+        repaired=len(check.damaged),
+        damage=_damage_line(embedder.name, check),
+    )
 
 
 def embed_images(study: Study, embedder, *, progress: bool = True) -> EmbedSummary:
@@ -56,7 +79,8 @@ def embed_images(study: Study, embedder, *, progress: bool = True) -> EmbedSumma
     rows = study.unique_images()
     if not rows:
         raise UserError(f"{study.path}: no readable images to embed")
-    todo = [r for r in rows if not study.has_vector(embedder.name, r["sha256"])]
+    check = study.vectors.check(embedder.name, [r["sha256"] for r in rows])
+    todo = [r for r in rows if r["sha256"] not in check.good]
     bar = _bar(progress, len(todo), f"Embedding images ({embedder.spec})", "img")
     failed: list[tuple[str, str]] = []
     dim = None
@@ -70,15 +94,24 @@ def embed_images(study: Study, embedder, *, progress: bool = True) -> EmbedSumma
                 failed.append((r["path"], str(exc)))
         if images:
             vectors = np.asarray(embedder.embed_images(images), dtype=np.float32)
-            for sha, v in zip(shas, vectors):
-                study.save_vector(embedder.name, sha, v)
+            study.save_vectors(embedder.name, shas, vectors)
             dim = vectors.shape[1]
         if bar:
             bar.update(len(chunk))
     if bar:
         bar.close()
     study.register_embedder(embedder.name, "image", embedder.spec, dim, embedder.params())
-    return EmbedSummary(embedder.name, "image", len(rows), len(todo), len(rows) - len(todo), dim, failed)
+    return EmbedSummary(
+        embedder.name,
+        "image",
+        len(rows),
+        len(todo),
+        len(rows) - len(todo),
+        dim,
+        failed,
+        repaired=len(check.damaged),
+        damage=_damage_line(embedder.name, check),
+    )
 
 
 def _bar(progress: bool, total: int, desc: str, unit: str):
