@@ -343,6 +343,16 @@ def _work(
     return Y, out, notes, seconds
 
 
+def work(X: np.ndarray, knn, *job):
+    """One job (as :func:`_work`) on the given vectors and kNN graph: what remote executors run."""
+    _one_thread()
+    _share(X, knn)
+    try:
+        return _work(*job)
+    finally:
+        _share(None, None)
+
+
 def _estimated_cost(job) -> float:
     """Rough seconds of one job at the paper's size (measured on 2 cores): UMAP grows with its neighbours,
     the core distances of HDBSCAN with the number of dimensions; a cached reduction costs only its
@@ -457,6 +467,7 @@ def sweep(
     label: str | None = None,
     progress: bool = True,
     say=None,
+    executor=None,
 ) -> SweepResult:
     """Run every setting of ``grid`` on each feature set and seed as an ordinary stored run.
 
@@ -466,7 +477,17 @@ def sweep(
     """
     from connote import registry, steps
     from connote.clustering import HDBSCANClusterer, default_selection
+    from connote.executors import executor_scope
     from connote.provenance import environment
+
+    if isinstance(executor, str) and executor != "local":  # e.g. 'ray:HOST:PORT': one cluster connection
+        with executor_scope(executor) as ex:
+            return sweep(
+                study, grid, features=features, seeds=seeds, text=text, image=image,
+                description_set=description_set, min_samples=min_samples, selection=selection,
+                workers=workers, label=label, progress=progress, say=say, executor=ex,
+            )  # fmt: skip
+    remote = executor if getattr(executor, "remote", False) else None
 
     _prefer_fork_safe_numba()
     study = steps._study(study)
@@ -601,7 +622,11 @@ def sweep(
         t_settings = time.perf_counter()
         try:
             fork = nw > 1 and _can_fork()
-            if nw > 1 and len(jobs) > 1:
+            if remote is not None and jobs:  # each reduction and its clusterings one task (executors/)
+                args = [(j[0], j[1], [t[0] for t in j[3]], min_samples, sel, j[4]) for j in jobs]
+                for i, res in remote.map_unordered(work, args, shared=(feats.X, knn)):
+                    store(jobs[i], *res)
+            elif nw > 1 and len(jobs) > 1:
                 from concurrent.futures import as_completed
 
                 pool = _pool(min(nw, len(jobs)), feats.X, knn, fork)
