@@ -60,17 +60,16 @@ def cluster_run():
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH", "")])
     env.update(RAY_USAGE_STATS_ENABLED="0", TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1")
     env.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
-    start = (
-        f"--num-cpus=1 --disable-usage-stats --temp-dir={work}/ray"
-        if False
-        else "--num-cpus=1 --disable-usage-stats"
-    )
+    opts = "--num-cpus=1 --disable-usage-stats"
+    # Ray gives a node 30 s to register; on a loaded machine that can pass, so each start is tried up to
+    # three times (`ray stop` here sees only this namespace's processes: it has its own process tree).
     script = f"""
-set -e
 ip link set lo up
-{RAY} start --head --port={PORT} --include-dashboard=false {start} --temp-dir={work}/ray >{work}/head.log 2>&1
-{RAY} start --address=127.0.0.1:{PORT} {start} >{work}/node.log 2>&1
-{sys.executable} {SCRIPT} 127.0.0.1:{PORT} {work}/data
+start() {{ for i in 1 2 3; do "$@" && return 0; {RAY} stop --force >/dev/null 2>&1; sleep 2; done; return 1; }}
+start {RAY} start --head --port={PORT} --include-dashboard=false {opts} --temp-dir={work}/ray >>{work}/head.log 2>&1 || exit 3
+ok=0; for i in 1 2 3; do {RAY} start --address=127.0.0.1:{PORT} {opts} >>{work}/node.log 2>&1 && ok=1 && break; sleep 2; done
+[ $ok = 1 ] || exit 4
+exec {sys.executable} {SCRIPT} 127.0.0.1:{PORT} {work}/data
 """
     try:
         proc = subprocess.run(
