@@ -11,7 +11,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
+from connote.specs import parse_options, split_spec
+
+__all__ = [
+    "describer",
+    "describer_class",
+    "image_embedder",
+    "parse_options",
+    "reducer",
+    "split_spec",
+    "text_embedder",
+]
 
 DESCRIBERS = {
     "offline": "connote.describers.offline:OfflineDescriber",
@@ -44,22 +56,6 @@ def _load(target: str) -> Any:
         ) from None
 
 
-def split_spec(spec: str) -> tuple[str, str]:
-    kind, _, arg = spec.partition(":")
-    return kind.strip(), arg.strip()
-
-
-def parse_options(arg: str) -> dict[str, str]:
-    """'components=5,neighbors=15' -> {'components': '5', 'neighbors': '15'}."""
-    out: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in arg.split(","))):
-        key, eq, value = part.partition("=")
-        if not eq:
-            raise UserError(f"expected key=value in {arg!r}, got {part!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def describer(spec: Any, **options: Any):
     if not isinstance(spec, str):
         return spec
@@ -69,6 +65,17 @@ def describer(spec: Any, **options: Any):
             f"unknown describer {spec!r}; choose one of: offline, openai:MODEL, ollama:MODEL, hf:REPO_OR_PATH"
         )
     return _load(DESCRIBERS[kind])(arg, **options)
+
+
+def describer_class(spec: str) -> type | None:
+    """The class a describer spec names, or None when it names none (or its package is missing)."""
+    target = DESCRIBERS.get(split_spec(spec)[0])
+    if not target:
+        return None
+    try:
+        return _load(target)
+    except UserError:
+        return None
 
 
 def text_embedder(spec: Any, **options: Any):
@@ -97,8 +104,9 @@ def image_embedder(spec: Any, **options: Any):
     return _load(IMAGE_EMBEDDERS["torchvision"])(spec, **options)
 
 
-def reducer(spec: Any, seed: int | None = None):
-    """'umap:components=5,neighbors=15' | 'pca:components=10' | 'pca:variance=0.8' | an object."""
+def reducer(spec: Any, seed: int | None = DEFAULT_SEED):
+    """'umap:components=5,neighbors=15' | 'pca:components=10' | 'pca:variance=0.8' | an object. The seed
+    defaults to connote's (as :func:`connote.reduce.from_spec`)."""
     if not isinstance(spec, str):
         return spec
     from connote import reduce

@@ -5,7 +5,7 @@ Layout::
     STUDY/vectors/<slug(embedder)>/seg-0000.f32    rows of ``dim`` little-endian float32, appended
     STUDY/vectors/<slug(embedder)>/.lock            held while appending (several processes may embed)
 
-and two tables (schema v4): ``vector_files`` (one row per segment file: embedder, name, dim, rows
+and two tables (schema v6): ``vector_files`` (one row per segment file: embedder, name, dim, rows
 used) and ``vectors`` (embedder, content key -> file, row, CRC-32 of the row's bytes).
 
 Why: a million images made a million tiny .npy files, slow to list, copy and back up. Here a vector is
