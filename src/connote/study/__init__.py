@@ -39,8 +39,6 @@ from connote.study.schema import migrate
 from connote.study.validation import ValidationMixin
 from connote.study.vectors import DamagedVectors, VectorStore, migrate_study, slug
 
-DB_NAME = "connote.db"
-
 __all__ = ["DB_NAME", "DamagedVectors", "Study", "now", "slug", "text_key"]
 
 
@@ -106,6 +104,8 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
             raise UserError(db.explain(exc, path) or f"{path}: {exc}") from None
         study = cls(path, con)
         study.readonly = readonly
+        if not readonly:  # a read-only folder keeps its old vector files as they are
+            study.migration_notes = migrate_study(study.vectors, [r["name"] for r in study.embedders()])
         return study
 
     def require_writable(self, what: str = "this command") -> None:
@@ -115,9 +115,6 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
                 f"{self.path}: the study folder is read-only and {what} writes to it; copy the study folder "
                 "somewhere writable (status, runs, export -o FILE and the other reading commands work as it is)"
             )
-        study = cls(path, con)
-        study.migration_notes = migrate_study(study.vectors, [r["name"] for r in study.embedders()])
-        return study
 
     def close(self) -> None:
         self.con.close()
