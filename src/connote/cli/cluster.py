@@ -8,9 +8,11 @@ from connote.cli.common import (
     add_describer_option,
     add_feature_sources,
     add_hdbscan_options,
+    add_json_option,
     add_min_cluster_size_option,
     add_quiet_option,
     add_run_id_argument,
+    finish,
     open_study,
     print_skipped,
     read_prompt,
@@ -19,6 +21,7 @@ from connote.cli.common import (
     warn,
 )
 from connote.cli.describe import print_describe_summary
+from connote.cli.study import init_result
 
 
 def cmd_run(args) -> int:
@@ -26,16 +29,15 @@ def cmd_run(args) -> int:
 
     progress = show_progress(args)
     study = steps.init(args.output, args.images, progress=progress)
-    s = steps.init_summary(study)
-    say(f"Found {s.ok} usable image(s) ({s.distinct} distinct) of {s.found} file(s) under {args.images}.")
-    print_skipped(s.skipped)
-    if s.ok == 0:
-        warn(f"error: no usable images under {args.images}")
-        return 1
-    summary = steps.describe(study, args.describer, prompt=read_prompt(args.prompt), progress=progress)
-    print_describe_summary(summary)
-    steps.embed(study, args.text, progress=progress)
-    res = steps.cluster(
+    res = {"images": args.images, "init": init_result(study, steps.init_summary(study))}
+    if res["init"]["usable"] == 0:
+        res["error"] = f"no usable images under {args.images}"
+        return finish(args, res, render_run, 1)
+    res["describe"] = steps.describe(
+        study, args.describer, prompt=read_prompt(args.prompt), progress=progress
+    )
+    res["embed"] = steps.embed(study, args.text, progress=progress)
+    res["cluster"] = steps.cluster(
         study,
         "text",
         reduce=args.reduce,
@@ -45,17 +47,36 @@ def cmd_run(args) -> int:
         seed=args.seed,
         text=args.text,
     )
+    res["keywords"] = keyword_lists(steps.explain(study, res["cluster"].run_id, top_k=args.top_k))
+    res["report"] = steps.report(study, res["cluster"].run_id, progress=progress)
+    return finish(args, res, render_run)
+
+
+def keyword_lists(keywords: dict) -> dict[int, list[dict]]:
+    """Cluster -> its keywords with their scores, in rank order."""
+    return {c: [{"term": t, "score": float(score)} for t, score in keywords[c]] for c in sorted(keywords)}
+
+
+def render_run(r: dict) -> None:
+    init = r["init"]
+    say(
+        f"Found {init['usable']} usable image(s) ({init['distinct']} distinct) of {init['found']} file(s) "
+        f"under {r['images']}."
+    )
+    print_skipped([(s["path"], s["reason"]) for s in init["skipped"]])
+    if r.get("error"):
+        warn(f"error: {r['error']}")
+        return
+    print_describe_summary(r["describe"])
+    res = r["cluster"]
     for note in res.notes:
         warn(f"note: {note}")
-    keywords = steps.explain(study, res.run_id, top_k=args.top_k)
     say(
         f"Run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} image(s)."
     )
-    for c in sorted(keywords):
-        say(f"  cluster {c}: {', '.join(t for t, _ in keywords[c][:8])}")
-    path = steps.report(study, res.run_id, progress=progress)
-    say(f"Report: {path}")
-    return 0
+    for c, words in r["keywords"].items():
+        say(f"  cluster {c}: {', '.join(w['term'] for w in words[:8])}")
+    say(f"Report: {r['report']}")
 
 
 def add_run(sub) -> None:
@@ -70,6 +91,7 @@ def add_run(sub) -> None:
     add_hdbscan_options(p)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--top-k", type=int, default=10, help="keywords per cluster")
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_run)
 
@@ -90,6 +112,10 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
+    return finish(args, res, render_cluster)
+
+
+def render_cluster(res) -> None:
     for note in res.notes:
         warn(f"note: {note}")
     verb = "Reused" if res.reused else "Made"
@@ -98,7 +124,6 @@ def cmd_cluster(args) -> int:
         f"image(s), min cluster size {res.min_cluster_size}."
     )
     say(str(res.run_id))
-    return 0
 
 
 def add_cluster(sub) -> None:
@@ -114,6 +139,7 @@ def add_cluster(sub) -> None:
     add_hdbscan_options(p)
     p.add_argument("--seed", type=int, default=42)
     add_feature_sources(p)
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_cluster)
 
@@ -145,12 +171,15 @@ def cmd_sweep(args) -> int:
         progress=show_progress(args),
         say=warn,
     )
-    say(res.table())
-    warn(
-        f"Sweep {res.grid}: {res.computed} run(s) made, {res.reused} reused; {res.reductions} reduction(s), "
-        f"{res.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
-    )
-    return 0
+
+    def render(r) -> None:
+        say(r.table())
+        warn(
+            f"Sweep {r.grid}: {r.computed} run(s) made, {r.reused} reused; {r.reductions} reduction(s), "
+            f"{r.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
+        )
+
+    return finish(args, res, render)
 
 
 def add_sweep(sub) -> None:
@@ -167,6 +196,7 @@ def add_sweep(sub) -> None:
     add_hdbscan_options(p)
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -179,9 +209,12 @@ def cmd_explain(args) -> int:
     keywords = steps.explain(
         study, args.run_id, top_k=args.top_k, extra_stop_words=extra, filler=not args.keep_filler
     )
-    for c in sorted(keywords):
-        say(f"cluster {c}: {', '.join(t for t, _ in keywords[c])}")
-    return 0
+
+    def render(lists) -> None:
+        for c, words in lists.items():
+            say(f"cluster {c}: {', '.join(w['term'] for w in words)}")
+
+    return finish(args, keyword_lists(keywords), render)
 
 
 def add_explain(sub) -> None:
@@ -191,5 +224,6 @@ def add_explain(sub) -> None:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--stop-words", help="extra words to leave out, comma-separated")
     p.add_argument("--keep-filler", action="store_true", help="keep words such as 'conveys', 'suggests'")
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_explain)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from connote.cli.common import (
     add_describer_option,
+    add_json_option,
     add_quiet_option,
+    finish,
     open_study,
     read_prompt,
     say,
@@ -50,13 +52,15 @@ def cmd_describe(args) -> int:
         batch_wait=not args.no_wait,
         **options,
     )
-    print_describe_summary(summary)
-    return 0
+    return finish(args, summary, print_describe_summary)
 
 
 def print_describe_summary(summary) -> None:
-    """What a describe run did (or, for ``--dry-run``, would do and cost)."""
-    if hasattr(summary, "images") and not hasattr(summary, "described"):  # --dry-run: a DescribeEstimate
+    """What a describe run did (a DescribeSummary) or, for ``--dry-run``, would do and cost (a
+    DescribeEstimate)."""
+    from connote.describers.runner import DescribeEstimate
+
+    if isinstance(summary, DescribeEstimate):
         mode = " with the Batch API" if summary.batch else ""
         say(
             f"Dry run: nothing was sent. Describer {summary.describer}{mode} "
@@ -90,7 +94,7 @@ def print_describe_summary(summary) -> None:
         warn(f"{summary.flagged} description(s) flagged for review and {summary.failed} failed:")
         for path, reason in summary.problems[:50]:
             warn(f"  {path}: {reason}")
-    if getattr(summary, "retried_flagged", 0):
+    if summary.retried_flagged:
         say(f"{summary.retried_flagged} output(s) failed a check and were asked for once more.")
     if summary.flagged:
         warn("Flagged descriptions are kept apart (not used); ask for them again with --retry-flagged.")
@@ -134,6 +138,7 @@ def add_describe(sub) -> None:
     )
     p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_describe)
 
@@ -142,7 +147,11 @@ def cmd_import_descriptions(args) -> int:
     from connote import steps
 
     study = open_study(args.study)
-    r = steps.import_descriptions(study, args.file, name=args.name, check=not args.no_check)
+    res = steps.import_descriptions(study, args.file, name=args.name, check=not args.no_check)
+    return finish(args, res, render_import)
+
+
+def render_import(r) -> None:
     say(
         f"Imported {r.imported} description(s) into set {r.set_name!r} ({r.flagged} flagged); "
         f"{r.total} distinct image(s) in the study, {r.missing} without a description."
@@ -151,7 +160,6 @@ def cmd_import_descriptions(args) -> int:
         warn(f"  {row}: {reason}")
     if len(r.problems) > 50:
         warn(f"  ... and {len(r.problems) - 50} more")
-    return 0
 
 
 def add_import_descriptions(sub) -> None:
@@ -163,4 +171,5 @@ def add_import_descriptions(sub) -> None:
     p.add_argument("file", help="CSV or JSONL; image = path relative to the images root, file name or sha256")
     p.add_argument("--name", help="description set name (default: imported:FILE_STEM)")
     p.add_argument("--no-check", action="store_true", help="do not flag refusals, empty or repetitive texts")
+    add_json_option(p)
     p.set_defaults(func=cmd_import_descriptions)

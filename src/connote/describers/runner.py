@@ -27,9 +27,11 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from connote.describers.base import PAPER_PROMPT, Description, ImageItem
+from connote.describers.base import PAPER_PROMPT, Description, ImageItem, as_describer
 from connote.errors import DescribeError, UserError
+from connote.stages import recorded_params
 from connote.study import Study, now
+from connote.study.calls import description_set_id
 
 
 @dataclass
@@ -116,7 +118,7 @@ class DescribeRunner:
         max_cost: float | None = None,
         retry_bad: bool = True,
     ):
-        self.describer = describer
+        self.describer = as_describer(describer)
         self.prompt = prompt
         self.name = name
         self.max_retries = max_retries
@@ -134,7 +136,7 @@ class DescribeRunner:
             from connote.describers.checks import check_response
 
             reason = check_response(res.extra["finish_reason"])
-        if not reason and self.check is not None and getattr(self.describer, "uses_prompt", True):
+        if not reason and self.check is not None and self.describer.uses_prompt:
             reason = self.check(res.text)  # LLM outputs only: fixed-form describers (offline) are not judged
         return reason
 
@@ -190,7 +192,7 @@ class DescribeRunner:
         for i, res in enumerate(results):
             if isinstance(res, Description):
                 problems[i] = self.problem(res)
-                if problems[i] and self.retry_bad and getattr(self.describer, "retry_bad_outputs", True):
+                if problems[i] and self.retry_bad and self.describer.retry_bad_outputs:
                     redo.append(i)
         if redo and not stop.is_set():
             again, more = self._attempt([items[i] for i in redo], stop)
@@ -207,21 +209,21 @@ class DescribeRunner:
         ]
 
     # -------------------------------------------------------------- the whole study
-    def _open_set(self, study: Study) -> tuple[str, int, str | None]:
+    def open_set(self, study: Study) -> tuple[str, int, str | None]:
         d = self.describer
-        prompt = self.prompt if getattr(d, "uses_prompt", True) else None
+        prompt = self.prompt if d.uses_prompt else None
         name = self.name or default_set_name(d.spec, prompt)
-        set_id = study.description_set(name, d.spec, getattr(d, "model", None), prompt, d.params())
+        set_id = study.description_set(name, d.spec, d.model, prompt, recorded_params(d))
         return name, set_id, prompt
 
     def estimate(self, study: Study, *, retry_flagged: bool = False, batch: bool = False) -> DescribeEstimate:
         """The images a run would describe and their expected tokens and cost; sends nothing."""
         d = self.describer
-        prompt = self.prompt if getattr(d, "uses_prompt", True) else None
+        prompt = self.prompt if d.uses_prompt else None
         name = self.name or default_set_name(d.spec, prompt)
-        row = study.con.execute("SELECT id FROM description_sets WHERE name=?", (name,)).fetchone()
-        if row is not None:
-            items, done = pending_items(study, row["id"], retry_flagged=retry_flagged)
+        set_id = description_set_id(study, name)
+        if set_id is not None:
+            items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
         else:
             root = study.images_root
             items = [ImageItem(r["sha256"], root / r["path"], r["path"]) for r in study.unique_images()]
@@ -229,32 +231,34 @@ class DescribeRunner:
         est = DescribeEstimate(
             name,
             d.spec,
-            getattr(d, "model", None),
+            d.model,
             total=len(items) + done,
             already=done,
             images=len(items),
             batch=batch,
         )
-        if not hasattr(d, "estimate"):
-            est.cost_usd = 0.0
-            est.notes.append("a local describer: no per-token cost")
-            return est
         sizes = {r["path"]: (r["width"], r["height"]) for r in study.images() if r["width"]}
         unknown = False
         cost = 0.0
         for item in items:
-            tin, tout, usd = d.estimate(item, prompt or "", sizes.get(item.rel_path))
+            guess = d.estimate(item, prompt or "", sizes.get(item.rel_path))
+            if guess is None:  # no per-token cost
+                est.input_tokens = est.output_tokens = 0
+                est.cost_usd = 0.0
+                est.notes.append("a local describer: no per-token cost")
+                return est
+            tin, tout, usd = guess
             est.input_tokens += tin
             est.output_tokens += tout
             if usd is None:
                 unknown = True
             else:
                 cost += usd
-        discount = getattr(getattr(d, "price", None), "batch_discount", 0.5) if batch else 1.0
+        discount = d.batch_discount() if batch else 1.0
         est.cost_usd = None if unknown else cost * discount
         if unknown:
             est.notes.append(
-                f"no price known for model {getattr(d, 'model', None)!r}: add it to prices.toml "
+                f"no price known for model {d.model!r}: add it to prices.toml "
                 "(or a file named by CONNOTE_PRICES)"
             )
         return est
@@ -262,14 +266,14 @@ class DescribeRunner:
     def _reserve(self, batch: list[ImageItem]) -> float:
         """Budget kept aside for a batch while it is in flight (worst case), so a budget is not overshot."""
         d = self.describer
-        if self.max_cost is None or not hasattr(d, "reserve"):
+        if self.max_cost is None:
             return 0.0
         total = 0.0
         for item in batch:
             usd = d.reserve(item, self.prompt or "")
             if usd is None:
                 raise UserError(
-                    f"--max-cost needs the price of {getattr(d, 'model', None)!r}: add it to "
+                    f"--max-cost needs the price of {d.model!r}: add it to "
                     "prices.toml (or a file named by CONNOTE_PRICES)"
                 )
             total += usd
@@ -277,18 +281,17 @@ class DescribeRunner:
 
     def run(self, study: Study, *, retry_flagged: bool = False, progress: bool = True) -> DescribeSummary:
         d = self.describer
-        name, set_id, prompt = self._open_set(study)
+        name, set_id, prompt = self.open_set(study)
         items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
         summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
         if not items:
             return summary
         if not study.unique_images():
             raise UserError(f"{study.path}: no readable images to describe")
-        if hasattr(d, "prepare"):
-            d.prepare()  # e.g. no API key: one clear error before anything is sent
+        d.prepare()  # e.g. no API key: one clear error before anything is sent
 
-        batch_size = max(1, int(getattr(d, "batch_size", 1)))
-        concurrency = max(1, int(getattr(d, "concurrency", 1)))
+        batch_size = max(1, int(d.batch_size))
+        concurrency = max(1, int(d.concurrency))
         batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
         bar = None
         if progress:
@@ -317,7 +320,7 @@ class DescribeRunner:
                 with study.transaction():
                     for item, entry in zip(batch, results, strict=False):
                         if entry is not None:
-                            spent += self._store(study, set_id, item, entry, prompt, summary)
+                            spent += self.store(study, set_id, item, entry, prompt, summary)
                 if bar is not None:
                     bar.update(sum(e is not None for e in results))
                     if spent:
@@ -366,12 +369,12 @@ class DescribeRunner:
                 summary.cost_usd = spent
         return summary
 
-    def _store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
+    def store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
         d = self.describer
         res, attempts, earlier, problem = entry
-        params = d.params()
+        params = recorded_params(d)
         summary.calls += attempts
-        model = getattr(d, "model", None)
+        model = d.model
         cost = 0.0
         for bad, reason in earlier:  # outputs that failed a check and were asked for again: logged and paid
             summary.retried_flagged += 1

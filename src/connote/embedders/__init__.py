@@ -1,7 +1,8 @@
 """S2: turn descriptions (text) or pixels (image) into vectors, cached in the study by content hash.
 
-The runners here do the caching and the progress bar for every embedder; an embedder only maps a batch
-of texts or images to an array (:mod:`connote.embedders.base`).
+The runners here do the caching, the progress bar and the call log for every embedder; an embedder only
+maps a batch of texts or images to an array (:mod:`connote.embedders.base`) and reports the model calls it
+made (API embedders), which the runner logs as the describe runner does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from connote.errors import UserError
+from connote.stages import recorded_params
 from connote.study import Study, text_key
+from connote.study.calls import log_calls
 
 
 @dataclass
@@ -23,6 +26,7 @@ class EmbedSummary:
     reused: int
     dim: int | None
     failed: list[tuple[str, str]]
+    notice: str | None = None  # why another model stood in for the one asked for
 
 
 def _batches(seq, size):
@@ -37,7 +41,10 @@ def embed_texts(study: Study, embedder, texts: dict[str, str], *, progress: bool
     bar = _bar(progress, len(todo), f"Embedding texts ({embedder.spec})", "text")
     dim = None
     for chunk in _batches(todo, max(1, embedder.batch_size)):
-        vectors = np.asarray(embedder.embed_texts([keys[k] for k in chunk]), dtype=np.float32)
+        try:
+            vectors = np.asarray(embedder.embed_texts([keys[k] for k in chunk]), dtype=np.float32)
+        finally:  # failed calls are logged too
+            log_calls(study, "embed", embedder.take_calls())
         for k, v in zip(chunk, vectors):
             study.save_vector(embedder.name, k, v)
         dim = vectors.shape[1]
@@ -45,7 +52,7 @@ def embed_texts(study: Study, embedder, texts: dict[str, str], *, progress: bool
             bar.update(len(chunk))
     if bar:
         bar.close()
-    study.register_embedder(embedder.name, "text", embedder.spec, dim, embedder.params())
+    study.register_embedder(embedder.name, "text", embedder.spec, dim, recorded_params(embedder))
     return EmbedSummary(embedder.name, "text", len(keys), len(todo), len(keys) - len(todo), dim, [])
 
 
@@ -69,7 +76,10 @@ def embed_images(study: Study, embedder, *, progress: bool = True) -> EmbedSumma
             except ImageError as exc:
                 failed.append((r["path"], str(exc)))
         if images:
-            vectors = np.asarray(embedder.embed_images(images), dtype=np.float32)
+            try:
+                vectors = np.asarray(embedder.embed_images(images), dtype=np.float32)
+            finally:
+                log_calls(study, "embed", embedder.take_calls())
             for sha, v in zip(shas, vectors):
                 study.save_vector(embedder.name, sha, v)
             dim = vectors.shape[1]
@@ -77,7 +87,7 @@ def embed_images(study: Study, embedder, *, progress: bool = True) -> EmbedSumma
             bar.update(len(chunk))
     if bar:
         bar.close()
-    study.register_embedder(embedder.name, "image", embedder.spec, dim, embedder.params())
+    study.register_embedder(embedder.name, "image", embedder.spec, dim, recorded_params(embedder))
     return EmbedSummary(embedder.name, "image", len(rows), len(todo), len(rows) - len(todo), dim, failed)
 
 
