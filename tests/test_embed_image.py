@@ -20,7 +20,7 @@ from connote.embedders.image import (
     WeightsFallbackWarning,
 )
 from connote.errors import UserError
-from connote.stages import recorded_params
+from connote.params import recorded_params
 
 torch = pytest.importorskip("torch")
 models = pytest.importorskip("torchvision.models")

@@ -275,8 +275,9 @@ def test_runs_assignments_keywords_round_trip(study):
         study.get_run("latest")
     with pytest.raises(UserError, match=f"no run 99 .*runs: {r1}, {r2}"):
         study.get_run(99)
-    with pytest.raises(sqlite3.IntegrityError):  # same key twice: the whole run is rolled back
-        study.add_run(run_record("k1"), {SHA["e"]: 0}, None)
+    # Same key twice (e.g. two processes computing one run): the stored run is returned, nothing added.
+    assert study.add_run(run_record("k1"), {SHA["e"]: 0}, None) == r1
+    assert study.add_run_if_new(run_record("k1"), {SHA["e"]: 0}, None) == (r1, False)
     assert [r["id"] for r in study.runs()] == [r1, r2]
     assert (
         study.con.execute("SELECT COUNT(*) FROM assignments WHERE sha256=?", (SHA["e"],)).fetchone()[0] == 0

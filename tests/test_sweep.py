@@ -12,7 +12,7 @@ from connote import steps
 from connote.cli import main as cli_main
 from connote.errors import UserError
 from connote.study import Study, text_key
-from connote.sweeps import PAPER_GRID, Grid, _exact_knn, knn_graph, load_grid, plan
+from connote.sweeps import Grid, _exact_knn, knn_graph, load_grid, plan
 
 PCA_ONLY = {
     "name": "pca-small",
@@ -37,10 +37,10 @@ def make_study(path: Path, n: int = 120, dim: int = 16, k: int = 3, seed: int = 
     return study
 
 
-def test_paper_grid_file_matches_builtin():
+def test_paper_grid_is_the_packaged_file():
     toml = Path(connote.__file__).parent / "grids" / "paper.toml"
     assert load_grid(toml).__dict__ == load_grid("paper").__dict__
-    g = load_grid(PAPER_GRID)
+    g = load_grid("paper")
     assert g.reduce_specs() == [
         "umap:components=5,neighbors=5",
         "umap:components=5,neighbors=15",

@@ -10,9 +10,23 @@ instead of a spec (pluggable sub-models); the defaults of the stage's base class
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
+from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
+from connote.params import check_options
+from connote.specs import parse_options, split_spec
+
+__all__ = [
+    "describer",
+    "describer_class",
+    "image_embedder",
+    "parse_options",
+    "reducer",
+    "split_spec",
+    "text_embedder",
+]
 
 DESCRIBERS = {
     "offline": "connote.describers.offline:OfflineDescriber",
@@ -45,41 +59,20 @@ def _load(target: str) -> Any:
         ) from None
 
 
-def split_spec(spec: str) -> tuple[str, str]:
-    kind, _, arg = spec.partition(":")
-    return kind.strip(), arg.strip()
-
-
-def parse_options(arg: str) -> dict[str, str]:
-    """'components=5,neighbors=15' -> {'components': '5', 'neighbors': '15'}."""
-    out: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in arg.split(","))):
-        key, eq, value = part.partition("=")
-        if not eq:
-            raise UserError(f"expected key=value in {arg!r}, got {part!r}")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def describer_class(spec: str) -> type | None:
-    """The class a describer spec names, or None when the spec is unknown or its packages are missing."""
-    target = DESCRIBERS.get(split_spec(spec)[0])
-    if not target:
-        return None
-    try:
-        return _load(target)
-    except UserError:
-        return None
+def options_of(cls: type) -> list[str]:
+    """The options a stage class takes: the keyword-only parameters of its ``__init__`` (a positional one
+    is the argument of the spec string, e.g. the model name)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY]
 
 
 def build(target: str, arg: str, options: dict, what: str):
     """Make the stage class ``target`` names from the spec's argument and options, refusing an option it
-    does not take (naming the ones it takes) and an argument after ':' when it takes none."""
-    from connote.stages import check_options, init_params
-
+    does not take (with the ones it takes) and an argument after ':' when it takes none."""
     cls = _load(target)
-    check_options(cls, options, what)
-    if len(init_params(cls)) > len(init_params(cls, options_only=True)):  # it takes a positional argument
+    check_options(what, options, options_of(cls))
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if any(p.kind is p.POSITIONAL_OR_KEYWORD for p in params):
         return cls(arg, **options)
     if arg:
         raise UserError(f"{what} takes no argument after ':' (got {arg!r})")
@@ -102,7 +95,18 @@ def describer(spec: Any, **options: Any):
         raise UserError(
             f"unknown describer {spec!r}; choose one of: offline, openai:MODEL, ollama:MODEL, hf:REPO_OR_PATH"
         )
-    return build(DESCRIBERS[kind], arg, options, f"describer {spec!r}")
+    return build(DESCRIBERS[kind], arg, options, f"{spec!r} describer")
+
+
+def describer_class(spec: str) -> type | None:
+    """The class a describer spec names, or None when it names none (or its package is missing)."""
+    target = DESCRIBERS.get(split_spec(spec)[0])
+    if not target:
+        return None
+    try:
+        return _load(target)
+    except UserError:
+        return None
 
 
 def text_embedder(spec: Any, **options: Any):
@@ -117,7 +121,7 @@ def text_embedder(spec: Any, **options: Any):
             )
         return as_text_embedder(spec)
     kind, arg = split_spec(spec)
-    what = f"text embedder {spec!r}"
+    what = f"{spec!r} text embedder"
     if kind in TEXT_EMBEDDERS and kind != "minilm":
         return build(TEXT_EMBEDDERS[kind], arg, options, what)
     if spec == "minilm":
@@ -138,7 +142,7 @@ def image_embedder(spec: Any, **options: Any):
             )
         return as_image_embedder(spec)
     kind, arg = split_spec(spec)
-    what = f"image embedder {spec!r}"
+    what = f"{spec!r} image embedder"
     if kind in IMAGE_EMBEDDERS and kind != "torchvision":
         return build(IMAGE_EMBEDDERS[kind], arg, options, what)
     if kind == "torchvision":
@@ -147,8 +151,9 @@ def image_embedder(spec: Any, **options: Any):
     return build(IMAGE_EMBEDDERS["torchvision"], spec, options, what)
 
 
-def reducer(spec: Any, seed: int | None = None):
-    """'umap:components=5,neighbors=15' | 'pca:components=10' | 'pca:variance=0.8' | an object."""
+def reducer(spec: Any, seed: int | None = DEFAULT_SEED):
+    """'umap:components=5,neighbors=15' | 'pca:components=10' | 'pca:variance=0.8' | an object. The seed
+    defaults to connote's (as :func:`connote.reduce.from_spec`)."""
     if not isinstance(spec, str):
         return spec
     from connote import reduce

@@ -24,7 +24,6 @@ Where the time goes, and how it is not paid twice:
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import sys
 import threading
@@ -35,19 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
-
-PAPER_N = 11873
-
-#: The paper's grid; identical to connote/grids/paper.toml.
-PAPER_GRID = {
-    "name": "paper",
-    "reference_n": PAPER_N,
-    "min_cluster_size_floor": 5,
-    "min_cluster_size": [50, 100, 200],
-    "umap": {"components": [5, 10], "neighbors": [5, 15, 30], "metric": "cosine"},
-    "pca": {"components": [5, 10, 20], "variance": [0.8]},
-}
 
 
 # ---------------------------------------------------------------------------------------------- grid
@@ -111,24 +99,23 @@ def _list(v) -> list:
     return list(v) if isinstance(v, (list, tuple)) else [v]
 
 
+#: The paper's grid (UMAP 5/10 x 5/15/30, PCA 5/10/20/80%, min cluster size 50/100/200).
+PAPER_GRID_FILE = Path(__file__).parent / "grids" / "paper.toml"
+
+
 def load_grid(grid: str | os.PathLike | dict | Grid = "paper") -> Grid:
-    """'paper' (built in), a TOML file (see connote/grids/paper.toml), a dict of the same shape, or a Grid."""
+    """'paper' (connote/grids/paper.toml), a TOML file of the same shape, a dict of that shape, or a Grid."""
     if isinstance(grid, Grid):
         return grid
     if isinstance(grid, dict):
         return Grid.from_dict(grid)
-    if str(grid) == "paper":
-        return Grid.from_dict(PAPER_GRID)
-    path = Path(grid)
+    path = PAPER_GRID_FILE if str(grid) == "paper" else Path(grid)
     if not path.is_file():
         raise UserError(f"grid {str(grid)!r}: not 'paper' and no such file")
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            raise UserError("reading a TOML grid on Python 3.10 needs tomli: pip install tomli") from None
+    else:  # pragma: no cover - Python 3.10 (tomli is a dependency there)
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -323,7 +310,7 @@ def _work(
 ) -> tuple[np.ndarray, dict, list[str]]:
     """One reduction (unless ``Y`` is given) and HDBSCAN for each min cluster size."""
     from connote import registry
-    from connote.clustering import cluster_sizes
+    from connote.clustering import hdbscan_at_sizes
 
     notes: list[str] = []
     t0 = time.perf_counter()
@@ -336,9 +323,9 @@ def _work(
             else:
                 Y = reducer.fit_transform(_X)
         Y = np.asarray(Y, dtype=np.float32)
-        notes = list(getattr(reducer, "notes", []))
+        notes = list(getattr(reducer, "notes_", []))
     t1 = time.perf_counter()
-    out = cluster_sizes(Y, min_cluster_sizes, min_samples=min_samples, selection=selection)
+    out = hdbscan_at_sizes(Y, min_cluster_sizes, min_samples=min_samples, selection=selection)
     seconds = {"reduce": t1 - t0, "cluster": time.perf_counter() - t1}
     return Y, out, notes, seconds
 
@@ -464,25 +451,30 @@ def sweep(
     ``workers``: processes for independent reductions (default: from the cores and available memory).
     ``say``: a function for progress notes (default: nothing).
     """
-    from connote import registry, steps
-    from connote.clustering import HDBSCANClusterer, default_selection
+    from connote import registry
+    from connote.clustering import HDBSCANClusterer
+    from connote.defaults import default_selection
+    from connote.params import recorded_params
     from connote.provenance import environment
+    from connote.study import Study
+    from connote.study.runs import features as load_features
+    from connote.study.runs import load_reduction, run_key
 
     _prefer_fork_safe_numba()
-    study = steps._study(study)
+    study = Study.of(study)
     g = load_grid(grid)
     if isinstance(features, str):
         features = [f.strip() for f in features.split(",") if f.strip()]
     if seeds is None or isinstance(seeds, int):
         seeds = [seeds]
-    seeds = list(dict.fromkeys(seeds)) or [steps.DEFAULT_SEED]
+    seeds = list(dict.fromkeys(seeds)) or [DEFAULT_SEED]
     label = label or f"sweep:{g.name}"
     say = say or (lambda _msg: None)
     result = SweepResult(grid=g.name)
     env = environment()
 
     for kind in features:
-        feats = steps.features(study, kind, text=text, image=image, description_set=description_set)
+        feats = load_features(study, kind, text=text, image=image, description_set=description_set)
         n, dim = feats.X.shape if feats.X.ndim == 2 else (len(feats.shas), 0)
         if n < 4:
             raise UserError(f"only {n} {kind} items to cluster; need at least 4")
@@ -502,13 +494,15 @@ def sweep(
         order: list[str] = []
         for spec, seed in itertools.product(p.reduce_specs, seeds):
             reducer = registry.reducer(spec, seed=seed)
-            reducer_params = reducer.params()
+            reducer_params = recorded_params(reducer)
             todo = []
             for m in p.min_cluster_sizes:
-                cparams = HDBSCANClusterer(
-                    min_cluster_size=m, min_samples=min_samples, cluster_selection_method=sel
-                ).params()
-                key = steps.run_key(feats, reducer_params, cparams, seed)
+                cparams = recorded_params(
+                    HDBSCANClusterer(
+                        min_cluster_size=m, min_samples=min_samples, cluster_selection_method=sel
+                    )
+                )
+                key = run_key(feats, reducer_params, cparams, seed)
                 order.append(key)
                 old = study.find_run(key)
                 if old is not None:
@@ -527,8 +521,7 @@ def sweep(
                 else:
                     todo.append((m, key, cparams))
             if todo:
-                path = steps.reduce_cache_path(study, feats, reducer)
-                jobs.append((spec, seed, reducer, todo, np.load(path) if path.is_file() else None))
+                jobs.append((spec, seed, reducer, todo, load_reduction(study, feats, reducer)))
 
         result.reused += len(rows_by_key)
         to_reduce = [j for j in jobs if j[4] is None]
@@ -639,22 +632,23 @@ def sweep(
 
 def _store(study, feats, job, Y, labelled, notes, *, knn_k, label, min_samples, env) -> list:
     """Cache the reduction and add one run per min cluster size, in steps.cluster's record shape."""
-    from connote import steps
+    from connote.params import recorded_params
+    from connote.study.runs import reduce_cached, store_run
 
     spec, seed, reducer, todo, _ = job
-    steps.reduce_cached(study, feats, reducer, Y=Y)
+    reduce_cached(study, feats, reducer, Y=Y)
     n = len(feats.shas)
     umap = getattr(reducer, "kind", None) == "umap"
     run_notes = [*notes, label + (f"; shared {knn_k}-NN graph" if knn_k and umap else "")]
     out = []
     for m, key, cparams in todo:
         labels, probs = labelled[m]
-        run_id = steps.store_run(
+        run_id, made = store_run(
             study,
             feats,
             key=key,
             reduce_spec=reducer.spec,
-            reducer_params=reducer.params(),
+            reducer_params=recorded_params(reducer),
             cluster_params=cparams,
             min_cluster_size=int(m),
             min_samples=min_samples,
@@ -668,19 +662,16 @@ def _store(study, feats, job, Y, labelled, notes, *, knn_k, label, min_samples, 
         n_outliers = int(np.sum(np.asarray(labels) == -1))
         n_clusters = len(set(np.asarray(labels).tolist()) - {-1})
         row = SweepRow(
-            feats.kind, feats.embedder, reducer.spec, int(m), seed, run_id, n, n_clusters, n_outliers, False
+            feats.kind,
+            feats.embedder,
+            reducer.spec,
+            int(m),
+            seed,
+            run_id,
+            n,
+            n_clusters,
+            n_outliers,
+            not made,
         )
         out.append((key, row))
     return out
-
-
-def outlier_share_summary(rows: list[SweepRow]) -> str:
-    """e.g. '12 runs; clusters 3-9; outliers 4%-31%'."""
-    if not rows:
-        return "no runs"
-    cl = [r.n_clusters for r in rows]
-    sh = [r.outlier_share for r in rows]
-    return (
-        f"{len(rows)} runs; clusters {min(cl)}-{max(cl)}; outliers "
-        f"{math.floor(min(sh) * 100)}%-{math.ceil(max(sh) * 100)}%"
-    )

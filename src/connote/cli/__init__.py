@@ -3,7 +3,8 @@ Nothing else lives here.
 
 One module per command group, each command's options defined beside its handler: ``study`` (init, status,
 runs, export, report), ``describe`` (describe, import-descriptions), ``embed``, ``cluster`` (run, cluster,
-sweep, explain), ``pairs`` and ``sets`` (the validation studies); ``common`` holds the printing helpers and
+sweep, explain), ``derive`` (label, merge, assign-outliers, metadata), ``pairs`` and ``sets`` (the validation
+studies); ``common`` holds the printing helpers and
 the option groups several commands share. Heavy modules are imported inside the handlers so that
 ``connote --help`` is instant.
 """
@@ -15,7 +16,7 @@ import os
 import sys
 
 from connote import __version__
-from connote.cli import cluster, describe, embed, pairs, sets, study
+from connote.cli import cluster, derive, describe, embed, pairs, sets, study
 from connote.cli.common import warn
 
 #: The sub-commands in the order ``connote --help`` lists them.
@@ -28,6 +29,10 @@ COMMANDS = (
     cluster.add_cluster,
     cluster.add_sweep,
     cluster.add_explain,
+    derive.add_label,
+    derive.add_merge,
+    derive.add_assign_outliers,
+    derive.add_metadata,
     study.add_report,
     study.add_runs,
     study.add_export,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from connote.cli.common import (
     DEFAULT_REDUCE,
+    DEFAULT_SEED,
+    DEFAULT_TEXT_EMBEDDER,
     add_describer_option,
     add_feature_sources,
     add_hdbscan_options,
@@ -12,6 +14,8 @@ from connote.cli.common import (
     add_min_cluster_size_option,
     add_quiet_option,
     add_run_id_argument,
+    add_seed_option,
+    add_top_k_option,
     finish,
     open_study,
     print_skipped,
@@ -25,31 +29,33 @@ from connote.cli.study import init_result
 
 
 def cmd_run(args) -> int:
+    """The whole pipeline through :func:`connote.steps.run`; each stage is printed as soon as it ends."""
     from connote import steps
 
-    progress = show_progress(args)
-    study = steps.init(args.output, args.images, progress=progress)
-    res = {"images": args.images, "init": init_result(study, steps.init_summary(study))}
-    if res["init"]["usable"] == 0:
-        res["error"] = f"no usable images under {args.images}"
-        return finish(args, res, render_run, 1)
-    res["describe"] = steps.describe(
-        study, args.describer, prompt=read_prompt(args.prompt), progress=progress
-    )
-    res["embed"] = steps.embed(study, args.text, progress=progress)
-    res["cluster"] = steps.cluster(
-        study,
-        "text",
+    done: dict = {"images": args.images}
+
+    def on_stage(name: str, result) -> None:
+        done[name] = init_result(args.output, result) if name == "init" else result
+        if not args.json:
+            render_run_stage(name, done[name], args.images)
+
+    steps.run(
+        args.images,
+        args.output,
+        describer=args.describer,
+        prompt=read_prompt(args.prompt),
+        text=args.text,
         reduce=args.reduce,
         min_cluster_size=args.min_cluster_size,
         min_samples=args.min_samples,
         selection=args.selection,
         seed=args.seed,
-        text=args.text,
+        top_k=args.top_k,
+        progress=show_progress(args),
+        on_stage=on_stage,
     )
-    res["keywords"] = keyword_lists(steps.explain(study, res["cluster"].run_id, top_k=args.top_k))
-    res["report"] = steps.report(study, res["cluster"].run_id, progress=progress)
-    return finish(args, res, render_run)
+    done["explain"] = keyword_lists(done["explain"])
+    return finish(args, done, lambda _r: None)
 
 
 def keyword_lists(keywords: dict) -> dict[int, list[dict]]:
@@ -57,26 +63,28 @@ def keyword_lists(keywords: dict) -> dict[int, list[dict]]:
     return {c: [{"term": t, "score": float(score)} for t, score in keywords[c]] for c in sorted(keywords)}
 
 
-def render_run(r: dict) -> None:
-    init = r["init"]
-    say(
-        f"Found {init['usable']} usable image(s) ({init['distinct']} distinct) of {init['found']} file(s) "
-        f"under {r['images']}."
-    )
-    print_skipped([(s["path"], s["reason"]) for s in init["skipped"]])
-    if r.get("error"):
-        warn(f"error: {r['error']}")
-        return
-    print_describe_summary(r["describe"])
-    res = r["cluster"]
-    for note in res.notes:
-        warn(f"note: {note}")
-    say(
-        f"Run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} image(s)."
-    )
-    for c, words in r["keywords"].items():
-        say(f"  cluster {c}: {', '.join(w['term'] for w in words[:8])}")
-    say(f"Report: {r['report']}")
+def render_run_stage(name: str, result, images) -> None:
+    """One stage of ``connote run``, printed as it ends."""
+    if name == "init":
+        say(
+            f"Found {result['usable']} usable image(s) ({result['distinct']} distinct) of {result['found']} "
+            f"file(s) under {images}."
+        )
+        print_skipped([(s["path"], s["reason"]) for s in result["skipped"]])
+    elif name == "describe":
+        print_describe_summary(result)
+    elif name == "cluster":
+        for note in result.notes:
+            warn(f"note: {note}")
+        say(
+            f"Run {result.run_id}: {result.n_clusters} cluster(s), {result.n_outliers} outlier(s) of "
+            f"{result.n_items} image(s)."
+        )
+    elif name == "explain":
+        for c in sorted(result):
+            say(f"  cluster {c}: {', '.join(t for t, _ in result[c][:8])}")
+    elif name == "report":
+        say(f"Report: {result}")
 
 
 def add_run(sub) -> None:
@@ -85,12 +93,14 @@ def add_run(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="study folder to create or reuse")
     add_describer_option(p)
     p.add_argument("--prompt", help="describer prompt, or @file.txt (default: the paper's prompt)")
-    p.add_argument("--text", default="minilm", help="text embedder (default minilm = all-MiniLM-L6-v2)")
+    p.add_argument(
+        "--text", default=DEFAULT_TEXT_EMBEDDER, help="text embedder (default minilm = all-MiniLM-L6-v2)"
+    )
     p.add_argument("--reduce", default=DEFAULT_REDUCE, help=f"default {DEFAULT_REDUCE}")
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--top-k", type=int, default=10, help="keywords per cluster")
+    add_seed_option(p)
+    add_top_k_option(p)
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_run)
@@ -137,7 +147,7 @@ def add_cluster(sub) -> None:
     )
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    p.add_argument("--seed", type=int, default=42)
+    add_seed_option(p)
     add_feature_sources(p)
     add_json_option(p)
     add_quiet_option(p)
@@ -192,7 +202,11 @@ def add_sweep(sub) -> None:
         "min cluster size 50/100/200) or a TOML file",
     )
     p.add_argument("--features", default="text", help="text, image or text,image (default text)")
-    p.add_argument("--seeds", default="42", help="comma-separated seeds, e.g. 42,48,112 (default 42)")
+    p.add_argument(
+        "--seeds",
+        default=str(DEFAULT_SEED),
+        help=f"comma-separated seeds, e.g. 42,48,112 (default {DEFAULT_SEED})",
+    )
     add_hdbscan_options(p)
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
@@ -207,7 +221,13 @@ def cmd_explain(args) -> int:
     study = open_study(args.study)
     extra = [w.strip() for w in (args.stop_words or "").split(",") if w.strip()]
     keywords = steps.explain(
-        study, args.run_id, top_k=args.top_k, extra_stop_words=extra, filler=not args.keep_filler
+        study,
+        args.run_id,
+        top_k=args.top_k,
+        extra_stop_words=extra,
+        filler=not args.keep_filler,
+        method=args.method,
+        diversity=args.diversity,
     )
 
     def render(lists) -> None:
@@ -221,9 +241,18 @@ def add_explain(sub) -> None:
     p = sub.add_parser("explain", help="S5: TF-IDF keywords per cluster")
     p.add_argument("study")
     add_run_id_argument(p)
-    p.add_argument("--top-k", type=int, default=10)
+    add_top_k_option(p)
     p.add_argument("--stop-words", help="extra words to leave out, comma-separated")
     p.add_argument("--keep-filler", action="store_true", help="keep words such as 'conveys', 'suggests'")
+    p.add_argument(
+        "--method",
+        choices=["tfidf", "ctfidf"],
+        default="tfidf",
+        help="tfidf (the paper's, default) or ctfidf (class-based TF-IDF, as BERTopic)",
+    )
+    p.add_argument(
+        "--diversity", type=float, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
+    )
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_explain)

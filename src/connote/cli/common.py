@@ -12,7 +12,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-DEFAULT_REDUCE = "umap:components=5,neighbors=15"
+from connote.defaults import (
+    DEFAULT_DESCRIBER,
+    DEFAULT_IMAGE_EMBEDDER,
+    DEFAULT_REDUCE,
+    DEFAULT_SEED,
+    DEFAULT_TEXT_EMBEDDER,
+    DEFAULT_TOP_K,
+)
+
+__all__ = ["DEFAULT_REDUCE", "DEFAULT_SEED", "DEFAULT_TOP_K", "DEFAULT_TEXT_EMBEDDER"]
 
 
 def say(msg: str = "") -> None:
@@ -92,6 +101,14 @@ def finish(args, result, render: Callable[[object], None], status: int = 0) -> i
 
 
 # --------------------------------------------------------------------------------------------- option groups
+def add_seed_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+
+
+def add_top_k_option(p: argparse.ArgumentParser, what: str = "keywords per cluster") -> None:
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"{what} (default {DEFAULT_TOP_K})")
+
+
 def add_json_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON (everything the text shows)")
 
@@ -102,7 +119,9 @@ def add_quiet_option(p: argparse.ArgumentParser) -> None:
 
 def add_describer_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--describer", default="offline", help="offline (default), openai:MODEL, ollama:MODEL, hf:REPO"
+        "--describer",
+        default=DEFAULT_DESCRIBER,
+        help=f"{DEFAULT_DESCRIBER} (default), openai:MODEL, ollama:MODEL, hf:REPO",
     )
 
 
@@ -120,8 +139,8 @@ def add_hdbscan_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_feature_sources(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
-    p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
+    p.add_argument("--text", default=DEFAULT_TEXT_EMBEDDER, help="text embedder whose vectors to use")
+    p.add_argument("--image", default=DEFAULT_IMAGE_EMBEDDER, help="image embedder whose vectors to use")
     p.add_argument("--descriptions", help="description set (default: the latest)")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from connote.cli.common import (
     add_describer_option,
     add_json_option,
@@ -32,6 +34,12 @@ def cmd_describe(args) -> int:
     from connote import steps
 
     study = open_study(args.study)
+    if args.accept or args.accept_flagged:
+        from connote.cli.flagged import accept_result, print_accept
+
+        return finish(
+            args, accept_result(study, args.name, args.accept or None), lambda r: print_accept(args.study, r)
+        )
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size
@@ -112,6 +120,14 @@ def add_describe(sub) -> None:
     p.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly once this much is spent")
     p.add_argument("--retry-flagged", action="store_true", help="describe flagged and failed images again")
     p.add_argument(
+        "--accept",
+        nargs="+",
+        metavar="IMAGE",
+        help="use these flagged descriptions after all (image path, file name or sha256 prefix; see "
+        "`connote status`); describes nothing",
+    )
+    p.add_argument("--accept-flagged", action="store_true", help="use every flagged description of the set")
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="print the image count, estimated tokens and cost; send nothing",
@@ -147,13 +163,17 @@ def cmd_import_descriptions(args) -> int:
     from connote import steps
 
     study = open_study(args.study)
-    res = steps.import_descriptions(study, args.file, name=args.name, check=not args.no_check)
-    return finish(args, res, render_import)
+    res = steps.import_descriptions(
+        study, args.file, name=args.name, check=args.check, exclude_flagged=args.exclude_flagged
+    )
+    checked = args.check or args.exclude_flagged
+    return finish(args, res, lambda r: render_import(r, checked))
 
 
-def render_import(r) -> None:
+def render_import(r, checked: bool) -> None:
+    flagged = f" ({r.flagged} flagged, {r.excluded} of them left out)" if checked else ""
     say(
-        f"Imported {r.imported} description(s) into set {r.set_name!r} ({r.flagged} flagged); "
+        f"Imported {r.imported} description(s) into set {r.set_name!r}{flagged}; "
         f"{r.total} distinct image(s) in the study, {r.missing} without a description."
     )
     for row, reason in r.problems[:50]:
@@ -170,6 +190,12 @@ def add_import_descriptions(sub) -> None:
     p.add_argument("study")
     p.add_argument("file", help="CSV or JSONL; image = path relative to the images root, file name or sha256")
     p.add_argument("--name", help="description set name (default: imported:FILE_STEM)")
-    p.add_argument("--no-check", action="store_true", help="do not flag refusals, empty or repetitive texts")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="run the output checks (refusal, empty, repetitive, word salad); flagged texts are still used",
+    )
+    p.add_argument("--exclude-flagged", action="store_true", help="with --check: keep flagged texts apart")
+    p.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)  # the default now
     add_json_option(p)
     p.set_defaults(func=cmd_import_descriptions)

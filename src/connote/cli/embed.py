@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from connote.cli.common import add_json_option, add_quiet_option, finish, open_study, say, show_progress, warn
+from connote.cli.common import (
+    DEFAULT_TEXT_EMBEDDER,
+    add_json_option,
+    add_quiet_option,
+    finish,
+    open_study,
+    say,
+    show_progress,
+    warn,
+)
 
 
 def cmd_embed(args) -> int:
@@ -52,7 +61,7 @@ def add_embed(sub) -> None:
     p.add_argument("study")
     p.add_argument(
         "--text",
-        default="minilm",
+        default=DEFAULT_TEXT_EMBEDDER,
         help="minilm (default), a sentence-transformers name or path, "
         "or openai:MODEL (e.g. openai:text-embedding-3-small)",
     )

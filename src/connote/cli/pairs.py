@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from connote.cli.common import add_json_option, add_quiet_option, finish, import_files, say, show_progress
+from connote.cli.common import (
+    add_json_option,
+    add_quiet_option,
+    add_seed_option,
+    finish,
+    import_files,
+    say,
+    show_progress,
+)
 
 
 def cmd_pairs_sample(args) -> int:
@@ -99,7 +107,7 @@ def add_pairs(sub) -> None:
     q = pairs.add_parser("sample", help="draw random image pairs and write the coding sheet")
     q.add_argument("study")
     q.add_argument("--n", type=int, default=500, help="number of pairs (default 500, as in the study)")
-    q.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'pairs')")
     q.add_argument("--thumb-size", type=int, default=320, help="longest side of the images shown (px)")
     add_json_option(q)

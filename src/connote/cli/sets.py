@@ -7,6 +7,8 @@ from connote.cli.common import (
     add_json_option,
     add_quiet_option,
     add_run_id_argument,
+    add_seed_option,
+    add_top_k_option,
     finish,
     import_files,
     say,
@@ -26,6 +28,8 @@ def cmd_sets_sample(args) -> int:
         name=args.name,
         top_k=args.top_k,
         progress=show_progress(args),
+        show=args.show,
+        labeller=args.labeller,
     )
 
     def render(r) -> None:
@@ -72,6 +76,8 @@ def score_result(rep) -> dict:
     return {
         "sample": rep.sample,
         "run": rep.run_id,
+        "scored_run": rep.scored_run,
+        "shown": rep.shown,
         "n_sets": rep.n_sets,
         "answered": rep.answered,
         "evaluators": rep.evaluators,
@@ -124,7 +130,7 @@ def render_score(r: dict) -> None:
 def cmd_sets_score(args) -> int:
     from connote.coding.sets import score_sets
 
-    rep = score_sets(args.study, name=args.name, merge=parse_merge_option(args.merge))
+    rep = score_sets(args.study, name=args.name, merge=parse_merge_option(args.merge), run_id=args.run)
     return finish(args, score_result(rep), render_score)
 
 
@@ -137,9 +143,15 @@ def add_sets(sub) -> None:
     add_run_id_argument(q)
     q.add_argument("--per-cluster", type=int, default=5, help="sets per cluster (default 5, as in the study)")
     q.add_argument("--size", type=int, default=3, help="images per set (default 3, as in the study)")
-    q.add_argument("--top-k", type=int, default=10, help="keywords per description (default 10)")
-    q.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    add_top_k_option(q, "keywords per description")
+    add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'sets-runID')")
+    q.add_argument(
+        "--show", choices=["keywords", "labels"], default="keywords", help="what evaluators match sets to"
+    )
+    q.add_argument(
+        "--labeller", help="with --show labels: whose labels (default: the latest `connote label`)"
+    )
     add_json_option(q)
     add_quiet_option(q)
     q.set_defaults(func=cmd_sets_sample)
@@ -154,5 +166,6 @@ def add_sets(sub) -> None:
     q.add_argument("study")
     q.add_argument("--name", help="set sample (default: the latest)")
     q.add_argument("--merge", help="merge near-twin clusters first: CLUSTER=INTO[,...], e.g. 7=3")
+    q.add_argument("--run", help="score a run derived from the sample's run by `connote merge` (its merges)")
     add_json_option(q)
     q.set_defaults(func=cmd_sets_score)

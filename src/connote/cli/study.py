@@ -15,10 +15,10 @@ from connote.cli.common import (
 )
 
 
-def init_result(study, summary) -> dict:
+def init_result(study_path, summary) -> dict:
     """What ``init`` (and ``run``) found: counts and the files skipped with their reason."""
     return {
-        "study": study.path,
+        "study": study_path,
         "found": summary.found,
         "usable": summary.ok,
         "distinct": summary.distinct,
@@ -30,7 +30,7 @@ def cmd_init(args) -> int:
     from connote import steps
 
     study = steps.init(args.study, args.images, progress=show_progress(args))
-    res = init_result(study, steps.init_summary(study))
+    res = init_result(study.path, steps.init_summary(study))
     if res["usable"] == 0:
         res["error"] = f"no usable images under {args.images}"
 
@@ -82,14 +82,23 @@ def render_runs(rows: list[dict]) -> None:
         return
     say(
         f"{'id':>4}  {'features':8}  {'describer':22}  {'embedder':24}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  "
-        f"{'clusters':>8}  {'outliers':>8}"
+        f"{'clusters':>8}  {'outliers':>8}  derived"
     )
     for r in rows:
         say(
             f"{r['id']:>4}  {r['features']:8}  {str(r['describer'] or '-')[:22]:22}  {r['embedder'][:24]:24}  "
             f"{r['reduce'][:34]:34}  {r['min_cluster_size']:>4}  {str(r['seed']):>5}  {r['n_clusters']:>8}  "
-            f"{r['n_outliers']:>8}"
+            f"{r['n_outliers']:>8}  {_derived(r)}"
         )
+
+
+def _derived(r: dict) -> str:
+    """'merge of 3: 7=3' for a derived run, '' for a clustering."""
+    d = r.get("derived")
+    if not d:
+        return ""
+    what = ", ".join(f"{a}={b}" for a, b in d.get("merges", {}).items()) or d.get("method", "")
+    return f"{d['kind']} of {r['parent']}: {what}"
 
 
 def add_runs(sub) -> None:
@@ -120,6 +129,7 @@ def add_export(sub) -> None:
 
 def status_result(study) -> dict:
     """What the study holds: images, description sets, vectors, runs, calls, cost, validation samples."""
+    from connote.cli.flagged import flagged_result
     from connote.study.calls import call_count
 
     images = study.images(status=None)
@@ -140,6 +150,7 @@ def status_result(study) -> dict:
             {"name": s["name"], "describer": s["describer"], "ok": s["n_ok"], "flagged_or_failed": s["n_bad"]}
             for s in study.description_sets()
         ],
+        "flagged": flagged_result(study),
         "vectors": [{"name": e["name"], "dim": e["dim"]} for e in study.embedders()],
         "runs": len(study.runs()),
         "calls": call_count(study),
@@ -168,6 +179,8 @@ def status_result(study) -> dict:
 
 
 def render_status(r: dict) -> None:
+    from connote.cli.flagged import print_flagged
+
     def who(names: list[str], role: str) -> str:
         return f"{len(names)} {role}(s)" + (": " + ", ".join(names) if names else "")
 
@@ -179,6 +192,7 @@ def render_status(r: dict) -> None:
             f"  descriptions {s['name']!r} ({s['describer']}): {s['ok']} ok, "
             f"{s['flagged_or_failed']} flagged or failed"
         )
+    print_flagged(r["study"], r["flagged"])
     for e in r["vectors"]:
         say(f"  vectors {e['name']} ({e['dim']} dimensions)")
     say(f"  runs: {r['runs']}; model calls logged: {r['calls']}; cost so far: ${r['cost_usd']:.4f}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from connote.errors import DescribeError, UserError
-from connote.stages import Stage, recorded_params
+from connote.params import Params, recorded_params
 
 #: The paper's prompt (Figure 3, S1).
 PAPER_PROMPT = "Describe the connotative meaning of this image, in one paragraph"
@@ -39,7 +39,7 @@ class Description:
     extra: dict = field(default_factory=dict)  # anything worth logging (finish_reason, request id, ...)
 
 
-class Describer(Stage):
+class Describer(Params):
     """The base of every describer. A subclass sets ``spec`` and ``model`` and implements ``describe``; the
     other attributes and hooks have defaults that fit a local model. Options are the keyword-only
     parameters of ``__init__``, each kept under its own name (``get_params()`` reads them back)."""
@@ -52,6 +52,7 @@ class Describer(Stage):
         True  # False for describers that ignore the prompt (offline); their texts are not checked
     )
     retry_bad_outputs: bool = True  # ask once more when an output fails a check (False: it would be the same)
+    api_key_env: str | None = None  # the environment variable an API describer reads its key from
     #: Words of the describer's own fixed phrasing that make poor cluster keywords (S5 leaves them out).
     keyword_stop_words: tuple[str, ...] = ()
 

@@ -26,6 +26,8 @@ from connote.describers.pricing import image_tokens, price_for, text_tokens
 from connote.errors import UserError
 
 PERMANENT_STATUS = {400, 401, 403, 404, 409, 413, 415, 422}
+#: The key is refused: every other request would fail the same way, so the run stops at the first.
+FATAL_STATUS = {401, 403}
 OLLAMA_URL = "http://localhost:11434/v1"
 
 
@@ -82,7 +84,7 @@ def map_error(exc: Exception) -> DescribeError:
         code = exc.status_code
         msg = f"HTTP {code}: {_message(exc)}"
         if code in PERMANENT_STATUS:
-            return DescribeError(msg, permanent=True)
+            return DescribeError(msg, permanent=True, fatal=code in FATAL_STATUS)
         return DescribeError(msg, retry_after=_retry_after(exc.response) if code in {503, 529} else None)
     if isinstance(exc, openai.APITimeoutError):
         return DescribeError("request timed out")
@@ -192,7 +194,7 @@ class OpenAIDescriber(Describer):
         from connote.images import ImageError, downscale, load_image
 
         try:
-            img = downscale(load_image(item.path), self.upload_side)
+            img = downscale(load_image(item.path, max_side=self.upload_side), self.upload_side)
         except ImageError as exc:
             raise DescribeError(f"cannot read image: {exc}", permanent=True) from None
         buf = io.BytesIO()
@@ -269,6 +271,7 @@ class OpenAIDescriber(Describer):
                         redact(str(err), (self._api_key(),)),
                         permanent=err.permanent,
                         retry_after=err.retry_after,
+                        fatal=err.fatal,
                     )
                 )
         return out

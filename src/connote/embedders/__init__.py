@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from connote.errors import UserError
-from connote.stages import recorded_params
+from connote.params import recorded_params
 from connote.study import Study, text_key
 from connote.study.calls import log_calls
 

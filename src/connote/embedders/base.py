@@ -12,14 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from connote.errors import UserError
-from connote.stages import ModelCall, Stage, recorded_params
+from connote.params import Params, recorded_params
+from connote.study.calls import ModelCall
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
 
-class Embedder(Stage):
+class Embedder(Params):
     name: str = ""  # cache key of its vectors in the study, e.g. 'text:minilm'
     spec: str = ""  # what the user typed
     batch_size: int = 32  # inputs per embed call

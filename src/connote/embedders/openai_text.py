@@ -18,7 +18,7 @@ import numpy as np
 from connote.describers.pricing import price_for
 from connote.embedders.base import TextEmbedder
 from connote.errors import UserError
-from connote.stages import ModelCall
+from connote.study.calls import ModelCall
 
 
 def parse_model(model: str, dimensions: int | None, batch_size: int) -> tuple[str, int | None, int]:

@@ -1,9 +1,27 @@
-"""The model-call log as the describe and embed steps use it, and the state of calls still in flight
-(a submitted OpenAI batch). Study storage only: no model code here."""
+"""The model-call log as the describe and embed steps use it (:class:`ModelCall`, :func:`log_calls`), and
+the state of calls still in flight (a submitted OpenAI batch). Study storage only: no model code here."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelCall:
+    """One call to a model as a stage reports it (an API embedder's request); the runner logs it."""
+
+    backend: str
+    model: str | None
+    input_ref: str | None = None
+    params: dict = field(default_factory=dict)
+    status: str = "ok"  # ok | error
+    error: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    started: str | None = None
 
 
 def call_count(study, stage: str | None = None) -> int:
@@ -39,7 +57,7 @@ def forget_batch_state(study, set_id: int) -> None:
 
 
 def log_calls(study, stage: str, calls) -> None:
-    """Write the model calls a stage reported (:class:`connote.stages.ModelCall`) to the call log."""
+    """Write the model calls a stage reported (:class:`ModelCall`) to the call log."""
     for c in calls:
         study.record_call(
             stage=stage,
@@ -55,3 +73,10 @@ def log_calls(study, stage: str, calls) -> None:
             latency_s=c.latency_s,
             started=c.started,
         )
+
+
+def description_row(study, set_id: int, sha256: str):
+    """The description row of one image in a set as stored now (None when there is none)."""
+    return study.con.execute(
+        "SELECT * FROM descriptions WHERE set_id=? AND sha256=?", (set_id, sha256)
+    ).fetchone()

@@ -1,0 +1,177 @@
+"""The report's pages in real Chromium (Debian's, headless): hover, click, search and select on the map;
+sort and filter the study index; follow the links index -> run -> cluster -> image -> map and back;
+compare two runs. No JavaScript errors, and no request leaves the machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from conftest import chromium_page
+from test_report import CLUSTER, FILES, add_seed_run, make_study, sha
+
+from connote.reports import render_study
+
+
+@pytest.fixture
+def report(tmp_path):
+    probs = {"red.png": 0.6, "crimson.png": 1.0, "broken.png": 0.9, "green.png": 1.0, "café #1 ünïcode.png": 1.0}
+    study, run_id = make_study(tmp_path, probabilities=probs)
+    other = add_seed_run(study, 8, {r: (0 if c == 0 else -1) for r, c in CLUSTER.items()})
+    index = render_study(study, progress=False)
+    return study, run_id, other, index
+
+
+class Offline:
+    """Records every request; anything not file:// is aborted and remembered."""
+
+    def __init__(self, page):
+        self.remote: list[str] = []
+        page.route("**/*", self.handle)
+
+    def handle(self, route):
+        url = route.request.url
+        if url.startswith("file:"):
+            route.continue_()
+        else:
+            self.remote.append(url)
+            route.abort()
+
+
+def shot(page, tmp_path, name: str):
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 5_000
+    folder = os.environ.get("CONNOTE_REPORT_SCREENSHOTS")  # to look at them: =/tmp/shots
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        shutil.copy(path, os.path.join(folder, path.name))
+
+
+def point(page, sha_hex: str) -> tuple[float, float]:
+    """Page coordinates of an image's point on the map."""
+    x, y = page.evaluate(f"connoteMap.screen(connoteMap.index('{sha_hex}'))")
+    box = page.locator("#map").bounding_box()
+    return box["x"] + x, box["y"] + y
+
+
+def test_map_hover_click_search_select(report, tmp_path):
+    study, run_id, _, _ = report
+    run_page = study.path / "report" / f"run-{run_id}" / "index.html"
+    crimson, green = sha(FILES["crimson.png"]), sha(FILES["green.png"])
+    with chromium_page(viewport={"width": 1300, "height": 1000}) as (page, errors):
+        net = Offline(page)
+        page.goto(run_page.as_uri())
+        page.wait_for_function("window.connoteMap && connoteMap.n === 6")
+
+        # hover: a tooltip with the thumbnail, the cluster and the start of the description
+        page.mouse.move(*point(page, crimson))
+        tip = page.locator("#tip")
+        tip.wait_for(state="visible")
+        assert "Cluster 0" in tip.inner_text() and "A crimson square" in tip.inner_text()
+        assert tip.locator("img").get_attribute("src") == f"../thumbs/{crimson}.jpg"
+
+        # click: the full description, and the model, prompt and cost of the call that wrote it
+        page.mouse.click(*point(page, crimson))
+        side = page.locator("#side")
+        page.wait_for_function("document.querySelector('#side table.call') !== null")
+        text = side.inner_text()
+        assert "A crimson square with a small black mark." in text
+        assert "gpt-4-turbo" in text and "$0.0123" in text and "Describe <this> image." in text
+        assert side.locator("a", has_text="Cluster 0").get_attribute("href") == f"cluster-0.html#img-{crimson}"
+        shot(page, tmp_path, "map-click")
+
+        # an image whose description holds markup: shown as text
+        page.mouse.click(*point(page, sha(FILES["red.png"])))
+        page.wait_for_function("document.querySelector('#side p.text') !== null")
+        assert '<script>alert("x")</script>' in side.locator("p.text").inner_text()
+
+        # search: descriptions containing a phrase are highlighted (full texts, loaded on demand)
+        page.fill("#search", "green")
+        page.wait_for_function("document.getElementById('found').textContent.startsWith('2 of 6 match')")
+        page.wait_for_function("!document.getElementById('found').textContent.includes('so far')")
+        page.fill("#search", "not really a picture")  # beyond the start shown on hover? still found
+        page.wait_for_function("document.getElementById('found').textContent.startsWith('1 of 6')")
+        page.fill("#search", "")
+        page.wait_for_function("document.getElementById('found').textContent === ''")
+
+        # box selection (shift + drag) around the green cluster lists its images
+        gx, gy = point(page, green)
+        ux, uy = point(page, sha(FILES["café #1 ünïcode.png"]))
+        page.keyboard.down("Shift")
+        page.mouse.move(min(gx, ux) - 15, min(gy, uy) - 15)
+        page.mouse.down()
+        page.mouse.move((gx + ux) / 2, (gy + uy) / 2, steps=4)
+        page.mouse.move(max(gx, ux) + 15, max(gy, uy) + 15, steps=4)
+        page.mouse.up()
+        page.keyboard.up("Shift")
+        sel = page.locator("#selection a")
+        assert green in {sel.nth(i).get_attribute("data-sha") for i in range(sel.count())}
+        assert "Cluster 1" in side.inner_text()
+        shot(page, tmp_path, "map-select")
+
+        # zoom and pan keep working (and a wheel over the map does not scroll the page)
+        before = page.evaluate(f"connoteMap.screen(connoteMap.index('{green}'))")
+        page.mouse.move(gx, gy)
+        page.mouse.wheel(0, -400)
+        page.wait_for_timeout(100)
+        assert page.evaluate(f"connoteMap.screen(connoteMap.index('{green}'))") != before
+        page.click("#reset")
+    assert errors == []
+    assert net.remote == []
+
+
+def test_index_sort_filter_links_and_compare(report, tmp_path):
+    study, run_id, other, index = report
+    with chromium_page(viewport={"width": 1400, "height": 1000}) as (page, errors):
+        net = Offline(page)
+        page.goto(index.as_uri())
+        rows = page.locator("#run-table tbody tr")
+        assert rows.count() == 2
+        shot(page, tmp_path, "index")
+
+        # sort by number of clusters, both ways
+        page.click("#run-table th:has-text('clusters')")
+        assert rows.first.get_attribute("data-run") == str(other)
+        page.click("#run-table th:has-text('clusters')")
+        assert rows.first.get_attribute("data-run") == str(run_id)
+        # filter
+        page.fill("#filter", "seed=8")
+        assert page.locator("#run-table tbody tr:visible").count() == 1
+        assert page.locator("#shown").inner_text() == "1 of 2 runs"
+        page.fill("#filter", "")
+
+        # index -> run -> cluster -> image -> its point on the map -> back to the index
+        page.click(f"#run-table a[href='run-{run_id}/index.html']")
+        page.wait_for_function("window.connoteMap !== undefined")
+        shot(page, tmp_path, "run")
+        page.click("#cluster-table a[href='cluster-0.html']")
+        assert "Cluster 0" in page.locator("h1").inner_text()
+        crimson = sha(FILES["crimson.png"])
+        tile = page.locator(f"#members #img-{crimson}")
+        tile.locator("summary").click()
+        assert "A crimson square" in tile.locator("p.text").inner_text()
+        assert "gpt-4-turbo" in tile.inner_text()
+        shot(page, tmp_path, "cluster")
+        tile.locator("a", has_text="show on the map").click()
+        page.wait_for_function("document.querySelector('#side table.call') !== null")
+        assert "A crimson square" in page.locator("#side").inner_text()
+        page.click("nav.crumbs a:has-text('Study')")
+        assert page.locator("#run-table").count() == 1
+
+        # outliers have their own page
+        page.goto((study.path / "report" / f"run-{run_id}" / "outliers.html").as_uri())
+        assert "Outliers" in page.locator("h1").inner_text()
+
+        # compare: which clusters of one run become which of the other
+        page.goto((study.path / "report" / "compare.html").as_uri())
+        page.select_option("#run-a", str(run_id))
+        page.select_option("#run-b", str(other))
+        page.wait_for_function("document.querySelector('#cmp-table tr[data-cluster=\"1\"]') !== null")
+        flows = page.locator('#cmp-table tr[data-cluster="1"]').inner_text()
+        assert "100% → outliers" in flows
+        assert "100% → Cluster 0" in page.locator('#cmp-table tr[data-cluster="0"]').inner_text()
+        shot(page, tmp_path, "compare")
+    assert errors == []
+    assert net.remote == []
