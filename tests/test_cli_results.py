@@ -174,3 +174,19 @@ def test_init_without_images_fails_in_both(tmp_path, capsys):
     text, doc, code = both(capsys, "init", tmp_path / "study", "--images", tmp_path / "empty", "-q")
     assert code == 1 and doc["usable"] == 0 and "no usable images" in doc["error"]
     assert "error: no usable images" in text
+
+
+def test_run_is_the_library_pipeline_in_both_renderings(shared_study, tmp_path, capsys):
+    """`connote run` is connote.steps.run: every stage printed as it ends, all of it in the JSON."""
+    out = tmp_path / "whole"
+    argv = ("run", shared_study.images, "-o", out, "--reduce", "pca:components=5", "--min-cluster-size", "3")
+    text, doc, code = both(capsys, *argv, "--min-samples", "2", "--top-k", "4", "-q")
+    assert code == 0
+    assert_json_carries_text(text, doc)
+    assert set(doc) >= {"init", "describe", "embed", "cluster", "explain", "report"}
+    assert doc["init"]["usable"] == 12 and doc["cluster"]["run_id"] >= 1
+    assert all(len(words) <= 4 for words in doc["explain"].values())
+    from connote.study import Study
+
+    run = Study.open(out).get_run(doc["cluster"]["run_id"])
+    assert run["min_samples"] == 2  # every option reaches steps.run

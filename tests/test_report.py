@@ -1,4 +1,5 @@
-"""The static HTML report: content, escaping, thumbnails, and one real Chromium check."""
+"""The static HTML report: run pages, cluster pages, the study index and the map data; content, order,
+escaping, caching and thumbnails (the browser side is in test_report_browser.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,17 @@ import hashlib
 import html
 import io
 import json
-import os
 import re
-import shutil
 import sys
 import types
-
-import numpy as np
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import chromium_page
 from PIL import Image, ImageDraw, ImageOps
 
-from connote.reports import make_thumbnails, render_report, render_study
-from connote.reports import typical
-from connote.reports.index import mean_pairwise_ari
+from connote.evaluate.stability import seed_stability
+from connote.reports import make_thumbnails, render_report, render_study, typical
 from connote.study import Study, reporting, text_key
 
 EVIL = 'A red square <script>alert("x")</script> & "quotes"'
@@ -163,7 +159,7 @@ def make_study(
         "n_items": len(labels),
         "n_clusters": 2,
         "n_outliers": 1,
-        "params": json.dumps({"reducer": {"n_components": 5}, "note": "<b>not bold</b>"}),
+        "params": json.dumps({"reducer": {"n_components": 5}, "note": "<b>not bold</b>", "seed": 7}),
     }
     probs = {sha(FILES[rel]): p for rel, p in (probabilities or {}).items()} or None
     run_id = study.add_run(record, labels=labels, probabilities=probs)
@@ -205,19 +201,12 @@ def test_typicality_and_border_functions():
     assert typical.typical_order([None, None], [0.2, 0.9], ["x", "y"]) == [1, 0]
 
 
-def test_mean_pairwise_ari():
-    a = {"s1": 0, "s2": 0, "s3": 1, "s4": 1}
-    assert mean_pairwise_ari([a, {"s1": 5, "s2": 5, "s3": 7, "s4": 7}]) == pytest.approx(1.0)
-    assert mean_pairwise_ari([a, {"s1": 0, "s2": 1, "s3": 0, "s4": 1}]) < 0.01
-    assert np.isnan(mean_pairwise_ari([a]))
-
-
 def test_map_layout_is_cached_per_feature_set(tmp_path, monkeypatch):
     study, run_id = make_study(tmp_path)
     feats = reporting.run_features(study, study.get_run(run_id))
     assert feats is not None and len(feats.shas) == 6
     xy, method = reporting.map_layout(study, feats)
-    assert xy.shape == (6, 2) and 0 <= xy.min() and xy.max() <= 1 and "pca" in method
+    assert xy.shape == (6, 2) and xy.min() >= 0 and xy.max() <= 1 and "pca" in method
     monkeypatch.setattr(reporting, "compute_layout", lambda X: (_ for _ in ()).throw(AssertionError("again")))
     xy2, _ = reporting.map_layout(study, feats)  # from STUDY/cache/map2d, not computed again
     assert np.array_equal(xy, xy2)
@@ -226,7 +215,13 @@ def test_map_layout_is_cached_per_feature_set(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- pages
 def test_report_pages(tmp_path):
-    probs = {"red.png": 0.6, "crimson.png": 1.0, "broken.png": 0.9, "green.png": 1.0, "café #1 ünïcode.png": 1.0}
+    probs = {
+        "red.png": 0.6,
+        "crimson.png": 1.0,
+        "broken.png": 0.9,
+        "green.png": 1.0,
+        "café #1 ünïcode.png": 1.0,
+    }
     study, run_id = make_study(tmp_path, probabilities=probs)
     out = render_report(study, progress=False)
     rep = study.path / "report"
@@ -241,7 +236,11 @@ def test_report_pages(tmp_path):
     assert f"Run {run_id}: 2 clusters of 6 images" in page
     assert "(7 files)" in page and "16.7%" in page and "Describe &lt;this&gt; image." in page
     assert '<script src="../maps/' in page and "connote explain" not in page
-    assert page.index('href="cluster-0.html"') < page.index('href="cluster-1.html"') < page.index('href="outliers.html"')
+    assert (
+        page.index('href="cluster-0.html"')
+        < page.index('href="cluster-1.html"')
+        < page.index('href="outliers.html"')
+    )
 
     # Cluster page: keywords with scores, members in order of membership strength (not file order),
     # the most typical description quoted, the call that wrote a description, links back.
@@ -288,12 +287,26 @@ def test_report_pages(tmp_path):
     assert not [p for p in rep.rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_labels_are_shown_where_they_exist(tmp_path):
+def test_labels_and_metadata_are_shown_where_they_exist(tmp_path):
+    from connote.study import derived
+
     study, run_id = make_study(tmp_path)
     render_report(study, run_id, progress=False, labels={0: "Red <things>"})
     run_dir = study.path / "report" / f"run-{run_id}"
     assert "Cluster 0: Red &lt;things&gt;" in read(run_dir / "cluster-0.html")
     assert js_data(run_dir / "run.js")["clusters"]["0"]["label"] == "Red <things>"
+
+    # labels stored by `connote label`, with a summary; the user's metadata becomes a map colouring
+    derived.put_labels(study, run_id, "llm", [{"cluster": 1, "label": "Greens", "summary": "All <green>."}])
+    derived.put_metadata(study, {"account": "text"}, [("green.png", "account", "@eco")], "meta.csv")
+    render_report(study, run_id, progress=False)
+    c1 = read(run_dir / "cluster-1.html")
+    assert "<h1>Cluster 1: Greens</h1>" in c1 and "All &lt;green&gt;." in c1
+    data = js_data(run_dir / "run.js")
+    (map_file,) = (study.path / "report" / "maps").glob("*.js")
+    shas = js_data(map_file)["shas"]
+    assert data["columns"]["account"][shas.index(sha(FILES["green.png"]))] == "@eco"
+    assert data["columns"]["account"].count(None) == 5
 
 
 def test_paging_of_big_clusters(tmp_path):
@@ -340,7 +353,7 @@ def add_seed_run(study, seed: int, labels_by_path: dict[str, int]) -> int:
             "n_items": len(labels),
             "n_clusters": len(set(labels.values()) - {-1}),
             "n_outliers": sum(c == -1 for c in labels.values()),
-            "params": "{}",
+            "params": json.dumps({"reducer": {"n_components": 5}, "note": "<b>not bold</b>", "seed": seed}),
         },
         labels=labels,
         probabilities=None,
@@ -357,14 +370,14 @@ def test_study_index(tmp_path):
     for rid in (first, same, other):
         assert f'href="run-{rid}/index.html"' in page
         assert (study.path / "report" / f"run-{rid}" / "index.html").is_file()
-    expected = mean_pairwise_ari(
-        [
-            {sha(FILES[r]): c for r, c in CLUSTER.items()},
-            {sha(FILES[r]): c for r, c in CLUSTER.items()},
-            {sha(FILES[r]): 0 for r in CLUSTER},
-        ]
-    )
-    assert f"{expected:.3f} <span class=\"muted\">(3 seeds)</span>" in page
+    expected = seed_stability(
+        {
+            7: {sha(FILES[r]): c for r, c in CLUSTER.items()},
+            8: {sha(FILES[r]): c for r, c in CLUSTER.items()},
+            9: {sha(FILES[r]): 0 for r in CLUSTER},
+        }
+    ).mean_ari
+    assert f'{expected:.3f} <span class="muted">(3 seeds)</span>' in page
     assert "No rated pairs yet" in page and "compare.html" in page
     compare = read(study.path / "report" / "compare.html")
     assert compare.count("<option") == 6  # three runs in each of two lists
@@ -399,3 +412,121 @@ def test_make_thumbnails_directly(tmp_path):
     assert got == {sha(FILES["green.png"]): f"thumbs/{sha(FILES['green.png'])}.jpg"}
     with Image.open(dest / f"{sha(FILES['green.png'])}.jpg") as im:
         assert im.size == (16, 32)
+
+
+def test_cli_report_index_and_runs(tmp_path):
+    from conftest import run_cli
+
+    study, first = make_study(tmp_path)
+    second = add_seed_run(study, 8, dict(CLUSTER))
+    study.close()
+    rep = tmp_path / "study" / "report"
+    proc = run_cli("report", tmp_path / "study", "--runs", "none", "--json", "-q", timeout=300, check=True)
+    out = json.loads(proc.stdout)
+    assert out["index"] == out["page"] == str(rep / "index.html") and out["run_pages"] == {}
+    assert "connote report STUDY" in read(rep / "index.html")  # rows say how to render their pages
+
+    proc = run_cli("report", tmp_path / "study", "-q", timeout=300, check=True)  # index + every run
+    assert f"Report: {rep / 'index.html'}" in proc.stdout and "2 run page(s)" in proc.stdout
+    page = read(rep / "index.html")
+    assert f'href="run-{first}/index.html"' in page and f'href="run-{second}/index.html"' in page
+
+    proc = run_cli("report", tmp_path / "study", str(first), "--runs", "all", timeout=300)
+    assert proc.returncode != 0 and "not both" in proc.stderr
+    proc = run_cli("report", tmp_path / "study", "--runs", "1,x", timeout=300)
+    assert proc.returncode != 0 and "must be a number" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_report_folder_is_one_clear_error(tmp_path, monkeypatch):
+    import connote.reports as reports
+    from connote.errors import UserError
+
+    study, _ = make_study(tmp_path)
+
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(reports, "_atomic_write_bytes", refuse)
+    with pytest.raises(UserError, match="cannot write the report \\(Permission denied\\)"):
+        render_study(study, progress=False)
+
+
+def test_index_shows_validation_scores_and_progress(tmp_path):
+    """RQ1 quality per run with box plots per setting, RQ2 accuracy of the tested run, and the progress
+    of both validation samples, on a study of 40 images in two groups (no files needed)."""
+    from connote.coding import sets
+
+    study = Study.create(tmp_path / "study", tmp_path)
+    shas = [f"{i:064x}" for i in range(40)]
+    study.upsert_images(
+        {
+            "path": f"{i}.png",
+            "sha256": s,
+            "status": "ok",
+            "reason": None,
+            "width": 1,
+            "height": 1,
+            "format": "PNG",
+            "bytes": 1,
+        }
+        for i, s in enumerate(shas)
+    )
+    truth = {s: i // 20 for i, s in enumerate(shas)}
+    set_id = study.description_set("d", "offline", "m", "p", {})
+    for i, s in enumerate(shas):
+        study.put_description(set_id, s, f"{'flood' if i < 20 else 'fire'} picture {i}")
+
+    def run(seed: int, labels: dict, reduce: str = "umap:5") -> int:
+        return study.add_run(
+            {
+                "key": f"{reduce}-{seed}",
+                "features": "image",
+                "description_set": None,
+                "embedder": "image:x",
+                "reduce": reduce,
+                "min_cluster_size": 5,
+                "min_samples": None,
+                "seed": seed,
+                "n_items": 40,
+                "n_clusters": len(set(labels.values()) - {-1}),
+                "n_outliers": 0,
+                "params": "{}",
+            },
+            labels=labels,
+            probabilities=None,
+        )
+
+    good = [run(1, truth), run(2, truth)]
+    study.set_keywords(good[0], {0: [("flood", 1.0)], 1: [("fire", 1.0)]}, {})
+    mixed = run(1, {s: i % 2 for i, s in enumerate(shas)}, reduce="pca:5")
+    pairs = [(shas[i], shas[j]) for i in range(20) for j in range(i + 1, 20)][:30]
+    pairs += [(shas[i], shas[20 + i]) for i in range(20)] + [(shas[i], shas[39 - i]) for i in range(10)]
+    sid = study.add_pair_sample("pairs", 42, {}, pairs)
+    ratings = [
+        (pos, "ann", d, 2 if truth[a] == truth[b] else 0)
+        for pos, (a, b) in enumerate(pairs, 1)
+        for d in ("denotative", "connotative")
+    ]
+    study.put_ratings(sid, ratings[:110], "ann.csv")  # 55 of 60 pairs rated: 30 same, 25 different
+    sample = sets.sample_sets(study, good[0], per_cluster=2, size=2, progress=False)
+    codes = {int(c): code for code, c in json.loads(study.set_sample(sample.name)["params"])["codes"].items()}
+    study.put_set_answers(
+        study.set_sample(sample.name)["id"],
+        [
+            (st["pos"], "eva", codes[st["cluster"]])
+            for st in study.image_sets(study.set_sample(sample.name)["id"])
+        ][:3],
+        "eva.csv",
+    )
+
+    page = read(render_study(study, progress=False))
+    rows = dict(re.findall(r'<tr data-run="(\d+)">(.*?)</tr>', page, re.S))
+    assert '<td class="num" data-v="2.0">2.000</td>' in rows[str(good[0])]  # quality: 2 - 0
+    assert 'data-v="1.0">1.00</td>' in rows[str(good[0])]  # RQ2 accuracy of the tested run
+    assert "1.000 <span" in rows[str(good[0])]  # stable across its two seeds
+    assert '<td class="num" data-v="2.0">' not in rows[str(mixed)]
+    assert "<svg" in page and "denotative quality" in page and "umap:5 mcs=5" in page
+    assert "55 of 60 pairs rated (92%) by 1 coder" in page
+    assert "3 of 4 sets answered (75%) by 1 evaluator" in page
+    assert "pairs/coding.html" not in page  # no sheet was written for these pairs: no dead link
+    assert f'href="../validation/{sample.name}/matching.html"' in page

@@ -16,7 +16,13 @@ from connote.reports import render_study
 
 @pytest.fixture
 def report(tmp_path):
-    probs = {"red.png": 0.6, "crimson.png": 1.0, "broken.png": 0.9, "green.png": 1.0, "café #1 ünïcode.png": 1.0}
+    probs = {
+        "red.png": 0.6,
+        "crimson.png": 1.0,
+        "broken.png": 0.9,
+        "green.png": 1.0,
+        "café #1 ünïcode.png": 1.0,
+    }
     study, run_id = make_study(tmp_path, probabilities=probs)
     other = add_seed_run(study, 8, {r: (0 if c == 0 else -1) for r, c in CLUSTER.items()})
     index = render_study(study, progress=False)
@@ -79,7 +85,9 @@ def test_map_hover_click_search_select(report, tmp_path):
         text = side.inner_text()
         assert "A crimson square with a small black mark." in text
         assert "gpt-4-turbo" in text and "$0.0123" in text and "Describe <this> image." in text
-        assert side.locator("a", has_text="Cluster 0").get_attribute("href") == f"cluster-0.html#img-{crimson}"
+        assert (
+            side.locator("a", has_text="Cluster 0").get_attribute("href") == f"cluster-0.html#img-{crimson}"
+        )
         shot(page, tmp_path, "map-click")
 
         # an image whose description holds markup: shown as text

@@ -22,6 +22,7 @@ from connote.cli.common import (
     read_prompt,
     say,
     show_progress,
+    to_json,
     warn,
 )
 from connote.cli.describe import print_describe_summary
@@ -122,18 +123,34 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
-    return finish(args, res, render_cluster)
+    result = {**to_json(res), "study": study.path, "left_out": left_out(study, res.run_id)}
+    return finish(args, result, render_cluster)
 
 
-def render_cluster(res) -> None:
-    for note in res.notes:
+def render_cluster(r: dict) -> None:
+    for note in r["notes"]:
         warn(f"note: {note}")
-    verb = "Reused" if res.reused else "Made"
+    verb = "Reused" if r["reused"] else "Made"
     warn(
-        f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
-        f"image(s), min cluster size {res.min_cluster_size}."
+        f"{verb} run {r['run_id']}: {r['n_clusters']} cluster(s), {r['n_outliers']} outlier(s) of "
+        f"{r['n_items']} image(s), min cluster size {r['min_cluster_size']}."
     )
-    say(str(res.run_id))
+    warn_left_out(r["study"], r["left_out"])
+    say(str(r["run_id"]))
+
+
+def left_out(study, run_id: int) -> dict:
+    """The images a run left out, by reason, with their total (from the run's record)."""
+    from connote.study.reporting import run_record
+
+    return run_record(study.get_run(run_id)).get("left_out") or {}
+
+
+def warn_left_out(study_path, left: dict) -> None:
+    """Name the images a run left out and where to see why."""
+    if left.get("total"):
+        why = ", ".join(f"{n} {k}" for k, n in left.items() if k != "total" and n)
+        warn(f"{left['total']} image(s) left out of this run ({why}); see `connote status {study_path}`.")
 
 
 def add_cluster(sub) -> None:

@@ -20,18 +20,19 @@ from connote.defaults import (
     DEFAULT_TEXT_EMBEDDER,
     DEFAULT_TOP_K,
 )
+from connote.printable import safe_line, shown
 
 __all__ = ["DEFAULT_REDUCE", "DEFAULT_SEED", "DEFAULT_TOP_K", "DEFAULT_TEXT_EMBEDDER"]
 
 
 def say(msg: str = "") -> None:
-    """A line of the command's result, on stdout."""
-    print(msg, flush=True)
+    """A line of the command's result, on stdout (terminal escapes in it are printed escaped)."""
+    print(safe_line(msg), flush=True)
 
 
 def warn(msg: str) -> None:
-    """A note, warning or problem, on stderr."""
-    print(msg, file=sys.stderr, flush=True)
+    """A note, warning or problem, on stderr (terminal escapes in it are printed escaped)."""
+    print(safe_line(msg), file=sys.stderr, flush=True)
 
 
 def show_progress(args) -> bool:
@@ -51,7 +52,7 @@ def print_skipped(skipped: list[tuple[str, str]], limit: int = 50) -> None:
         return
     warn(f"Skipped {len(skipped)} file(s) that are not usable images:")
     for path, reason in skipped[:limit]:
-        warn(f"  {path}: {reason}")
+        warn(f"  {shown(path)}: {reason}")
     if len(skipped) > limit:
         warn(f"  ... and {len(skipped) - limit} more (see `connote status`)")
 
@@ -94,7 +95,7 @@ def to_json(obj):
 def finish(args, result, render: Callable[[object], None], status: int = 0) -> int:
     """Print a command's result: as JSON with ``--json`` (everything the text shows), else as text."""
     if getattr(args, "json", False):
-        say(json.dumps(to_json(result), indent=2, ensure_ascii=False))
+        say(json.dumps(to_json(result), indent=2))  # non-ASCII as \u escapes: valid, and safe in a terminal
     else:
         render(result)
     return status
@@ -149,14 +150,17 @@ def add_run_id_argument(p: argparse.ArgumentParser) -> None:
 
 
 def import_files(args, do_import, noun: str) -> int:
-    """Import each of ``args.files``; report its skipped lines. Exit 1 when any line was skipped."""
+    """Import each of ``args.files``; report its skipped lines and the lines that override earlier ones.
+    Exit 1 when any line was skipped."""
     results = [{"file": path, **to_json(do_import(path))} for path in args.files]
 
     def render(rows: list[dict]) -> None:
         for r in rows:
             for problem in r["problems"]:
                 warn(f"  skipped {problem}")
-            who = ", ".join(r["names"]) or "nobody"
+            for note in r.get("notes", []):
+                warn(f"  note: {note}")
+            who = ", ".join(shown(n) for n in r["names"]) or "nobody"
             say(f"{r['file']}: {r['count']} {noun}(s) by {who} into sample {r['sample']!r}.")
             if r["problems"]:
                 warn(f"{r['file']}: {len(r['problems'])} line(s) skipped; fix them and import the file again")

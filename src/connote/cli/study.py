@@ -13,6 +13,7 @@ from connote.cli.common import (
     show_progress,
     warn,
 )
+from connote.printable import shown
 
 
 def init_result(study_path, summary) -> dict:
@@ -56,15 +57,47 @@ def add_init(sub) -> None:
 
 def cmd_report(args) -> int:
     from connote import steps
+    from connote.errors import UserError
 
-    path = steps.report(args.study, args.run_id, progress=show_progress(args))
-    return finish(args, {"report": path}, lambda r: say(f"Report: {r['report']}"))
+    study = open_study(args.study)
+    if args.run_id is not None and args.runs is not None:
+        raise UserError("give a run id or --runs, not both")
+    runs = None if args.runs in (None, "all") else [] if args.runs == "none" else args.runs
+    path = steps.report(study, args.run_id, runs=runs, progress=show_progress(args))
+    folder = study.path / "report"
+    rendered = sorted(
+        int(p.parent.name[4:]) for p in folder.glob("run-*/index.html") if p.parent.name[4:].isdigit()
+    )
+    result = {
+        "index": folder / "index.html",
+        "page": path,
+        "compare": folder / "compare.html",
+        "folder": folder,
+        "run_pages": {r: folder / f"run-{r}" / "index.html" for r in rendered},
+    }
+
+    def render(r: dict) -> None:
+        say(f"Report: {r['page']}")
+        if r["page"] != r["index"]:
+            say(f"Study index: {r['index']}")
+        say(f"{len(r['run_pages'])} run page(s) under {r['folder']}; compare two runs in {r['compare']}")
+
+    return finish(args, result, render)
 
 
 def add_report(sub) -> None:
-    p = sub.add_parser("report", help="write the HTML report (STUDY/report/index.html)")
+    p = sub.add_parser(
+        "report",
+        help="write the HTML report: the study index (STUDY/report/index.html), run pages with maps, cluster pages",
+    )
     p.add_argument("study")
-    add_run_id_argument(p)
+    p.add_argument(
+        "run_id", nargs="?", help="one run's pages (and the index); default: the index and every run"
+    )
+    p.add_argument(
+        "--runs",
+        help="which runs get pages when no run id is given: all (default), none (the index only), or ids 3,5",
+    )
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_report)
@@ -182,7 +215,7 @@ def render_status(r: dict) -> None:
     from connote.cli.flagged import print_flagged
 
     def who(names: list[str], role: str) -> str:
-        return f"{len(names)} {role}(s)" + (": " + ", ".join(names) if names else "")
+        return f"{len(names)} {role}(s)" + (": " + ", ".join(shown(n) for n in names) if names else "")
 
     im = r["images"]
     say(f"Study {r['study']} (images from {r['images_root']})")

@@ -18,18 +18,6 @@ log = logging.getLogger(__name__)
 DIMENSIONS = ("denotative", "connotative")
 
 
-def setting_of(run) -> tuple:
-    """Runs that differ only in their seed share a setting."""
-    return (
-        run["features"],
-        run["description_set"],
-        run["embedder"],
-        run["reduce"],
-        run["min_cluster_size"],
-        run["min_samples"],
-    )
-
-
 def setting_label(run) -> str:
     s = f"{run['features']} {run['reduce']} mcs={run['min_cluster_size']}"
     if run["min_samples"] is not None:
@@ -37,39 +25,25 @@ def setting_label(run) -> str:
     return s
 
 
-def mean_pairwise_ari(labelings: list[dict[str, int]]) -> float:
-    """Mean adjusted Rand index over every pair of labelings (sha -> cluster), each pair compared on the
-    images both clustered; outliers count as one more label, as in a paper's ARI between seeds.
-    (To be replaced by connote.evaluate.stability once that lands on main.)"""
-    from itertools import combinations
-
-    from sklearn.metrics import adjusted_rand_score
-
-    scores = []
-    for a, b in combinations(labelings, 2):
-        common = sorted(set(a) & set(b))
-        if len(common) >= 2:
-            scores.append(adjusted_rand_score([a[s] for s in common], [b[s] for s in common]))
-    return float(sum(scores) / len(scores)) if scores else float("nan")
-
-
 def stability(study, runs) -> dict[int, dict]:
-    """run id -> {ari, seeds} for settings run with two seeds or more (mean adjusted Rand index over all
-    pairs of seeds, on the images both runs clustered)."""
-    groups: dict[tuple, list] = {}
-    for r in runs:
-        groups.setdefault(setting_of(r), []).append(r)
+    """run id -> {ari, seeds, verdict} for settings run with two seeds or more (mean adjusted Rand index
+    over every pair of seeds, on the images both runs clustered; connote.evaluate.stability)."""
+    from connote.evaluate.stability import group_by_setting, seed_stability
+
     out: dict[int, dict] = {}
-    for members in groups.values():
-        seeded = {}
+    for members in group_by_setting(runs).values():
+        by_seed = {}
         for r in members:
-            seeded.setdefault(r["seed"], r)  # one run per seed
-        if len(seeded) < 2:
+            by_seed.setdefault(r["seed"], r)  # one run per seed
+        if len(by_seed) < 2:
             continue
-        labelings = [reporting.memberships(study, int(r["id"])) for r in seeded.values()]
-        ari = mean_pairwise_ari([{s: c for s, (c, _) in lab.items()} for lab in labelings])
+        labels = {
+            seed: {s: c for s, (c, _) in reporting.memberships(study, int(r["id"])).items()}
+            for seed, r in by_seed.items()
+        }
+        st = seed_stability(labels)
         for r in members:
-            out[int(r["id"])] = {"ari": ari, "seeds": len(seeded)}
+            out[int(r["id"])] = {"ari": st.mean_ari, "seeds": len(by_seed), "verdict": st.verdict()}
     return out
 
 
@@ -133,6 +107,9 @@ def index_context(study, out: Path) -> dict:
     stab = stability(study, runs)
     quality, svg, pair_sample, notes = quality_scores(study)
     accuracy, more = accuracy_scores(study)
+    from connote.study import derived
+
+    origins = derived.derivations(study)
     notes += more
     rows = []
     for r in runs:
@@ -160,10 +137,18 @@ def index_context(study, out: Path) -> dict:
                 "outlier_share": (r["n_outliers"] / n) if n else 0.0,
                 "ari": _num(stab.get(rid, {}).get("ari")),
                 "seeds": stab.get(rid, {}).get("seeds"),
+                "verdict": stab.get(rid, {}).get("verdict"),
                 "den": _num(q.get("denotative")),
                 "con": _num(q.get("connotative")),
                 "accuracy": _num(a["accuracy"]) if a else None,
-                "label": r["label"] or "",
+                "label": "; ".join(
+                    x
+                    for x in (
+                        r["label"],
+                        f"{origins[rid]['kind']} of run {origins[rid]['parent']}" if rid in origins else None,
+                    )
+                    if x
+                ),
                 "created": r["created"],
             }
         )

@@ -18,11 +18,13 @@ import json
 import math
 import shlex
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 import numpy as np
 
+from connote.metadata import map_columns
 from connote.reports import typical
-from connote.study import reporting
+from connote.study import derived, reporting
 
 OUTLIER = -1
 SNIPPET = 160
@@ -46,11 +48,13 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
-def _file_uri(path: Path) -> str | None:
+def _file_uris(study):
+    """rel path -> absolute file:// URL (percent-encoded), with the root converted once."""
     try:
-        return path.absolute().as_uri()
+        root = study.images_root.absolute().as_uri().rstrip("/")
     except ValueError:
-        return None
+        return lambda rel: None
+    return lambda rel: f"{root}/{quote(rel, safe='/')}"
 
 
 def _cost(x) -> str | None:
@@ -84,9 +88,17 @@ class RunPages:
         self.study, self.run, self.out = study, run, out
         self.thumbs_for, self.write, self.env = thumbs_for, write, env
         self.per_page = per_page
-        self.labels = labels or {}  # cluster -> human label (e.g. from an LLM), shown where present
+        from connote.derive import report_context
+
+        # labels, parent, assigned outliers, suggested merges, metadata breakdowns (connote.derive)
+        self.derived = report_context(study, run)
         self.run_id = int(run["id"])
+        # cluster -> label (given, or the latest stored by `connote label`), shown wherever a cluster is named
+        stored = derived.labels(study, self.run_id)
+        self.labels = labels if labels is not None else {c: r["label"] for c, r in stored.items()}
+        self.summaries = {c: r["summary"] for c, r in stored.items() if r["summary"]}
         self.dir = out / f"run-{self.run_id}"
+        self.file_uri = _file_uris(study)
 
     # ---------------------------------------------------------------------------------------- data
     def collect(self, common: dict) -> dict:
@@ -179,12 +191,15 @@ class RunPages:
             "thumb": prefix + d["thumbs"][sha] if sha in d["thumbs"] else None,
             "title": ps[0] if ps else f"(no file for {sha[:12]})",
             "name": PurePosixPath(ps[0]).name if ps else sha[:12],
-            "copies": [{"path": x, "href": _file_uri(self.study.image_file(x))} for x in ps],
+            "copies": [{"path": x, "href": self.file_uri(x)} for x in ps],
             "text": det["text"] if det else None,
             "call": _call_info(det),
             "strength": None if p is None else f"{p:.2f}",
             "closeness": None if math.isnan(cl) else f"{cl:.3f}",
             "near": None if oth == OUTLIER else {"id": oth, "href": cluster_page(oth)},
+            "assigned": f"{self.derived['assigned'][sha][1]:.3f}"
+            if sha in self.derived["assigned"]
+            else None,
         }
 
     def write_all(self, common: dict) -> Path:
@@ -208,6 +223,15 @@ class RunPages:
                     "outlier": c == OUTLIER,
                     "title": self.cluster_title(c),
                     "label": self.labels.get(c),
+                    "summary": self.summaries.get(c),
+                    "breakdowns": {
+                        name: {
+                            **{k: b[k] for k in ("column", "type", "unit")},
+                            "values": b["clusters"].get(c, {}),
+                            "missing": b["missing"].get(c, 0),
+                        }
+                        for name, b in self.derived["breakdowns"].items()
+                    },
                     "href": cluster_page(c),
                     "size": size,
                     "share": _pct(size, n),
@@ -262,7 +286,7 @@ class RunPages:
                 }
                 for cl in clusters
             },
-            "columns": {},  # name -> one category per item, to colour the map by (metadata)
+            "columns": map_columns(self.study, d["shas"]),  # name -> category per item (metadata)
         }
         self.write(self.dir / "run.js", js_file("CONNOTE_RUN", run_data))
 
@@ -347,6 +371,9 @@ class RunPages:
         ]
         if run["label"]:
             params.append(("label", run["label"]))
+        origin = derived.derivation(self.study, self.run_id)
+        if origin:
+            params.insert(0, ("derived from", f"run {origin['parent']} ({origin['kind']})"))
         try:
             pretty = json.dumps(json.loads(run["params"]), indent=2, sort_keys=True, ensure_ascii=False)
         except (TypeError, ValueError):
@@ -374,6 +401,7 @@ class RunPages:
             "desc_set": self.desc_set(d),
             "desc_note": desc_note,
             "flagged": self.flagged(d),
+            "left_out": (record.get("left_out") or {}).get("total") if isinstance(record, dict) else None,
             "accept_cmd": f"connote describe {shlex.quote(str(self.study.path))} --accept IMAGE",
             "has_keywords": bool(d["keywords"]),
             "explain_cmd": f"connote explain {shlex.quote(str(self.study.path))} {self.run_id}",
@@ -381,6 +409,9 @@ class RunPages:
             "map_src": f"../maps/{d['map_key'][:24]}.js" if d["xy"] is not None else None,
             "map_method": d["map_method"],
             "n_files": sum(len(d["paths"].get(s, [])) for s in d["shas"]),
+            "derived": self.derived["derived"],
+            "suggestions": self.derived["suggestions"],
+            "n_assigned": len(self.derived["assigned"]),
         }
         html = self.env.get_template("run.html.j2").render(**ctx)
         target = self.dir / "index.html"

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
+from connote.errors import UserError
 from connote.study import text_key
 
 MIN_UMAP_ITEMS = 30
 MAP_SEED = 42
+LAYOUT = "umap:components=2,neighbors=15,min_dist=0.1"  # part of the cache key: a new layout, a new file
 
 
 def keyword_scores(study, run_id: int) -> dict[int, list[tuple[str, float]]]:
@@ -134,15 +136,17 @@ def run_features(study, run) -> RunFeatures | None:
         keys = [text_key(texts[s]) for s in shas]
     else:
         keys = shas
-    if not all(study.has_vector(embedder, k) for k in keys):
+    try:
+        X = study.load_vectors(embedder, keys)  # checks that every vector is there
+    except (UserError, OSError, ValueError):
         return None
-    X = study.load_vectors(embedder, keys)
     key = hashlib.sha256(("\n".join(keys) + embedder).encode()).hexdigest()
     return RunFeatures(shas, np.asarray(X, dtype=np.float32), key)
 
 
 def map_cache_path(study, key: str) -> Path:
-    return study.path / "cache" / "map2d" / f"{key[:24]}.npz"
+    name = hashlib.sha256(f"{key}\n{LAYOUT}\n{MAP_SEED}".encode()).hexdigest()[:24]
+    return study.path / "cache" / "map2d" / f"{name}.npz"
 
 
 def compute_layout(X: np.ndarray, seed: int = MAP_SEED) -> tuple[np.ndarray, str]:
@@ -151,8 +155,8 @@ def compute_layout(X: np.ndarray, seed: int = MAP_SEED) -> tuple[np.ndarray, str
     if n >= MIN_UMAP_ITEMS:
         from connote.reduce import UMAPReducer
 
-        Y = UMAPReducer(n_components=2, n_neighbors=15, min_dist=0.05, random_state=seed).fit_transform(X)
-        method = "umap:components=2,neighbors=15,min_dist=0.05"
+        Y = UMAPReducer(n_components=2, n_neighbors=15, min_dist=0.1, random_state=seed).fit_transform(X)
+        method = LAYOUT
     elif n >= 2:
         Xc = X - X.mean(axis=0)
         _, _, vt = np.linalg.svd(Xc, full_matrices=False)

@@ -44,75 +44,94 @@
       var outlier = (name === "cluster" && v === "-1") || v === "";
       catColors[v] = outlier ? GREY : palette(k++);
     });
-    // draw outliers (and blanks) first, clustered points on top
-    order = [];
-    for (var j = 0; j < n; j++) if (catColors[pointCat[j]] === GREY) order.push(j);
-    for (var j2 = 0; j2 < n; j2++) if (catColors[pointCat[j2]] !== GREY) order.push(j2);
+    // packed colours per point (plain and faded), outliers (and blanks) drawn first, clustered points on top
+    colA = new Uint32Array(n); colF = new Uint32Array(n);
+    var packed = {}, faded = {};
+    cats.forEach(function (v) { packed[v] = pack(catColors[v]); faded[v] = pack(faint(catColors[v])); });
+    var grey = [], rest = [];
+    for (var j = 0; j < n; j++) {
+      colA[j] = packed[pointCat[j]]; colF[j] = faded[pointCat[j]];
+      (catColors[pointCat[j]] === GREY ? grey : rest).push(j);
+    }
+    order = Int32Array.from(grey.concat(rest));
     legend();
     schedule();
   }
 
   // ------------------------------------------------------------------ view
-  var dpr = window.devicePixelRatio || 1, W = 0, H = 0, base = 1, view = { k: 1, tx: 0, ty: 0 }, order = [];
+  var dpr = window.devicePixelRatio || 1, W = 0, H = 0, base = 1, view = { k: 1, tx: 0, ty: 0 };
+  var order = new Int32Array(0), colA = null, colF = null, img = null, buf = null;
+  var X = Float32Array.from(M.x), Y = Float32Array.from(M.y);
+  // a second canvas on top for what changes often (hover ring, the open image, the selection box)
+  var over = document.createElement("canvas"), octx = over.getContext("2d");
+  canvas.after(over);
   function resize() {
     var r = box.getBoundingClientRect();
     W = Math.max(1, Math.round(r.width * dpr)); H = Math.max(1, Math.round(r.height * dpr));
-    canvas.width = W; canvas.height = H;
+    canvas.width = over.width = W; canvas.height = over.height = H;
     base = Math.min(W, H) * 0.92;
+    img = ctx.createImageData(W, H); buf = new Uint32Array(img.data.buffer);
   }
   function reset() { view = { k: 1, tx: (W - base) / 2, ty: (H - base) / 2 }; schedule(); }
-  function sx(i) { return M.x[i] * base * view.k + view.tx; }
-  function sy(i) { return (1 - M.y[i]) * base * view.k + view.ty; }
+  function sx(i) { return X[i] * base * view.k + view.tx; }
+  function sy(i) { return (1 - Y[i]) * base * view.k + view.ty; }
 
   // ------------------------------------------------------------------ highlight state
   var match = null, selected = null, current = -1, hover = -1;
 
-  var pending = false;
-  function schedule() { if (!pending) { pending = true; requestAnimationFrame(function () { pending = false; draw(); }); } }
+  var pending = false, needBase = false;
+  function schedule() { needBase = true; frame(); }
+  function scheduleOverlay() { frame(); }
+  function frame() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(function () { pending = false; if (needBase) { needBase = false; draw(); } drawOverlay(); });
+  }
 
   function draw() {
-    var img = ctx.createImageData(W, H), buf = new Uint32Array(img.data.buffer);
     buf.fill(0xffffffff);
     var size = Math.max(2, Math.min(14, Math.round(baseSize * dpr * Math.pow(view.k, 0.35)))), half = size >> 1;
-    var disc = [];  // pixel offsets of a round point
+    var disc = [], dxs = [], dys = [];  // pixel offsets of a round point
     for (var dy = 0; dy < size; dy++) for (var dx = 0; dx < size; dx++) {
       var ex = dx - (size - 1) / 2, ey = dy - (size - 1) / 2;
-      if (size < 4 || ex * ex + ey * ey <= (size / 2) * (size / 2) + 0.25) disc.push(dx, dy);
+      if (size < 4 || ex * ex + ey * ey <= (size / 2) * (size / 2) + 0.25) { disc.push(dy * W + dx); dxs.push(dx); dys.push(dy); }
     }
-    var dim = match !== null || selected !== null;
-    var packed = {}, faded = {};
-    cats.forEach(function (v) { packed[v] = pack(catColors[v]); faded[v] = pack(faint(catColors[v])); });
+    var nd = disc.length, D = Int32Array.from(disc);
+    var dim = match !== null || selected !== null, s = base * view.k, tx = view.tx - half, ty = view.ty - half;
+    var xmax = W - size, ymax = H - size, lit = [];
     function put(i, col) {
-      var x0 = Math.round(sx(i)) - half, y0 = Math.round(sy(i)) - half;
-      if (x0 >= W || y0 >= H || x0 + size <= 0 || y0 + size <= 0) return;
-      if (x0 >= 0 && y0 >= 0 && x0 + size <= W && y0 + size <= H) {
-        for (var q = 0; q < disc.length; q += 2) buf[(y0 + disc[q + 1]) * W + x0 + disc[q]] = col;
-        return;
-      }
-      for (var q2 = 0; q2 < disc.length; q2 += 2) {
-        var x = x0 + disc[q2], y = y0 + disc[q2 + 1];
-        if (x >= 0 && y >= 0 && x < W && y < H) buf[y * W + x] = col;
+      var x0 = Math.round(X[i] * s + tx), y0 = Math.round((1 - Y[i]) * s + ty);
+      if (x0 >= 0 && y0 >= 0 && x0 <= xmax && y0 <= ymax) {
+        var at = y0 * W + x0;
+        for (var q = 0; q < nd; q++) buf[at + D[q]] = col;
+      } else if (x0 > -size && y0 > -size && x0 < W && y0 < H) {
+        for (var q2 = 0; q2 < nd; q2++) {
+          var x = x0 + dxs[q2], y = y0 + dys[q2];
+          if (x >= 0 && y >= 0 && x < W && y < H) buf[y * W + x] = col;
+        }
       }
     }
-    var lit = [];
     for (var o = 0; o < order.length; o++) {
-      var i = order[o], c = pointCat[i];
-      var on = !dim || (match === null || match[i]) && (selected === null || selected[i]);
-      if (dim && on) lit.push(i); else put(i, dim ? faded[c] : packed[c]);
+      var i = order[o];
+      if (!dim) { put(i, colA[i]); continue; }
+      if ((match === null || match[i]) && (selected === null || selected[i])) lit.push(i); else put(i, colF[i]);
     }
-    for (var l = 0; l < lit.length; l++) put(lit[l], packed[pointCat[lit[l]]]);
+    for (var l = 0; l < lit.length; l++) put(lit[l], colA[lit[l]]);
     ctx.putImageData(img, 0, 0);
-    ring(hover, "#1d2330"); ring(current, "#e8590c");
     if (colorBy === "cluster") drawLabels();
+  }
+  function drawOverlay() {
+    octx.clearRect(0, 0, W, H);
+    ring(hover, "#1d2330"); ring(current, "#e8590c");
     if (drag && drag.select) {
-      ctx.strokeStyle = "#3b5bdb"; ctx.lineWidth = dpr; ctx.setLineDash([4 * dpr, 3 * dpr]);
-      ctx.strokeRect(drag.x0, drag.y0, drag.x1 - drag.x0, drag.y1 - drag.y0); ctx.setLineDash([]);
+      octx.strokeStyle = "#3b5bdb"; octx.lineWidth = dpr; octx.setLineDash([4 * dpr, 3 * dpr]);
+      octx.strokeRect(drag.x0, drag.y0, drag.x1 - drag.x0, drag.y1 - drag.y0); octx.setLineDash([]);
     }
   }
   function ring(i, colour) {
     if (i < 0) return;
-    ctx.beginPath(); ctx.arc(sx(i), sy(i), 6 * dpr, 0, 2 * Math.PI);
-    ctx.strokeStyle = colour; ctx.lineWidth = 2 * dpr; ctx.stroke();
+    octx.beginPath(); octx.arc(sx(i), sy(i), 6 * dpr, 0, 2 * Math.PI);
+    octx.strokeStyle = colour; octx.lineWidth = 2 * dpr; octx.stroke();
   }
 
   // cluster labels at each cluster's median position, larger clusters first, never overlapping
@@ -121,7 +140,11 @@
   function computeCentres() {
     var xs = {}, ys = {};
     for (var i = 0; i < n; i++) { var c = labels[i]; if (c < 0) continue; (xs[c] = xs[c] || []).push(M.x[i]); (ys[c] = ys[c] || []).push(M.y[i]); }
-    centres = Object.keys(xs).map(function (c) { return { c: c, x: median(xs[c]), y: median(ys[c]), size: xs[c].length }; });
+    // label just above the cluster (above its 90th-percentile top), so it never hides the points
+    centres = Object.keys(xs).map(function (c) {
+      var y = ys[c].slice().sort(function (p, q) { return p - q; });
+      return { c: c, x: median(xs[c]), y: y[Math.min(y.length - 1, Math.floor(0.9 * y.length))], size: xs[c].length };
+    });
     centres.sort(function (a, b) { return b.size - a.size; });
   }
   function labelText(c) {
@@ -136,7 +159,7 @@
     ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.lineJoin = "round";
     centres.forEach(function (p) {
       var t = labelText(p.c), w = ctx.measureText(t).width, h = 16 * dpr;
-      var x = p.x * base * view.k + view.tx, y = (1 - p.y) * base * view.k + view.ty;
+      var x = p.x * base * view.k + view.tx, y = (1 - p.y) * base * view.k + view.ty - 12 * dpr;
       var r = [x - w / 2, y - h / 2, x + w / 2, y + h / 2];
       if (r[2] < 0 || r[0] > W || r[3] < 0 || r[1] > H) return;
       for (var j = 0; j < placed.length; j++) { var q = placed[j]; if (r[0] < q[2] && r[2] > q[0] && r[1] < q[3] && r[3] > q[1]) return; }
@@ -147,9 +170,9 @@
   }
 
   // ------------------------------------------------------------------ nearest point (grid index)
-  var G = 128, grid = new Array(G * G);
+  var G = 256, grid = new Array(G * G);
   for (var i = 0; i < n; i++) {
-    var gx = Math.min(G - 1, Math.max(0, Math.floor(M.x[i] * G))), gy = Math.min(G - 1, Math.max(0, Math.floor(M.y[i] * G)));
+    var gx = Math.min(G - 1, Math.max(0, Math.floor(X[i] * G))), gy = Math.min(G - 1, Math.max(0, Math.floor(Y[i] * G)));
     var cell = gy * G + gx; (grid[cell] = grid[cell] || []).push(i);
   }
   function pick(px, py) {
@@ -160,7 +183,7 @@
     for (var gy = y0; gy <= y1; gy++) for (var gx = x0; gx <= x1; gx++) {
       var cell = grid[gy * G + gx]; if (!cell) continue;
       for (var j = 0; j < cell.length; j++) {
-        var i = cell[j], dx = M.x[i] - wx, dy = M.y[i] - wy, d = dx * dx + dy * dy;
+        var i = cell[j], dx = X[i] - wx, dy = Y[i] - wy, d = dx * dx + dy * dy;
         if (d < bd && (match === null || match[i])) { bd = d; best = i; }
       }
     }
@@ -209,7 +232,7 @@
   }
 
   function openPoint(i) {
-    current = i; schedule();
+    current = i; scheduleOverlay();
     side.textContent = "";
     var sha = M.shas[i];
     var t = thumb(i);
@@ -218,7 +241,7 @@
     var p = el("p"); var a = el("a", clusterName(i), { href: clusterHref(i) + "#img-" + sha }); p.appendChild(a);
     p.appendChild(document.createTextNode(" · open in its cluster page (files, typicality)")); side.appendChild(p);
     var body = el("div", "loading description…", { class: "muted", id: "detail-body" }); side.appendChild(body);
-    var sh = el("div", sha, { class: "muted" }); sh.style.fontSize = ".72rem"; side.appendChild(sh);
+    var sh = el("div", sha, { class: "muted sha" }); sh.style.fontSize = ".72rem"; side.appendChild(sh);
     loadChunk(sha.slice(0, 2), function () {
       if (current !== i) return;
       var ch = chunks[sha.slice(0, 2)] || { head: {}, items: {} }, d = ch.items[sha];
@@ -311,11 +334,13 @@
     if (drag) {
       drag.x1 = p[0]; drag.y1 = p[1];
       if (Math.abs(drag.x1 - drag.x0) + Math.abs(drag.y1 - drag.y0) > 4 * dpr) drag.moved = true;
-      if (!drag.select && drag.moved) { view.tx = drag.tx + drag.x1 - drag.x0; view.ty = drag.ty + drag.y1 - drag.y0; }
-      tip.style.display = "none"; schedule(); return;
+      tip.style.display = "none";
+      if (drag.select) { scheduleOverlay(); return; }
+      if (drag.moved) { view.tx = drag.tx + drag.x1 - drag.x0; view.ty = drag.ty + drag.y1 - drag.y0; schedule(); }
+      return;
     }
     var i = pick(p[0], p[1]);
-    if (i !== hover) { hover = i; schedule(); }
+    if (i !== hover) { hover = i; scheduleOverlay(); }
     if (i >= 0) showTip(i, p[2], p[3]); else tip.style.display = "none";
   });
   box.addEventListener("pointerup", function (e) {
@@ -330,7 +355,7 @@
     if (!d.moved) { var p = local(e), j = pick(p[0], p[1]); if (j >= 0) openPoint(j); }
     schedule();
   });
-  box.addEventListener("pointerleave", function () { if (!drag) { hover = -1; tip.style.display = "none"; schedule(); } });
+  box.addEventListener("pointerleave", function () { if (!drag) { hover = -1; tip.style.display = "none"; scheduleOverlay(); } });
   box.addEventListener("wheel", function (e) {
     e.preventDefault();
     var p = local(e), f = Math.exp(-e.deltaY * (e.deltaMode ? 0.05 : 0.0015));
