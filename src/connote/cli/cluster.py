@@ -5,57 +5,87 @@ from __future__ import annotations
 
 from connote.cli.common import (
     DEFAULT_REDUCE,
+    DEFAULT_SEED,
+    DEFAULT_TEXT_EMBEDDER,
     add_describer_option,
     add_feature_sources,
     add_hdbscan_options,
+    add_json_option,
     add_min_cluster_size_option,
     add_quiet_option,
     add_run_id_argument,
+    add_seed_option,
+    add_top_k_option,
+    finish,
     open_study,
     print_skipped,
     read_prompt,
     say,
     show_progress,
+    to_json,
     warn,
 )
 from connote.cli.describe import print_describe_summary
+from connote.cli.study import init_result
 
 
 def cmd_run(args) -> int:
+    """The whole pipeline through :func:`connote.steps.run`; each stage is printed as soon as it ends."""
     from connote import steps
 
-    progress = show_progress(args)
-    study = steps.init(args.output, args.images, progress=progress)
-    s = steps.init_summary(study)
-    say(f"Found {s.ok} usable image(s) ({s.distinct} distinct) of {s.found} file(s) under {args.images}.")
-    print_skipped(s.skipped)
-    if s.ok == 0:
-        warn(f"error: no usable images under {args.images}")
-        return 1
-    summary = steps.describe(study, args.describer, prompt=read_prompt(args.prompt), progress=progress)
-    print_describe_summary(summary)
-    steps.embed(study, args.text, progress=progress)
-    res = steps.cluster(
-        study,
-        "text",
+    done: dict = {"images": args.images}
+
+    def on_stage(name: str, result) -> None:
+        done[name] = init_result(args.output, result) if name == "init" else result
+        if not args.json:
+            render_run_stage(name, done[name], args.images)
+
+    steps.run(
+        args.images,
+        args.output,
+        describer=args.describer,
+        prompt=read_prompt(args.prompt),
+        text=args.text,
         reduce=args.reduce,
         min_cluster_size=args.min_cluster_size,
         min_samples=args.min_samples,
         selection=args.selection,
         seed=args.seed,
-        text=args.text,
+        top_k=args.top_k,
+        progress=show_progress(args),
+        on_stage=on_stage,
     )
-    for note in res.notes:
-        warn(f"note: {note}")
-    keywords = steps.explain(study, res.run_id, top_k=args.top_k)
-    say(
-        f"Run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} image(s)."
-    )
-    for c in sorted(keywords):
-        say(f"  cluster {c}: {', '.join(t for t, _ in keywords[c][:8])}")
-    path = steps.report(study, res.run_id, progress=progress)
-    say(f"Report: {path}")
-    return 0
+    done["explain"] = keyword_lists(done["explain"])
+    return finish(args, done, lambda _r: None)
+
+
+def keyword_lists(keywords: dict) -> dict[int, list[dict]]:
+    """Cluster -> its keywords with their scores, in rank order."""
+    return {c: [{"term": t, "score": float(score)} for t, score in keywords[c]] for c in sorted(keywords)}
+
+
+def render_run_stage(name: str, result, images) -> None:
+    """One stage of ``connote run``, printed as it ends."""
+    if name == "init":
+        say(
+            f"Found {result['usable']} usable image(s) ({result['distinct']} distinct) of {result['found']} "
+            f"file(s) under {images}."
+        )
+        print_skipped([(s["path"], s["reason"]) for s in result["skipped"]])
+    elif name == "describe":
+        print_describe_summary(result)
+    elif name == "cluster":
+        for note in result.notes:
+            warn(f"note: {note}")
+        say(
+            f"Run {result.run_id}: {result.n_clusters} cluster(s), {result.n_outliers} outlier(s) of "
+            f"{result.n_items} image(s)."
+        )
+    elif name == "explain":
+        for c in sorted(result):
+            say(f"  cluster {c}: {', '.join(t for t, _ in result[c][:8])}")
+    elif name == "report":
+        say(f"Report: {result}")
 
 
 def add_run(sub) -> None:
@@ -64,12 +94,15 @@ def add_run(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="study folder to create or reuse")
     add_describer_option(p)
     p.add_argument("--prompt", help="describer prompt, or @file.txt (default: the paper's prompt)")
-    p.add_argument("--text", default="minilm", help="text embedder (default minilm = all-MiniLM-L6-v2)")
+    p.add_argument(
+        "--text", default=DEFAULT_TEXT_EMBEDDER, help="text embedder (default minilm = all-MiniLM-L6-v2)"
+    )
     p.add_argument("--reduce", default=DEFAULT_REDUCE, help=f"default {DEFAULT_REDUCE}")
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--top-k", type=int, default=10, help="keywords per cluster")
+    add_seed_option(p)
+    add_top_k_option(p)
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_run)
 
@@ -90,26 +123,34 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
-    for note in res.notes:
+    result = {**to_json(res), "study": study.path, "left_out": left_out(study, res.run_id)}
+    return finish(args, result, render_cluster)
+
+
+def render_cluster(r: dict) -> None:
+    for note in r["notes"]:
         warn(f"note: {note}")
-    verb = "Reused" if res.reused else "Made"
+    verb = "Reused" if r["reused"] else "Made"
     warn(
-        f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
-        f"image(s), min cluster size {res.min_cluster_size}."
+        f"{verb} run {r['run_id']}: {r['n_clusters']} cluster(s), {r['n_outliers']} outlier(s) of "
+        f"{r['n_items']} image(s), min cluster size {r['min_cluster_size']}."
     )
-    warn_left_out(study, res.run_id)
-    say(str(res.run_id))
-    return 0
+    warn_left_out(r["study"], r["left_out"])
+    say(str(r["run_id"]))
 
 
-def warn_left_out(study, run_id: int) -> None:
-    """Name the images a run left out (the count is in its record), and where to see why."""
+def left_out(study, run_id: int) -> dict:
+    """The images a run left out, by reason, with their total (from the run's record)."""
     from connote.study.reporting import run_record
 
-    left = run_record(study.get_run(run_id)).get("left_out") or {}
+    return run_record(study.get_run(run_id)).get("left_out") or {}
+
+
+def warn_left_out(study_path, left: dict) -> None:
+    """Name the images a run left out and where to see why."""
     if left.get("total"):
         why = ", ".join(f"{n} {k}" for k, n in left.items() if k != "total" and n)
-        warn(f"{left['total']} image(s) left out of this run ({why}); see `connote status {study.path}`.")
+        warn(f"{left['total']} image(s) left out of this run ({why}); see `connote status {study_path}`.")
 
 
 def add_cluster(sub) -> None:
@@ -123,8 +164,9 @@ def add_cluster(sub) -> None:
     )
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    p.add_argument("--seed", type=int, default=42)
+    add_seed_option(p)
     add_feature_sources(p)
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_cluster)
 
@@ -156,12 +198,15 @@ def cmd_sweep(args) -> int:
         progress=show_progress(args),
         say=warn,
     )
-    say(res.table())
-    warn(
-        f"Sweep {res.grid}: {res.computed} run(s) made, {res.reused} reused; {res.reductions} reduction(s), "
-        f"{res.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
-    )
-    return 0
+
+    def render(r) -> None:
+        say(r.table())
+        warn(
+            f"Sweep {r.grid}: {r.computed} run(s) made, {r.reused} reused; {r.reductions} reduction(s), "
+            f"{r.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
+        )
+
+    return finish(args, res, render)
 
 
 def add_sweep(sub) -> None:
@@ -174,10 +219,15 @@ def add_sweep(sub) -> None:
         "min cluster size 50/100/200) or a TOML file",
     )
     p.add_argument("--features", default="text", help="text, image or text,image (default text)")
-    p.add_argument("--seeds", default="42", help="comma-separated seeds, e.g. 42,48,112 (default 42)")
+    p.add_argument(
+        "--seeds",
+        default=str(DEFAULT_SEED),
+        help=f"comma-separated seeds, e.g. 42,48,112 (default {DEFAULT_SEED})",
+    )
     add_hdbscan_options(p)
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_sweep)
 
@@ -196,16 +246,19 @@ def cmd_explain(args) -> int:
         method=args.method,
         diversity=args.diversity,
     )
-    for c in sorted(keywords):
-        say(f"cluster {c}: {', '.join(t for t, _ in keywords[c])}")
-    return 0
+
+    def render(lists) -> None:
+        for c, words in lists.items():
+            say(f"cluster {c}: {', '.join(w['term'] for w in words)}")
+
+    return finish(args, keyword_lists(keywords), render)
 
 
 def add_explain(sub) -> None:
     p = sub.add_parser("explain", help="S5: TF-IDF keywords per cluster")
     p.add_argument("study")
     add_run_id_argument(p)
-    p.add_argument("--top-k", type=int, default=10)
+    add_top_k_option(p)
     p.add_argument("--stop-words", help="extra words to leave out, comma-separated")
     p.add_argument("--keep-filler", action="store_true", help="keep words such as 'conveys', 'suggests'")
     p.add_argument(
@@ -217,5 +270,6 @@ def add_explain(sub) -> None:
     p.add_argument(
         "--diversity", type=float, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
     )
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_explain)
