@@ -471,7 +471,7 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
     all_runs = study.runs()
     stability = {}
     for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
-        d = st.to_dict()
+        d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
         stability.update({r["id"]: d for r in group})
     out = []
     for r in all_runs:
