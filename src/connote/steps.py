@@ -364,6 +364,7 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
     """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
     n_outliers, created."""
     from connote.study.derived import derivations
+    from connote.study.reporting import run_record
 
     study = Study.of(study)
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
@@ -389,6 +390,8 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
                 "n_items": r["n_items"],
                 "n_clusters": r["n_clusters"],
                 "n_outliers": r["n_outliers"],
+                # images of the study the run left out, by cause (no usable description, no vector)
+                "left_out": run_record(r).get("left_out"),
                 "label": r["label"],
                 "created": r["created"],
             }
