@@ -53,6 +53,9 @@ GOOD = [
     "Bu görüntü yalnızlık ve melankoli duygusu veriyor soğuk ışık kış manzarasının boşluğunu vurguluyor ve "
     "umut azalıyor",
     "这张图片传达了一种孤独和忧郁的感觉，冷光突出了冬季景观的空旷。",
+    "A imagem transmite a escuridão e a esperança, a angústia e a ira de uma geração com a luz fria que "
+    "acentua o vazio da paisagem de inverno",
+    "An hour before dawn, a one-way street and an honest face: a European city waits, and an MP speaks.",
     "Ein Bild, das eine Stimmung von Hoffnung und Aufbruch vermittelt. Cette image a une atmosphère calme et "
     "à la fois mélancolique, avec la lumière du soir.",
 ]
