@@ -14,6 +14,7 @@ from connote.cli.common import (
     show_progress,
     warn,
 )
+from connote.printable import shown
 
 #: Describer options that are passed on only when given (the describer has its own defaults).
 DESCRIBER_OPTIONS = (
@@ -66,6 +67,9 @@ def cmd_describe(args) -> int:
         **options,
     )
     print_describe_summary(summary)
+    if getattr(summary, "nothing_described", False):
+        warn(f"error: {args.study}: not one image could be described ({summary.failed} failed; see above)")
+        return 1
     return 0
 
 
@@ -104,11 +108,15 @@ def print_describe_summary(summary) -> None:
     if summary.flagged or summary.failed:
         warn(f"{summary.flagged} description(s) flagged for review and {summary.failed} failed:")
         for path, reason in summary.problems[:50]:
-            warn(f"  {path}: {reason}")
+            warn(f"  {shown(path)}: {reason}")
     if getattr(summary, "retried_flagged", 0):
         say(f"{summary.retried_flagged} output(s) failed a check and were asked for once more.")
     if summary.flagged:
         warn("Flagged descriptions are kept apart (not used); ask for them again with --retry-flagged.")
+    if getattr(summary, "elsewhere", 0):
+        say(f"{summary.elsewhere} image(s) were described by another connote process working on this study.")
+    if getattr(summary, "elsewhere_note", None):
+        warn(f"note: {summary.elsewhere_note}")
     if summary.stopped:
         warn(f"Stopped early: {summary.stopped}. Run the same command again to continue.")
 
