@@ -114,6 +114,15 @@ _REFUSAL_OPENERS = [
     re.compile(r"^\W*(?:i['’]?m|i am) (?:sorry|afraid)\W*$", re.I),  # just "I'm sorry."
     re.compile(r"^\W*(?:i (?:must|have to) decline|i (?:refuse|decline) to)\b", re.I),
     re.compile(r"^\W*(?:this|that) (?:is not something|isn't something) i can\b", re.I),
+    # The same in the languages a prompt is most often written in besides English.
+    re.compile(
+        r"^\W*(?:lo siento|disculpa|lamentablemente)\b[^\n]{0,60}?\bno (?:puedo|me es posible)\b|"
+        r"^\W*(?:je suis (?:désolée?|navrée?)|désolée?|malheureusement)\b[^\n]{0,60}?\bje ne (?:peux|suis pas)\b|"
+        r"^\W*(?:es tut mir leid|entschuldigung|leider)\b[^\n]{0,60}?\b(?:kann ich|ich kann)\b[^\n]{0,60}?\bnicht\b|"
+        r"^\W*(?:mi dispiace|purtroppo)\b[^\n]{0,60}?\bnon (?:posso|riesco)\b|"
+        r"^\W*(?:desculpe|lamento|infelizmente)\b[^\n]{0,60}?\bnão (?:posso|consigo)\b",
+        re.I,
+    ),
 ]
 REFUSAL_MAX_WORDS = 60  # a longer text that opens with a caveat goes on to describe the image
 
