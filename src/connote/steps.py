@@ -463,6 +463,7 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
     by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
     :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
     from connote.study.derived import derivations
+    from connote.study.reporting import run_record
     from connote.study.runs import seed_stability_by_setting
 
     study = Study.of(study)
@@ -494,6 +495,8 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
                 "n_items": r["n_items"],
                 "n_clusters": r["n_clusters"],
                 "n_outliers": r["n_outliers"],
+                # images of the study the run left out, by cause (no usable description, no vector)
+                "left_out": run_record(r).get("left_out"),
                 "label": r["label"],
                 "created": r["created"],
                 "seed_stability": stability.get(r["id"]),
