@@ -72,8 +72,15 @@ def decode(path: str | Path) -> str:
 
 def _read(path: str | Path) -> bytes:
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: " + ("is a folder, not a file" if path.is_dir() else "file not found"))
+    if not path.is_file():  # a named pipe or a device would never end (or never start)
+        why = (
+            "is a folder, not a file"
+            if path.is_dir()
+            else "not a regular file"
+            if path.exists()
+            else "file not found"
+        )
+        raise UserError(f"{path}: {why}")
     try:
         return path.read_bytes()
     except OSError as exc:
