@@ -36,6 +36,13 @@ def cmd_describe(args) -> int:
     study = open_study(args.study)
     if args.accept or args.accept_flagged:
         from connote.cli.flagged import accept_result, print_accept
+        from connote.errors import UserError
+
+        clash = [o for o, on in (("--dry-run", args.dry_run), ("--retry-flagged", args.retry_flagged)) if on]
+        clash += ["--batch"] if args.batch else []
+        if clash or (args.accept and args.accept_flagged):
+            both = clash or ["--accept-flagged"]
+            raise UserError(f"--accept describes nothing: give it without {', '.join(both)}")
 
         print_accept(args.study, accept_result(study, args.name, args.accept or None))
         return 0
@@ -201,7 +208,9 @@ def add_import_descriptions(sub) -> None:
         action="store_true",
         help="run the output checks (refusal, empty, repetitive, word salad); flagged texts are still used",
     )
-    p.add_argument("--exclude-flagged", action="store_true", help="with --check: keep flagged texts apart")
+    p.add_argument(
+        "--exclude-flagged", action="store_true", help="run the output checks and keep flagged texts apart"
+    )
     p.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(func=cmd_import_descriptions)
