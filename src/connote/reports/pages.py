@@ -80,6 +80,30 @@ def _call_info(d: dict | None) -> dict | None:
     }
 
 
+def binned(values: list, bins: int = 6) -> list:
+    """Numbers with many distinct values as quantile ranges ("3–7"), so a map colours them by a few
+    classes; few distinct values, and anything that is not a number, stay as they are."""
+    nums = []
+    for v in values:
+        try:
+            nums.append(float(v))
+        except (TypeError, ValueError):
+            nums.append(None)
+    present = sorted(x for x in nums if x is not None and math.isfinite(x))
+    if len(set(present)) <= 12:
+        return values
+    edges = sorted(set(present[min(len(present) - 1, (len(present) * k) // bins)] for k in range(bins)))
+    edges.append(present[-1])
+
+    def label(x: float) -> str:
+        for lo, hi in zip(edges, edges[1:]):
+            if x <= hi:
+                return f"{lo:g}–{hi:g}"
+        return f"{edges[-2]:g}–{edges[-1]:g}"
+
+    return [None if x is None or not math.isfinite(x) else label(x) for x in nums]
+
+
 class RunPages:
     """Builds every page and data file of one run into ``out`` (the report folder)."""
 
@@ -282,7 +306,11 @@ class RunPages:
             return {}
         meta = derived.metadata(self.study)
         first = [d["paths"].get(s, [None])[0] for s in d["shas"]]
-        return {name: [meta.get(p, {}).get(name) if p else None for p in first] for name in names}
+        out = {}
+        for name, kind in names.items():
+            values = [meta.get(p, {}).get(name) if p else None for p in first]
+            out[name] = binned(values) if kind == "number" else values
+        return out
 
     def write_cluster_pages(self, d: dict, cl: dict, clusters: list[dict]) -> None:
         c = cl["id"]
