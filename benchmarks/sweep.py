@@ -117,7 +117,7 @@ def settings(n: int, dim: int):
 def arm_warm() -> dict:
     """Compile (and cache) numba code of both paths on small data, outside the timings."""
     from connote.reduce import UMAPReducer, numba_cache
-    from connote.sweeps import knn_graph
+    from connote.knn import knn_graph
 
     numba_cache()
     X, _ = synthetic(4200, dim=32, k=5)

@@ -119,3 +119,17 @@ def test_assign_then_merge_chains_derived_runs(tmp_path):
     assert m.n_outliers == 0 and m.n_clusters == 2
     with pytest.raises(UserError, match="between 0 and 1"):
         derive.assign_outliers(d.study, d.run_id, threshold=2)
+
+
+def test_two_processes_making_the_same_derived_run(tmp_path, monkeypatch):
+    d = build(tmp_path)
+    first = derive.merge(d.study, d.run_id, "1=0")
+    real, asked = d.study.find_run, []
+
+    def late(key):  # the second process looked before the first had stored its run
+        asked.append(key)
+        return None if len(asked) == 1 else real(key)
+
+    monkeypatch.setattr(d.study, "find_run", late)
+    second = derive.merge(d.study, d.run_id, "1=0")
+    assert second.reused and second.run_id == first.run_id and len(d.study.runs()) == 2

@@ -306,7 +306,7 @@ def test_labels_and_metadata_are_shown_where_they_exist(tmp_path):
     (map_file,) = (study.path / "report" / "maps").glob("*.js")
     shas = js_data(map_file)["shas"]
     assert data["columns"]["account"][shas.index(sha(FILES["green.png"]))] == "@eco"
-    assert data["columns"]["account"].count(None) == 5
+    assert data["columns"]["account"].count("(none)") == 5  # images without a value (grey on the map)
 
 
 def test_paging_of_big_clusters(tmp_path):
@@ -530,14 +530,3 @@ def test_index_shows_validation_scores_and_progress(tmp_path):
     assert "3 of 4 sets answered (75%) by 1 evaluator" in page
     assert "pairs/coding.html" not in page  # no sheet was written for these pairs: no dead link
     assert f'href="../validation/{sample.name}/matching.html"' in page
-
-
-def test_numeric_columns_are_binned_for_colouring():
-    from connote.reports.pages import binned
-
-    assert binned(["1", "2", None]) == ["1", "2", None]  # few values: kept
-    values = [str(i) for i in range(100)] + [None, "n/a"]
-    out = binned(values)
-    assert out[-2:] == [None, None] and len(set(out[:100])) <= 6
-    assert out[0] == "0–16" and out[99].endswith("–99")
-    assert [out[i] for i in range(100)] == sorted(out[:100], key=lambda s: float(s.split("–")[0]))

@@ -60,6 +60,20 @@ class HDBSCANClusterer(Params):
         if self.cluster_selection_method not in ("eom", "leaf"):
             raise UserError(f"unknown cluster selection {self.cluster_selection_method!r}; use eom or leaf")
 
+    def method(self, n: int) -> dict:
+        """What a clustering of ``n`` items depends on besides its parameters (part of a run's key): how the
+        spanning tree is built and the versions of the code that builds and cuts it."""
+        from connote.provenance import environment
+
+        packages = environment()["packages"]
+        tree = "connote-prims" if self.resolved_algorithm(n, 0) == "prims" else self.resolved_algorithm(n, 0)
+        return {
+            "tree": tree,
+            "hdbscan": packages.get("hdbscan"),
+            "scikit-learn": packages.get("scikit-learn"),
+            "numba": packages.get("numba") if tree == "connote-prims" else None,
+        }
+
     def resolved_algorithm(self, n: int, dims: int) -> str:
         """'auto': connote's exact Prim's MST ('prims', see :mod:`connote.mst`) for euclidean data up to
         PRIMS_MAX_N points; hdbscan's own choice ('best') otherwise."""
@@ -127,6 +141,29 @@ class HDBSCANClusterer(Params):
 PRIMS_MAX_N = 50_000
 
 
+def fit_clusterers(X: np.ndarray, clusterers) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Each clusterer fitted on the same data: [(labels, probabilities or None)], in order. The
+    nearest-neighbour search behind HDBSCAN's core distances is done once for all connote HDBSCAN
+    clusterers that build their tree with Prim's; each one's labels are exactly those of its own
+    ``fit_predict(X)``. The one code path of ``connote cluster`` and ``connote sweep``."""
+    X32 = X
+    X = np.asarray(X, dtype=np.float64)
+    n = len(X)
+    ours = [c for c in clusterers if isinstance(c, HDBSCANClusterer)]
+    prims = [c.resolved(n) for c in ours]
+    prims = [c for c in prims if n >= c.min_cluster_size >= 2 and c.resolved_algorithm(*X.shape) == "prims"]
+    core = None
+    if len(prims) > 1:
+        from connote.mst import core_distances
+
+        core = core_distances(X, [c.effective_min_samples(n) for c in prims])
+    out = []
+    for c in clusterers:
+        labels = c.fit_predict(X, core=core) if isinstance(c, HDBSCANClusterer) else c.fit_predict(X32)
+        out.append((np.asarray(labels, dtype=int), getattr(c, "probabilities_", None)))
+    return out
+
+
 def hdbscan_at_sizes(
     X: np.ndarray,
     min_cluster_sizes,
@@ -135,31 +172,19 @@ def hdbscan_at_sizes(
     selection: str = "eom",
     algorithm: str = "auto",
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """HDBSCAN of the same data at several min cluster sizes: {size: (labels, probabilities)}. The
-    nearest-neighbour search behind the core distances is done once for all sizes; each size's labels are
-    exactly those of ``HDBSCANClusterer(min_cluster_size=size, ...).fit_predict(X)``."""
-    X = np.asarray(X, dtype=np.float64)
-    clusterers = {
-        m: HDBSCANClusterer(
+    """HDBSCAN of the same data at several min cluster sizes: {size: (labels, probabilities)}, from one
+    nearest-neighbour search (:func:`fit_clusterers`)."""
+    sizes = list(min_cluster_sizes)
+    clusterers = [
+        HDBSCANClusterer(
             min_cluster_size=m,
             min_samples=min_samples,
             cluster_selection_method=selection,
             algorithm=algorithm,
         )
-        for m in min_cluster_sizes
-    }
-    core = None
-    prims = [c for c in clusterers.values() if len(X) >= c.min_cluster_size >= 2]
-    prims = [c for c in prims if c.resolved_algorithm(*X.shape) == "prims"]
-    if len(prims) > 1:
-        from connote.mst import core_distances
-
-        core = core_distances(X, [c.effective_min_samples(len(X)) for c in prims])
-    out = {}
-    for m, c in clusterers.items():
-        labels = c.fit_predict(X, core=core)
-        out[m] = (labels, c.probabilities_)
-    return out
+        for m in sizes
+    ]
+    return dict(zip(sizes, fit_clusterers(X, clusterers)))
 
 
 def relabel_by_size(labels: np.ndarray) -> np.ndarray:

@@ -5,6 +5,8 @@ learns in attributes ending in ``_`` (``notes_``: what was adapted to the data).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from connote.defaults import DEFAULT_SEED
@@ -109,8 +111,29 @@ class UMAPReducer(Params):
         """Components and neighbours that fit ``n`` items (UMAP needs neighbours < n, components < n - 1)."""
         return max(1, min(self.n_components, n - 2)), max(2, min(self.n_neighbors, n - 1))
 
+    def method(self, n: int) -> dict:
+        """What this reduction of ``n`` items depends on besides its parameters (part of a run's key):
+        the neighbour graph's method (:mod:`connote.knn`) and umap-learn's and numba's versions."""
+        from connote import knn as knn_mod
+        from connote.provenance import environment
+
+        packages = environment()["packages"]
+        return {
+            **knn_mod.method(n, self.metric),
+            "umap-learn": packages.get("umap-learn"),
+            "numba": packages.get("numba"),
+            "threads": 1,
+        }
+
     def fit_transform(self, X: np.ndarray, knn=None) -> np.ndarray:
+        """The embedding of ``X`` (float32). UMAP is always given connote's neighbour graph
+        (:func:`connote.knn.knn_graph`, computed here unless ``knn`` = (indices, distances) of at least the
+        effective neighbour count, nearest first, is given: the sweep's shared graph, sliced here), so
+        every command computes the same graph; all of it runs on one thread."""
+        from connote import knn as knn_mod
+
         self.check()
+        X = np.asarray(X, dtype=np.float32)
         n = len(X)
         if n < 4:
             raise UserError(f"UMAP needs at least 4 items, got {n}")
@@ -118,27 +141,27 @@ class UMAPReducer(Params):
         comps, neigh = self.effective(n)
         if (comps, neigh) != (self.n_components, self.n_neighbors):
             self.notes_.append(f"UMAP used {comps} components and {neigh} neighbours to fit {n} items")
+        if knn is None:
+            knn = knn_mod.knn_graph(X, neigh, metric=self.metric, seed=self.random_state)
+        elif knn[0].shape[1] < neigh:
+            raise ValueError(f"the neighbour graph has {knn[0].shape[1]} columns; UMAP needs {neigh}")
         umap = import_umap()
-
-        kwargs = {}
-        if knn is not None:
-            # (indices, distances) with at least ``neigh`` columns, nearest first (self included); sliced
-            # here because umap-learn does not prune a wider graph for small data sets.
-            idx, dist = knn[0], knn[1]
-            kwargs["precomputed_knn"] = (
-                np.array(idx[:, :neigh], dtype=np.int32),
-                np.array(dist[:, :neigh], dtype=np.float32),
-            )
         model = umap.UMAP(
             n_components=comps,
             n_neighbors=neigh,
             metric=self.metric,
             min_dist=self.min_dist,
             random_state=self.random_state,
-            n_jobs=1 if self.random_state is not None else -1,
-            **kwargs,
+            n_jobs=1,
+            precomputed_knn=(
+                np.array(knn[0][:, :neigh], dtype=np.int32),
+                np.array(knn[1][:, :neigh], dtype=np.float32),
+            ),
         )
-        return np.asarray(model.fit_transform(np.asarray(X, dtype=np.float32)), dtype=np.float32)
+        with knn_mod.one_thread(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # umap-learn warns that a given graph has no search index
+            Y = model.fit_transform(X)
+        return np.asarray(Y, dtype=np.float32)
 
 
 class PCAReducer(Params):
@@ -173,8 +196,17 @@ class PCAReducer(Params):
             else f"pca:components={self.n_components}"
         )
 
+    def method(self, n: int) -> dict:
+        """What this reduction depends on besides its parameters (part of a run's key)."""
+        from connote.provenance import environment
+
+        packages = environment()["packages"]
+        return {"scikit-learn": packages.get("scikit-learn"), "scipy": packages.get("scipy"), "threads": 1}
+
     def fit_transform(self, X: np.ndarray) -> np.ndarray:
         from sklearn.decomposition import PCA
+
+        from connote.knn import one_thread
 
         self.check()
         self.notes_: list[str] = []
@@ -189,7 +221,8 @@ class PCAReducer(Params):
                     f"PCA used {k} components to fit {X.shape[0]} items of {X.shape[1]} dimensions"
                 )
             model = PCA(n_components=k, random_state=self.random_state)
-        out = model.fit_transform(X)
+        with one_thread():
+            out = model.fit_transform(X)
         self.n_components_ = int(model.n_components_)
         self.explained_variance_ = float(np.sum(model.explained_variance_ratio_))
         return out.astype(np.float32)

@@ -14,9 +14,10 @@ is already there.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from connote.defaults import (
     DEFAULT_IMAGE_EMBEDDER,
     DEFAULT_REDUCE,
     DEFAULT_SEED,
+    DEFAULT_SEEDS,
     DEFAULT_TEXT_EMBEDDER,
     DEFAULT_TOP_K,
     default_min_cluster_size,
@@ -35,9 +37,18 @@ from connote.defaults import (
 )
 from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
+from connote.evaluate.stability import SeedStability, seed_stability
+from connote.executors import executor_scope
 from connote.params import recorded_params
 from connote.study import Study
-from connote.study.runs import features, reduce_cached, run_key, store_run, text_inputs
+from connote.study.runs import (
+    features,
+    load_reduction,
+    run_key,
+    save_reduction,
+    store_run,
+    text_inputs,
+)
 
 _study = Study.of  # kept for callers of the old private name; use Study.of
 
@@ -96,10 +107,12 @@ def describe(
     batch: bool = False,
     batch_poll: float = 30.0,
     batch_wait: bool = True,
+    executor=None,
     **describer_options,
 ):
     """S1: describe every distinct image that has no description in the set yet. Returns a summary
-    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API."""
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API.
+    ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (batches on Ray workers; see executors/)."""
     from connote.describers.runner import DescribeRunner
 
     study = Study.of(study)
@@ -107,10 +120,27 @@ def describe(
         raise UserError(
             f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`"
         )
-    d = registry.describer(describer, **{k: v for k, v in describer_options.items() if v is not None})
+    options = {k: v for k, v in describer_options.items() if v is not None}
+    d = registry.describer(describer, **options)
+    if executor not in (None, "local") and not dry_run and not batch:
+        with executor_scope(executor) as ex:
+            make = (
+                functools.partial(registry.describer, describer, **options)
+                if isinstance(describer, str)
+                else None
+            )
+            runner = DescribeRunner(
+                ex.describer(d, make),
+                prompt=prompt or PAPER_PROMPT,
+                name=name,
+                max_cost=max_cost,
+                check=_checker(),
+            )
+            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
+    study.require_writable("describe")  # before anything is sent (and paid for)
     if batch:
         from connote.describers.batch import run_batch
 
@@ -160,26 +190,30 @@ def embed(
     *,
     description_set: str | None = None,
     progress: bool = True,
+    executor=None,
     **options,
 ):
-    """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries."""
+    """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries.
+    ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (Ray Data batch inference, one model per worker)."""
     from connote import embedders as embed_mod
 
     study = Study.of(study)
+    study.require_writable("embed")
     out = []
-    if text:
-        _, texts = text_inputs(study, description_set)
-        emb = registry.text_embedder(text, **options)
-        if hasattr(emb, "prepare"):  # e.g. an API embedder logging its calls in the study
-            emb = emb.prepare(study)
-        out.append(embed_mod.embed_texts(study, emb, texts, progress=progress))
-    if image:
-        emb = registry.image_embedder(image, **options)
-        if hasattr(emb, "prepare"):  # loads the weights; may fall back to another model (with a notice)
-            emb = emb.prepare(study)
-        summary = embed_mod.embed_images(study, emb, progress=progress)
-        summary.notice = getattr(emb, "notice", None)
-        out.append(summary)
+    with executor_scope(executor) as ex:
+        if text:
+            _, texts = text_inputs(study, description_set)
+            emb = registry.text_embedder(text, **options)
+            if hasattr(emb, "prepare"):  # e.g. an API embedder logging its calls in the study
+                emb = emb.prepare(study)
+            out.append(embed_mod.embed_texts(study, emb, texts, progress=progress, executor=ex))
+        if image:
+            emb = registry.image_embedder(image, **options)
+            if hasattr(emb, "prepare"):  # loads the weights; may fall back to another model (with a notice)
+                emb = emb.prepare(study)
+            summary = embed_mod.embed_images(study, emb, progress=progress, executor=ex)
+            summary.notice = getattr(emb, "notice", None)
+            out.append(summary)
     if not out:
         raise UserError("nothing to embed: give a text embedder, an image embedder, or both")
     return out
@@ -195,6 +229,10 @@ class ClusterResult:
     n_outliers: int
     min_cluster_size: int
     notes: list[str]
+    seed: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def cluster(
@@ -212,8 +250,10 @@ def cluster(
     label: str | None = None,
     clusterer: object | None = None,
 ) -> ClusterResult:
-    """S3 + S4: reduce the features and cluster them with HDBSCAN. The run (every parameter, seed and
-    package version) is stored; an identical earlier run is returned instead of computed again."""
+    """S3 + S4: reduce the features and cluster them with HDBSCAN. The run (every parameter, seed, method
+    and package version) is stored; an identical earlier run is returned instead of computed again.
+    The computation is :func:`connote.fitting.fit`, the sweep's too: one key, one result."""
+    from connote import fitting
 
     study = Study.of(study)
     feats = features(study, features_kind, text=text, image=image, description_set=description_set)
@@ -237,38 +277,87 @@ def cluster(
     clusterer = clusterer or HDBSCANClusterer(
         min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection
     )
-    reduce_spec = getattr(reducer, "spec", type(reducer).__name__)
-    cluster_params = recorded_params(clusterer)
     reducer_params = recorded_params(reducer)
-    key = run_key(feats, reducer_params, cluster_params, seed)
+    cluster_params = recorded_params(clusterer)
+    method = fitting.method(reducer, clusterer, n)
+    key = run_key(feats, reducer_params, cluster_params, seed, method)
     old = study.find_run(key)
     if old is None:
-        Y = reduce_cached(study, feats, reducer)
-        labels = np.asarray(clusterer.fit_predict(Y), dtype=int)
-        notes += list(getattr(reducer, "notes_", []))
+        cached = load_reduction(study, feats, reducer)
+        fit = fitting.fit(feats.X, reducer, [clusterer], Y=cached)
+        if cached is None:
+            save_reduction(study, feats, reducer, fit.Y)
+        labels, probabilities = fit.results[0]
+        notes += fit.notes
         run_id, made = store_run(
             study,
             feats,
             key=key,
-            reduce_spec=reduce_spec,
+            reduce_spec=getattr(reducer, "spec", type(reducer).__name__),
             reducer_params=reducer_params,
             cluster_params=cluster_params,
             min_cluster_size=min_cluster_size,
             min_samples=min_samples,
             seed=seed,
             labels=labels,
-            probabilities=getattr(clusterer, "probabilities_", None),
+            probabilities=probabilities,
             notes=notes,
             label=label,
+            method=method,
         )
         if made:
             n_clusters = len(set(labels.tolist()) - {-1})
             n_outliers = int(np.sum(labels == -1))
-            return ClusterResult(run_id, False, n, n_clusters, n_outliers, int(min_cluster_size), notes)
+            return ClusterResult(run_id, False, n, n_clusters, n_outliers, int(min_cluster_size), notes, seed)
         old = study.get_run(run_id)  # another process stored the same run meanwhile
     return ClusterResult(
-        old["id"], True, old["n_items"], old["n_clusters"], old["n_outliers"], old["min_cluster_size"], notes
+        old["id"],
+        True,
+        old["n_items"],
+        old["n_clusters"],
+        old["n_outliers"],
+        old["min_cluster_size"],
+        notes,
+        seed,
     )
+
+
+@dataclass
+class SeedsResult:
+    """One setting clustered with several seeds, and how far the seeds agree."""
+
+    runs: list[ClusterResult]
+    stability: SeedStability
+
+    def to_dict(self) -> dict:
+        return {"runs": [r.to_dict() for r in self.runs], "stability": self.stability.to_dict()}
+
+
+def cluster_seeds(
+    study: Study | str | os.PathLike,
+    features_kind: str = "text",
+    *,
+    seeds=DEFAULT_SEEDS,
+    reduce: str | object = DEFAULT_REDUCE,
+    **options,
+) -> SeedsResult:
+    """:func:`cluster` once per seed (each an ordinary run), and the seed stability of the setting: the
+    adjusted Rand index between every two seeds' labels and the range of cluster counts; ``unstable``
+    when the mean ARI is below 0.5 (:mod:`connote.evaluate.stability`)."""
+    seeds = list(dict.fromkeys(seeds))
+    if not seeds:
+        raise UserError("give at least one seed")
+    if not isinstance(reduce, str) and "random_state" not in getattr(reduce, "get_params", dict)():
+        raise UserError("several seeds need a reducer spec string or a reducer with a random_state parameter")
+    study = Study.of(study)
+    runs = []
+    for s in seeds:
+        reducer = (
+            reduce if isinstance(reduce, str) else type(reduce)(**{**reduce.get_params(), "random_state": s})
+        )
+        runs.append(cluster(study, features_kind, reduce=reducer, seed=s, **options))
+    labels = {r.seed: study.assignments(r.run_id) for r in runs}
+    return SeedsResult(runs, seed_stability(labels))
 
 
 def sweep(study: Study | str | os.PathLike, grid="paper", **options):
@@ -362,14 +451,22 @@ def report(
 
 def runs(study: Study | str | os.PathLike) -> list[dict]:
     """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
-    n_outliers, created."""
+    n_outliers, created, and ``seed_stability``: the agreement of the runs of its setting that differ only
+    by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
+    :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
     from connote.study.derived import derivations
+    from connote.study.runs import seed_stability_by_setting
 
     study = Study.of(study)
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
     derived = derivations(study)
+    all_runs = study.runs()
+    stability = {}
+    for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
+        d = st.to_dict()
+        stability.update({r["id"]: d for r in group})
     out = []
-    for r in study.runs():
+    for r in all_runs:
         origin = derived.get(r["id"]) or {}
         out.append(
             {
@@ -391,6 +488,7 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
                 "n_outliers": r["n_outliers"],
                 "label": r["label"],
                 "created": r["created"],
+                "seed_stability": stability.get(r["id"]),
             }
         )
     return out

@@ -97,8 +97,19 @@ def cmd_cluster(args) -> int:
         f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
         f"image(s), min cluster size {res.min_cluster_size}."
     )
+    warn_left_out(study, res.run_id)
     say(str(res.run_id))
     return 0
+
+
+def warn_left_out(study, run_id: int) -> None:
+    """Name the images a run left out (the count is in its record), and where to see why."""
+    from connote.study.reporting import run_record
+
+    left = run_record(study.get_run(run_id)).get("left_out") or {}
+    if left.get("total"):
+        why = ", ".join(f"{n} {k}" for k, n in left.items() if k != "total" and n)
+        warn(f"{left['total']} image(s) left out of this run ({why}); see `connote status {study.path}`.")
 
 
 def add_cluster(sub) -> None:

@@ -7,17 +7,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from connote.printable import safe_line, shown
+
 DEFAULT_REDUCE = "umap:components=5,neighbors=15"
 
 
 def say(msg: str = "") -> None:
-    """A line of the command's result, on stdout."""
-    print(msg, flush=True)
+    """A line of the command's result, on stdout (terminal escapes in it are printed escaped)."""
+    print(safe_line(msg), flush=True)
 
 
 def warn(msg: str) -> None:
-    """A note, warning or problem, on stderr."""
-    print(msg, file=sys.stderr, flush=True)
+    """A note, warning or problem, on stderr (terminal escapes in it are printed escaped)."""
+    print(safe_line(msg), file=sys.stderr, flush=True)
 
 
 def show_progress(args) -> bool:
@@ -37,7 +39,7 @@ def print_skipped(skipped: list[tuple[str, str]], limit: int = 50) -> None:
         return
     warn(f"Skipped {len(skipped)} file(s) that are not usable images:")
     for path, reason in skipped[:limit]:
-        warn(f"  {path}: {reason}")
+        warn(f"  {shown(path)}: {reason}")
     if len(skipped) > limit:
         warn(f"  ... and {len(skipped) - limit} more (see `connote status`)")
 
@@ -89,13 +91,16 @@ def add_run_id_argument(p: argparse.ArgumentParser) -> None:
 
 
 def import_files(args, do_import, noun: str) -> int:
-    """Import each of ``args.files``; report its skipped lines. Exit 1 when any line was skipped."""
+    """Import each of ``args.files``; report its skipped lines and the lines that override earlier ones.
+    Exit 1 when any line was skipped."""
     status = 0
     for path in args.files:
         res = do_import(path)
         for problem in res.problems:
             warn(f"  skipped {problem}")
-        who = ", ".join(res.names) or "nobody"
+        for note in getattr(res, "notes", []):
+            warn(f"  note: {note}")
+        who = ", ".join(shown(n) for n in res.names) or "nobody"
         say(f"{path}: {res.count} {noun}(s) by {who} into sample {res.sample!r}.")
         if res.problems:
             warn(f"{path}: {len(res.problems)} line(s) skipped; fix them and import the file again")

@@ -14,6 +14,7 @@ from connote.cli.common import (
     show_progress,
     warn,
 )
+from connote.printable import shown
 
 #: Describer options that are passed on only when given (the describer has its own defaults).
 DESCRIBER_OPTIONS = (
@@ -35,6 +36,13 @@ def cmd_describe(args) -> int:
     study = open_study(args.study)
     if args.accept or args.accept_flagged:
         from connote.cli.flagged import accept_result, print_accept
+        from connote.errors import UserError
+
+        clash = [o for o, on in (("--dry-run", args.dry_run), ("--retry-flagged", args.retry_flagged)) if on]
+        clash += ["--batch"] if args.batch else []
+        if clash or (args.accept and args.accept_flagged):
+            both = clash or ["--accept-flagged"]
+            raise UserError(f"--accept describes nothing: give it without {', '.join(both)}")
 
         print_accept(args.study, accept_result(study, args.name, args.accept or None))
         return 0
@@ -59,6 +67,9 @@ def cmd_describe(args) -> int:
         **options,
     )
     print_describe_summary(summary)
+    if getattr(summary, "nothing_described", False):
+        warn(f"error: {args.study}: not one image could be described ({summary.failed} failed; see above)")
+        return 1
     return 0
 
 
@@ -97,11 +108,15 @@ def print_describe_summary(summary) -> None:
     if summary.flagged or summary.failed:
         warn(f"{summary.flagged} description(s) flagged for review and {summary.failed} failed:")
         for path, reason in summary.problems[:50]:
-            warn(f"  {path}: {reason}")
+            warn(f"  {shown(path)}: {reason}")
     if getattr(summary, "retried_flagged", 0):
         say(f"{summary.retried_flagged} output(s) failed a check and were asked for once more.")
     if summary.flagged:
         warn("Flagged descriptions are kept apart (not used); ask for them again with --retry-flagged.")
+    if getattr(summary, "elsewhere", 0):
+        say(f"{summary.elsewhere} image(s) were described by another connote process working on this study.")
+    if getattr(summary, "elsewhere_note", None):
+        warn(f"note: {summary.elsewhere_note}")
     if summary.stopped:
         warn(f"Stopped early: {summary.stopped}. Run the same command again to continue.")
 
@@ -193,7 +208,9 @@ def add_import_descriptions(sub) -> None:
         action="store_true",
         help="run the output checks (refusal, empty, repetitive, word salad); flagged texts are still used",
     )
-    p.add_argument("--exclude-flagged", action="store_true", help="with --check: keep flagged texts apart")
+    p.add_argument(
+        "--exclude-flagged", action="store_true", help="run the output checks and keep flagged texts apart"
+    )
     p.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)  # the default now
     p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(func=cmd_import_descriptions)

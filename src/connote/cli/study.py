@@ -13,6 +13,7 @@ from connote.cli.common import (
     show_progress,
     warn,
 )
+from connote.printable import shown
 
 
 def cmd_init(args) -> int:
@@ -166,7 +167,7 @@ def cmd_status(args) -> int:
     )
 
     def who(rows, role: str) -> str:
-        names = sorted({r[role] for r in rows})
+        names = sorted({shown(r[role]) for r in rows})
         return f"{len(names)} {role}(s)" + (": " + ", ".join(names) if names else "")
 
     for ps in study.pair_samples():

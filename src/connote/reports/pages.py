@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from connote.metadata import map_columns
 from connote.reports import typical
 from connote.study import derived, reporting
 
@@ -80,30 +81,6 @@ def _call_info(d: dict | None) -> dict | None:
     }
 
 
-def binned(values: list, bins: int = 6) -> list:
-    """Numbers with many distinct values as quantile ranges ("3–7"), so a map colours them by a few
-    classes; few distinct values, and anything that is not a number, stay as they are."""
-    nums = []
-    for v in values:
-        try:
-            nums.append(float(v))
-        except (TypeError, ValueError):
-            nums.append(None)
-    present = sorted(x for x in nums if x is not None and math.isfinite(x))
-    if len(set(present)) <= 12:
-        return values
-    edges = sorted(set(present[min(len(present) - 1, (len(present) * k) // bins)] for k in range(bins)))
-    edges.append(present[-1])
-
-    def label(x: float) -> str:
-        for lo, hi in zip(edges, edges[1:]):
-            if x <= hi:
-                return f"{lo:g}–{hi:g}"
-        return f"{edges[-2]:g}–{edges[-1]:g}"
-
-    return [None if x is None or not math.isfinite(x) else label(x) for x in nums]
-
-
 class RunPages:
     """Builds every page and data file of one run into ``out`` (the report folder)."""
 
@@ -111,6 +88,10 @@ class RunPages:
         self.study, self.run, self.out = study, run, out
         self.thumbs_for, self.write, self.env = thumbs_for, write, env
         self.per_page = per_page
+        from connote.derive import report_context
+
+        # labels, parent, assigned outliers, suggested merges, metadata breakdowns (connote.derive)
+        self.derived = report_context(study, run)
         self.run_id = int(run["id"])
         # cluster -> label (given, or the latest stored by `connote label`), shown wherever a cluster is named
         stored = derived.labels(study, self.run_id)
@@ -216,6 +197,9 @@ class RunPages:
             "strength": None if p is None else f"{p:.2f}",
             "closeness": None if math.isnan(cl) else f"{cl:.3f}",
             "near": None if oth == OUTLIER else {"id": oth, "href": cluster_page(oth)},
+            "assigned": f"{self.derived['assigned'][sha][1]:.3f}"
+            if sha in self.derived["assigned"]
+            else None,
         }
 
     def write_all(self, common: dict) -> Path:
@@ -240,6 +224,14 @@ class RunPages:
                     "title": self.cluster_title(c),
                     "label": self.labels.get(c),
                     "summary": self.summaries.get(c),
+                    "breakdowns": {
+                        name: {
+                            **{k: b[k] for k in ("column", "type", "unit")},
+                            "values": b["clusters"].get(c, {}),
+                            "missing": b["missing"].get(c, 0),
+                        }
+                        for name, b in self.derived["breakdowns"].items()
+                    },
                     "href": cluster_page(c),
                     "size": size,
                     "share": _pct(size, n),
@@ -295,22 +287,9 @@ class RunPages:
                 }
                 for cl in clusters
             },
-            "columns": self.columns(d),  # name -> one value per item, to colour the map by (metadata)
+            "columns": map_columns(self.study, d["shas"]),  # name -> category per item (metadata)
         }
         self.write(self.dir / "run.js", js_file("CONNOTE_RUN", run_data))
-
-    def columns(self, d: dict) -> dict[str, list]:
-        """The user's metadata columns (``connote metadata``), one value per map item (its first file)."""
-        names = derived.metadata_columns(self.study)
-        if not names:
-            return {}
-        meta = derived.metadata(self.study)
-        first = [d["paths"].get(s, [None])[0] for s in d["shas"]]
-        out = {}
-        for name, kind in names.items():
-            values = [meta.get(p, {}).get(name) if p else None for p in first]
-            out[name] = binned(values) if kind == "number" else values
-        return out
 
     def write_cluster_pages(self, d: dict, cl: dict, clusters: list[dict]) -> None:
         c = cl["id"]
@@ -423,6 +402,7 @@ class RunPages:
             "desc_set": self.desc_set(d),
             "desc_note": desc_note,
             "flagged": self.flagged(d),
+            "left_out": (record.get("left_out") or {}).get("total") if isinstance(record, dict) else None,
             "accept_cmd": f"connote describe {shlex.quote(str(self.study.path))} --accept IMAGE",
             "has_keywords": bool(d["keywords"]),
             "explain_cmd": f"connote explain {shlex.quote(str(self.study.path))} {self.run_id}",
@@ -430,6 +410,9 @@ class RunPages:
             "map_src": f"../maps/{d['map_key'][:24]}.js" if d["xy"] is not None else None,
             "map_method": d["map_method"],
             "n_files": sum(len(d["paths"].get(s, [])) for s in d["shas"]),
+            "derived": self.derived["derived"],
+            "suggestions": self.derived["suggestions"],
+            "n_assigned": len(self.derived["assigned"]),
         }
         html = self.env.get_template("run.html.j2").render(**ctx)
         target = self.dir / "index.html"

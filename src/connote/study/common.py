@@ -30,13 +30,13 @@ def named_or_latest(
     empty: str,
     column: str = "name",
     known_label: str = "known",
-    latest_first: str = "id DESC",
+    latest: str = "id DESC",
 ) -> sqlite3.Row:
     """The row of ``table`` whose ``column`` is ``value``, or the latest row (highest id) when ``value`` is
-    None or empty (``latest_first`` is the ORDER BY that puts it first). Errors name what exists: ``no {noun} {value!r} in PATH (known: a, b)``, or, with nothing
-    stored yet, ``PATH: {empty}``. ``table``, ``column`` and ``latest_first`` are connote's own SQL, never user input."""
+    None or empty (``latest``: the ORDER BY that puts it first). Errors name what exists: ``no {noun} {value!r} in PATH (known: a, b)``, or, with nothing
+    stored yet, ``PATH: {empty}``. ``table``, ``column`` and ``latest`` are connote's own SQL, never user input."""
     if value is None or value == "":
-        row = con.execute(f"SELECT * FROM {table} ORDER BY {latest_first} LIMIT 1").fetchone()
+        row = con.execute(f"SELECT * FROM {table} ORDER BY {latest} LIMIT 1").fetchone()
         if row is None:
             raise UserError(f"{path}: {empty}")
         return row

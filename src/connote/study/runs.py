@@ -149,7 +149,8 @@ def features(
         return Features("text", emb.name, ds["name"], shas, X, key)
     if kind == "image":
         emb = registry.image_embedder(image)
-        shas = sorted({r["sha256"] for r in study.unique_images() if study.has_vector(emb.name, r["sha256"])})
+        have = study.vectors.present(emb.name)  # one index query, not one per image
+        shas = sorted({r["sha256"] for r in study.unique_images() if r["sha256"] in have})
         if not shas:
             raise UserError(f"no {emb.name} vectors yet; run `connote embed {study.path} --image {image}`")
         X = study.load_vectors(emb.name, shas)
@@ -163,14 +164,21 @@ def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_key(feats: Features, reducer_params: dict, cluster_params: dict, seed: int | None) -> str:
-    """The key a run is stored (and found again) under: features, reducer, clusterer and seed."""
-    return _digest([feats.key, reducer_params, cluster_params, seed])
+def run_key(
+    feats: Features, reducer_params: dict, cluster_params: dict, seed: int | None, method: dict | None = None
+) -> str:
+    """The key a run is stored (and found again) under: features, reducer, clusterer, seed, and how they
+    are computed (``method``: :func:`connote.fitting.method`, the neighbour search and library versions)."""
+    return _digest([feats.key, reducer_params, cluster_params, seed, method])
 
 
 def reduce_cache_path(study, feats: Features, reducer) -> Path:
-    """Where the reduction of ``feats`` by ``reducer`` is cached (STUDY/cache/reduce/KEY.npy)."""
-    return study.path / "cache" / "reduce" / f"{_digest([feats.key, recorded_params(reducer)])[:24]}.npy"
+    """Where the reduction of ``feats`` by ``reducer`` is cached (STUDY/cache/reduce/KEY.npy); the key
+    holds how the reduction is computed (:func:`connote.fitting.stage_method`) besides its parameters."""
+    from connote.fitting import METHOD_VERSION, stage_method
+
+    how = [METHOD_VERSION, stage_method(reducer, len(feats.shas))]
+    return study.path / "cache" / "reduce" / f"{_digest([feats.key, recorded_params(reducer), how])[:24]}.npy"
 
 
 def load_reduction(study, feats: Features, reducer) -> np.ndarray | None:
@@ -196,19 +204,6 @@ def save_reduction(study, feats: Features, reducer, Y: np.ndarray) -> np.ndarray
     return Y
 
 
-def reduce_cached(study, feats: Features, reducer, *, knn=None, Y: np.ndarray | None = None) -> np.ndarray:
-    """Reduce once per (features, reducer parameters); later runs with other cluster settings reuse it.
-
-    ``knn`` (indices, distances) is handed to reducers that take a precomputed neighbour graph (UMAP);
-    ``Y`` stores a reduction computed elsewhere (e.g. by a sweep worker) under the same key."""
-    cached = load_reduction(study, feats, reducer)
-    if cached is not None:
-        return cached
-    if Y is None:
-        Y = reducer.fit_transform(feats.X, knn=knn) if knn is not None else reducer.fit_transform(feats.X)
-    return save_reduction(study, feats, reducer, Y)
-
-
 # ---------------------------------------------------------------------------------------------- storing
 def store_run(
     study,
@@ -226,12 +221,15 @@ def store_run(
     notes: list[str],
     label: str | None,
     environment: dict | None = None,
+    method: dict | None = None,
 ) -> tuple[int, bool]:
     """Store one clustering as a run: its labels and the full record (parameters, seed, package versions).
     Returns (run id, True if stored now; False when a run with this key was stored meanwhile)."""
     from connote.provenance import environment as current_environment
+    from connote.study.flags import run_left_out
 
     labels = np.asarray(labels, dtype=int)
+    left_out = run_left_out(study, feats.kind, feats.description_set, len(feats.shas))
     record = {
         "key": key,
         "features": feats.kind,
@@ -251,6 +249,8 @@ def store_run(
                 "clusterer": cluster_params,
                 "seed": seed,
                 "features_key": feats.key,
+                "method": method,
+                "left_out": left_out,  # images of the study not in this run, and why
                 "notes": notes,
                 "environment": environment or current_environment(),
             },

@@ -41,7 +41,7 @@
     catColors = {};
     var k = 0;
     cats.forEach(function (v) {
-      var outlier = (name === "cluster" && v === "-1") || v === "";
+      var outlier = (name === "cluster" && v === "-1") || v === "" || v === "(none)";  // no value: grey
       catColors[v] = outlier ? GREY : palette(k++);
     });
     // packed colours per point (plain and faded), outliers (and blanks) drawn first, clustered points on top
