@@ -11,6 +11,7 @@ import pytest
 from conftest import chromium_page
 from test_report import CLUSTER, FILES, add_seed_run, make_study, sha
 
+from connote.evaluate.stability import adjusted_rand_index
 from connote.reports import render_study
 
 
@@ -187,6 +188,13 @@ def test_index_sort_filter_links_and_compare(report, tmp_path):
         flows = page.locator('#cmp-table tr[data-cluster="1"]').inner_text()
         assert "100% → outliers" in flows
         assert "100% → Cluster 0" in page.locator('#cmp-table tr[data-cluster="0"]').inner_text()
+        # the other run keeps cluster 0 and makes the rest outliers: ARI of (0,0,0,1,1,-1) vs (0,0,0,-1,-1,-1)
+        # = (index 4 - expected 4 * 6 / 15) / (max 5 - expected) = 0.706, as connote.evaluate computes it
+        expected = adjusted_rand_index([0, 0, 0, 1, 1, -1], [0, 0, 0, -1, -1, -1])
+        assert (
+            page.locator("#agree").inner_text()
+            == f"6 images in both runs · adjusted Rand index {expected:.3f}"
+        )
         shot(page, tmp_path, "compare")
     assert errors == []
     assert net.remote == []
