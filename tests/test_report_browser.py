@@ -127,6 +127,13 @@ def test_map_hover_click_search_select(report, tmp_path):
         assert "Cluster 1" in side.inner_text()
         shot(page, tmp_path, "map-select")
 
+        # a legend entry highlights its cluster and lists its images; a second click clears it
+        page.click("#clearsel")
+        page.click('#legend [data-cat="1"]')
+        assert page.locator("#selection a").count() == 2
+        page.click('#legend [data-cat="1"]')
+        assert page.locator("#selection").count() == 0
+
         # zoom and pan keep working (and a wheel over the map does not scroll the page)
         before = page.evaluate(f"connoteMap.screen(connoteMap.index('{green}'))")
         page.mouse.move(gx, gy)
@@ -173,6 +180,9 @@ def test_index_sort_filter_links_and_compare(report, tmp_path):
         tile.locator("a", has_text="show on the map").click()
         page.wait_for_function("document.querySelector('#side table.call') !== null")
         assert "A crimson square" in page.locator("#side").inner_text()
+        page.go_back()
+        page.click("a:has-text('on the map')")  # the whole cluster on the map, listed beside it
+        page.wait_for_function("document.querySelectorAll('#selection a').length === 3")
         page.click("nav.crumbs a:has-text('Study')")
         assert page.locator("#run-table").count() == 1
 
