@@ -208,3 +208,41 @@ def test_index_sort_filter_links_and_compare(report, tmp_path):
         shot(page, tmp_path, "compare")
     assert errors == []
     assert net.remote == []
+
+
+def test_markup_in_file_names_stays_text(tmp_path, monkeypatch):
+    """A file named like HTML: escaped on every page, plain text on the map, no script ever runs."""
+    import test_report as tr
+    from test_report import png
+
+    evil = '<img src=x onerror="document.title=1">.png'
+    monkeypatch.setitem(tr.FILES, evil, png("purple"))
+    monkeypatch.setitem(tr.CLUSTER, evil, 1)
+    monkeypatch.setitem(tr.TEXT, evil, "A purple square </script><script>document.title=2</script>")
+    monkeypatch.setitem(tr.VEC, evil, [0.05, 0.95, 0.0])
+    study, run_id = make_study(tmp_path)
+    render_study(study, progress=False)
+    rep = study.path / "report"
+    for page_file in rep.rglob("*.html"):
+        text = page_file.read_text(encoding="utf-8")
+        assert "<img src=x" not in text and "<script>document.title" not in text, page_file
+    with chromium_page(viewport={"width": 1300, "height": 1000}) as (page, errors):
+        net = Offline(page)
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        for url in (rep / f"run-{run_id}" / "cluster-1.html", rep / f"run-{run_id}" / "index.html"):
+            page.goto(url.as_uri())
+            page.wait_for_timeout(200)
+        page.wait_for_function("window.connoteMap && connoteMap.n === 7")
+        bad = tr.sha(tr.FILES[evil])
+        page.mouse.move(*point(page, bad))
+        page.locator("#tip").wait_for(state="visible")
+        assert evil in page.locator("#tip").inner_text()
+        page.mouse.click(*point(page, bad))
+        page.wait_for_function("document.querySelector('#side p.text') !== null")
+        assert "</script><script>" in page.locator("#side p.text").inner_text()
+        page.fill("#search", "purple")
+        page.wait_for_function("document.getElementById('found').textContent.startsWith('1 of 7')")
+        assert page.title().startswith("connote") and not dialogs
+        assert page.locator("#side img[src=x]").count() == 0
+    assert errors == [] and net.remote == []
