@@ -6,7 +6,7 @@
     >>> connote.embed(study)                          # S2 all-MiniLM-L6-v2
     >>> run_id = connote.cluster(study)               # S3 UMAP + S4 HDBSCAN
     >>> connote.explain(study, run_id)                # S5 TF-IDF keywords
-    >>> connote.report(study, run_id)                 # study/report/index.html
+    >>> connote.report(study)                         # study/report/index.html (every run)
 
 Each step reads what it needs from the study and writes its results back; re-running a step reuses what
 is already there.
