@@ -14,6 +14,7 @@ is already there.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,7 @@ from connote.defaults import (
 from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability
+from connote.executors import executor_scope
 from connote.params import recorded_params
 from connote.study import Study
 from connote.study.runs import (
@@ -105,10 +107,12 @@ def describe(
     batch: bool = False,
     batch_poll: float = 30.0,
     batch_wait: bool = True,
+    executor=None,
     **describer_options,
 ):
     """S1: describe every distinct image that has no description in the set yet. Returns a summary
-    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API."""
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API.
+    ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (batches on Ray workers; see executors/)."""
     from connote.describers.runner import DescribeRunner
 
     study = Study.of(study)
@@ -116,10 +120,27 @@ def describe(
         raise UserError(
             f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`"
         )
-    d = registry.describer(describer, **{k: v for k, v in describer_options.items() if v is not None})
+    options = {k: v for k, v in describer_options.items() if v is not None}
+    d = registry.describer(describer, **options)
+    if executor not in (None, "local") and not dry_run and not batch:
+        with executor_scope(executor) as ex:
+            make = (
+                functools.partial(registry.describer, describer, **options)
+                if isinstance(describer, str)
+                else None
+            )
+            runner = DescribeRunner(
+                ex.describer(d, make),
+                prompt=prompt or PAPER_PROMPT,
+                name=name,
+                max_cost=max_cost,
+                check=_checker(),
+            )
+            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
+    study.require_writable("describe")  # before anything is sent (and paid for)
     if batch:
         from connote.describers.batch import run_batch
 
@@ -169,26 +190,30 @@ def embed(
     *,
     description_set: str | None = None,
     progress: bool = True,
+    executor=None,
     **options,
 ):
-    """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries."""
+    """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries.
+    ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (Ray Data batch inference, one model per worker)."""
     from connote import embedders as embed_mod
 
     study = Study.of(study)
+    study.require_writable("embed")
     out = []
-    if text:
-        _, texts = text_inputs(study, description_set)
-        emb = registry.text_embedder(text, **options)
-        if hasattr(emb, "prepare"):  # e.g. an API embedder logging its calls in the study
-            emb = emb.prepare(study)
-        out.append(embed_mod.embed_texts(study, emb, texts, progress=progress))
-    if image:
-        emb = registry.image_embedder(image, **options)
-        if hasattr(emb, "prepare"):  # loads the weights; may fall back to another model (with a notice)
-            emb = emb.prepare(study)
-        summary = embed_mod.embed_images(study, emb, progress=progress)
-        summary.notice = getattr(emb, "notice", None)
-        out.append(summary)
+    with executor_scope(executor) as ex:
+        if text:
+            _, texts = text_inputs(study, description_set)
+            emb = registry.text_embedder(text, **options)
+            if hasattr(emb, "prepare"):  # e.g. an API embedder logging its calls in the study
+                emb = emb.prepare(study)
+            out.append(embed_mod.embed_texts(study, emb, texts, progress=progress, executor=ex))
+        if image:
+            emb = registry.image_embedder(image, **options)
+            if hasattr(emb, "prepare"):  # loads the weights; may fall back to another model (with a notice)
+                emb = emb.prepare(study)
+            summary = embed_mod.embed_images(study, emb, progress=progress, executor=ex)
+            summary.notice = getattr(emb, "notice", None)
+            out.append(summary)
     if not out:
         raise UserError("nothing to embed: give a text embedder, an image embedder, or both")
     return out

@@ -260,9 +260,10 @@ class RunPages:
                 "x": [round(float(v), 5) for v in d["xy"][:, 0]],
                 "y": [round(float(v), 5) for v in d["xy"][:, 1]],
                 "names": d["names"],
-                "thumbs": [d["thumbs"].get(s) for s in d["shas"]],
+                "thumbs": [1 if s in d["thumbs"] else 0 for s in d["shas"]],  # thumbs/<sha>.jpg exists
                 "snippets": snippets,
                 "details": set_dir,
+                "root": self.file_uri(""),  # file:// URL of the images root; an image's URL is root + name
             }
             self.write(out / "maps" / f"{d['map_key'][:24]}.js", js_file("CONNOTE_MAP", data))
         if set_row is not None:

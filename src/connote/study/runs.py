@@ -149,7 +149,8 @@ def features(
         return Features("text", emb.name, ds["name"], shas, X, key)
     if kind == "image":
         emb = registry.image_embedder(image)
-        shas = sorted({r["sha256"] for r in study.unique_images() if study.has_vector(emb.name, r["sha256"])})
+        have = study.vectors.present(emb.name)  # one index query, not one per image
+        shas = sorted({r["sha256"] for r in study.unique_images() if r["sha256"] in have})
         if not shas:
             raise UserError(f"no {emb.name} vectors yet; run `connote embed {study.path} --image {image}`")
         X = study.load_vectors(emb.name, shas)
