@@ -6,6 +6,7 @@ from __future__ import annotations
 from connote.cli.common import (
     DEFAULT_REDUCE,
     add_describer_option,
+    add_executor_option,
     add_feature_sources,
     add_hdbscan_options,
     add_min_cluster_size_option,
@@ -155,6 +156,7 @@ def cmd_sweep(args) -> int:
         workers=args.workers,
         progress=show_progress(args),
         say=warn,
+        executor=args.executor,
     )
     say(res.table())
     warn(
@@ -178,6 +180,7 @@ def add_sweep(sub) -> None:
     add_hdbscan_options(p)
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
+    add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_sweep)
 

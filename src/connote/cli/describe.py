@@ -7,6 +7,7 @@ import json
 
 from connote.cli.common import (
     add_describer_option,
+    add_executor_option,
     add_quiet_option,
     open_study,
     read_prompt,
@@ -64,6 +65,7 @@ def cmd_describe(args) -> int:
         batch=args.batch,
         batch_poll=args.batch_poll,
         batch_wait=not args.no_wait,
+        executor=args.executor,
         **options,
     )
     print_describe_summary(summary)
@@ -165,6 +167,7 @@ def add_describe(sub) -> None:
     )
     p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
+    add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_describe)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connote.cli.common import add_quiet_option, open_study, say, show_progress, warn
+from connote.cli.common import add_executor_option, add_quiet_option, open_study, say, show_progress, warn
 
 
 def cmd_embed(args) -> int:
@@ -26,11 +26,14 @@ def cmd_embed(args) -> int:
             args.image,
             description_set=args.descriptions,
             progress=show_progress(args),
+            executor=args.executor,
             **options,
         )
     for r in results:
         if getattr(r, "notice", None):
             warn(f"NOTE: {r.notice}")
+        if getattr(r, "damage", None):
+            warn(f"NOTE: {r.damage}")
         say(
             f"{r.embedder}: {r.total} input(s), {r.computed} embedded now, {r.reused} reused"
             + (f", {r.dim} dimensions" if r.dim else "")
@@ -68,5 +71,6 @@ def add_embed(sub) -> None:
         help="fail instead of using efficientnet-lite0 when torchvision weights cannot be had",
     )
     p.add_argument("--descriptions", help="description set (default: the latest)")
+    add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_embed)
