@@ -88,11 +88,18 @@ def test_map_hover_click_search_select(report, tmp_path):
         assert (
             side.locator("a", has_text="Cluster 0").get_attribute("href") == f"cluster-0.html#img-{crimson}"
         )
+        assert side.locator("#original").get_attribute("href") == (study.images_root / "crimson.png").as_uri()
         shot(page, tmp_path, "map-click")
 
         # an image whose description holds markup: shown as text
-        page.mouse.click(*point(page, sha(FILES["red.png"])))
+        page.mouse.click(*point(page, sha(FILES["café #1 ünïcode.png"])))
         page.wait_for_function("document.querySelector('#side p.text') !== null")
+        original = page.locator("#original").get_attribute("href")
+        assert original.endswith("caf%C3%A9%20%231%20%C3%BCn%C3%AFcode.png")
+        page.mouse.click(*point(page, sha(FILES["red.png"])))
+        page.wait_for_function(
+            "document.querySelector('#side p.text') && document.querySelector('#side h2').textContent === 'red.png'"
+        )
         assert '<script>alert("x")</script>' in side.locator("p.text").inner_text()
 
         # search: descriptions containing a phrase are highlighted (full texts, loaded on demand)

@@ -11,7 +11,7 @@ import pytest
 from connote import steps
 from connote.errors import UserError
 from connote.study import DB_NAME, Study, slug, text_key
-from connote.study.schema import SCHEMA_VERSION, current_version
+from connote.study.schema import MIGRATIONS, SCHEMA_VERSION, current_version
 
 TABLES = {
     "meta",
@@ -101,7 +101,9 @@ def test_newer_schema_is_refused_with_a_clear_error(study, tmp_path):
 def test_older_database_is_migrated_forward(tmp_path):
     folder = tmp_path / "old"
     folder.mkdir()
-    sqlite3.connect(folder / DB_NAME).close()  # an empty database: version 0
+    con = sqlite3.connect(folder / DB_NAME)  # a database of schema version 1
+    con.executescript(MIGRATIONS[0] + "\nINSERT INTO meta VALUES ('schema_version', '1');")
+    con.close()
     s = Study.open(folder)
     try:
         assert current_version(s.con) == SCHEMA_VERSION

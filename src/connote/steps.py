@@ -140,6 +140,7 @@ def describe(
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
+    study.require_writable("describe")  # before anything is sent (and paid for)
     if batch:
         from connote.describers.batch import run_batch
 
@@ -197,6 +198,7 @@ def embed(
     from connote import embedders as embed_mod
 
     study = Study.of(study)
+    study.require_writable("embed")
     out = []
     with executor_scope(executor) as ex:
         if text:

@@ -29,15 +29,15 @@ from pathlib import Path
 import numpy as np
 
 from connote.errors import UserError
+from connote.study import db
 from connote.study.common import now, text_key
+from connote.study.db import DB_NAME, ReadOnlyStudy
 from connote.study.descriptions import DescriptionsMixin
 from connote.study.images import ImagesMixin
 from connote.study.runs import RunsMixin
 from connote.study.schema import migrate
 from connote.study.validation import ValidationMixin
 from connote.study.vectors import DamagedVectors, VectorStore, migrate_study, slug
-
-DB_NAME = "connote.db"
 
 __all__ = ["DB_NAME", "DamagedVectors", "Study", "now", "slug", "text_key"]
 
@@ -48,6 +48,7 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
     def __init__(self, path: str | os.PathLike, con: sqlite3.Connection):
         self.path = Path(path)
         self.con = con
+        self.readonly = False  # opened read-only: the folder cannot be written
         self.vectors = VectorStore(self.path / "vectors", con)
         self.migration_notes: list[str] = []  # what opening the study moved (old vector files)
 
@@ -58,7 +59,10 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
         if path.exists() and not path.is_dir():
             raise UserError(f"{path}: exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
-        study = cls._connect(path)
+        study = cls._connect(path, create=True)  # an existing database is checked, never replaced
+        if study.readonly:
+            study.close()
+            raise ReadOnlyStudy(f"{path}: the study folder is read-only: cannot add images to it")
         if images_root is not None:
             root = Path(images_root).resolve()
             old = study.get_meta("images_root")
@@ -78,26 +82,39 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> Study:
-        path = Path(path)
-        if not (path / DB_NAME).is_file():
-            raise UserError(f"{path}: not a connote study (no {DB_NAME}); make one with `connote init`")
-        return cls._connect(path)
+        """Open a study folder: read-only when the folder cannot be written (see :mod:`connote.study.db`);
+        a damaged database is refused with how to recover it."""
+        return cls._connect(Path(path))
 
     @classmethod
-    def _connect(cls, path: Path) -> Study:
-        con = sqlite3.connect(path / DB_NAME, timeout=30, isolation_level=None, check_same_thread=False)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.execute("PRAGMA foreign_keys=ON")
-        con.execute("PRAGMA busy_timeout=30000")
+    def _connect(cls, path: Path, *, create: bool = False) -> Study:
+        con, readonly = db.connect(path, create=create)
         try:
             migrate(con)
         except RuntimeError as exc:
+            con.close()
             raise UserError(f"{path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            con.close()
+            if readonly:
+                raise ReadOnlyStudy(
+                    f"{path}: the study was made by an older connote and its folder is read-only, so it "
+                    "cannot be brought up to date; copy the study folder somewhere writable"
+                ) from None
+            raise UserError(db.explain(exc, path) or f"{path}: {exc}") from None
         study = cls(path, con)
-        study.migration_notes = migrate_study(study.vectors, [r["name"] for r in study.embedders()])
+        study.readonly = readonly
+        if not readonly:  # a read-only folder keeps its old vector files as they are
+            study.migration_notes = migrate_study(study.vectors, [r["name"] for r in study.embedders()])
         return study
+
+    def require_writable(self, what: str = "this command") -> None:
+        """Raise :class:`ReadOnlyStudy` (before any work) when the study was opened read-only."""
+        if self.readonly:
+            raise ReadOnlyStudy(
+                f"{self.path}: the study folder is read-only and {what} writes to it; copy the study folder "
+                "somewhere writable (status, runs, export -o FILE and the other reading commands work as it is)"
+            )
 
     def close(self) -> None:
         self.con.close()

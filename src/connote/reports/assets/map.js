@@ -41,7 +41,7 @@
     catColors = {};
     var k = 0;
     cats.forEach(function (v) {
-      var outlier = (name === "cluster" && v === "-1") || v === "";
+      var outlier = (name === "cluster" && v === "-1") || v === "" || v === "(none)";  // no value: grey
       catColors[v] = outlier ? GREY : palette(k++);
     });
     // packed colours per point (plain and faded), outliers (and blanks) drawn first, clustered points on top
@@ -197,7 +197,7 @@
     for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
     return e;
   }
-  function thumb(i) { return M.thumbs[i] ? "../" + M.thumbs[i] : null; }
+  function thumb(i) { return M.thumbs[i] ? "../thumbs/" + M.shas[i] + ".jpg" : null; }
   function clusterName(i) { var c = String(labels[i]); return (R.clusters[c] || {}).title || ("Cluster " + c); }
   function clusterHref(i) { var c = String(labels[i]); return (R.clusters[c] || {}).href || "#"; }
 
@@ -240,6 +240,10 @@
     var h = el("h2", M.names[i], { class: "path" }); h.style.fontSize = "1rem"; side.appendChild(h);
     var p = el("p"); var a = el("a", clusterName(i), { href: clusterHref(i) + "#img-" + sha }); p.appendChild(a);
     p.appendChild(document.createTextNode(" · open in its cluster page (files, typicality)")); side.appendChild(p);
+    if (M.root) {  // names are paths relative to the images root
+      var href = M.root + M.names[i].split("/").map(encodeURIComponent).join("/");
+      var o = el("p"); o.appendChild(el("a", "open the original image", { href: href, id: "original" })); side.appendChild(o);
+    }
     var body = el("div", "loading description…", { class: "muted", id: "detail-body" }); side.appendChild(body);
     var sh = el("div", sha, { class: "muted sha" }); sh.style.fontSize = ".72rem"; side.appendChild(sh);
     loadChunk(sha.slice(0, 2), function () {
