@@ -7,6 +7,7 @@ from connote.cli.common import (
     DEFAULT_REDUCE,
     DEFAULT_TEXT_EMBEDDER,
     add_describer_option,
+    add_executor_option,
     add_feature_sources,
     add_hdbscan_options,
     add_json_option,
@@ -239,6 +240,7 @@ def cmd_sweep(args) -> int:
         workers=args.workers,
         progress=show_progress(args),
         say=warn,
+        executor=args.executor,
     )
 
     def render(r) -> None:
@@ -274,6 +276,7 @@ def add_sweep(sub) -> None:
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
     add_json_option(p)
+    add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_sweep)
 

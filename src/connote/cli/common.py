@@ -121,6 +121,16 @@ def add_quiet_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
+def add_executor_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        default="local",
+        metavar="local|ray[:ADDRESS]",
+        help="where the work runs: local (default), ray (RAY_ADDRESS, else Ray on this machine), "
+        "ray:HOST:PORT or ray:ray://HOST:10001 (a Ray cluster)",
+    )
+
+
 def add_describer_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--describer",
