@@ -45,6 +45,19 @@ GOOD = [
     "hand-painted banners and a sea of umbrellas suggest a movement that refuses to be silenced. The grey "
     "sky adds a sense of foreboding, while the bright colours of the signs speak of hope and of a generation "
     "that believes change is still possible.",
+    # Descriptions in other languages (a prompt in that language), with or without punctuation.
+    "Изображение передает чувство тревоги и надежды на будущее планеты которое зависит от наших действий "
+    "сегодня и завтра",
+    "Gambar ini menyampaikan rasa kesepian dan melankolis dengan cahaya dingin yang menekankan kekosongan "
+    "lanskap yang luas",
+    "Bu görüntü yalnızlık ve melankoli duygusu veriyor soğuk ışık kış manzarasının boşluğunu vurguluyor ve "
+    "umut azalıyor",
+    "这张图片传达了一种孤独和忧郁的感觉，冷光突出了冬季景观的空旷。",
+    "A imagem transmite a escuridão e a esperança, a angústia e a ira de uma geração com a luz fria que "
+    "acentua o vazio da paisagem de inverno",
+    "An hour before dawn, a one-way street and an honest face: a European city waits, and an MP speaks.",
+    "Leider zeigt das Bild, was wir nicht sehen wollen: die Folgen unseres Handelns, die man nicht mehr "
+    "übersehen kann.",
     "Ein Bild, das eine Stimmung von Hoffnung und Aufbruch vermittelt. Cette image a une atmosphère calme et "
     "à la fois mélancolique, avec la lumière du soir.",
 ]
@@ -69,8 +82,14 @@ def test_good_descriptions_pass(text):
         ("I must decline to describe this image.", "refusal"),
         ("I don't feel comfortable describing this image.", "refusal"),
         ("As an AI language model, I do not have the ability to view images.", "refusal"),
+        ("Lo siento, pero no puedo describir esta imagen.", "refusal"),
+        ("Je suis désolé, mais je ne peux pas analyser cette image.", "refusal"),
+        ("Es tut mir leid, aber ich kann dieses Bild nicht beschreiben.", "refusal"),
+        ("Mi dispiace, ma non posso descrivere questa immagine.", "refusal"),
+        ("Desculpe, mas não posso descrever esta imagem.", "refusal"),
         ("</s>", "empty"),
         ("...", "empty"),
+        ("🔥🌍😢", "empty (no letter or digit)"),
         ("I cannot identify the people in this image, but it shows a crowd.", "refusal"),
         ("As an AI, I do not have feelings about images.", "refusal"),
         ("Unfortunately, I am unable to view the image you provided.", "refusal"),
@@ -145,6 +164,8 @@ def test_huge_texts_are_judged_quickly_and_bounded():
     text = (GOOD[0] + " ") * 2000  # ~80,000 words: judged on the first MAX_WORDS words
     assert check_description(text).startswith("repetitive")
     assert check_description("x" * 1_000_000) is None  # one long "word": not a loop, not symbols
+    soup = " ".join(f"w{i}" for i in range(1_000_000))  # judged on its first MAX_CHARS characters
+    assert check_description(soup).startswith("word salad")
 
 
 SHARED = Path(os.environ.get("CONNOTE_SHARED") or Path(__file__).resolve().parents[2] / "shared")

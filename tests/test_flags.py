@@ -108,6 +108,8 @@ def test_cli_import_check_status_and_accept(study, tmp_path, capsys):
     assert "Accepted 1 flagged description(s) of set 'caps'" in out and "a/img_002.png: repetitive" in out
     assert cli.main(["describe", path, "--name", "caps", "--accept", "a/img_002.png"]) != 0
     assert "error: no flagged description in set 'caps' for: a/img_002.png" in capsys.readouterr().err
+    assert cli.main(["describe", path, "--accept-flagged", "--dry-run"]) != 0
+    assert "--accept describes nothing: give it without --dry-run" in capsys.readouterr().err
     assert cli.main(["describe", path, "--accept-flagged"]) == 0  # the one set with any left out
     assert "a/img_001.png: refusal" in capsys.readouterr().out
     assert flags.left_out(study, "caps") == {"flagged": 0, "failed": 0, "not described": 1, "total": 1}
@@ -155,3 +157,31 @@ def test_report_lists_the_run_sets_flagged_descriptions(shared_study, tmp_path):
     assert first["path"] in html and "refusal" in html and "left out" in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
     assert "--accept IMAGE" in html
+
+
+def test_a_run_records_the_images_it_left_out(tmp_path, capsys):
+    make_images(tmp_path / "images", 7)
+    study = steps.init(tmp_path / "study", tmp_path / "images", progress=False)
+    paths = [r["path"] for r in study.unique_images()]
+    moods = ["calm", "joy", "anger", "fear", "hope"]
+    f = tmp_path / "caps.csv"
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "text"])
+        w.writerows([p, GOOD.replace("calm", m)] for p, m in zip(paths, moods, strict=False))
+        w.writerow([paths[5], REFUSAL])  # flagged and left out; paths[6]: no description at all
+    steps.import_descriptions(study, f, name="caps", exclude_flagged=True)
+    steps.embed(study, "minilm", progress=False)
+    path = str(study.path)
+    assert cli.main(["cluster", path, "--reduce", "pca:components=2", "--min-cluster-size", "2", "-q"]) == 0
+    run_id = int(capsys.readouterr().out.strip().splitlines()[-1])
+    record = json.loads(study.get_run(run_id)["params"])
+    assert record["left_out"] == {"flagged": 1, "failed": 0, "not described": 1, "total": 2}
+    assert study.get_run(run_id)["n_items"] == 5
+    listed = {r["id"]: r for r in steps.runs(study)}
+    assert listed[run_id]["left_out"]["total"] == 2  # and in `connote runs --json`
+    # The same command again reuses the run, and says again what it left out.
+    assert cli.main(["cluster", path, "--reduce", "pca:components=2", "--min-cluster-size", "2", "-q"]) == 0
+    out = capsys.readouterr()
+    assert int(out.out.strip()) == run_id
+    assert "2 image(s) left out of this run (1 flagged, 1 not described)" in out.err

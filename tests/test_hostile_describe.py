@@ -140,3 +140,26 @@ def test_claims_skip_what_another_process_finished(tmp_path):
     other = Claims(study.con, 1)
     mine2, busy2 = other.take(shas, lambda sha: True)
     assert mine2 == [shas[1]] and [c.sha256 for c in busy2] == [shas[0]]
+
+
+def test_describe_cli_exits_non_zero_when_nothing_could_be_described(tmp_path):
+    make_study(tmp_path, 3).close()
+    env = {**os.environ, "OPENAI_API_KEY": KEY}
+    with FakeOpenAI() as srv:
+        srv.push("400", "400", "400")
+        proc = subprocess.run(
+            describe_cmd(tmp_path / "study", srv), env=env, capture_output=True, text=True, timeout=120
+        )
+    assert proc.returncode == 1 and "not one image could be described" in proc.stderr, proc.stderr
+    with FakeOpenAI(api_key="sk-the-right-one") as srv:  # the wrong key: stopped at the first 401
+        proc = subprocess.run(
+            describe_cmd(tmp_path / "study", srv, 1) + ["--retry-flagged"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        sent = len(srv.requests)
+    assert proc.returncode == 2 and sent == 1, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "authentication error" in err[0] and "HTTP 401" in err[0]

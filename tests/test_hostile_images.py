@@ -125,9 +125,10 @@ def test_init_on_huge_images_stays_within_a_few_hundred_mb(tmp_path):
     huge_png(root / "huge.png", 12_000, 12_000)  # 144 million pixels, a few hundred KB on disk
     assert (root / "huge.png").stat().st_size < 2_000_000
     Image.new("RGB", (8000, 6000), "white").save(root / "huge.jpg", quality=80)  # 48 MP: decoded at 1/8
-    code = (
-        "import resource, sys; from connote.cli import main; rc = main(sys.argv[1:]); "
-        "print('maxrss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+    code = (  # VmHWM: ru_maxrss would carry this test process's own peak over across exec
+        "import sys; from connote.cli import main; rc = main(sys.argv[1:]); "
+        "print('maxrss_kb', [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM')][0]); "
+        "sys.exit(rc)"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, "init", str(tmp_path / "study"), "--images", str(root), "-q"],
@@ -141,4 +142,36 @@ def test_init_on_huge_images_stays_within_a_few_hundred_mb(tmp_path):
     assert "2 usable image(s)" in out  # img_000.png and huge.jpg
     assert any(ln.strip().startswith("huge.png: too large to decode") for ln in out.splitlines()), out
     rss_mb = int(out.split("maxrss_kb")[1].split()[0]) / 1024
-    assert rss_mb < 500, f"init peaked at {rss_mb:.0f} MB"
+    assert rss_mb < 300, f"init peaked at {rss_mb:.0f} MB"
+
+
+def test_names_with_escape_codes_newlines_and_bad_bytes_are_printed_escaped(tmp_path):
+    root = tmp_path / "imgs"
+    make_images(root, 2)
+    os.rename(root / "img_000.png", root / "evil\x1b[2J\nFAKE LINE \u202egnp.png")
+    Image.new("RGB", (4, 4)).save(root / "x.png")
+    (root / "x.png").write_bytes(b"not an image")
+    os.rename(root / "x.png", os.fsencode(root) + b"/bad\xff\x1b[31m.png")  # not UTF-8
+    (root / "junk\x1b[2J\nFAKE LINE.png").write_bytes(b"junk")  # printed: it is skipped
+    study = tmp_path / "study"
+    init = run_cli("init", study, "--images", root, "-q", timeout=60)
+    assert init.returncode == 0, init.stderr
+    for out in (init.stdout + init.stderr, run_cli("status", study, timeout=60).stderr):
+        assert "\x1b" not in out and "\u202e" not in out and "FAKE LINE" not in out.split("\n", 1)[0]
+        assert not any(line.startswith("FAKE LINE") for line in out.splitlines())
+        assert "bad\\xff\\x1b[31m.png: the file name is not valid UTF-8" in out
+        assert "junk\\x1b[2J\\nFAKE LINE.png: not an image" in out
+    assert "2 usable image(s)" in init.stdout  # the escaped name is a usable image
+    from connote.study import Study
+
+    with Study.open(study) as s:
+        paths = {r["path"] for r in s.images(status=None)}
+    assert "evil\x1b[2J\nFAKE LINE \u202egnp.png" in paths  # stored as it is: it must still open
+
+
+def test_shown_and_safe_line():
+    from connote.printable import safe_line, shown
+
+    assert shown("a\x1b[31mb\nc\u202ed é 洪水 \udcff\x00") == "a\\x1b[31mb\\nc\\u202ed é 洪水 \\xff\\x00"
+    assert safe_line("x\ny\x1b\tz\x85") == "x\ny\\x1b\tz\\x85"
+    assert shown("plain name-1.png") == "plain name-1.png"

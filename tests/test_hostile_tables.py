@@ -6,6 +6,7 @@ with one clear error naming the file; what is stored and what is said agree."""
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -81,6 +82,9 @@ def test_reader_refuses_binary_and_empty_files(tmp_path):
     (tmp_path / "dir.csv").mkdir()
     with pytest.raises(UserError, match="is a folder"):
         tables.read_table_file(tmp_path / "dir.csv")
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(UserError, match="pipe.csv: not a regular file"):
+        tables.read_table_file(tmp_path / "pipe.csv")  # returns at once: a FIFO is never opened
 
 
 def test_jsonl_lines_numbers_and_utf16(tmp_path):
@@ -231,3 +235,41 @@ def test_import_descriptions_that_store_nothing_is_an_error_and_no_default(study
     r = steps.import_descriptions(study, flagged, exclude_flagged=True)
     assert r.flagged == 1 and r.excluded == 1 and r.imported == 0
     assert study.resolve_description_set()["name"] == "imported:ok"
+
+
+def test_pairs_import_cli_prints_overrides_and_escaped_names(study, tmp_path):
+    f = tmp_path / "r.csv"
+    f.write_text("pair,denotative\n1,2\n2,1\n1,0\n")
+    evil = "\x1b[31mann\nFAKE"
+    proc = run_cli("pairs", "import", study.path, f, "--coder", evil, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert (
+        f"note: {f}:4: pair 1, coder '\\x1b[31mann\\nFAKE', denotative again: this line overrides line 2"
+        in out
+    )
+    assert "2 rating(s) by \\x1b[31mann\\nFAKE into sample 'pairs'" in out and "\x1b" not in out
+    status = run_cli("status", study.path, timeout=120).stdout
+    assert "by 1 coder(s): \\x1b[31mann\\nFAKE" in status and "\x1b" not in status
+    bad = tmp_path / "bad.csv"
+    bad.write_text("pair,coder,denotative\n1.9,ann,1\n")
+    proc = run_cli("pairs", "import", study.path, bad, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "nothing to import" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "has space", "a<b", "../up", ".hidden", "new\nline", "é"])
+def test_sample_names_are_checked_before_anything_is_stored(study, name):
+    before = [r["name"] for r in study.pair_samples()]
+    folders = sorted(p.name for p in (study.path / "validation").iterdir())
+    with pytest.raises(UserError, match="letters .* digits"):
+        sample_pairs(study, 3, name=name, progress=False)
+    assert [r["name"] for r in study.pair_samples()] == before
+    assert sorted(p.name for p in (study.path / "validation").iterdir()) == folders
+
+
+def test_sample_name_rule_accepts_what_it_says(study):
+    assert (
+        sample_pairs(study, 3, name="Round-2_final.v1", progress=False, thumb_size=16).name
+        == "Round-2_final.v1"
+    )
+    assert sample_pairs(study, 3, name="x" * 64, progress=False, thumb_size=16).name == "x" * 64

@@ -306,7 +306,7 @@ def test_labels_and_metadata_are_shown_where_they_exist(tmp_path):
     (map_file,) = (study.path / "report" / "maps").glob("*.js")
     shas = js_data(map_file)["shas"]
     assert data["columns"]["account"][shas.index(sha(FILES["green.png"]))] == "@eco"
-    assert data["columns"]["account"].count(None) == 5
+    assert data["columns"]["account"].count("(none)") == 5  # images without a value (grey on the map)
 
 
 def test_paging_of_big_clusters(tmp_path):
@@ -435,3 +435,126 @@ def test_cli_report_index_and_runs(tmp_path):
     assert proc.returncode != 0 and "not both" in proc.stderr
     proc = run_cli("report", tmp_path / "study", "--runs", "1,x", timeout=300)
     assert proc.returncode != 0 and "must be a number" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_report_folder_is_one_clear_error(tmp_path, monkeypatch):
+    import connote.reports as reports
+    from connote.errors import UserError
+
+    study, _ = make_study(tmp_path)
+
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(reports, "_atomic_write_bytes", refuse)
+    with pytest.raises(UserError, match="cannot write the report \\(Permission denied\\)"):
+        render_study(study, progress=False)
+
+
+def test_index_shows_validation_scores_and_progress(tmp_path):
+    """RQ1 quality per run with box plots per setting, RQ2 accuracy of the tested run, and the progress
+    of both validation samples, on a study of 40 images in two groups (no files needed)."""
+    from connote.coding import sets
+
+    study = Study.create(tmp_path / "study", tmp_path)
+    shas = [f"{i:064x}" for i in range(40)]
+    study.upsert_images(
+        {
+            "path": f"{i}.png",
+            "sha256": s,
+            "status": "ok",
+            "reason": None,
+            "width": 1,
+            "height": 1,
+            "format": "PNG",
+            "bytes": 1,
+        }
+        for i, s in enumerate(shas)
+    )
+    truth = {s: i // 20 for i, s in enumerate(shas)}
+    set_id = study.description_set("d", "offline", "m", "p", {})
+    for i, s in enumerate(shas):
+        study.put_description(set_id, s, f"{'flood' if i < 20 else 'fire'} picture {i}")
+
+    def run(seed: int, labels: dict, reduce: str = "umap:5") -> int:
+        return study.add_run(
+            {
+                "key": f"{reduce}-{seed}",
+                "features": "image",
+                "description_set": None,
+                "embedder": "image:x",
+                "reduce": reduce,
+                "min_cluster_size": 5,
+                "min_samples": None,
+                "seed": seed,
+                "n_items": 40,
+                "n_clusters": len(set(labels.values()) - {-1}),
+                "n_outliers": 0,
+                "params": "{}",
+            },
+            labels=labels,
+            probabilities=None,
+        )
+
+    good = [run(1, truth), run(2, truth)]
+    study.set_keywords(good[0], {0: [("flood", 1.0)], 1: [("fire", 1.0)]}, {})
+    mixed = run(1, {s: i % 2 for i, s in enumerate(shas)}, reduce="pca:5")
+    pairs = [(shas[i], shas[j]) for i in range(20) for j in range(i + 1, 20)][:30]
+    pairs += [(shas[i], shas[20 + i]) for i in range(20)] + [(shas[i], shas[39 - i]) for i in range(10)]
+    sid = study.add_pair_sample("pairs", 42, {}, pairs)
+    ratings = [
+        (pos, "ann", d, 2 if truth[a] == truth[b] else 0)
+        for pos, (a, b) in enumerate(pairs, 1)
+        for d in ("denotative", "connotative")
+    ]
+    study.put_ratings(sid, ratings[:110], "ann.csv")  # 55 of 60 pairs rated: 30 same, 25 different
+    sample = sets.sample_sets(study, good[0], per_cluster=2, size=2, progress=False)
+    codes = {int(c): code for code, c in json.loads(study.set_sample(sample.name)["params"])["codes"].items()}
+    study.put_set_answers(
+        study.set_sample(sample.name)["id"],
+        [
+            (st["pos"], "eva", codes[st["cluster"]])
+            for st in study.image_sets(study.set_sample(sample.name)["id"])
+        ][:3],
+        "eva.csv",
+    )
+
+    page = read(render_study(study, progress=False))
+    rows = dict(re.findall(r'<tr data-run="(\d+)">(.*?)</tr>', page, re.S))
+    assert '<td class="num" data-v="2.0">2.000</td>' in rows[str(good[0])]  # quality: 2 - 0
+    assert 'data-v="1.0">1.00</td>' in rows[str(good[0])]  # RQ2 accuracy of the tested run
+    assert "1.000 <span" in rows[str(good[0])]  # stable across its two seeds
+    assert '<td class="num" data-v="2.0">' not in rows[str(mixed)]
+    assert "<svg" in page and "denotative quality" in page and "umap:5 mcs=5" in page
+    assert "55 of 60 pairs rated (92%) by 1 coder" in page
+    assert "3 of 4 sets answered (75%) by 1 evaluator" in page
+    assert "pairs/coding.html" not in page  # no sheet was written for these pairs: no dead link
+    assert f'href="../validation/{sample.name}/matching.html"' in page
+
+
+def test_outliers_page_orders_by_nearness_to_a_cluster(tmp_path):
+    study, run_id = make_study(tmp_path)
+    labels = {sha(FILES[r]): (-1 if r in ("blue.png", "crimson.png") else c) for r, c in CLUSTER.items()}
+    rid = study.add_run(
+        {
+            "key": "two-outliers",
+            "features": "text",
+            "description_set": "offline-v1",
+            "embedder": "text:minilm",
+            "reduce": "umap:5",
+            "min_cluster_size": 2,
+            "min_samples": None,
+            "seed": 7,
+            "n_items": 6,
+            "n_clusters": 2,
+            "n_outliers": 2,
+            "params": "{}",
+        },
+        labels=labels,
+        probabilities=None,
+    )
+    render_report(study, rid, progress=False)
+    page = read(study.path / "report" / f"run-{rid}" / "outliers.html")
+    # crimson sits right beside cluster 0's centre, blue far from every centre
+    assert tile_order(page) == [sha(FILES["crimson.png"]), sha(FILES["blue.png"])]
+    assert "nearest a cluster first" in page and "Most typical descriptions" not in page

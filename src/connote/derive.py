@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -288,15 +287,12 @@ def _derive(study: Study, parent, kind: str, params: dict, labels: dict[str, int
         label=f"{kind} of run {parent['id']}",
         params=json.dumps({**parent_params, "derived": {"parent": parent["id"], "kind": kind, **params}}),
     )
-    try:
-        run_id = store.add_derived_run(
-            study, record, labels, parent_id=parent["id"], kind=kind, params=params, **extra
-        )
-    except sqlite3.IntegrityError:  # another process made the same run a moment ago: it is that run
-        old = study.find_run(key)
-        if old is None:
-            raise
-        return DerivedRun(old["id"], parent["id"], kind, True, old["n_clusters"], old["n_outliers"], params)
+    run_id, new = store.add_derived_run(
+        study, record, labels, parent_id=parent["id"], kind=kind, params=params, **extra
+    )
+    if not new:  # another process made the same run a moment ago: it is that run
+        old = study.get_run(run_id)
+        return DerivedRun(run_id, parent["id"], kind, True, old["n_clusters"], old["n_outliers"], params)
     return DerivedRun(run_id, parent["id"], kind, False, record["n_clusters"], record["n_outliers"], params)
 
 
@@ -391,3 +387,44 @@ def assign_outliers(
     if not res.reused and parent["description_set"]:
         _keywords_like_parent(study, parent["id"], res.run_id)
     return res
+
+
+# ---------------------------------------------------------------------------------------------- report
+def report_context(study: Study, run) -> dict:
+    """What the report shows of this module's work for one run: its labels (cluster -> label, summary,
+    labeller), where it came from (derived runs), the outliers it assigned (sha -> cluster, score), the
+    suggested merges, and each cluster's breakdown by the metadata columns."""
+    from connote import metadata
+
+    rid = int(run["id"])
+    labels = {
+        c: {"label": r["label"], "summary": r["summary"], "labeller": r["labeller"], "status": r["status"]}
+        for c, r in store.labels(study, rid).items()
+    }
+    origin = store.derivation(study, rid)
+    derived = None
+    if origin:
+        p = origin["params"]
+        what = ", ".join(f"{a} into {b}" for a, b in p.get("merges", {}).items())
+        if origin["kind"] == "assign-outliers":
+            what = f"outliers assigned by {p.get('method')}" + (
+                f" (threshold {p['threshold']:g})" if p.get("threshold") is not None else ""
+            )
+        derived = {"parent": origin["parent"], "kind": origin["kind"], "what": what}
+    try:
+        suggestions = [asdict(s) | {"merge": s.merge} for s in suggest_merges(study, rid, top=5)]
+    except UserError:  # no vectors for this run any more: no suggestions
+        suggestions = []
+    row = study.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (rid,)).fetchone()
+    kp = json.loads(row[0]) if row else {}
+    method = {"tfidf": "TF-IDF", "ctfidf": "class-based TF-IDF"}.get(kp.get("method", "tfidf"), "TF-IDF")
+    if kp.get("diversity"):
+        method += f", diversity {kp['diversity']:g}"
+    return {
+        "labels": labels,
+        "keyword_method": method,
+        "derived": derived,
+        "assigned": store.assigned_outliers(study, rid),
+        "suggestions": suggestions,
+        "breakdowns": {name: b.to_dict() for name, b in metadata.breakdowns(study, rid).items()},
+    }

@@ -20,6 +20,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from connote.printable import is_utf8, shown
+
 #: Extensions looked at, in any case (.JPG, .Jpeg ...).
 IMAGE_EXTENSIONS = {
     ".jpg",
@@ -251,6 +253,9 @@ def inspect_file(path: Path, root: Path, *, max_pixels: int = MAX_PIXELS) -> dic
         "format": None,
         "bytes": None,
     }
+    if not is_utf8(rel):  # SQLite and the terminal take UTF-8 only: keep a visible form of the name
+        record.update(path=shown(rel), reason="the file name is not valid UTF-8 (rename the file to use it)")
+        return record
     try:
         record["bytes"] = check_regular(path).st_size  # before anything opens it: a FIFO would hang
         record["sha256"] = sha256_file(path)

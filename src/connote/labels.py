@@ -142,7 +142,7 @@ class TextChat:
         self.max_tokens = int(max_tokens)
 
     def params(self) -> dict:
-        p = self.inner.params()
+        p = self.inner.get_params()
         return {
             "base_url": p.get("base_url"),
             "max_tokens": self.max_tokens,
@@ -295,6 +295,11 @@ def label(
         res.dry_run = dry_run
         return res
 
+    if not any(kw or ds for kw, ds in material.values()):
+        raise UserError(
+            f"run {run['id']} has neither keywords nor descriptions to label its clusters from "
+            f"(run `connote explain {study.path} {run['id']}`, or cluster text features)"
+        )
     inner = registry.describer(llm, **{k: v for k, v in options.items() if v is not None})
     if not hasattr(inner, "client") or not hasattr(inner, "parse"):
         raise UserError(

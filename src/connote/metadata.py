@@ -265,3 +265,54 @@ def join_columns(study: Study, run_id: int, rows: list[dict]) -> dict[str, str]:
                 raw = values.get(r["image"], {}).get(name)
                 r[column] = (parse_number(raw) if raw is not None else None) if kind == "number" else raw
     return added
+
+
+# ---------------------------------------------------------------------------------------------- report
+#: Most metadata columns a report breaks clusters down by, and most categories the map colours by.
+REPORT_COLUMNS = 6
+MAP_CATEGORIES = 12
+
+
+def breakdowns(study: Study, run_id: int, columns: list[str] | None = None) -> dict[str, Breakdown]:
+    """:func:`breakdown` of a run by ``columns`` (the first :data:`REPORT_COLUMNS` imported by default)."""
+    names = list(store.metadata_columns(study))
+    chosen = columns if columns is not None else names[:REPORT_COLUMNS]
+    return {c: breakdown(study, run_id, c) for c in chosen if c in names}
+
+
+def map_columns(study: Study, shas: list[str]) -> dict[str, list[str]]:
+    """column -> one category per item of ``shas`` (first file's value), for colouring a map: text values
+    (the most frequent :data:`MAP_CATEGORIES`, the rest '(other)'), dates binned by day/month/year, numbers
+    by quartile; '(none)' where an image has no value."""
+    types = store.metadata_columns(study)
+    if not types:
+        return {}
+    values = store.metadata(study)
+    first: dict[str, str] = {}
+    for img in study.images(status="ok"):
+        first.setdefault(img["sha256"], img["path"])
+    out = {}
+    for name, kind in list(types.items())[:REPORT_COLUMNS]:
+        raw = [values.get(first.get(s, ""), {}).get(name) for s in shas]
+        if kind == "date":
+            days = [parse_date(v) if v else None for v in raw]
+            unit = period([d for d in days if d])
+            out[name] = [bin_date(d, unit) if d else "(none)" for d in days]
+        elif kind == "number":
+            xs = [parse_number(v) if v else None for v in raw]
+            present = sorted(x for x in xs if x is not None)
+            if not present:
+                out[name] = ["(none)"] * len(shas)
+                continue
+            cuts = [present[min(len(present) - 1, int(q * len(present)))] for q in (0.25, 0.5, 0.75)]
+            edges = [present[0], *cuts, present[-1]]
+
+            def quartile(x, edges=edges):
+                q = sum(x > c for c in edges[1:4])
+                return f"Q{q + 1} ({edges[q]:g}-{edges[q + 1]:g})"
+
+            out[name] = [quartile(x) if x is not None else "(none)" for x in xs]
+        else:
+            common = {v for v, _ in Counter(v for v in raw if v).most_common(MAP_CATEGORIES)}
+            out[name] = [(v if v in common else "(other)") if v else "(none)" for v in raw]
+    return out

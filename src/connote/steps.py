@@ -6,7 +6,7 @@
     >>> connote.embed(study)                          # S2 all-MiniLM-L6-v2
     >>> run_id = connote.cluster(study)               # S3 UMAP + S4 HDBSCAN
     >>> connote.explain(study, run_id)                # S5 TF-IDF keywords
-    >>> connote.report(study, run_id)                 # study/report/index.html
+    >>> connote.report(study)                         # study/report/index.html (every run)
 
 Each step reads what it needs from the study and writes its results back; re-running a step reuses what
 is already there.
@@ -14,12 +14,11 @@ is already there.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from connote import registry
 from connote.clustering import HDBSCANClusterer
@@ -37,6 +36,7 @@ from connote.defaults import (
 from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability
+from connote.executors import executor_scope
 from connote.params import recorded_params
 from connote.study import Study
 from connote.study.runs import (
@@ -47,8 +47,6 @@ from connote.study.runs import (
     store_run,
     text_inputs,
 )
-
-_study = Study.of  # kept for callers of the old private name; use Study.of
 
 
 # ---------------------------------------------------------------------------------------------- init
@@ -105,10 +103,12 @@ def describe(
     batch: bool = False,
     batch_poll: float = 30.0,
     batch_wait: bool = True,
+    executor=None,
     **describer_options,
 ):
     """S1: describe every distinct image that has no description in the set yet. Returns a summary
-    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API."""
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API.
+    ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (batches on Ray workers; see executors/)."""
     from connote.describers.runner import DescribeRunner
 
     study = Study.of(study)
@@ -116,10 +116,27 @@ def describe(
         raise UserError(
             f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`"
         )
-    d = registry.describer(describer, **{k: v for k, v in describer_options.items() if v is not None})
+    options = {k: v for k, v in describer_options.items() if v is not None}
+    d = registry.describer(describer, **options)
+    if executor not in (None, "local") and not dry_run and not batch:
+        with executor_scope(executor) as ex:
+            make = (
+                functools.partial(registry.describer, describer, **options)
+                if isinstance(describer, str)
+                else None
+            )
+            runner = DescribeRunner(
+                ex.describer(d, make),
+                prompt=prompt or PAPER_PROMPT,
+                name=name,
+                max_cost=max_cost,
+                check=_checker(),
+            )
+            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
+    study.require_writable("describe")  # before anything is sent (and paid for)
     if batch:
         from connote.describers.batch import run_batch
 
@@ -169,26 +186,37 @@ def embed(
     *,
     description_set: str | None = None,
     progress: bool = True,
+    executor=None,
+    text_options: dict | None = None,
+    image_options: dict | None = None,
     **options,
 ):
-    """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries."""
+    """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries.
+
+    ``options`` go to the one embedder asked for; asking for both, give ``text_options`` and
+    ``image_options`` instead. An option an embedder does not take is refused by name. ``executor``:
+    'local' (default), 'ray' or 'ray:ADDRESS' (Ray Data batch inference, one model per worker)."""
+    if text and image and options:
+        raise UserError(
+            f"options ({', '.join(sorted(options))}) for which embedder? Give text_options= and image_options="
+        )
     from connote import embedders as embed_mod
 
     study = Study.of(study)
+    study.require_writable("embed")
     out = []
-    if text:
-        _, texts = text_inputs(study, description_set)
-        emb = registry.text_embedder(text, **options)
-        if hasattr(emb, "prepare"):  # e.g. an API embedder logging its calls in the study
-            emb = emb.prepare(study)
-        out.append(embed_mod.embed_texts(study, emb, texts, progress=progress))
-    if image:
-        emb = registry.image_embedder(image, **options)
-        if hasattr(emb, "prepare"):  # loads the weights; may fall back to another model (with a notice)
-            emb = emb.prepare(study)
-        summary = embed_mod.embed_images(study, emb, progress=progress)
-        summary.notice = getattr(emb, "notice", None)
-        out.append(summary)
+    with executor_scope(executor) as ex:
+        if text:
+            _, texts = text_inputs(study, description_set)
+            emb = registry.text_embedder(text, **(text_options or options))
+            emb = emb.prepare(study)  # e.g. no API key: one clear error before anything is sent
+            out.append(embed_mod.embed_texts(study, emb, texts, progress=progress, executor=ex))
+        if image:
+            emb = registry.image_embedder(image, **(image_options or ({} if text else options)))
+            emb = emb.prepare(study)  # loads the weights; may fall back to another model (with a notice)
+            summary = embed_mod.embed_images(study, emb, progress=progress, executor=ex)
+            summary.notice = emb.notice
+            out.append(summary)
     if not out:
         raise UserError("nothing to embed: give a text embedder, an image embedder, or both")
     return out
@@ -205,6 +233,11 @@ class ClusterResult:
     min_cluster_size: int
     notes: list[str]
     seed: int | None = None
+
+    @classmethod
+    def of_run(cls, run, reused: bool, notes: list[str], seed: int | None) -> ClusterResult:
+        keys = ("n_items", "n_clusters", "n_outliers", "min_cluster_size")
+        return cls(run["id"], reused, *(run[k] for k in keys), notes, seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -256,8 +289,8 @@ def cluster(
     cluster_params = recorded_params(clusterer)
     method = fitting.method(reducer, clusterer, n)
     key = run_key(feats, reducer_params, cluster_params, seed, method)
-    old = study.find_run(key)
-    if old is None:
+    run, made = study.find_run(key), False
+    if run is None:
         cached = load_reduction(study, feats, reducer)
         fit = fitting.fit(feats.X, reducer, [clusterer], Y=cached)
         if cached is None:
@@ -280,21 +313,8 @@ def cluster(
             label=label,
             method=method,
         )
-        if made:
-            n_clusters = len(set(labels.tolist()) - {-1})
-            n_outliers = int(np.sum(labels == -1))
-            return ClusterResult(run_id, False, n, n_clusters, n_outliers, int(min_cluster_size), notes, seed)
-        old = study.get_run(run_id)  # another process stored the same run meanwhile
-    return ClusterResult(
-        old["id"],
-        True,
-        old["n_items"],
-        old["n_clusters"],
-        old["n_outliers"],
-        old["min_cluster_size"],
-        notes,
-        seed,
-    )
+        run = study.get_run(run_id)  # this one, or the one another process stored meanwhile
+    return ClusterResult.of_run(run, not made, notes, seed)
 
 
 @dataclass
@@ -402,7 +422,8 @@ def explain(
 
 
 def _describer_stop_words(spec: str) -> tuple[str, ...]:
-    return tuple(getattr(registry.describer_class(spec), "keyword_stop_words", ()))
+    cls = registry.describer_class(spec)
+    return tuple(cls.keyword_stop_words) if cls is not None else ()
 
 
 # ---------------------------------------------------------------------------------------------- output

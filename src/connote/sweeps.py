@@ -292,6 +292,7 @@ def sweep(
     label: str | None = None,
     progress: bool = True,
     say=None,
+    executor=None,
 ) -> SweepResult:
     """Run every setting of ``grid`` on each feature set and seed as an ordinary stored run, and report
     each setting's seed stability.
@@ -300,12 +301,23 @@ def sweep(
     ``selection``: HDBSCAN cluster selection, eom (the paper's) or leaf; default as ``connote cluster``.
     ``workers``: processes for independent reductions (default: from the cores and available memory).
     ``say``: a function for progress notes (default: nothing).
+    ``executor``: 'local' (default: worker processes here), 'ray' or 'ray:ADDRESS' (each reduction and its
+    clusterings one Ray task; the vectors and kNN graphs go to the object store once), or an executor.
     """
     from connote import sweep_pool
     from connote.defaults import default_selection
+    from connote.executors import executor_scope
     from connote.provenance import environment
     from connote.study import Study
     from connote.study.runs import features as load_features
+
+    if isinstance(executor, str) and executor != "local":  # e.g. 'ray:HOST:PORT': one connection for all
+        with executor_scope(executor) as ex:
+            return sweep(
+                study, grid, features=features, seeds=seeds, text=text, image=image,
+                description_set=description_set, min_samples=min_samples, selection=selection,
+                workers=workers, label=label, progress=progress, say=say, executor=ex,
+            )  # fmt: skip
 
     sweep_pool.prefer_fork_safe_numba()
     study = Study.of(study)
@@ -351,6 +363,7 @@ def sweep(
             env,
             progress,
             say,
+            executor=executor if getattr(executor, "remote", False) else None,
         )
         result.rows += [rows_by_key[k] for k in dict.fromkeys(order)]
     result.stability = _stability(study, result.rows)
@@ -416,8 +429,9 @@ def _shared_graphs(feats, jobs: list[_Job], result: SweepResult, kind: str, say)
 
 
 def _run_jobs(
-    study, feats, jobs, rows_by_key, result, kind, grid_name, workers, label, min_samples, env, progress, say
-):
+    study, feats, jobs, rows_by_key, result, kind, grid_name, workers, label, min_samples, env, progress, say,
+    executor=None,
+):  # fmt: skip
     from connote import sweep_pool
 
     n, dim = feats.X.shape if feats.X.ndim == 2 else (len(feats.shas), 0)
@@ -462,7 +476,13 @@ def _run_jobs(
 
     t_settings = time.perf_counter()
     try:
-        if nw > 1 and len(jobs) > 1:
+        if executor is not None:  # a remote executor: each job a task, X and the graphs shared once
+            from connote.executors.jobs import sweep_job
+
+            shared = (feats.X, graphs)
+            for i, res in executor.map_unordered(sweep_job, [args(j) for j in jobs], shared=shared):
+                store(jobs[i], *res)
+        elif nw > 1 and len(jobs) > 1:
             from concurrent.futures import as_completed
 
             pool = sweep_pool.make_pool(min(nw, len(jobs)), feats.X, graphs, sweep_pool.can_fork())

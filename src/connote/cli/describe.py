@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from connote.cli.common import (
     add_describer_option,
+    add_executor_option,
+    add_json_option,
     add_quiet_option,
+    finish,
     open_study,
     read_prompt,
     say,
     show_progress,
+    to_json,
     warn,
 )
+from connote.printable import shown
 
 #: Describer options that are passed on only when given (the describer has its own defaults).
 DESCRIBER_OPTIONS = (
@@ -31,13 +35,22 @@ DESCRIBER_OPTIONS = (
 
 def cmd_describe(args) -> int:
     from connote import steps
+    from connote.describers.runner import DescribeSummary
 
     study = open_study(args.study)
     if args.accept or args.accept_flagged:
         from connote.cli.flagged import accept_result, print_accept
+        from connote.errors import UserError
 
-        print_accept(args.study, accept_result(study, args.name, args.accept or None))
-        return 0
+        clash = [o for o, on in (("--dry-run", args.dry_run), ("--retry-flagged", args.retry_flagged)) if on]
+        clash += ["--batch"] if args.batch else []
+        if clash or (args.accept and args.accept_flagged):
+            both = clash or ["--accept-flagged"]
+            raise UserError(f"--accept describes nothing: give it without {', '.join(both)}")
+
+        return finish(
+            args, accept_result(study, args.name, args.accept or None), lambda r: print_accept(args.study, r)
+        )
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size
@@ -56,15 +69,28 @@ def cmd_describe(args) -> int:
         batch=args.batch,
         batch_poll=args.batch_poll,
         batch_wait=not args.no_wait,
+        executor=args.executor,
         **options,
     )
-    print_describe_summary(summary)
-    return 0
+    error = None
+    if isinstance(summary, DescribeSummary) and summary.nothing_described:
+        error = f"{args.study}: not one image could be described ({summary.failed} failed; see above)"
+
+    def render(_result) -> None:
+        print_describe_summary(summary)
+        if error:
+            warn(f"error: {error}")
+
+    result = summary if error is None else {**to_json(summary), "error": error}
+    return finish(args, result, render, 1 if error else 0)
 
 
 def print_describe_summary(summary) -> None:
-    """What a describe run did (or, for ``--dry-run``, would do and cost)."""
-    if hasattr(summary, "images") and not hasattr(summary, "described"):  # --dry-run: a DescribeEstimate
+    """What a describe run did (a DescribeSummary) or, for ``--dry-run``, would do and cost (a
+    DescribeEstimate)."""
+    from connote.describers.runner import DescribeEstimate
+
+    if isinstance(summary, DescribeEstimate):
         mode = " with the Batch API" if summary.batch else ""
         say(
             f"Dry run: nothing was sent. Describer {summary.describer}{mode} "
@@ -97,11 +123,15 @@ def print_describe_summary(summary) -> None:
     if summary.flagged or summary.failed:
         warn(f"{summary.flagged} description(s) flagged for review and {summary.failed} failed:")
         for path, reason in summary.problems[:50]:
-            warn(f"  {path}: {reason}")
-    if getattr(summary, "retried_flagged", 0):
+            warn(f"  {shown(path)}: {reason}")
+    if summary.retried_flagged:
         say(f"{summary.retried_flagged} output(s) failed a check and were asked for once more.")
     if summary.flagged:
         warn("Flagged descriptions are kept apart (not used); ask for them again with --retry-flagged.")
+    if getattr(summary, "elsewhere", 0):
+        say(f"{summary.elsewhere} image(s) were described by another connote process working on this study.")
+    if getattr(summary, "elsewhere_note", None):
+        warn(f"note: {summary.elsewhere_note}")
     if summary.stopped:
         warn(f"Stopped early: {summary.stopped}. Run the same command again to continue.")
 
@@ -150,6 +180,8 @@ def add_describe(sub) -> None:
     )
     p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
+    add_json_option(p)
+    add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_describe)
 
@@ -158,26 +190,23 @@ def cmd_import_descriptions(args) -> int:
     from connote import steps
 
     study = open_study(args.study)
-    r = steps.import_descriptions(
+    res = steps.import_descriptions(
         study, args.file, name=args.name, check=args.check, exclude_flagged=args.exclude_flagged
     )
-    if args.json:
-        from dataclasses import asdict
+    checked = args.check or args.exclude_flagged
+    return finish(args, res, lambda r: render_import(r, checked))
 
-        say(json.dumps(asdict(r), indent=2))
-        return 0
-    checked = ""
-    if args.check or args.exclude_flagged:
-        checked = f" ({r.flagged} flagged, {r.excluded} of them left out)"
+
+def render_import(r, checked: bool) -> None:
+    flagged = f" ({r.flagged} flagged, {r.excluded} of them left out)" if checked else ""
     say(
-        f"Imported {r.imported} description(s) into set {r.set_name!r}{checked}; "
+        f"Imported {r.imported} description(s) into set {r.set_name!r}{flagged}; "
         f"{r.total} distinct image(s) in the study, {r.missing} without a description."
     )
     for row, reason in r.problems[:50]:
         warn(f"  {row}: {reason}")
     if len(r.problems) > 50:
         warn(f"  ... and {len(r.problems) - 50} more")
-    return 0
 
 
 def add_import_descriptions(sub) -> None:
@@ -193,7 +222,9 @@ def add_import_descriptions(sub) -> None:
         action="store_true",
         help="run the output checks (refusal, empty, repetitive, word salad); flagged texts are still used",
     )
-    p.add_argument("--exclude-flagged", action="store_true", help="with --check: keep flagged texts apart")
+    p.add_argument(
+        "--exclude-flagged", action="store_true", help="run the output checks and keep flagged texts apart"
+    )
     p.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)  # the default now
-    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    add_json_option(p)
     p.set_defaults(func=cmd_import_descriptions)

@@ -9,11 +9,14 @@ spoken transcript all pass. What is flagged:
 * ``empty``: no letter or digit at all (special tokens such as ``</s>`` do not count),
 * ``refusal``: the text opens by declining ("I'm sorry, but I can't ...", "As an AI ...") and is short
   (a long description after a one-line caveat is kept),
-* ``repetitive``: a loop (the same words over and over, or a stretch of at least 12 words made of one
-  phrase repeated three times or more),
+* ``repetitive``: a loop (a phrase repeated back to back over at least 12 words, or 10 words said again
+  right after themselves, or a sentence repeated with one word changed; one word filling the text),
 * ``word salad``: token soup (mostly symbols; tokenizer markers such as ``[unused5]`` or ``##``; words of
-  several writing systems mixed; a long run of words without one function word or punctuation mark;
-  function words in impossible pairs such as "the of and").
+  several writing systems mixed; a long run of words without one function word or punctuation mark, or
+  almost no function words in a text that is not a list; English words in impossible pairs such as
+  "the of and" or "a empty").
+
+Judged on the first 100,000 characters (1,500 words for loops), so a check is fast on any input.
 
 Their false-flag and miss rates are measured by ``benchmarks/output_checks.py`` (human texts of
 ../shared/datasets and generated degenerate outputs) and written to ``benchmarks/results/``.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from itertools import groupby
 
 # ------------------------------------------------------------------------------------------- words
 
@@ -40,10 +44,12 @@ _SPECIAL = re.compile(
 )
 _MARKERS = re.compile(r"\[unused\d+\]|\[(?:UNK|PAD|CLS|SEP|MASK)\]|(?:^|\s)##\w|<unk>|\ufffd")
 _CENSORED = re.compile(r"\[[\s_*.-]*\]")  # "[ __ ]": a word bleeped out of a transcript, not soup
-MAX_WORDS = 4000  # longer texts are judged on their first MAX_WORDS words
+MAX_WORDS = 1500  # longer texts are judged on their first MAX_WORDS words
+MAX_CHARS = 100_000  # ... and on their first MAX_CHARS characters (a check stays fast on any input)
 
-# Function words of English (and a few of French, German, Spanish): prose and even terse captions hold
-# some; random token sequences hold almost none.
+# Function words of English (and the commonest of French, German, Spanish, Italian, Portuguese, Dutch,
+# Scandinavian, Polish, Turkish, Indonesian, Russian): prose and even terse captions hold some; random
+# token sequences hold almost none.
 ENGLISH_FUNCTION_WORDS = _wordset(
     """a an the and or but nor if of to in on at by for with from as into onto about over under than then
     that this these those it its it's is are was were be been being am has have had do does did not no so
@@ -55,7 +61,15 @@ ENGLISH_FUNCTION_WORDS = _wordset(
 STOPWORDS = ENGLISH_FUNCTION_WORDS | _wordset(
     """le la les un une des et ou de du en est que qui dans pour sur avec pas au aux ce il elle nous vous
     der die das ein eine und oder von zu mit ist nicht den dem des im auf für sich es
-    el los las y o del es por con para una se lo al su"""
+    el los las y o del es por con para una se lo al su
+    il lo gli di da con su per tra e ma che non della dei nel nella è
+    os um uma do da dos das em no na com por para ou mas não é
+    het een en van op met voor aan te niet dat die
+    och og att det som på är av med til er ett
+    w z na do nie się to jest że
+    ve bir bu da de ile için gibi çok daha
+    yang dan di ke dari ini itu dengan untuk pada adalah tidak
+    и в во на с со не что это как по к из от а но о за у же для"""
 )
 
 # Function-word pairs that English never has ("the of", "a and", "of is", "they the"): common in a soup
@@ -69,6 +83,7 @@ _PRONOUNS = _SUBJECTS | _wordset("me him us them")
 # Function words that may follow "the", "a", "my" ...: "the same", "a very", "its own", "the most".
 _AFTER_DETERMINER_OK = _wordset("same one more most less very only own up out down off after over under")
 _END = frozenset(".!?,;:")
+_A_BEFORE_VOWEL_OK = _wordset("one once oneself")
 
 
 def words(text: str) -> list[str]:
@@ -99,6 +114,15 @@ _REFUSAL_OPENERS = [
     re.compile(r"^\W*(?:i['’]?m|i am) (?:sorry|afraid)\W*$", re.I),  # just "I'm sorry."
     re.compile(r"^\W*(?:i (?:must|have to) decline|i (?:refuse|decline) to)\b", re.I),
     re.compile(r"^\W*(?:this|that) (?:is not something|isn't something) i can\b", re.I),
+    # The same in the languages a prompt is most often written in besides English.
+    re.compile(
+        r"^\W*(?:lo siento|disculpa|lamentablemente)\b[^\n]{0,60}?\bno (?:puedo|me es posible)\b|"
+        r"^\W*(?:je suis (?:désolée?|navrée?)|désolée?|malheureusement)\b[^\n]{0,60}?\bje ne (?:peux|suis pas)\b|"
+        r"^\W*(?:es tut mir leid|entschuldigung|leider)\b[^\n]{0,60}?\b(?:kann ich|ich kann)\b[^\n]{0,60}?\bnicht\b|"
+        r"^\W*(?:mi dispiace|purtroppo)\b[^\n]{0,60}?\bnon (?:posso|riesco)\b|"
+        r"^\W*(?:desculpe|lamento|infelizmente)\b[^\n]{0,60}?\bnão (?:posso|consigo)\b",
+        re.I,
+    ),
 ]
 REFUSAL_MAX_WORDS = 60  # a longer text that opens with a caveat goes on to describe the image
 
@@ -116,18 +140,26 @@ LOOP_MIN_ECHO = 10  # or: this many words said again right after themselves
 NEAR_LOOP_MIN_SPAN = 24  # a phrase of 4+ words repeated with one word changed each time
 
 
-def loop_span(ws: list[str], period: int, slack: bool = False) -> int:
+def loop_span(ws: list[str], period: int, slack: bool = False, same: list[bool] | None = None) -> int:
     """Words covered by the longest stretch where every word equals the one ``period`` words before.
 
     With ``slack``, one differing word per period is allowed ("It is red. It is blue. It is green.").
-    Returns the stretch's length plus the period (the first copy of the phrase).
+    Returns the stretch's length plus the period (the first copy of the phrase). ``same``: the
+    comparisons ``ws[i] == ws[i - period]``, if already made.
     """
+    if same is None:
+        same = [a == b for a, b in zip(ws, ws[period:], strict=False)]
     best = run = 0
+    if not slack:
+        for equal, group in groupby(same):
+            if equal:
+                best = max(best, sum(1 for _ in group))
+        return best + period if best else 0
     last_miss = -(10**9)
-    for i in range(period, len(ws)):
-        if ws[i] == ws[i - period]:
+    for i, equal in enumerate(same):
+        if equal:
             run += 1
-        elif slack and i - last_miss >= period and run:
+        elif i - last_miss >= period and run:
             run += 1
             last_miss = i
         else:
@@ -142,12 +174,16 @@ def repetition(ws: list[str], max_period: int = 40) -> str | None:
     ws = ws[:MAX_WORDS]
     n = len(ws)
     for p in range(1, min(max_period, n // 2) + 1):
-        span = loop_span(ws, p)
+        same = [a == b for a, b in zip(ws, ws[p:], strict=False)]
+        matches = sum(same)
+        if matches < 4:  # no loop of this period can be there
+            continue
+        span = loop_span(ws, p, same=same)
         repeats = span // p
         if (repeats >= 3 and span >= LOOP_MIN_SPAN) or span - p >= LOOP_MIN_ECHO or (p <= 2 and repeats >= 6):
             return f"repetitive (a {p}-word phrase {span / p:.1f} times in a row)"
-        if p >= 4 and n >= NEAR_LOOP_MIN_SPAN:
-            span = loop_span(ws, p, slack=True)
+        if p >= 4 and n >= NEAR_LOOP_MIN_SPAN and matches >= 12:
+            span = loop_span(ws, p, slack=True, same=same)
             if span >= max(NEAR_LOOP_MIN_SPAN, 4 * p):
                 return f"repetitive (a {p}-word phrase {span / p:.1f} times in a row, nearly the same)"
     if n >= 10:
@@ -178,7 +214,12 @@ def script(ch: str) -> str | None:
 
 
 def _impossible_pair(a: str, b: str) -> bool:
-    """Two English function words that cannot follow each other (``b`` may be punctuation)."""
+    """Two English words that cannot follow each other (``b`` may be punctuation): function words in an
+    impossible order, or an article that does not fit the next word ("a of", "a empty", "an tree")."""
+    if a == "a" and b[0] in "aeio" and b.isalpha() and b not in _A_BEFORE_VOWEL_OK and not b.startswith("eu"):
+        return True
+    if a == "an" and b[0] not in "aeiouh" and b.isalpha() and len(b) > 3:  # not "an MP", "an FBI agent"
+        return True
     if a == b or not (b in ENGLISH_FUNCTION_WORDS or b in _END):
         return False
     if a in _DETERMINERS:
@@ -228,6 +269,9 @@ def word_salad(text: str, tokens: list[str]) -> str | None:
     segments = len(ws) / (1 + sum(not t[0].isalnum() for t in tokens[:-1]))
     if len(ws) >= 15 and function < 0.05 and segments >= 4:  # not a list of keywords
         return f"word salad (only {function:.0%} function words)"
+    english = sum(w in ENGLISH_FUNCTION_WORDS for w in ws)
+    if english < 0.6 * sum(w in STOPWORDS for w in ws):  # another language: the English pairs do not apply
+        return None
     bad = sum(_impossible_pair(a, b) for a, b in zip(tokens, tokens[1:], strict=False))
     if bad >= 3 or (bad >= 2 and bad >= 0.08 * len(ws)):
         return f"word salad ({bad} impossible word pairs such as 'the of')"
@@ -239,9 +283,10 @@ def check_description(text: str | None) -> str | None:
     """None if the text looks like a usable description; else the reason it was flagged."""
     if text is None:
         return "empty"
+    text = text[:MAX_CHARS]
     bare = _SPECIAL.sub(" ", text)
     if not any(ch.isalnum() for ch in bare):
-        return "empty"
+        return "empty" if not bare.strip() else "empty (no letter or digit)"
     if is_refusal(bare):
         return "refusal"
     tokens = [t.lower() for t in _TOKEN.findall(bare)[: 2 * MAX_WORDS]]

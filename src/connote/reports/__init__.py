@@ -201,15 +201,23 @@ def render_study(
     ``runs`` ("all", a list of run ids, or "3,5"); returns the index's path.
 
     ``labels`` (run id -> cluster -> label) names clusters where labels exist."""
+    if per_page < 1:
+        raise UserError(f"images per page must be at least 1, not {per_page}")
+    chosen = _select_runs(study, runs)
+    out_dir = study.path / "report"
+    try:
+        return _render(study, chosen, out_dir, progress, thumb_size, per_page, labels)
+    except OSError as exc:  # a read-only or full disk: one clear line, not a traceback
+        where = exc.filename or out_dir
+        raise UserError(f"{where}: cannot write the report ({exc.strerror or exc})") from None
+
+
+def _render(study, chosen, out_dir: Path, progress, thumb_size, per_page, labels) -> Path:
     from tqdm.auto import tqdm
 
     from connote.reports.index import index_context
     from connote.reports.pages import RunPages
 
-    if per_page < 1:
-        raise UserError(f"images per page must be at least 1, not {per_page}")
-    chosen = _select_runs(study, runs)
-    out_dir = study.path / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     _copy_assets(out_dir)
     env = _environment()

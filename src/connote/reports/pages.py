@@ -18,9 +18,11 @@ import json
 import math
 import shlex
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote
 
 import numpy as np
 
+from connote.metadata import map_columns
 from connote.reports import typical
 from connote.study import derived, reporting
 
@@ -46,11 +48,13 @@ def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
-def _file_uri(path: Path) -> str | None:
+def _file_uris(study):
+    """rel path -> absolute file:// URL (percent-encoded), with the root converted once."""
     try:
-        return path.absolute().as_uri()
+        root = study.images_root.absolute().as_uri().rstrip("/")
     except ValueError:
-        return None
+        return lambda rel: None
+    return lambda rel: f"{root}/{quote(rel, safe='/')}"
 
 
 def _cost(x) -> str | None:
@@ -84,12 +88,17 @@ class RunPages:
         self.study, self.run, self.out = study, run, out
         self.thumbs_for, self.write, self.env = thumbs_for, write, env
         self.per_page = per_page
+        from connote.derive import report_context
+
+        # labels, parent, assigned outliers, suggested merges, metadata breakdowns (connote.derive)
+        self.derived = report_context(study, run)
         self.run_id = int(run["id"])
         # cluster -> label (given, or the latest stored by `connote label`), shown wherever a cluster is named
         stored = derived.labels(study, self.run_id)
         self.labels = labels if labels is not None else {c: r["label"] for c, r in stored.items()}
         self.summaries = {c: r["summary"] for c, r in stored.items() if r["summary"]}
         self.dir = out / f"run-{self.run_id}"
+        self.file_uri = _file_uris(study)
 
     # ---------------------------------------------------------------------------------------- data
     def collect(self, common: dict) -> dict:
@@ -127,12 +136,13 @@ class RunPages:
         order = sorted((c for c in members if c != OUTLIER), key=lambda c: (-len(members[c]), c))
         if OUTLIER in members:
             order.append(OUTLIER)
+        # members most typical first; outliers (no centre of their own) nearest a cluster first
         ranked = {
             c: [
                 members[c][j]
                 for j in typical.typical_order(
-                    [probs[i] for i in members[c]],
-                    [close[i] for i in members[c]],
+                    [None if c == OUTLIER else probs[i] for i in members[c]],
+                    [margin[i] if c == OUTLIER else close[i] for i in members[c]],
                     [names[i] for i in members[c]],
                 )
             ]
@@ -182,12 +192,15 @@ class RunPages:
             "thumb": prefix + d["thumbs"][sha] if sha in d["thumbs"] else None,
             "title": ps[0] if ps else f"(no file for {sha[:12]})",
             "name": PurePosixPath(ps[0]).name if ps else sha[:12],
-            "copies": [{"path": x, "href": _file_uri(self.study.image_file(x))} for x in ps],
+            "copies": [{"path": x, "href": self.file_uri(x)} for x in ps],
             "text": det["text"] if det else None,
             "call": _call_info(det),
             "strength": None if p is None else f"{p:.2f}",
             "closeness": None if math.isnan(cl) else f"{cl:.3f}",
             "near": None if oth == OUTLIER else {"id": oth, "href": cluster_page(oth)},
+            "assigned": f"{self.derived['assigned'][sha][1]:.3f}"
+            if sha in self.derived["assigned"]
+            else None,
         }
 
     def write_all(self, common: dict) -> Path:
@@ -212,6 +225,14 @@ class RunPages:
                     "title": self.cluster_title(c),
                     "label": self.labels.get(c),
                     "summary": self.summaries.get(c),
+                    "breakdowns": {
+                        name: {
+                            **{k: b[k] for k in ("column", "type", "unit")},
+                            "values": b["clusters"].get(c, {}),
+                            "missing": b["missing"].get(c, 0),
+                        }
+                        for name, b in self.derived["breakdowns"].items()
+                    },
                     "href": cluster_page(c),
                     "size": size,
                     "share": _pct(size, n),
@@ -240,9 +261,10 @@ class RunPages:
                 "x": [round(float(v), 5) for v in d["xy"][:, 0]],
                 "y": [round(float(v), 5) for v in d["xy"][:, 1]],
                 "names": d["names"],
-                "thumbs": [d["thumbs"].get(s) for s in d["shas"]],
+                "thumbs": [1 if s in d["thumbs"] else 0 for s in d["shas"]],  # thumbs/<sha>.jpg exists
                 "snippets": snippets,
                 "details": set_dir,
+                "root": self.file_uri(""),  # file:// URL of the images root; an image's URL is root + name
             }
             self.write(out / "maps" / f"{d['map_key'][:24]}.js", js_file("CONNOTE_MAP", data))
         if set_row is not None:
@@ -266,24 +288,15 @@ class RunPages:
                 }
                 for cl in clusters
             },
-            "columns": self.columns(d),  # name -> one value per item, to colour the map by (metadata)
+            "columns": map_columns(self.study, d["shas"]),  # name -> category per item (metadata)
         }
         self.write(self.dir / "run.js", js_file("CONNOTE_RUN", run_data))
-
-    def columns(self, d: dict) -> dict[str, list]:
-        """The user's metadata columns (``connote metadata``), one value per map item (its first file)."""
-        names = derived.metadata_columns(self.study)
-        if not names:
-            return {}
-        meta = derived.metadata(self.study)
-        first = [d["paths"].get(s, [None])[0] for s in d["shas"]]
-        return {name: [meta.get(p, {}).get(name) if p else None for p in first] for name in names}
 
     def write_cluster_pages(self, d: dict, cl: dict, clusters: list[dict]) -> None:
         c = cl["id"]
         ranked = d["ranked"][c]
         quotes = []
-        for i in ranked[:5]:
+        for i in ranked[: 0 if c == OUTLIER else 5]:
             det = d["details"].get(d["shas"][i])
             if det and det["text"]:
                 quotes.append({"text": det["text"], "name": d["names"][i], "sha": d["shas"][i]})
@@ -310,6 +323,7 @@ class RunPages:
                 "clusters": clusters,
                 "index": index,
                 "desc_set": self.desc_set(d),
+                "keyword_method": self.derived["keyword_method"],
             }
             html = self.env.get_template("cluster.html.j2").render(**ctx)
             self.write(self.dir / cluster_page(c, page), html.encode("utf-8", errors="replace"))
@@ -390,6 +404,7 @@ class RunPages:
             "desc_set": self.desc_set(d),
             "desc_note": desc_note,
             "flagged": self.flagged(d),
+            "left_out": (record.get("left_out") or {}).get("total") if isinstance(record, dict) else None,
             "accept_cmd": f"connote describe {shlex.quote(str(self.study.path))} --accept IMAGE",
             "has_keywords": bool(d["keywords"]),
             "explain_cmd": f"connote explain {shlex.quote(str(self.study.path))} {self.run_id}",
@@ -397,6 +412,9 @@ class RunPages:
             "map_src": f"../maps/{d['map_key'][:24]}.js" if d["xy"] is not None else None,
             "map_method": d["map_method"],
             "n_files": sum(len(d["paths"].get(s, [])) for s in d["shas"]),
+            "derived": self.derived["derived"],
+            "suggestions": self.derived["suggestions"],
+            "n_assigned": len(self.derived["assigned"]),
         }
         html = self.env.get_template("run.html.j2").render(**ctx)
         target = self.dir / "index.html"

@@ -11,7 +11,8 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
-from connote.study import Study, now
+from connote.study import Study
+from connote.study.common import now
 
 
 # ---------------------------------------------------------------------------------------------- derived runs
@@ -25,10 +26,16 @@ def add_derived_run(
     params: dict,
     assigned: dict[str, tuple[int, float]] | None = None,
     probabilities: dict[str, float] | None = None,
-) -> int:
+) -> tuple[int, bool]:
     """Store a run made from ``parent_id`` (its assignments, the record of what was done, and for an
-    assign-outliers run the outliers given a cluster) in one transaction; returns its id."""
+    assign-outliers run the outliers given a cluster) in one transaction: (run id, True if this call
+    stored it). The check for a
+    run with the same key and the insert are one write transaction: of two processes making the same
+    derived run, one stores it and the other gets its id."""
     with study.transaction() as con:
+        old = con.execute("SELECT id FROM runs WHERE key=?", (record["key"],)).fetchone()
+        if old is not None:
+            return int(old[0]), False
         cur = con.execute(
             """INSERT INTO runs(key, created, features, description_set, embedder, reduce, min_cluster_size,
                                 min_samples, seed, n_items, n_clusters, n_outliers, params, label)
@@ -49,7 +56,7 @@ def add_derived_run(
             "INSERT INTO assigned_outliers(run_id, sha256, cluster, score) VALUES (?,?,?,?)",
             [(run_id, sha, int(c), float(score)) for sha, (c, score) in (assigned or {}).items()],
         )
-    return run_id
+    return run_id, True
 
 
 def derivation(study: Study, run_id: int) -> dict | None:

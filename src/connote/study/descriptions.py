@@ -16,20 +16,20 @@ class DescriptionsMixin:
     def description_set(
         self, name: str, describer: str, model: str | None, prompt: str | None, params: dict
     ) -> int:
-        """The id of the named set, made if new. A name is bound to one describer, model and prompt."""
-        row = self.con.execute("SELECT * FROM description_sets WHERE name=?", (name,)).fetchone()
-        if row:
-            if (row["describer"], row["model"], row["prompt"]) != (describer, model, prompt):
-                raise UserError(
-                    f"description set {name!r} was made by {row['describer']} with another model or prompt; "
-                    "choose another --name"
-                )
-            return row["id"]
-        cur = self.con.execute(
-            "INSERT INTO description_sets(name, describer, model, prompt, params, created) VALUES (?,?,?,?,?,?)",
+        """The id of the named set, made if new. A name is bound to one describer, model and prompt.
+        Two processes asking at once get the same set (insert-or-keep, then read)."""
+        self.con.execute(
+            """INSERT INTO description_sets(name, describer, model, prompt, params, created)
+               VALUES (?,?,?,?,?,?) ON CONFLICT(name) DO NOTHING""",
             (name, describer, model, prompt, json.dumps(params, sort_keys=True), now()),
         )
-        return cur.lastrowid
+        row = self.con.execute("SELECT * FROM description_sets WHERE name=?", (name,)).fetchone()
+        if (row["describer"], row["model"], row["prompt"]) != (describer, model, prompt):
+            raise UserError(
+                f"description set {name!r} was made by {row['describer']} with another model or prompt; "
+                "choose another --name"
+            )
+        return row["id"]
 
     def description_sets(self) -> list[sqlite3.Row]:
         return self.con.execute(

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from connote.errors import UserError
-from connote.study import Study
+
+if TYPE_CHECKING:
+    from connote.study import Study
 
 MIN_SHA_PREFIX = 6
 
@@ -144,3 +147,12 @@ def left_out(study: Study, set_name: str | None = None) -> dict[str, int]:
             out["not described"] += 1
     out["total"] = sum(out.values())
     return out
+
+
+def run_left_out(study: Study, kind: str, description_set: str | None, n_items: int) -> dict[str, int]:
+    """What a run on these features leaves out, for its record: images without a usable description
+    (text features, by cause), or without an image vector (image features)."""
+    if kind == "text" and description_set:
+        return left_out(study, description_set)
+    n = len(study.unique_images()) - n_items
+    return {"no image vector": max(n, 0), "total": max(n, 0)}

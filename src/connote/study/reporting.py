@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from connote.errors import UserError
 from connote.study import text_key
 
 MIN_UMAP_ITEMS = 30
@@ -135,9 +136,12 @@ def run_features(study, run) -> RunFeatures | None:
         keys = [text_key(texts[s]) for s in shas]
     else:
         keys = shas
-    if not all(study.has_vector(embedder, k) for k in keys):
+    if len(study.vectors.present(embedder, keys)) < len(set(keys)):
         return None
-    X = study.load_vectors(embedder, keys)
+    try:
+        X = study.load_vectors(embedder, keys)
+    except (UserError, OSError, ValueError):  # damaged vectors: no map until `connote embed` repairs them
+        return None
     key = hashlib.sha256(("\n".join(keys) + embedder).encode()).hexdigest()
     return RunFeatures(shas, np.asarray(X, dtype=np.float32), key)
 

@@ -149,7 +149,8 @@ def features(
         return Features("text", emb.name, ds["name"], shas, X, key)
     if kind == "image":
         emb = registry.image_embedder(image)
-        shas = sorted({r["sha256"] for r in study.unique_images() if study.has_vector(emb.name, r["sha256"])})
+        have = study.vectors.present(emb.name)  # one index query, not one per image
+        shas = sorted({r["sha256"] for r in study.unique_images() if r["sha256"] in have})
         if not shas:
             raise UserError(f"no {emb.name} vectors yet; run `connote embed {study.path} --image {image}`")
         X = study.load_vectors(emb.name, shas)
@@ -225,8 +226,10 @@ def store_run(
     """Store one clustering as a run: its labels and the full record (parameters, seed, package versions).
     Returns (run id, True if stored now; False when a run with this key was stored meanwhile)."""
     from connote.provenance import environment as current_environment
+    from connote.study.flags import run_left_out
 
     labels = np.asarray(labels, dtype=int)
+    left_out = run_left_out(study, feats.kind, feats.description_set, len(feats.shas))
     record = {
         "key": key,
         "features": feats.kind,
@@ -247,6 +250,7 @@ def store_run(
                 "seed": seed,
                 "features_key": feats.key,
                 "method": method,
+                "left_out": left_out,  # images of the study not in this run, and why
                 "notes": notes,
                 "environment": environment or current_environment(),
             },
@@ -281,6 +285,7 @@ def run_listing(study) -> list[dict]:
     by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
     :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
     from connote.study.derived import derivations
+    from connote.study.reporting import run_record
 
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
     derived = derivations(study)
@@ -310,6 +315,8 @@ def run_listing(study) -> list[dict]:
                 "n_items": r["n_items"],
                 "n_clusters": r["n_clusters"],
                 "n_outliers": r["n_outliers"],
+                # images of the study the run left out, by cause (no usable description, no vector)
+                "left_out": run_record(r).get("left_out"),
                 "label": r["label"],
                 "created": r["created"],
                 "seed_stability": stability.get(r["id"]),
