@@ -181,7 +181,9 @@ def main() -> None:
             "run_js_mb": (page.parent / "run.js").stat().st_size / 1e6,
             "cluster_pages": len(list(page.parent.glob("*.html"))) - 1,
         }
+        load_before = os.getloadavg()[0]
         m = measure(page, args.repeats)
+        load_after = os.getloadavg()[0]
 
     med = statistics.median
     result = {
@@ -195,6 +197,7 @@ def main() -> None:
         "frame_ms_p95": round(sorted(m["frame_ms"])[int(0.95 * (len(m["frame_ms"]) - 1))], 2),
         "wheel_fps_median": round(med(m["wheel_fps"]), 1),
         "hover_ms_median": round(med(m["hover_ms"]), 2),
+        "machine_load": [round(load_before, 2), round(load_after, 2)],
         "remote_requests": len(m["remote_requests"]),
         "javascript_errors": m["errors"],
     }
@@ -218,6 +221,8 @@ def main() -> None:
         f"- hover (find the point under the cursor, show its tooltip): {result['hover_ms_median']} ms per move "
         "(including Playwright's round trip)",
         f"- requests leaving the machine: {result['remote_requests']}; JavaScript errors: {len(m['errors'])}",
+        f"- machine load (1-minute load average, {os.cpu_count()} cores) {load_before:.2f} -> {load_after:.2f}: "
+        "other processes on a shared machine slow every number above",
         "",
         "Measured with `python benchmarks/map_render.py`; the study is synthetic (40 Gaussian clusters, 10% "
         "outliers) and the 2-D layout is given, so UMAP and thumbnails are not timed.",

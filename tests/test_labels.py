@@ -152,3 +152,50 @@ def test_no_key_for_api_openai_com_is_one_clear_error(tmp_path, monkeypatch):
         labels.label(d.study, d.run_id, "openai:gpt-4o-mini", progress=False)
     with pytest.raises(UserError, match="chat model"):
         labels.label(d.study, d.run_id, "offline", progress=False)
+
+
+def test_kill_9_loses_no_paid_answer(tmp_path):
+    import signal
+    import sqlite3
+    import subprocess
+    import time
+
+    from conftest import cli_env, connote_cmd
+
+    d = build(tmp_path)
+    study = d.study.path
+    d.study.close()
+    with FakeOpenAI(decide=answer, latency=0.6) as srv:
+        cmd = connote_cmd("label", study, d.run_id, "--llm", "openai:gpt-4o-mini", "--base-url", srv.base_url)
+        proc = subprocess.Popen([*cmd, "--concurrency", "1", "-q"], env=cli_env(), stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            done = 0
+            while time.monotonic() < deadline and proc.poll() is None:
+                con = sqlite3.connect(study / "connote.db", timeout=5)
+                try:
+                    done = con.execute(
+                        "SELECT COUNT(*) FROM calls WHERE stage='label' AND status='ok'"
+                    ).fetchone()[0]
+                except sqlite3.OperationalError:
+                    done = 0
+                finally:
+                    con.close()
+                if done >= 1:
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, "the label run ended before it could be killed"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert 1 <= done < 3
+        from connote.study import Study
+
+        with Study.open(study) as s:
+            res = labels.label(s, d.run_id, "openai:gpt-4o-mini", base_url=srv.base_url, progress=False)
+            paid = {c["input_ref"] for c in s.calls("label") if c["status"] == "ok"}
+        assert res.cached >= done and len(res.labels) == 3 and all(x.status == "ok" for x in res.labels)
+        # every cluster was paid for once: the answers logged before the kill were not asked again
+        assert len(paid) == 3 and len(srv.chat_requests()) <= 3 + 1  # at most the call in flight at the kill

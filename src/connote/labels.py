@@ -296,6 +296,11 @@ def label(
         res.dry_run = dry_run
         return res
 
+    if not any(kw or ds for kw, ds in material.values()):
+        raise UserError(
+            f"run {run['id']} has neither keywords nor descriptions to label its clusters from "
+            f"(run `connote explain {study.path} {run['id']}`, or cluster text features)"
+        )
     inner = registry.describer(llm, **{k: v for k, v in options.items() if v is not None})
     if not hasattr(inner, "client") or not hasattr(inner, "parse"):
         raise UserError(

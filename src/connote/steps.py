@@ -6,7 +6,7 @@
     >>> connote.embed(study)                          # S2 all-MiniLM-L6-v2
     >>> run_id = connote.cluster(study)               # S3 UMAP + S4 HDBSCAN
     >>> connote.explain(study, run_id)                # S5 TF-IDF keywords
-    >>> connote.report(study, run_id)                 # study/report/index.html
+    >>> connote.report(study)                         # study/report/index.html (every run)
 
 Each step reads what it needs from the study and writes its results back; re-running a step reuses what
 is already there.
@@ -14,6 +14,7 @@ is already there.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,7 @@ from connote.defaults import (
 from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability
+from connote.executors import executor_scope
 from connote.params import recorded_params
 from connote.study import Study
 from connote.study.runs import (
@@ -105,10 +107,12 @@ def describe(
     batch: bool = False,
     batch_poll: float = 30.0,
     batch_wait: bool = True,
+    executor=None,
     **describer_options,
 ):
     """S1: describe every distinct image that has no description in the set yet. Returns a summary
-    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API."""
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API.
+    ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (batches on Ray workers; see executors/)."""
     from connote.describers.runner import DescribeRunner
 
     study = Study.of(study)
@@ -116,10 +120,27 @@ def describe(
         raise UserError(
             f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`"
         )
-    d = registry.describer(describer, **{k: v for k, v in describer_options.items() if v is not None})
+    options = {k: v for k, v in describer_options.items() if v is not None}
+    d = registry.describer(describer, **options)
+    if executor not in (None, "local") and not dry_run and not batch:
+        with executor_scope(executor) as ex:
+            make = (
+                functools.partial(registry.describer, describer, **options)
+                if isinstance(describer, str)
+                else None
+            )
+            runner = DescribeRunner(
+                ex.describer(d, make),
+                prompt=prompt or PAPER_PROMPT,
+                name=name,
+                max_cost=max_cost,
+                check=_checker(),
+            )
+            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
+    study.require_writable("describe")  # before anything is sent (and paid for)
     if batch:
         from connote.describers.batch import run_batch
 
@@ -167,6 +188,7 @@ def embed(
     *,
     description_set: str | None = None,
     progress: bool = True,
+    executor=None,
     text_options: dict | None = None,
     image_options: dict | None = None,
     **options,
@@ -174,7 +196,8 @@ def embed(
     """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries.
 
     ``options`` go to the one embedder asked for; asking for both, give ``text_options`` and
-    ``image_options`` instead. An option an embedder does not take is refused by name."""
+    ``image_options`` instead. An option an embedder does not take is refused by name. ``executor``:
+    'local' (default), 'ray' or 'ray:ADDRESS' (Ray Data batch inference, one model per worker)."""
     if text and image and options:
         raise UserError(
             f"options ({', '.join(sorted(options))}) for which embedder? Give text_options= and image_options="
@@ -182,18 +205,20 @@ def embed(
     from connote import embedders as embed_mod
 
     study = Study.of(study)
+    study.require_writable("embed")
     out = []
-    if text:
-        _, texts = text_inputs(study, description_set)
-        emb = registry.text_embedder(text, **(text_options or options))
-        emb = emb.prepare(study)  # e.g. no API key: one clear error before anything is sent
-        out.append(embed_mod.embed_texts(study, emb, texts, progress=progress))
-    if image:
-        emb = registry.image_embedder(image, **(image_options or ({} if text else options)))
-        emb = emb.prepare(study)  # loads the weights; may fall back to another model (with a notice)
-        summary = embed_mod.embed_images(study, emb, progress=progress)
-        summary.notice = emb.notice
-        out.append(summary)
+    with executor_scope(executor) as ex:
+        if text:
+            _, texts = text_inputs(study, description_set)
+            emb = registry.text_embedder(text, **(text_options or options))
+            emb = emb.prepare(study)  # e.g. no API key: one clear error before anything is sent
+            out.append(embed_mod.embed_texts(study, emb, texts, progress=progress, executor=ex))
+        if image:
+            emb = registry.image_embedder(image, **(image_options or ({} if text else options)))
+            emb = emb.prepare(study)  # loads the weights; may fall back to another model (with a notice)
+            summary = embed_mod.embed_images(study, emb, progress=progress, executor=ex)
+            summary.notice = emb.notice
+            out.append(summary)
     if not out:
         raise UserError("nothing to embed: give a text embedder, an image embedder, or both")
     return out
@@ -436,6 +461,7 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
     by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
     :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
     from connote.study.derived import derivations
+    from connote.study.reporting import run_record
     from connote.study.runs import seed_stability_by_setting
 
     study = Study.of(study)
@@ -444,7 +470,7 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
     all_runs = study.runs()
     stability = {}
     for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
-        d = st.to_dict()
+        d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
         stability.update({r["id"]: d for r in group})
     out = []
     for r in all_runs:
@@ -467,6 +493,8 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
                 "n_items": r["n_items"],
                 "n_clusters": r["n_clusters"],
                 "n_outliers": r["n_outliers"],
+                # images of the study the run left out, by cause (no usable description, no vector)
+                "left_out": run_record(r).get("left_out"),
                 "label": r["label"],
                 "created": r["created"],
                 "seed_stability": stability.get(r["id"]),

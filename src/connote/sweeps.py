@@ -43,7 +43,7 @@ import numpy as np
 
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_SEEDS, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
-from connote.evaluate.stability import SeedStability, seed_stability
+from connote.evaluate.stability import SeedStability, seed_stability, stability_table
 
 
 # ---------------------------------------------------------------------------------------------- grid
@@ -267,43 +267,6 @@ class SweepResult:
         }
 
 
-def stability_table(settings) -> str:
-    """(features, reduce, min cluster size, SeedStability) rows as a text table with a closing verdict."""
-    head = (
-        f"{'features':8}  {'reduce':34}  {'mcs':>4}  {'seeds':>5}  {'mean ARI':>8}  {'min ARI':>7}  clusters"
-    )
-    lines = [head]
-    unstable = 0
-    for features, reduce, mcs, st in settings:
-        mean = f"{st.mean_ari:8.2f}" if st.mean_ari is not None else f"{'-':>8}"
-        low = f"{st.min_ari:7.2f}" if st.min_ari is not None else f"{'-':>7}"
-        span = (
-            f"{st.clusters_min}"
-            if st.clusters_min == st.clusters_max
-            else f"{st.clusters_min}-{st.clusters_max}"
-        )
-        flag = "  UNSTABLE" if st.unstable else ""
-        unstable += bool(st.unstable)
-        lines.append(
-            f"{features:8}  {reduce[:34]:34}  {mcs:>4}  {len(st.seeds):>5}  {mean}  {low}  {span:>8}{flag}"
-        )
-    compared = [s for *_, s in settings if s.unstable is not None]
-    if not compared:
-        lines.append(
-            "One seed per setting: run more seeds (e.g. --seeds 42,48,112) to see how far they agree."
-        )
-    elif unstable:
-        lines.append(
-            f"{unstable} of {len(compared)} setting(s) UNSTABLE: mean ARI between seeds below "
-            f"{compared[0].threshold:g}; their clusters depend on the seed. Do not report one seed of them alone."
-        )
-    else:
-        lines.append(
-            f"All {len(compared)} setting(s) stable across seeds (mean ARI at least {compared[0].threshold:g})."
-        )
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------------------------- sweep
 @dataclass
 class _Job:
@@ -329,6 +292,7 @@ def sweep(
     label: str | None = None,
     progress: bool = True,
     say=None,
+    executor=None,
 ) -> SweepResult:
     """Run every setting of ``grid`` on each feature set and seed as an ordinary stored run, and report
     each setting's seed stability.
@@ -337,12 +301,23 @@ def sweep(
     ``selection``: HDBSCAN cluster selection, eom (the paper's) or leaf; default as ``connote cluster``.
     ``workers``: processes for independent reductions (default: from the cores and available memory).
     ``say``: a function for progress notes (default: nothing).
+    ``executor``: 'local' (default: worker processes here), 'ray' or 'ray:ADDRESS' (each reduction and its
+    clusterings one Ray task; the vectors and kNN graphs go to the object store once), or an executor.
     """
     from connote import sweep_pool
     from connote.defaults import default_selection
+    from connote.executors import executor_scope
     from connote.provenance import environment
     from connote.study import Study
     from connote.study.runs import features as load_features
+
+    if isinstance(executor, str) and executor != "local":  # e.g. 'ray:HOST:PORT': one connection for all
+        with executor_scope(executor) as ex:
+            return sweep(
+                study, grid, features=features, seeds=seeds, text=text, image=image,
+                description_set=description_set, min_samples=min_samples, selection=selection,
+                workers=workers, label=label, progress=progress, say=say, executor=ex,
+            )  # fmt: skip
 
     sweep_pool.prefer_fork_safe_numba()
     study = Study.of(study)
@@ -388,6 +363,7 @@ def sweep(
             env,
             progress,
             say,
+            executor=executor if getattr(executor, "remote", False) else None,
         )
         result.rows += [rows_by_key[k] for k in dict.fromkeys(order)]
     result.stability = _stability(study, result.rows)
@@ -453,8 +429,9 @@ def _shared_graphs(feats, jobs: list[_Job], result: SweepResult, kind: str, say)
 
 
 def _run_jobs(
-    study, feats, jobs, rows_by_key, result, kind, grid_name, workers, label, min_samples, env, progress, say
-):
+    study, feats, jobs, rows_by_key, result, kind, grid_name, workers, label, min_samples, env, progress, say,
+    executor=None,
+):  # fmt: skip
     from connote import sweep_pool
 
     n, dim = feats.X.shape if feats.X.ndim == 2 else (len(feats.shas), 0)
@@ -499,7 +476,13 @@ def _run_jobs(
 
     t_settings = time.perf_counter()
     try:
-        if nw > 1 and len(jobs) > 1:
+        if executor is not None:  # a remote executor: each job a task, X and the graphs shared once
+            from connote.executors.jobs import sweep_job
+
+            shared = (feats.X, graphs)
+            for i, res in executor.map_unordered(sweep_job, [args(j) for j in jobs], shared=shared):
+                store(jobs[i], *res)
+        elif nw > 1 and len(jobs) > 1:
             from concurrent.futures import as_completed
 
             pool = sweep_pool.make_pool(min(nw, len(jobs)), feats.X, graphs, sweep_pool.can_fork())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 
 from connote import __version__
@@ -74,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except (sqlite3.DatabaseError, OSError) as exc:  # a damaged, locked, full or read-only study
+        from connote.study.db import explain
+
+        message = explain(exc, getattr(args, "study", None))
+        if message is None:
+            raise
+        warn(f"error: {message}")
+        return 2
 
 
 if __name__ == "__main__":

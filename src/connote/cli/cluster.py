@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from connote.cli.common import (
     DEFAULT_REDUCE,
-    DEFAULT_SEED,
     DEFAULT_TEXT_EMBEDDER,
     add_describer_option,
+    add_executor_option,
     add_feature_sources,
     add_hdbscan_options,
     add_json_option,
@@ -27,6 +27,7 @@ from connote.cli.common import (
 )
 from connote.cli.describe import print_describe_summary
 from connote.cli.study import init_result
+from connote.defaults import DEFAULT_SEEDS
 
 
 def cmd_run(args) -> int:
@@ -107,36 +108,74 @@ def add_run(sub) -> None:
     p.set_defaults(func=cmd_run)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'42,48,112' -> [42, 48, 112]; a one-line error for anything else."""
+    from connote.errors import UserError
+
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds takes whole numbers separated by commas, not {text!r}") from None
+    if not seeds:
+        raise UserError("--seeds needs at least one seed, e.g. --seeds 42,48,112")
+    return seeds
+
+
 def cmd_cluster(args) -> int:
+
     from connote import steps
 
     study = open_study(args.study)
-    res = steps.cluster(
-        study,
-        args.features,
+    options = dict(
         reduce=args.reduce,
         min_cluster_size=args.min_cluster_size,
         min_samples=args.min_samples,
         selection=args.selection,
-        seed=args.seed,
         text=args.text,
         image=args.image,
         description_set=args.descriptions,
     )
+    if args.seeds:
+        res = steps.cluster_seeds(study, args.features, seeds=parse_seeds(args.seeds), **options)
+        result = {
+            **res.to_dict(),
+            "stability_text": res.stability.describe(),
+            "study": study.path,
+            "left_out": left_out(study, res.runs[0].run_id),
+        }
+        return finish(args, result, render_cluster_seeds)
+    res = steps.cluster(study, args.features, seed=args.seed, **options)
     result = {**to_json(res), "study": study.path, "left_out": left_out(study, res.run_id)}
     return finish(args, result, render_cluster)
+
+
+def _render_made(r: dict) -> None:
+    verb = "Reused" if r["reused"] else "Made"
+    warn(
+        f"{verb} run {r['run_id']}: {r['n_clusters']} cluster(s), {r['n_outliers']} outlier(s) of "
+        f"{r['n_items']} image(s), min cluster size {r['min_cluster_size']}, seed {r['seed']}."
+    )
 
 
 def render_cluster(r: dict) -> None:
     for note in r["notes"]:
         warn(f"note: {note}")
-    verb = "Reused" if r["reused"] else "Made"
-    warn(
-        f"{verb} run {r['run_id']}: {r['n_clusters']} cluster(s), {r['n_outliers']} outlier(s) of "
-        f"{r['n_items']} image(s), min cluster size {r['min_cluster_size']}."
-    )
+    _render_made(r)
     warn_left_out(r["study"], r["left_out"])
     say(str(r["run_id"]))
+
+
+def render_cluster_seeds(r: dict) -> None:
+    for note in dict.fromkeys(n for run in r["runs"] for n in run["notes"]):
+        warn(f"note: {note}")
+    for run in r["runs"]:
+        _render_made(run)
+    warn_left_out(r["study"], r["left_out"])
+    for run in r["runs"]:
+        say(
+            f"run {run['run_id']}  seed {run['seed']}  {run['n_clusters']} cluster(s)  {run['n_outliers']} outlier(s)"
+        )
+    say(f"Seed stability: {r['stability_text']}")
 
 
 def left_out(study, run_id: int) -> dict:
@@ -165,6 +204,12 @@ def add_cluster(sub) -> None:
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
     add_seed_option(p)
+    p.add_argument(
+        "--seeds",
+        metavar="S1,S2,...",
+        help="one run per seed (e.g. 42,48,112) and how far the seeds agree: pairwise ARI, cluster-count "
+        "range, UNSTABLE when the mean ARI is below 0.5",
+    )
     add_feature_sources(p)
     add_json_option(p)
     add_quiet_option(p)
@@ -172,14 +217,12 @@ def add_cluster(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
+
     from connote import steps
     from connote.errors import UserError
 
     study = open_study(args.study)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds takes numbers separated by commas, not {args.seeds!r}") from None
+    seeds = parse_seeds(args.seeds)
     features = [f.strip() for f in args.features.split(",") if f.strip()]
     bad = set(features) - {"text", "image"}
     if bad:
@@ -197,10 +240,14 @@ def cmd_sweep(args) -> int:
         workers=args.workers,
         progress=show_progress(args),
         say=warn,
+        executor=args.executor,
     )
 
     def render(r) -> None:
         say(r.table())
+        say("")
+        say("Seed stability per setting:")
+        say(r.stability_table())
         warn(
             f"Sweep {r.grid}: {r.computed} run(s) made, {r.reused} reused; {r.reductions} reduction(s), "
             f"{r.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
@@ -221,13 +268,15 @@ def add_sweep(sub) -> None:
     p.add_argument("--features", default="text", help="text, image or text,image (default text)")
     p.add_argument(
         "--seeds",
-        default=str(DEFAULT_SEED),
-        help=f"comma-separated seeds, e.g. 42,48,112 (default {DEFAULT_SEED})",
+        default=",".join(map(str, DEFAULT_SEEDS)),
+        help=f"comma-separated seeds (default {','.join(map(str, DEFAULT_SEEDS))}): each setting reports "
+        "how far its seeds agree",
     )
     add_hdbscan_options(p)
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
     add_json_option(p)
+    add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_sweep)
 

@@ -72,7 +72,10 @@ def read_prompt(value: str | None) -> str | None:
 # --------------------------------------------------------------------------------------------- results
 def to_json(obj):
     """A command's result as plain JSON values: dataclasses and mappings as objects, paths as strings,
-    NaN as null, tuple keys (pairs of names) joined with ' / '."""
+    NaN as null, tuple keys (pairs of names) joined with ' / '. A result with a ``to_dict()`` says itself
+    what it carries (e.g. derived values such as a seed-stability verdict)."""
+    if callable(getattr(obj, "to_dict", None)) and not isinstance(obj, type):
+        return to_json(obj.to_dict())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict):
@@ -116,6 +119,16 @@ def add_json_option(p: argparse.ArgumentParser) -> None:
 
 def add_quiet_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def add_executor_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--executor",
+        default="local",
+        metavar="local|ray[:ADDRESS]",
+        help="where the work runs: local (default), ray (RAY_ADDRESS, else Ray on this machine), "
+        "ray:HOST:PORT or ray:ray://HOST:10001 (a Ray cluster)",
+    )
 
 
 def add_describer_option(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import argparse
 
 from connote.cli.common import (
     add_describer_option,
+    add_executor_option,
     add_json_option,
     add_quiet_option,
     finish,
@@ -68,6 +69,7 @@ def cmd_describe(args) -> int:
         batch=args.batch,
         batch_poll=args.batch_poll,
         batch_wait=not args.no_wait,
+        executor=args.executor,
         **options,
     )
     error = None
@@ -179,6 +181,7 @@ def add_describe(sub) -> None:
     p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
     add_json_option(p)
+    add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_describe)
 

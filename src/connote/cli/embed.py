@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connote.cli.common import (
     DEFAULT_TEXT_EMBEDDER,
+    add_executor_option,
     add_json_option,
     add_quiet_option,
     finish,
@@ -39,6 +40,7 @@ def cmd_embed(args) -> int:
             description_set=args.descriptions,
             progress=show_progress(args),
             image_options=image_options,
+            executor=args.executor,
         )
     return finish(args, results, render_embed)
 
@@ -47,6 +49,8 @@ def render_embed(results) -> None:
     for r in results:
         if r.notice:
             warn(f"NOTE: {r.notice}")
+        if getattr(r, "damage", None):
+            warn(f"NOTE: {r.damage}")
         say(
             f"{r.embedder}: {r.total} input(s), {r.computed} embedded now, {r.reused} reused"
             + (f", {r.dim} dimensions" if r.dim else "")
@@ -84,5 +88,6 @@ def add_embed(sub) -> None:
     )
     p.add_argument("--descriptions", help="description set (default: the latest)")
     add_json_option(p)
+    add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_embed)

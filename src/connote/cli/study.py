@@ -123,6 +123,27 @@ def render_runs(rows: list[dict]) -> None:
             f"{r['reduce'][:34]:34}  {r['min_cluster_size']:>4}  {str(r['seed']):>5}  {r['n_clusters']:>8}  "
             f"{r['n_outliers']:>8}  {_derived(r)}"
         )
+    settings = _seed_settings(rows)
+    if settings:
+        from connote.evaluate.stability import stability_table
+
+        say("")
+        say("Seed stability per setting (runs that differ only by seed):")
+        say(stability_table(settings))
+
+
+def _seed_settings(rows: list[dict]) -> list[tuple]:
+    """(features, reduce, mcs, SeedStability) for each setting run with two seeds or more."""
+    from connote.evaluate.stability import SeedStability
+
+    out, seen = [], set()
+    for r in rows:
+        st = r.get("seed_stability")
+        if not st or len(st["seeds"]) < 2 or tuple(st["run_ids"]) in seen:
+            continue
+        seen.add(tuple(st["run_ids"]))
+        out.append((r["features"], r["reduce"], r["min_cluster_size"], SeedStability.from_dict(st)))
+    return out
 
 
 def _derived(r: dict) -> str:

@@ -224,7 +224,7 @@ class TorchvisionEmbedder(ImageEmbedder):
             return self
         if study is not None:
             rows = study.unique_images()
-            if rows and all(study.has_vector(self.name, r["sha256"]) for r in rows):
+            if rows and len(study.vectors.check(self.name, [r["sha256"] for r in rows]).good) == len(rows):
                 return self
         try:
             self._load()

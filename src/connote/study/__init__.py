@@ -4,7 +4,7 @@ Layout::
 
     STUDY/
       connote.db          SQLite (WAL): images, description sets, descriptions, the call log, runs, keywords
-      vectors/NAME/ab/<key>.npy   one vector per input, keyed by content hash (image sha256 or text sha256)
+      vectors/NAME/seg-0000.f32   the vectors of one embedder, rows keyed by content hash (study/vectors.py)
       cache/              derived arrays that are cheap to throw away (reductions)
       report/             the static HTML report and its thumbnails
 
@@ -12,18 +12,16 @@ Every stage reads its inputs from here and writes its outputs back, keyed by wha
 re-run reuses finished work and a paper's numbers can be regenerated from the folder alone.
 
 :class:`Study` is the one way in. This module opens the folder (connection, migrations, meta) and holds the
-vectors; each other concern has its own module, mixed into the class: :mod:`~connote.study.images`,
+vectors (stored by :mod:`~connote.study.vectors`); each other concern has its own module, mixed into the class: :mod:`~connote.study.images`,
 :mod:`~connote.study.descriptions` (description sets and the call log), :mod:`~connote.study.runs` (feature
 matrices, run keys, cached reductions, runs) and :mod:`~connote.study.validation` (pair and set samples).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,42 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from connote.errors import UserError
+from connote.study import db
 from connote.study.common import now, text_key
+from connote.study.db import DB_NAME, ReadOnlyStudy
 from connote.study.descriptions import DescriptionsMixin
 from connote.study.images import ImagesMixin
 from connote.study.runs import RunsMixin
 from connote.study.schema import migrate
 from connote.study.validation import ValidationMixin
+from connote.study.vectors import DamagedVectors, VectorStore, migrate_study, slug
 
-DB_NAME = "connote.db"
-
-__all__ = ["DB_NAME", "Study", "now", "read_vector", "slug", "text_key"]
-
-
-def slug(name: str) -> str:
-    """A file-system-safe folder name for an embedder name such as 'text:minilm' or 'hf:org/model'."""
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    return f"{safe[:60]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-
-
-_NPY_V1 = b"\x93NUMPY\x01\x00"
-
-
-def read_vector(path: Path) -> np.ndarray:
-    """One vector file as written by :meth:`Study.save_vector`. The .npy header of a 1-d little-endian
-    float32 array is read directly (a tenth of np.load's time, which counts for 10,000s of files);
-    anything else goes through np.load."""
-    data = path.read_bytes()
-    if data[:8] == _NPY_V1:
-        end = 10 + int.from_bytes(data[8:10], "little")
-        header = data[10:end]
-        if b"'descr': '<f4'" in header and b"'fortran_order': False" in header and b"'shape': (" in header:
-            shape = header.split(b"'shape': (", 1)[1].split(b")", 1)[0].rstrip(b",").strip()
-            if shape.isdigit():
-                return np.frombuffer(data, dtype="<f4", count=int(shape), offset=end)
-    import io
-
-    return np.load(io.BytesIO(data))
+__all__ = ["DB_NAME", "DamagedVectors", "Study", "now", "slug", "text_key"]
 
 
 class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
@@ -75,6 +48,9 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
     def __init__(self, path: str | os.PathLike, con: sqlite3.Connection):
         self.path = Path(path)
         self.con = con
+        self.readonly = False  # opened read-only: the folder cannot be written
+        self.vectors = VectorStore(self.path / "vectors", con)
+        self.migration_notes: list[str] = []  # what opening the study moved (old vector files)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -83,7 +59,10 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
         if path.exists() and not path.is_dir():
             raise UserError(f"{path}: exists and is not a folder")
         path.mkdir(parents=True, exist_ok=True)
-        study = cls._connect(path)
+        study = cls._connect(path, create=True)  # an existing database is checked, never replaced
+        if study.readonly:
+            study.close()
+            raise ReadOnlyStudy(f"{path}: the study folder is read-only: cannot add images to it")
         if images_root is not None:
             root = Path(images_root).resolve()
             old = study.get_meta("images_root")
@@ -103,24 +82,39 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> Study:
-        path = Path(path)
-        if not (path / DB_NAME).is_file():
-            raise UserError(f"{path}: not a connote study (no {DB_NAME}); make one with `connote init`")
-        return cls._connect(path)
+        """Open a study folder: read-only when the folder cannot be written (see :mod:`connote.study.db`);
+        a damaged database is refused with how to recover it."""
+        return cls._connect(Path(path))
 
     @classmethod
-    def _connect(cls, path: Path) -> Study:
-        con = sqlite3.connect(path / DB_NAME, timeout=30, isolation_level=None, check_same_thread=False)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA synchronous=NORMAL")
-        con.execute("PRAGMA foreign_keys=ON")
-        con.execute("PRAGMA busy_timeout=30000")
+    def _connect(cls, path: Path, *, create: bool = False) -> Study:
+        con, readonly = db.connect(path, create=create)
         try:
             migrate(con)
         except RuntimeError as exc:
+            con.close()
             raise UserError(f"{path}: {exc}") from None
-        return cls(path, con)
+        except sqlite3.DatabaseError as exc:
+            con.close()
+            if readonly:
+                raise ReadOnlyStudy(
+                    f"{path}: the study was made by an older connote and its folder is read-only, so it "
+                    "cannot be brought up to date; copy the study folder somewhere writable"
+                ) from None
+            raise UserError(db.explain(exc, path) or f"{path}: {exc}") from None
+        study = cls(path, con)
+        study.readonly = readonly
+        if not readonly:  # a read-only folder keeps its old vector files as they are
+            study.migration_notes = migrate_study(study.vectors, [r["name"] for r in study.embedders()])
+        return study
+
+    def require_writable(self, what: str = "this command") -> None:
+        """Raise :class:`ReadOnlyStudy` (before any work) when the study was opened read-only."""
+        if self.readonly:
+            raise ReadOnlyStudy(
+                f"{self.path}: the study folder is read-only and {what} writes to it; copy the study folder "
+                "somewhere writable (status, runs, export -o FILE and the other reading commands work as it is)"
+            )
 
     def close(self) -> None:
         self.con.close()
@@ -177,33 +171,19 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
         return self.con.execute("SELECT * FROM embedders ORDER BY created").fetchall()
 
     def vector_dir(self, embedder: str) -> Path:
-        return self.path / "vectors" / slug(embedder)
-
-    def vector_path(self, embedder: str, key: str) -> Path:
-        return self.vector_dir(embedder) / key[:2] / f"{key}.npy"
+        """The folder of the embedder's vector files (see :mod:`connote.study.vectors`)."""
+        return self.vectors.folder(embedder)
 
     def has_vector(self, embedder: str, key: str) -> bool:
-        return self.vector_path(embedder, key).is_file()
+        return self.vectors.has(embedder, key)
 
     def save_vector(self, embedder: str, key: str, vector: np.ndarray) -> None:
-        """Write atomically: a kill leaves either the old state or the whole vector, never half of one."""
-        path = self.vector_path(embedder, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, np.asarray(vector, dtype=np.float32))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self.vectors.append(embedder, [key], np.asarray(vector)[None, :])
+
+    def save_vectors(self, embedder: str, keys: list[str], vectors: np.ndarray) -> None:
+        """Append a batch (crash-safe: a kill leaves what was stored readable)."""
+        self.vectors.append(embedder, keys, vectors)
 
     def load_vectors(self, embedder: str, keys: list[str]) -> np.ndarray:
-        missing = [k for k in keys if not self.has_vector(embedder, k)]
-        if missing:
-            raise UserError(
-                f"{len(missing)} of {len(keys)} inputs have no {embedder} vector yet; run `connote embed` first"
-            )
-        return (
-            np.stack([read_vector(self.vector_path(embedder, k)) for k in keys]) if keys else np.zeros((0, 0))
-        )
+        """(n, dim) float32 rows of ``keys``; a one-line error naming missing or damaged vectors."""
+        return self.vectors.load(embedder, keys)

@@ -136,9 +136,11 @@ def run_features(study, run) -> RunFeatures | None:
         keys = [text_key(texts[s]) for s in shas]
     else:
         keys = shas
+    if len(study.vectors.present(embedder, keys)) < len(set(keys)):
+        return None
     try:
-        X = study.load_vectors(embedder, keys)  # checks that every vector is there
-    except (UserError, OSError, ValueError):
+        X = study.load_vectors(embedder, keys)
+    except (UserError, OSError, ValueError):  # damaged vectors: no map until `connote embed` repairs them
         return None
     key = hashlib.sha256(("\n".join(keys) + embedder).encode()).hexdigest()
     return RunFeatures(shas, np.asarray(X, dtype=np.float32), key)

@@ -149,7 +149,8 @@ def features(
         return Features("text", emb.name, ds["name"], shas, X, key)
     if kind == "image":
         emb = registry.image_embedder(image)
-        shas = sorted({r["sha256"] for r in study.unique_images() if study.has_vector(emb.name, r["sha256"])})
+        have = study.vectors.present(emb.name)  # one index query, not one per image
+        shas = sorted({r["sha256"] for r in study.unique_images() if r["sha256"] in have})
         if not shas:
             raise UserError(f"no {emb.name} vectors yet; run `connote embed {study.path} --image {image}`")
         X = study.load_vectors(emb.name, shas)
@@ -270,8 +271,9 @@ def seed_stability_by_setting(study, runs=None) -> list[tuple[list[sqlite3.Row],
 
     out = []
     for group in group_by_setting(study.runs() if runs is None else runs).values():
+        group = sorted(group, key=lambda r: (r["seed"] is None, r["seed"] or 0, r["id"]))
         labels = {}
-        for r in group:  # one labeling per seed (the first run of a seed, should there be two)
+        for r in group:  # one labeling per seed, in seed order (the first run of a seed, should there be two)
             labels.setdefault(r["seed"], study.assignments(r["id"]))
         out.append((group, seed_stability(labels)))
     return out

@@ -74,7 +74,7 @@ CREATE TABLE calls (
 );
 CREATE INDEX calls_ref ON calls(stage, input_ref);
 
--- Which vectors exist for which embedder; the vectors themselves are files under vectors/.
+-- Which vectors exist for which embedder; the vectors themselves are in the vector store (v6).
 CREATE TABLE embedders (
     name      TEXT PRIMARY KEY,              -- cache key, e.g. 'text:minilm'
     kind      TEXT NOT NULL CHECK (kind IN ('text', 'image')),
@@ -249,7 +249,30 @@ CREATE TABLE claims (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5]
+#: Version 6: the vector store (connote.study.vectors): the vectors of one embedder are rows of a few
+#: memory-mapped files; this index maps a content key to its file, row and CRC-32. The .npy files of
+#: older studies are moved in when the study is opened.
+V6 = """
+CREATE TABLE vector_files (
+    id       INTEGER PRIMARY KEY,
+    embedder TEXT NOT NULL,
+    name     TEXT NOT NULL UNIQUE,           -- relative to STUDY/vectors/, e.g. 'text_minilm-1a2b3c4d/seg-0000.f32'
+    dim      INTEGER NOT NULL,
+    rows     INTEGER NOT NULL DEFAULT 0,     -- rows indexed so far (appends go after them)
+    created  TEXT NOT NULL
+);
+
+CREATE TABLE vectors (
+    embedder TEXT NOT NULL,
+    key      TEXT NOT NULL,                  -- sha256 of the text or of the image file
+    file_id  INTEGER NOT NULL REFERENCES vector_files(id),
+    row      INTEGER NOT NULL,
+    crc32    INTEGER NOT NULL,               -- of the row's float32 bytes, checked when read
+    PRIMARY KEY (embedder, key)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

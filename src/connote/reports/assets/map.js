@@ -41,7 +41,7 @@
     catColors = {};
     var k = 0;
     cats.forEach(function (v) {
-      var outlier = (name === "cluster" && v === "-1") || v === "";
+      var outlier = (name === "cluster" && v === "-1") || v === "" || v === "(none)";  // no value: grey
       catColors[v] = outlier ? GREY : palette(k++);
     });
     // packed colours per point (plain and faded), outliers (and blanks) drawn first, clustered points on top
@@ -197,7 +197,7 @@
     for (var k in attrs || {}) e.setAttribute(k, attrs[k]);
     return e;
   }
-  function thumb(i) { return M.thumbs[i] ? "../" + M.thumbs[i] : null; }
+  function thumb(i) { return M.thumbs[i] ? "../thumbs/" + M.shas[i] + ".jpg" : null; }
   function clusterName(i) { var c = String(labels[i]); return (R.clusters[c] || {}).title || ("Cluster " + c); }
   function clusterHref(i) { var c = String(labels[i]); return (R.clusters[c] || {}).href || "#"; }
 
@@ -240,6 +240,10 @@
     var h = el("h2", M.names[i], { class: "path" }); h.style.fontSize = "1rem"; side.appendChild(h);
     var p = el("p"); var a = el("a", clusterName(i), { href: clusterHref(i) + "#img-" + sha }); p.appendChild(a);
     p.appendChild(document.createTextNode(" · open in its cluster page (files, typicality)")); side.appendChild(p);
+    if (M.root) {  // names are paths relative to the images root
+      var href = M.root + M.names[i].split("/").map(encodeURIComponent).join("/");
+      var o = el("p"); o.appendChild(el("a", "open the original image", { href: href, id: "original" })); side.appendChild(o);
+    }
     var body = el("div", "loading description…", { class: "muted", id: "detail-body" }); side.appendChild(body);
     var sh = el("div", sha, { class: "muted sha" }); sh.style.fontSize = ".72rem"; side.appendChild(sh);
     loadChunk(sha.slice(0, 2), function () {
@@ -269,7 +273,7 @@
     Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a]; }).forEach(function (c) { ul.appendChild(el("li", c + ": " + counts[c])); });
     side.appendChild(ul);
     var clear = el("button", "Clear selection", { type: "button", id: "clearsel" });
-    clear.onclick = function () { selected = null; side.textContent = ""; schedule(); };
+    clear.onclick = function () { selected = null; shownCat = null; side.textContent = ""; schedule(); };
     side.appendChild(clear);
     var g = el("div", null, { class: "sel", id: "selection" });
     ids.slice(0, 300).forEach(function (i) {
@@ -285,12 +289,22 @@
   function legend() {
     var lg = document.getElementById("legend"); lg.textContent = "";
     cats.slice(0, 40).forEach(function (v) {
-      var s = el("span"), dot = el("i"), c = catColors[v];
+      var s = el("span", null, { role: "button", tabindex: "0", "data-cat": v, title: "highlight and list these images" }), dot = el("i"), c = catColors[v];
+      s.onclick = function () { showCategory(v); };
       dot.style.background = "rgb(" + c.join(",") + ")"; s.appendChild(dot);
       s.appendChild(document.createTextNode(colorBy === "cluster" ? (v === "-1" ? "outliers" : (R.clusters[v] || {}).title || v) : (v || "(none)")));
       lg.appendChild(s);
     });
     if (cats.length > 40) lg.appendChild(el("span", "+" + (cats.length - 40) + " more", { class: "muted" }));
+  }
+
+  // a legend entry (or #cluster=C in the address) highlights its images and lists them
+  var shownCat = null;
+  function showCategory(v) {
+    if (shownCat === v) { shownCat = null; selected = null; side.textContent = ""; schedule(); return; }
+    shownCat = v; selected = new Uint8Array(n);
+    for (var i = 0; i < n; i++) if (pointCat[i] === v) selected[i] = 1;
+    showSelection(); schedule();
   }
 
   // ------------------------------------------------------------------ search
@@ -374,6 +388,8 @@
 
   // #sha=<hash>: open that image (links from the cluster pages)
   function fromHash() {
+    var c = /cluster=(-?\d+)/.exec(location.hash);
+    if (c && colorBy === "cluster") { shownCat = null; showCategory(c[1]); return; }
     var m = /sha=([0-9a-f]{8,64})/.exec(location.hash);
     if (!m) return;
     var i = M.shas.indexOf(m[1]);
