@@ -2,11 +2,12 @@
 
     python benchmarks/offline_describe.py                      # all 998 MultiClimate frames and COCO-128
     python benchmarks/offline_describe.py --n 100              # an evenly spaced subset of each dataset
-    python benchmarks/offline_describe.py --configs legacy fast fast:det_min_side=384
+    python benchmarks/offline_describe.py --configs legacy fast fast:ocr_regions_only=true
 
 Arms (``--configs``): ``legacy`` is ``offline:legacy``, the settings connote used before (RapidOCR's
 defaults, one image at a time); ``fast`` is today's default ``offline``; ``fast:KEY=VALUE,...`` passes
-options to the describer (det_min_side, det_max_scale, det_max_side, angle, concurrency, batch_size).
+options to the describer (ocr_scout_side, ocr_scout_threshold, ocr_regions_only, ocr_margin_cells,
+ocr_rec_per_line, ocr_angle, concurrency, batch_size).
 
 Each dataset is registered once in a fresh study (``connote init``); then each arm describes it end to
 end the way ``connote describe`` does (the runner, the SQLite store, model loading included) into its own
@@ -98,6 +99,7 @@ def describer_for(config: str):
 def child(study_dir: str, config: str, out: str) -> None:
     """Describe the study with one arm; write timings to ``out``."""
     from connote import steps
+    from connote.params import recorded_params
     from connote.study import Study
 
     study = Study.open(study_dir)
@@ -112,7 +114,7 @@ def child(study_dir: str, config: str, out: str) -> None:
     result = {
         "config": config,
         "model": d.model,
-        "params": d.params(),
+        "params": recorded_params(d),
         "workers": d.concurrency,
         "batch_size": d.batch_size,
         "described": summary.described,

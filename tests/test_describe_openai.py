@@ -16,6 +16,7 @@ from connote import cli, steps
 from connote.describers import runner as runner_mod
 from connote.describers.openai_api import OllamaDescriber, OpenAIDescriber, map_error
 from connote.errors import UserError
+from connote.params import recorded_params
 from connote.study import DB_NAME
 from connote.testing import FakeOpenAI, make_images
 
@@ -91,24 +92,34 @@ def test_describe_through_faults_stores_everything_and_logs_calls(tmp_path):
 def test_permanent_errors_are_not_retried_and_reported_per_image(tmp_path):
     study = make_study(tmp_path, 3)
     with FakeOpenAI(api_key=KEY) as srv:
-        srv.push("400", "401", "404")
+        srv.push("400", "400", "404")
         s = describe(study, srv, concurrency=1)
         counts = srv.image_counts()
-    assert s.failed == 3 and s.described == 0
+    assert s.failed == 3 and s.described == 0 and s.nothing_described
     assert sorted(counts.values()) == [1, 1, 1]  # one request each: no retries
     reasons = " ".join(r for _, r in s.problems)
-    assert "HTTP 400" in reasons and "HTTP 401" in reasons and "HTTP 404" in reasons
+    assert "HTTP 400" in reasons and "HTTP 404" in reasons
     rows = study.description_rows(s.set_id)
     assert {r["status"] for r in rows} == {"failed"}
 
 
-def test_wrong_key_is_permanent_and_key_not_in_messages(tmp_path, monkeypatch):
-    study = make_study(tmp_path, 2)
+def test_wrong_key_stops_at_the_first_401_and_key_not_in_messages(tmp_path, monkeypatch):
+    study = make_study(tmp_path, 6)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-123456")
     with FakeOpenAI(api_key=KEY) as srv:
-        s = describe(study, srv)
-    assert s.failed == 2
-    assert all("401" in r and "sk-wro" not in r and "3456" not in r for _, r in s.problems)
+        with pytest.raises(UserError) as info:
+            describe(study, srv, concurrency=1)
+        sent = len(srv.requests)
+    msg = str(info.value)
+    assert sent == 1 and "401" in msg and "authentication" in msg and "OPENAI_API_KEY" in msg
+    assert "sk-wro" not in msg and "3456" not in msg
+    calls = study.calls("describe")
+    assert len(calls) == 1 and calls[0]["status"] == "error"  # the request is in the call log
+    # nothing is stored as failed: with the right key the next run describes every image
+    assert not study.description_rows(study.resolve_description_set()["id"])
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with FakeOpenAI(api_key=KEY) as srv:
+        assert describe(study, srv).described == 6
     study.con.execute("PRAGMA wal_checkpoint(FULL)")
     assert b"3456" not in all_bytes(study.path)  # not even OpenAI's masked echo of the key
 
@@ -234,7 +245,7 @@ def test_api_key_env_and_ollama(tmp_path, monkeypatch):
         assert s.described == 2
     d = OllamaDescriber("llava")
     assert d.base_url == "http://localhost:11434/v1" and d.spec == "ollama:llava"
-    assert "key" not in str(d.params()).lower()
+    assert "key" not in str(recorded_params(d)).lower()
     with FakeOpenAI() as srv:
         s = steps.describe(study, "ollama:llava", base_url=srv.base_url, progress=False)
     assert s.described == 2 and s.cost_usd == 0.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +35,8 @@ def test_csv_import_by_path_name_and_sha(study, tmp_path):
         w.writerow(["missing.png", GOOD])
         w.writerow(["img_000.png", GOOD])  # ambiguous: a/img_000.png and b/img_000.png
     r = steps.import_descriptions(study, f)
-    assert r.set_name == "imported:captions" and r.imported == 2 and r.flagged == 1 and r.missing == 1
+    # Stored as given: no output checks unless asked.
+    assert r.set_name == "imported:captions" and r.imported == 3 and r.flagged == 0 and r.missing == 1
     reasons = dict(r.problems)
     assert any("not an image" in v for v in reasons.values()) and any(
         "ambiguous" in v for v in reasons.values()
@@ -41,7 +44,52 @@ def test_csv_import_by_path_name_and_sha(study, tmp_path):
     ds = study.resolve_description_set()  # the latest set: embed/cluster use it by default
     assert ds["name"] == "imported:captions" and ds["describer"] == "import"
     texts = study.descriptions(ds["id"])
-    assert texts[imgs["a/img_000.png"]] == GOOD and len(texts) == 2
+    assert texts[imgs["a/img_000.png"]] == GOOD and len(texts) == 3
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_checks_flag_only_when_asked_and_exclude_only_when_told(study, tmp_path, exclude):
+    imgs = {r["path"]: r["sha256"] for r in study.images()}
+    f = tmp_path / "caps.csv"
+    refusal = "I'm sorry, but I can't describe this image."
+    meme = "The meme reads: HUMANS: DESTROY CLIMATE / Climate: destroy humans. Humans destroy environment"
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "text"])
+        w.writerow(["a/img_000.png", GOOD])
+        w.writerow(["a/img_001.png", refusal])
+        w.writerow(["a/img_002.png", meme])
+        w.writerow(["b/img_000.png", "Anger."])
+    r = steps.import_descriptions(study, f, check=not exclude, exclude_flagged=exclude)
+    assert r.flagged == 1 and r.excluded == (1 if exclude else 0) and r.imported == (3 if exclude else 4)
+    assert any("refusal" in why and ("left out" if exclude else "kept") in why for _, why in r.problems)
+    rows = {row["sha256"]: row for row in study.description_rows(r.set_id)}
+    flagged = rows[imgs["a/img_001.png"]]
+    assert flagged["reason"] == "refusal" and flagged["text"] == refusal
+    assert flagged["status"] == ("flagged" if exclude else "ok")
+    used = study.descriptions(r.set_id)
+    assert (imgs["a/img_001.png"] in used) is not exclude
+    assert used[imgs["a/img_002.png"]] == meme and used[imgs["b/img_000.png"]] == "Anger."  # not flagged
+
+
+SHARED = Path(os.environ.get("CONNOTE_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.mark.skipif(not (SHARED / "datasets").is_dir(), reason="../shared/datasets is not here")
+def test_bundled_examples_transcripts_are_not_flagged(tmp_path):
+    """Issue 13: the 60 bundled MultiClimate frames with their transcripts, imported with --check."""
+    with open(SHARED / "datasets/multiclimate_frames/labels.csv", encoding="utf-8", newline="") as fh:
+        transcripts = {Path(r["filename"]).name: r["transcript"] for r in csv.DictReader(fh)}
+    names = sorted(p.name for p in (EXAMPLES / "images").glob("*.jpg"))
+    f = tmp_path / "transcripts.csv"
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "text"])
+        w.writerows([n, transcripts[n]] for n in names if transcripts.get(n, "").strip())
+    study = steps.init(tmp_path / "study", EXAMPLES / "images", progress=False)
+    r = steps.import_descriptions(study, f, check=True)
+    assert r.imported >= 50 and r.flagged == 0, r.problems
 
 
 def test_jsonl_import_via_cli(study, tmp_path, capsys):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import GROUPS, make_group_images, run_cli
 
-from connote import steps
+from connote import registry, steps
 from connote.describers.base import DescribeError, ImageItem
 from connote.describers.offline import LEGACY_MODEL, OfflineDescriber
 from connote.errors import UserError
@@ -107,16 +107,18 @@ def test_settings_are_recorded_and_sets_never_mix(tmp_path):
     assert fast.described == 3
     row = study.resolve_description_set("offline-new")
     params = json.loads(row["params"])
-    assert params["settings"] == "fast" and params["ocr_settings"]["rec_per_line"] is True
+    assert (
+        params["settings"] == "fast"
+        and params["ocr_rec_per_line"] is True
+        and params["ocr_scout_side"] == 320
+    )
     assert row["model"] == OfflineDescriber().model != LEGACY_MODEL
     call = study.con.execute("SELECT model, params FROM calls ORDER BY id DESC LIMIT 1").fetchone()
-    assert (
-        call["model"] == row["model"] and json.loads(call["params"])["ocr_settings"] == params["ocr_settings"]
-    )
+    assert call["model"] == row["model"] and json.loads(call["params"])["ocr_scout_side"] == 320
 
     # Other OCR settings are other settings: not written into the same set.
     with pytest.raises(UserError, match="choose another --name"):
-        steps.describe(study, "offline", name="offline-new", regions_only=True, progress=False)
+        steps.describe(study, "offline", name="offline-new", ocr_regions_only=True, progress=False)
     # The same settings again: the same set, nothing described twice.
     again = steps.describe(study, "offline", name="offline-new", progress=False)
     assert (again.described, again.already) == (0, 3)
@@ -138,10 +140,12 @@ def test_legacy_settings_continue_an_old_set(tmp_path):
 
 
 def test_unknown_settings_are_a_clear_error():
-    with pytest.raises(UserError, match="offline:legacy"):
-        OfflineDescriber("turbo")
-    with pytest.raises(UserError, match="scout_side"):
-        OfflineDescriber("legacy", scout_side=320)
+    with pytest.raises(UserError, match="takes no argument after ':' but 'legacy'"):
+        registry.describer("offline:turbo")
+    with pytest.raises(UserError, match="ocr_"):
+        registry.describer("offline:legacy", ocr_scout_side=640)
+    with pytest.raises(UserError, match="ocr_scout_sid"):  # a misspelt option: refused by name
+        registry.describer("offline", ocr_scout_sid=640)
 
 
 def test_a_bad_image_fails_alone(tmp_path, describer):

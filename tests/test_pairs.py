@@ -83,7 +83,7 @@ def test_import_reports_bad_lines_by_file_and_line_and_keeps_the_rest(study, tmp
         [
             [1, "ann", 2, 1],
             [2, "ann", "closely", "unrelated"],
-            [3, "ann", 7, 1],  # denotative bad, connotative kept
+            [3, "ann", 7, 1],  # denotative bad: the whole line is skipped
             [99, "ann", 1, 1],  # no such pair
             ["x", "ann", 1, 1],
             [4, "", 1, 1],  # no coder
@@ -92,16 +92,16 @@ def test_import_reports_bad_lines_by_file_and_line_and_keeps_the_rest(study, tmp
         ],
     )
     res = import_ratings(study, path)
-    assert res.count == 6 and res.names == ["ann"]
+    assert res.count == 5 and res.names == ["ann"]
     assert [p.split(": ", 1)[0] for p in res.problems] == [f"{path}:4", f"{path}:5", f"{path}:6", f"{path}:7"]
-    assert "7" in res.problems[0] and "no pair 99" in res.problems[1] and "no coder" in res.problems[3]
+    assert "'7' is not a rating" in res.problems[0] and res.problems[0].endswith("line skipped")
+    assert "no pair 99" in res.problems[1] and "no coder" in res.problems[3]
     got = {(r["pos"], r["dimension"]): r["value"] for r in study.ratings(study.pair_sample()["id"])}
     assert got == {
         (1, "denotative"): 2,
         (1, "connotative"): 1,
         (2, "denotative"): 2,
         (2, "connotative"): 0,
-        (3, "connotative"): 1,
         (5, "connotative"): 0,
     }
     # the file is kept with the study, and every rating names it

@@ -60,7 +60,7 @@ def test_pca_with_more_components_than_items_is_capped_with_a_note():
     red = PCAReducer(n_components=10)
     Y = red.fit_transform(X)
     assert Y.shape == (6, 6)
-    assert red.notes and "6 components" in red.notes[0]
+    assert red.notes_ and "6 components" in red.notes_[0]
 
 
 def test_spec_strings():
@@ -116,7 +116,7 @@ def test_hdbscan_finds_well_separated_blobs_largest_first():
     # clusters numbered by size: the 30-point blob is 0, the 20-point blob 1, the 10-point blob 2
     assert np.array_equal(labels[:-1], truth)
     assert clu.probabilities_.shape == (61,)
-    assert clu.params()["min_cluster_size"] == 5
+    assert clu.get_params()["min_cluster_size"] == 5 and clu.min_cluster_size_ == 5
 
 
 def test_hdbscan_small_and_invalid_inputs():
@@ -231,15 +231,15 @@ def test_prims_gives_hdbscans_own_labels(dims):
         assert np.allclose(clu.probabilities_, ref_probs)
 
 
-def test_cluster_sizes_shares_one_neighbour_search(monkeypatch):
+def test_hdbscan_at_sizes_shares_one_neighbour_search(monkeypatch):
     from connote import mst
-    from connote.clustering import cluster_sizes
+    from connote.clustering import hdbscan_at_sizes
 
     X, _ = blobs()
     calls = []
     real = mst.core_distances
     monkeypatch.setattr(mst, "core_distances", lambda X, ks: calls.append(sorted(ks)) or real(X, ks))
-    out = cluster_sizes(X, [3, 5, 8], min_samples=None, selection="eom")
+    out = hdbscan_at_sizes(X, [3, 5, 8], min_samples=None, selection="eom")
     assert calls == [[3, 5, 8]]
     for m in (3, 5, 8):
         alone = HDBSCANClusterer(min_cluster_size=m).fit_predict(X)

@@ -1,4 +1,5 @@
-"""The static HTML report: content, escaping, thumbnails, and one real Chromium check."""
+"""The static HTML report: run pages, cluster pages, the study index and the map data; content, order,
+escaping, caching and thumbnails (the browser side is in test_report_browser.py)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,18 @@ import hashlib
 import html
 import io
 import json
-import os
 import re
-import shutil
 import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import chromium_page
 from PIL import Image, ImageDraw, ImageOps
 
-from connote.reports import make_thumbnails, render_report
-from connote.study import Study
+from connote.evaluate.stability import seed_stability
+from connote.reports import make_thumbnails, render_report, render_study, typical
+from connote.study import Study, reporting, text_key
 
 EVIL = 'A red square <script>alert("x")</script> & "quotes"'
 
@@ -79,6 +79,16 @@ TEXT = {
     "green.png": "A tall green rectangle.",
     "café #1 ünïcode.png": "A green square with a white mark, named in Unicode.",
     "blue.png": "A wide blue rectangle, unlike the others.",
+    "broken.png": "A file that is not really a picture.",
+}
+# Feature vectors: cluster 0 along one axis, cluster 1 along another, the outlier between them.
+VEC = {
+    "red.png": [1.0, 0.0, 0.0],
+    "crimson.png": [0.9, 0.2, 0.0],
+    "broken.png": [0.6, 0.5, 0.1],
+    "green.png": [0.0, 1.0, 0.0],
+    "café #1 ünïcode.png": [0.1, 0.9, 0.1],
+    "blue.png": [0.4, 0.4, 0.9],
 }
 
 
@@ -86,7 +96,14 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def make_study(tmp_path: Path, *, features: str = "text", keywords: bool = True) -> tuple[Study, int]:
+def make_study(
+    tmp_path: Path,
+    *,
+    features: str = "text",
+    keywords: bool = True,
+    vectors: bool = True,
+    probabilities: dict | None = None,
+) -> tuple[Study, int]:
     root = tmp_path / "images"
     for rel, data in FILES.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -106,17 +123,35 @@ def make_study(tmp_path: Path, *, features: str = "text", keywords: bool = True)
         for rel, data in FILES.items()
     )
     set_name = None
+    embedder = "text:minilm" if features == "text" else "image:effnet"
     if features == "text":
         set_name = "offline-v1"
         set_id = study.description_set(set_name, "offline", "tiny-captioner", "Describe <this> image.", {})
         for rel, text in TEXT.items():
-            study.put_description(set_id, sha(FILES[rel]), text)
+            call = None
+            if rel == "crimson.png":  # one description written by a logged model call
+                call = study.record_call(
+                    stage="describe",
+                    backend="openai:gpt-4-turbo",
+                    model="gpt-4-turbo",
+                    input_ref=sha(FILES[rel]),
+                    prompt="Describe <this> image.",
+                    output=text,
+                    input_tokens=812,
+                    output_tokens=95,
+                    cost_usd=0.0123,
+                )
+            study.put_description(set_id, sha(FILES[rel]), text, call_id=call)
+    if vectors:
+        for rel, v in VEC.items():
+            key = text_key(TEXT[rel]) if features == "text" else sha(FILES[rel])
+            study.save_vector(embedder, key, np.asarray(v, dtype=np.float32))
     labels = {sha(FILES[rel]): c for rel, c in CLUSTER.items()}
     record = {
         "key": f"run-{features}-{keywords}",
         "features": features,
         "description_set": set_name,
-        "embedder": "text:minilm" if features == "text" else "image:effnet",
+        "embedder": embedder,
         "reduce": "umap:5",
         "min_cluster_size": 2,
         "min_samples": None,
@@ -124,9 +159,10 @@ def make_study(tmp_path: Path, *, features: str = "text", keywords: bool = True)
         "n_items": len(labels),
         "n_clusters": 2,
         "n_outliers": 1,
-        "params": json.dumps({"reducer": {"n_components": 5}, "note": "<b>not bold</b>"}),
+        "params": json.dumps({"reducer": {"n_components": 5}, "note": "<b>not bold</b>", "seed": 7}),
     }
-    run_id = study.add_run(record, labels=labels, probabilities=None)
+    probs = {sha(FILES[rel]): p for rel, p in (probabilities or {}).items()} or None
+    run_id = study.add_run(record, labels=labels, probabilities=probs)
     if keywords:
         study.set_keywords(
             run_id, {0: [("red", 0.9), ("square", 0.5)], 1: [("green", 0.8), ("<mark>", 0.1)]}, {}
@@ -134,133 +170,226 @@ def make_study(tmp_path: Path, *, features: str = "text", keywords: bool = True)
     return study, run_id
 
 
-def sections(page: str) -> list[str]:
-    return re.findall(r'<section class="card cluster[^"]*" id="([^"]+)"', page)
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
-def test_report_content(tmp_path):
+def js_data(path: Path) -> dict:
+    """The JSON object a ``window.X = {...};`` data file carries."""
+    text = read(path)
+    return json.loads(text[text.index("=") + 1 : text.rindex(";")])
+
+
+def tile_order(page: str) -> list[str]:
+    members = page[page.index('id="members"') :]
+    return re.findall(r'<div class="tile" id="img-([0-9a-f]{64})">', members)
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+def test_typicality_and_border_functions():
+    U = typical.unit_rows(np.array([[1.0, 0], [0.8, 0.2], [0.55, 0.45], [0, 1], [0.1, 0.9], [0.5, 0.5]]))
+    labels = np.array([0, 0, 0, 1, 1, -1])
+    cents = typical.centroids(U, labels)
+    close = typical.closeness(U, labels, cents)
+    assert np.isnan(close[5]) and close[1] > close[2]  # the member half-way to cluster 1 is least typical
+    other, margin = typical.nearest_other(U, labels, cents)
+    assert other.tolist()[:5] == [1, 1, 1, 0, 0]
+    assert np.argmin(margin[:3]) == 2  # ... and the one nearest the other cluster
+    assert other[5] in (0, 1) and 0 < margin[5] <= 1  # an outlier: its nearest cluster and similarity
+    # strength first, then closeness, then name
+    assert typical.typical_order([1.0, 1.0, 0.5], [0.1, 0.9, 1.0], ["b", "a", "c"]) == [1, 0, 2]
+    assert typical.typical_order([None, None], [0.2, 0.9], ["x", "y"]) == [1, 0]
+
+
+def test_map_layout_is_cached_per_feature_set(tmp_path, monkeypatch):
     study, run_id = make_study(tmp_path)
+    feats = reporting.run_features(study, study.get_run(run_id))
+    assert feats is not None and len(feats.shas) == 6
+    xy, method = reporting.map_layout(study, feats)
+    assert xy.shape == (6, 2) and xy.min() >= 0 and xy.max() <= 1 and "pca" in method
+    monkeypatch.setattr(reporting, "compute_layout", lambda X: (_ for _ in ()).throw(AssertionError("again")))
+    xy2, _ = reporting.map_layout(study, feats)  # from STUDY/cache/map2d, not computed again
+    assert np.array_equal(xy, xy2)
+    assert len(list((study.path / "cache" / "map2d").glob("*.npz"))) == 1
+
+
+# ---------------------------------------------------------------------------------------------- pages
+def test_report_pages(tmp_path):
+    probs = {
+        "red.png": 0.6,
+        "crimson.png": 1.0,
+        "broken.png": 0.9,
+        "green.png": 1.0,
+        "café #1 ünïcode.png": 1.0,
+    }
+    study, run_id = make_study(tmp_path, probabilities=probs)
     out = render_report(study, progress=False)
-    assert out == study.path / "report" / "index.html"
-    page = out.read_text(encoding="utf-8")
+    rep = study.path / "report"
+    assert out == rep / f"run-{run_id}" / "index.html"
+    run_dir = out.parent
+    for name in ("index.html", "compare.html", "assets/map.js", "assets/connote.css", "assets/table.js"):
+        assert (rep / name).is_file(), name
+    for name in ("cluster-0.html", "cluster-1.html", "outliers.html", "run.js"):
+        assert (run_dir / name).is_file(), name
 
-    # Overview: run, counts, parameters, description set, chart bars linking to every section.
+    page = read(out)
     assert f"Run {run_id}: 2 clusters of 6 images" in page
-    for value in ("text:minilm", "umap:5", "offline-v1", "tiny-captioner", "min_cluster_size", ">7<"):
-        assert value in page
-    assert "16.7%" in page  # one outlier of six
-    assert "(7 files)" in page  # the duplicate counts as a file, not an image
-    assert "Describe &lt;this&gt; image." in page
-    assert page.count('href="#cluster-0"') >= 2 and page.count('href="#outliers"') >= 2
+    assert "(7 files)" in page and "16.7%" in page and "Describe &lt;this&gt; image." in page
+    assert '<script src="../maps/' in page and "connote explain" not in page
+    assert (
+        page.index('href="cluster-0.html"')
+        < page.index('href="cluster-1.html"')
+        < page.index('href="outliers.html"')
+    )
 
-    # Clusters largest first, outliers last; keywords shown and escaped.
-    assert sections(page) == ["cluster-0", "cluster-1", "outliers"]
-    assert "<h2>Outliers</h2>" in page
-    assert "<li>red</li><li>square</li>" in page
-    assert "<li>&lt;mark&gt;</li>" in page
-    assert "connote explain" not in page
+    # Cluster page: keywords with scores, members in order of membership strength (not file order),
+    # the most typical description quoted, the call that wrote a description, links back.
+    c0 = read(run_dir / "cluster-0.html")
+    assert "red<small>0.900</small>" in c0 and "square<small>0.500</small>" in c0
+    assert tile_order(c0) == [sha(FILES[r]) for r in ("crimson.png", "broken.png", "red.png")]
+    quotes = c0[c0.index("Most typical descriptions") : c0.index('id="members"')]
+    assert quotes.index("A crimson square") < quotes.index("not really a picture")
+    assert "gpt-4-turbo" in c0 and "$0.0123" in c0 and "812 in / 95 out" in c0
+    assert 'href="../index.html"' in c0 and 'href="index.html"' in c0
+    assert f'href="index.html#sha={sha(FILES["red.png"])}"' in c0
+    c1 = read(run_dir / "cluster-1.html")
+    assert "&lt;mark&gt;<small>" in c1 and "<mark>" not in c1
+    outliers = read(run_dir / "outliers.html")
+    assert "Outliers" in outliers and sha(FILES["blue.png"]) in outliers and "near cluster" in outliers
 
-    # Escaping: the description and the run record never become markup.
-    assert "<script>alert" not in page and "<b>not bold</b>" not in page
-    assert html.escape(EVIL, quote=False).replace('"', "&#34;") in page
+    # Escaping: no description, file name or run record becomes markup on any page.
+    for html_file in rep.rglob("*.html"):
+        text = read(html_file)
+        assert "<script>alert" not in text and "<b>not bold</b>" not in text, html_file
+    assert html.escape(EVIL, quote=False).replace('"', "&#34;") in c0
+
+    # Map data: one map per feature set, the run's labels aligned with it, details chunks with the call.
+    (map_file,) = (rep / "maps").glob("*.js")
+    m = js_data(map_file)
+    run_js = js_data(run_dir / "run.js")
+    assert run_js["map"] == map_file.stem and len(run_js["labels"]) == len(m["shas"]) == 6
+    assert dict(zip(m["shas"], run_js["labels"])) == {sha(FILES[r]): c for r, c in CLUSTER.items()}
+    assert run_js["clusters"]["0"]["keywords"] == ["red", "square"] and run_js["columns"] == {}
+    crimson = sha(FILES["crimson.png"])
+    chunk = read(rep / m["details"] / f"{crimson[:2]}.js")
+    assert "gpt-4-turbo" in chunk and "A crimson square" in chunk
 
     # Thumbnails: one per readable content, relative links; the broken file shows "no preview".
-    thumbs = study.path / "report" / "thumbs"
-    made = {p.stem for p in thumbs.glob("*.jpg")}
-    expected = {sha(d) for rel, d in FILES.items() if rel != "broken.png"}
-    assert made == expected
-    for s in expected:
-        assert f'src="thumbs/{s}.jpg"' in page
-        with Image.open(thumbs / f"{s}.jpg") as im:
-            assert im.format == "JPEG" and max(im.size) <= 256
-    assert "no preview" in page
-    with Image.open(thumbs / f"{sha(FILES['blue.png'])}.jpg") as im:
-        assert im.size == (256, 171)  # 300x200 scaled down, aspect kept
+    made = {p.stem for p in (rep / "thumbs").glob("*.jpg")}
+    assert made == {sha(d) for rel, d in FILES.items() if rel != "broken.png"}
+    assert f'src="../thumbs/{crimson}.jpg"' in c0 and "no preview" in c0
+    assert "caf%C3%A9%20%231%20%C3%BCn%C3%AFcode.png" in c1
 
-    # Both paths of the duplicate, and a percent-encoded link for the Unicode name.
-    assert "sub/red copy.png" in page and "(+1 copy)" in page
-    assert "caf%C3%A9%20%231%20%C3%BCn%C3%AFcode.png" in page
-    assert "café #1 ünïcode.png" in page
-
-    # Self-contained: nothing fetched from the network, no temp files left behind.
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
-    assert not [p for p in (study.path / "report").rglob("*") if p.name.endswith(".tmp")]
+    # Self-contained: nothing from the network, no temp files left behind.
+    for f in rep.rglob("*"):
+        if f.suffix in (".html", ".js", ".css"):
+            assert not re.search(r"""(src|href)=["']?(https?:)?//""", read(f)), f
+    assert not [p for p in rep.rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_without_keywords_says_how_to_get_them(tmp_path):
-    study, run_id = make_study(tmp_path, keywords=False)
-    page = render_report(study, run_id, progress=False).read_text(encoding="utf-8")
+def test_labels_and_metadata_are_shown_where_they_exist(tmp_path):
+    from connote.study import derived
+
+    study, run_id = make_study(tmp_path)
+    render_report(study, run_id, progress=False, labels={0: "Red <things>"})
+    run_dir = study.path / "report" / f"run-{run_id}"
+    assert "Cluster 0: Red &lt;things&gt;" in read(run_dir / "cluster-0.html")
+    assert js_data(run_dir / "run.js")["clusters"]["0"]["label"] == "Red <things>"
+
+    # labels stored by `connote label`, with a summary; the user's metadata becomes a map colouring
+    derived.put_labels(study, run_id, "llm", [{"cluster": 1, "label": "Greens", "summary": "All <green>."}])
+    derived.put_metadata(study, {"account": "text"}, [("green.png", "account", "@eco")], "meta.csv")
+    render_report(study, run_id, progress=False)
+    c1 = read(run_dir / "cluster-1.html")
+    assert "<h1>Cluster 1: Greens</h1>" in c1 and "All &lt;green&gt;." in c1
+    data = js_data(run_dir / "run.js")
+    (map_file,) = (study.path / "report" / "maps").glob("*.js")
+    shas = js_data(map_file)["shas"]
+    assert data["columns"]["account"][shas.index(sha(FILES["green.png"]))] == "@eco"
+    assert data["columns"]["account"].count("(none)") == 5  # images without a value (grey on the map)
+
+
+def test_paging_of_big_clusters(tmp_path):
+    study, run_id = make_study(tmp_path)
+    render_report(study, progress=False, per_page=2)
+    run_dir = study.path / "report" / f"run-{run_id}"
+    first, second = read(run_dir / "cluster-0.html"), read(run_dir / "cluster-0-2.html")
+    assert len(tile_order(first)) == 2 and len(tile_order(second)) == 1
+    assert 'href="cluster-0-2.html"' in first and 'href="cluster-0.html"' in second
+    assert "Most typical descriptions" in first and "Most typical descriptions" not in second
+    assert not (run_dir / "cluster-1-2.html").exists()
+
+
+def test_without_vectors_or_keywords(tmp_path):
+    study, run_id = make_study(tmp_path, keywords=False, vectors=False)
+    page = read(render_report(study, run_id, progress=False))
+    assert "No map" in page and "connote embed" in page
     assert f"connote explain {study.path} {run_id}" in page
-    assert sections(page) == ["cluster-0", "cluster-1", "outliers"]
+    assert (study.path / "report" / f"run-{run_id}" / "cluster-0.html").is_file()
+    assert not (study.path / "report" / "maps").exists()
 
 
 def test_image_feature_run_without_descriptions(tmp_path):
     study, run_id = make_study(tmp_path, features="image")
-    page = render_report(study, str(run_id), progress=False).read_text(encoding="utf-8")
-    assert "image:effnet" in page
-    assert "used no descriptions" in page
-    assert "No description for this image" not in page
-    assert sections(page) == ["cluster-0", "cluster-1", "outliers"]
+    page = read(render_report(study, str(run_id), progress=False))
+    assert "image:effnet" in page and "used no descriptions" in page
+    assert '<script src="../maps/' in page  # the map of the image features
+    cluster = read(study.path / "report" / f"run-{run_id}" / "cluster-0.html")
+    assert "No description for this image" not in cluster
 
 
-def test_latest_run_is_the_default(tmp_path):
-    study, first = make_study(tmp_path)
-    labels = {sha(FILES[rel]): 0 for rel in CLUSTER}
-    second = study.add_run(
+def add_seed_run(study, seed: int, labels_by_path: dict[str, int]) -> int:
+    labels = {sha(FILES[r]): c for r, c in labels_by_path.items()}
+    return study.add_run(
         {
-            "key": "second",
+            "key": f"seed-{seed}",
             "features": "text",
             "description_set": "offline-v1",
-            "embedder": "text:other",
-            "reduce": "pca:10",
-            "min_cluster_size": 5,
-            "min_samples": 3,
-            "seed": 1,
-            "n_items": 6,
-            "n_clusters": 1,
-            "n_outliers": 0,
-            "params": "{}",
+            "embedder": "text:minilm",
+            "reduce": "umap:5",
+            "min_cluster_size": 2,
+            "min_samples": None,
+            "seed": seed,
+            "n_items": len(labels),
+            "n_clusters": len(set(labels.values()) - {-1}),
+            "n_outliers": sum(c == -1 for c in labels.values()),
+            "params": json.dumps({"reducer": {"n_components": 5}, "note": "<b>not bold</b>", "seed": seed}),
         },
         labels=labels,
-        probabilities={k: 0.5 for k in labels},
+        probabilities=None,
     )
-    page = render_report(study, progress=False).read_text(encoding="utf-8")
-    assert f"Run {second}: 1 cluster of 6 images" in page and "pca:10" in page
-    assert sections(page) == ["cluster-0"]
-    page = render_report(study, first, progress=False).read_text(encoding="utf-8")
-    assert f"Run {first}:" in page and "pca:10" not in page
 
 
-def test_empty_run(tmp_path):
-    study, _ = make_study(tmp_path)
-    record = {
-        "key": "empty",
-        "features": "image",
-        "description_set": None,
-        "embedder": "image:effnet",
-        "reduce": "none",
-        "min_cluster_size": 5,
-        "min_samples": None,
-        "seed": None,
-        "n_items": 0,
-        "n_clusters": 0,
-        "n_outliers": 0,
-        "params": "not json",
-    }
-    run_id = study.add_run(record, labels={}, probabilities=None)
-    page = render_report(study, run_id, progress=False).read_text(encoding="utf-8")
-    assert f"Run {run_id}: 0 clusters of 0 images" in page and "not json" in page
-    assert sections(page) == []
+def test_study_index(tmp_path):
+    study, first = make_study(tmp_path)
+    same = add_seed_run(study, 8, {r: (5 if c == 0 else 6 if c == 1 else -1) for r, c in CLUSTER.items()})
+    other = add_seed_run(study, 9, {r: 0 for r in CLUSTER})
+    out = render_study(study, progress=False)
+    assert out == study.path / "report" / "index.html"
+    page = read(out)
+    for rid in (first, same, other):
+        assert f'href="run-{rid}/index.html"' in page
+        assert (study.path / "report" / f"run-{rid}" / "index.html").is_file()
+    expected = seed_stability(
+        {
+            7: {sha(FILES[r]): c for r, c in CLUSTER.items()},
+            8: {sha(FILES[r]): c for r, c in CLUSTER.items()},
+            9: {sha(FILES[r]): 0 for r in CLUSTER},
+        }
+    ).mean_ari
+    assert f'{expected:.3f} <span class="muted">(3 seeds)</span>' in page
+    assert "No rated pairs yet" in page and "compare.html" in page
+    compare = read(study.path / "report" / "compare.html")
+    assert compare.count("<option") == 6  # three runs in each of two lists
 
 
-def test_cap_per_cluster(tmp_path):
-    study, _ = make_study(tmp_path)
-    page = render_report(study, progress=False, max_per_cluster=1).read_text(encoding="utf-8")
-    assert "+2 more" in page  # cluster 0 has three images
-    assert "+1 more" in page  # cluster 1 has two
-    # Only the shown images get thumbnails (cluster 0 shows broken.png, first by path: no preview).
-    assert page.count('<div class="tile">') == 3
-    assert len(list((study.path / "report" / "thumbs").glob("*.jpg"))) == 2
+def test_index_links_only_rendered_runs(tmp_path):
+    study, first = make_study(tmp_path)
+    second = add_seed_run(study, 8, dict(CLUSTER))
+    render_report(study, second, progress=False)
+    page = read(study.path / "report" / "index.html")
+    assert f'href="run-{second}/index.html"' in page and f'href="run-{first}/index.html"' not in page
+    assert f"connote report STUDY {first}" in page
 
 
 def test_thumbnails_are_reused_and_remade_on_size_change(tmp_path):
@@ -285,41 +414,147 @@ def test_make_thumbnails_directly(tmp_path):
         assert im.size == (16, 32)
 
 
-def test_browser_shows_thumbnails_and_descriptions(tmp_path):
+def test_cli_report_index_and_runs(tmp_path):
+    from conftest import run_cli
+
+    study, first = make_study(tmp_path)
+    second = add_seed_run(study, 8, dict(CLUSTER))
+    study.close()
+    rep = tmp_path / "study" / "report"
+    proc = run_cli("report", tmp_path / "study", "--runs", "none", "--json", "-q", timeout=300, check=True)
+    out = json.loads(proc.stdout)
+    assert out["index"] == out["page"] == str(rep / "index.html") and out["run_pages"] == {}
+    assert "connote report STUDY" in read(rep / "index.html")  # rows say how to render their pages
+
+    proc = run_cli("report", tmp_path / "study", "-q", timeout=300, check=True)  # index + every run
+    assert f"Report: {rep / 'index.html'}" in proc.stdout and "2 run page(s)" in proc.stdout
+    page = read(rep / "index.html")
+    assert f'href="run-{first}/index.html"' in page and f'href="run-{second}/index.html"' in page
+
+    proc = run_cli("report", tmp_path / "study", str(first), "--runs", "all", timeout=300)
+    assert proc.returncode != 0 and "not both" in proc.stderr
+    proc = run_cli("report", tmp_path / "study", "--runs", "1,x", timeout=300)
+    assert proc.returncode != 0 and "must be a number" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unwritable_report_folder_is_one_clear_error(tmp_path, monkeypatch):
+    import connote.reports as reports
+    from connote.errors import UserError
+
     study, _ = make_study(tmp_path)
-    out = render_report(study, progress=False)
 
-    remote: list[str] = []
-    with chromium_page(viewport={"width": 1200, "height": 900}) as (page, errors):
-        page.on("request", lambda r: None if r.url.startswith("file:") else remote.append(r.url))
-        page.goto(out.as_uri())
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
 
-        # Every thumbnail loads (lazy images are asked to load eagerly first).
-        page.evaluate(
-            """() => Promise.all([...document.images].map(i => {
-                   i.loading = 'eager';
-                   return i.complete ? null : new Promise(r => { i.onload = i.onerror = r; });
-               }))"""
+    monkeypatch.setattr(reports, "_atomic_write_bytes", refuse)
+    with pytest.raises(UserError, match="cannot write the report \\(Permission denied\\)"):
+        render_study(study, progress=False)
+
+
+def test_index_shows_validation_scores_and_progress(tmp_path):
+    """RQ1 quality per run with box plots per setting, RQ2 accuracy of the tested run, and the progress
+    of both validation samples, on a study of 40 images in two groups (no files needed)."""
+    from connote.coding import sets
+
+    study = Study.create(tmp_path / "study", tmp_path)
+    shas = [f"{i:064x}" for i in range(40)]
+    study.upsert_images(
+        {
+            "path": f"{i}.png",
+            "sha256": s,
+            "status": "ok",
+            "reason": None,
+            "width": 1,
+            "height": 1,
+            "format": "PNG",
+            "bytes": 1,
+        }
+        for i, s in enumerate(shas)
+    )
+    truth = {s: i // 20 for i, s in enumerate(shas)}
+    set_id = study.description_set("d", "offline", "m", "p", {})
+    for i, s in enumerate(shas):
+        study.put_description(set_id, s, f"{'flood' if i < 20 else 'fire'} picture {i}")
+
+    def run(seed: int, labels: dict, reduce: str = "umap:5") -> int:
+        return study.add_run(
+            {
+                "key": f"{reduce}-{seed}",
+                "features": "image",
+                "description_set": None,
+                "embedder": "image:x",
+                "reduce": reduce,
+                "min_cluster_size": 5,
+                "min_samples": None,
+                "seed": seed,
+                "n_items": 40,
+                "n_clusters": len(set(labels.values()) - {-1}),
+                "n_outliers": 0,
+                "params": "{}",
+            },
+            labels=labels,
+            probabilities=None,
         )
-        sizes = page.eval_on_selector_all(
-            "img", "imgs => imgs.map(i => [i.getAttribute('src'), i.naturalWidth])"
-        )
-        assert len(sizes) == 5
-        assert all(w > 0 for _, w in sizes), sizes
 
-        # A description is hidden until its image is clicked.
-        details = page.locator('#cluster-0 details:has(summary[title="red.png"])')
-        text = details.locator("p.text")
-        assert not text.is_visible()
-        details.locator("summary").click()
-        assert text.is_visible()
-        assert "<script>" in text.inner_text()  # shown as text, not run
-        page.wait_for_timeout(200)
+    good = [run(1, truth), run(2, truth)]
+    study.set_keywords(good[0], {0: [("flood", 1.0)], 1: [("fire", 1.0)]}, {})
+    mixed = run(1, {s: i % 2 for i, s in enumerate(shas)}, reduce="pca:5")
+    pairs = [(shas[i], shas[j]) for i in range(20) for j in range(i + 1, 20)][:30]
+    pairs += [(shas[i], shas[20 + i]) for i in range(20)] + [(shas[i], shas[39 - i]) for i in range(10)]
+    sid = study.add_pair_sample("pairs", 42, {}, pairs)
+    ratings = [
+        (pos, "ann", d, 2 if truth[a] == truth[b] else 0)
+        for pos, (a, b) in enumerate(pairs, 1)
+        for d in ("denotative", "connotative")
+    ]
+    study.put_ratings(sid, ratings[:110], "ann.csv")  # 55 of 60 pairs rated: 30 same, 25 different
+    sample = sets.sample_sets(study, good[0], per_cluster=2, size=2, progress=False)
+    codes = {int(c): code for code, c in json.loads(study.set_sample(sample.name)["params"])["codes"].items()}
+    study.put_set_answers(
+        study.set_sample(sample.name)["id"],
+        [
+            (st["pos"], "eva", codes[st["cluster"]])
+            for st in study.image_sets(study.set_sample(sample.name)["id"])
+        ][:3],
+        "eva.csv",
+    )
 
-        shot = tmp_path / "report.png"
-        page.screenshot(path=str(shot), full_page=True)
-        assert shot.stat().st_size > 10_000
-        if os.environ.get("CONNOTE_REPORT_SCREENSHOT"):  # to look at it: =/tmp/report_screenshot.png
-            shutil.copy(shot, os.environ["CONNOTE_REPORT_SCREENSHOT"])
-    assert errors == []
-    assert remote == []
+    page = read(render_study(study, progress=False))
+    rows = dict(re.findall(r'<tr data-run="(\d+)">(.*?)</tr>', page, re.S))
+    assert '<td class="num" data-v="2.0">2.000</td>' in rows[str(good[0])]  # quality: 2 - 0
+    assert 'data-v="1.0">1.00</td>' in rows[str(good[0])]  # RQ2 accuracy of the tested run
+    assert "1.000 <span" in rows[str(good[0])]  # stable across its two seeds
+    assert '<td class="num" data-v="2.0">' not in rows[str(mixed)]
+    assert "<svg" in page and "denotative quality" in page and "umap:5 mcs=5" in page
+    assert "55 of 60 pairs rated (92%) by 1 coder" in page
+    assert "3 of 4 sets answered (75%) by 1 evaluator" in page
+    assert "pairs/coding.html" not in page  # no sheet was written for these pairs: no dead link
+    assert f'href="../validation/{sample.name}/matching.html"' in page
+
+
+def test_outliers_page_orders_by_nearness_to_a_cluster(tmp_path):
+    study, run_id = make_study(tmp_path)
+    labels = {sha(FILES[r]): (-1 if r in ("blue.png", "crimson.png") else c) for r, c in CLUSTER.items()}
+    rid = study.add_run(
+        {
+            "key": "two-outliers",
+            "features": "text",
+            "description_set": "offline-v1",
+            "embedder": "text:minilm",
+            "reduce": "umap:5",
+            "min_cluster_size": 2,
+            "min_samples": None,
+            "seed": 7,
+            "n_items": 6,
+            "n_clusters": 2,
+            "n_outliers": 2,
+            "params": "{}",
+        },
+        labels=labels,
+        probabilities=None,
+    )
+    render_report(study, rid, progress=False)
+    page = read(study.path / "report" / f"run-{rid}" / "outliers.html")
+    # crimson sits right beside cluster 0's centre, blue far from every centre
+    assert tile_order(page) == [sha(FILES["crimson.png"]), sha(FILES["blue.png"])]
+    assert "nearest a cluster first" in page and "Most typical descriptions" not in page

@@ -11,8 +11,9 @@ import connote
 from connote import steps
 from connote.cli import main as cli_main
 from connote.errors import UserError
+from connote.knn import can_slice, knn_graph
 from connote.study import Study, text_key
-from connote.sweeps import PAPER_GRID, Grid, _exact_knn, knn_graph, load_grid, plan
+from connote.sweeps import Grid, load_grid, plan
 
 PCA_ONLY = {
     "name": "pca-small",
@@ -37,10 +38,10 @@ def make_study(path: Path, n: int = 120, dim: int = 16, k: int = 3, seed: int = 
     return study
 
 
-def test_paper_grid_file_matches_builtin():
+def test_paper_grid_is_the_packaged_file():
     toml = Path(connote.__file__).parent / "grids" / "paper.toml"
     assert load_grid(toml).__dict__ == load_grid("paper").__dict__
-    g = load_grid(PAPER_GRID)
+    g = load_grid("paper")
     assert g.reduce_specs() == [
         "umap:components=5,neighbors=5",
         "umap:components=5,neighbors=15",
@@ -90,13 +91,46 @@ def test_knn_graph_exact_small():
     assert (np.diff(dist, axis=1) >= -1e-6).all()
     D = np.linalg.norm(X[:, None] - X[None], axis=2)
     np.testing.assert_allclose(dist, np.sort(D, axis=1)[:, :7], atol=1e-4)
-    # The blocked exact path (used up to EXACT_KNN_MAX items, no numba) gives the same graph.
-    idx2, dist2 = _exact_knn(X, 7, "euclidean", block=16)
-    np.testing.assert_allclose(dist2, dist, atol=1e-4)
-    assert (idx2[:, 0] == np.arange(50)).all()
-    _, dcos = _exact_knn(X, 5, "cosine", block=16)
-    _, dref = knn_graph(X, 5, metric="cosine")
-    np.testing.assert_allclose(dcos, dref, atol=1e-4)
+    _, dcos = knn_graph(X, 5, metric="cosine")
+    Z = X / np.linalg.norm(X, axis=1, keepdims=True)
+    np.testing.assert_allclose(dcos, np.sort(1 - Z @ Z.T, axis=1)[:, :5], atol=1e-5)
+    _, dman = knn_graph(X, 5, metric="manhattan")  # any metric scikit-learn knows, below 4,096 items
+    np.testing.assert_allclose(
+        dman, np.sort(np.abs(X[:, None] - X[None]).sum(axis=2), axis=1)[:, :5], atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_knn_graph_slices_exactly_with_ties_and_duplicates(metric):
+    """The sweep computes one graph at its largest k and slices it: that must be *exactly* the graph a
+    direct computation at the smaller k gives (what `connote cluster` computes), ties included."""
+    from connote import knn
+
+    rng = np.random.default_rng(5)
+    X = np.round(rng.normal(size=(300, 4)) * 2).astype(np.float32)  # an integer grid: many equal distances
+    X[-40:] = X[:40]  # duplicates
+    wide_idx, wide_dist = knn_graph(X, 30, metric=metric)
+    for k in (2, 5, 15, 29):
+        idx, dist = knn_graph(X, k, metric=metric)
+        assert np.array_equal(wide_idx[:, :k], idx) and np.array_equal(wide_dist[:, :k], dist)
+    assert (wide_idx[:, 0] == np.arange(300)).all()  # self first, also beside its duplicate
+    # Equal distances in index order: a total order, whatever the block size.
+    d, i = wide_dist[:, 1:], wide_idx[:, 1:]
+    tie = d[:, 1:] == d[:, :-1]
+    assert tie.any() and (i[:, 1:][tie] > i[:, :-1][tie]).all()
+    small_blocks = knn._exact(np.ascontiguousarray(X), 30, metric, block=7)
+    assert np.array_equal(small_blocks[0], wide_idx)
+    assert can_slice(300, metric) and not can_slice(knn.EXACT_MAX + 1, metric)
+
+
+def test_knn_graph_does_not_depend_on_the_thread_count():
+    from threadpoolctl import threadpool_limits
+
+    X = np.random.default_rng(2).normal(size=(2500, 64)).astype(np.float32)
+    with threadpool_limits(2):
+        a = knn_graph(X, 15)
+    b = knn_graph(X, 15)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
 def test_sweep_pca_grid_runs_reuse_and_cli(tmp_path, capsys):
@@ -107,6 +141,9 @@ def test_sweep_pca_grid_runs_reuse_and_cli(tmp_path, capsys):
     assert res.knn_graphs == 0
     runs = steps.runs(study)
     assert len(runs) == 12 and {r["label"] for r in runs} == {"sweep:pca-small"}
+    # Seed stability per setting (3 reductions x 2 sizes), each over the two seeds.
+    assert len(res.stability) == 6 and all(len(s.stability.pairs) == 1 for s in res.stability)
+    assert "mean ARI" in res.stability_table()
     assert all(r["n_items"] == 120 for r in runs)
     assert max(r["n_clusters"] for r in runs) >= 2
     assert len(list((study.path / "cache" / "reduce").glob("*.npy"))) == 6
@@ -135,22 +172,96 @@ def test_sweep_pca_grid_runs_reuse_and_cli(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_sweep_umap_shares_one_knn_and_runs_in_parallel(tmp_path):
-    """Two UMAP settings from one kNN graph agree with UMAP computing its own neighbours. (In this process:
-    numba compiles UMAP's layout code once per process, and the pool path is covered by the PCA test.)"""
-    from sklearn.metrics import adjusted_rand_score
-
+def test_sweep_umap_shares_one_knn_and_gives_clusters_labels(tmp_path):
+    """Two UMAP settings from one shared kNN graph give exactly the labels `connote cluster` gives for each
+    in a fresh study (one code path; the graph sliced for the smaller neighbour count). In this process:
+    numba compiles UMAP's layout code once per process; the pool path is covered by the PCA test."""
     study = make_study(tmp_path / "s", n=150, dim=12)
     grid = {"name": "umap-small", "min_cluster_size": [15], "umap": {"components": [2], "neighbors": [5, 10]}}
     res = connote.sweep(study, grid, seeds=(42,), workers=1, progress=False)
     assert (res.computed, res.reductions, res.knn_graphs, res.workers) == (2, 2, 1, 1)
     assert {r.reduce for r in res.rows} == {"umap:components=2,neighbors=5", "umap:components=2,neighbors=10"}
-    # Compare with the plain path (UMAP computing its own neighbours) for one setting.
-    row = next(r for r in res.rows if r.reduce.endswith("neighbors=10"))
     plain_study = make_study(tmp_path / "p", n=150, dim=12)
-    plain = steps.cluster(plain_study, "text", reduce=row.reduce, min_cluster_size=15, seed=42)
-    a = study.assignments(row.run_id)
-    b = plain_study.assignments(plain.run_id)
-    keys = sorted(a)
-    ari = adjusted_rand_score([a[k] for k in keys], [b[k] for k in keys])
-    assert ari > 0.9, (ari, row.n_clusters, plain.n_clusters)
+    for row in res.rows:
+        plain = steps.cluster(plain_study, "text", reduce=row.reduce, min_cluster_size=15, seed=42)
+        assert study.assignments(row.run_id) == plain_study.assignments(plain.run_id)
+        assert (
+            study.find_run(study.get_run(row.run_id)["key"])
+            and plain_study.get_run(plain.run_id)["key"] == (study.get_run(row.run_id)["key"])
+        )
+
+
+def test_seed_stability_in_cluster_sweep_and_runs_output(tmp_path, capsys):
+    """`cluster --seeds`, `sweep` (three seeds by default) and `runs` each say per setting how far the
+    seeds agree, text and JSON from one result."""
+    import json
+
+    study = make_study(tmp_path / "s")
+    path = str(study.path)
+    assert (
+        cli_main(
+            [
+                "cluster",
+                path,
+                "--reduce",
+                "pca:components=3",
+                "--min-cluster-size",
+                "8",
+                "--seeds",
+                "42,48,112",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("seed ") == 3 and "Seed stability: 3 seeds: ARI mean" in out
+    assert (
+        cli_main(
+            [
+                "cluster",
+                path,
+                "--reduce",
+                "pca:components=3",
+                "--min-cluster-size",
+                "8",
+                "--seeds",
+                "42,48,112",
+                "--json",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert [r["seed"] for r in data["runs"]] == [42, 48, 112] and all(r["reused"] for r in data["runs"])
+    st = data["stability"]
+    assert (
+        len(st["pairs"]) == 3
+        and st["unstable"] == (st["mean_ari"] < 0.5)
+        and st["verdict"] in ("stable", "UNSTABLE")
+    )
+    assert cli_main(["cluster", path, "--seeds", "42,x"]) == 2  # a one-line error
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "g"\nmin_cluster_size = [8]\n[pca]\ncomponents = [3, 4]\n')
+    assert cli_main(["sweep", path, "--grid", str(grid), "-q"]) == 0  # default seeds 42, 48, 112
+    out = capsys.readouterr().out
+    assert "Seed stability per setting" in out and "mean ARI" in out
+    assert "pca:components=4" in out.split("Seed stability per setting")[1]
+    assert cli_main(["sweep", path, "--grid", str(grid), "--json", "-q"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (
+        data["reused"] == 6
+        and len(data["stability"]) == 2
+        and all(len(s["seeds"]) == 3 for s in data["stability"])
+    )
+
+    assert cli_main(["runs", path]) == 0
+    out = capsys.readouterr().out
+    assert "Seed stability per setting" in out
+    table = out.split("Seed stability per setting")[1]
+    assert "pca:components=3" in table and "pca:components=4" in table
+    assert cli_main(["runs", path, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["seed_stability"]["seeds"] == [42, 48, 112] for r in rows)

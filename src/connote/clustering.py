@@ -1,30 +1,21 @@
-"""S4: HDBSCAN clustering (Campello et al. 2013); outliers are labelled -1 and kept apart."""
+"""S4: HDBSCAN clustering (Campello et al. 2013); outliers are labelled -1 and kept apart.
+
+:class:`HDBSCANClusterer` follows scikit-learn's conventions: parameters in ``__init__`` (``get_params()``),
+values checked in ``fit_predict``, fitted state in ``labels_``, ``probabilities_``, ``min_cluster_size_``
+and ``cluster_selection_method_`` (the values used when the parameter was left to its data-dependent
+default)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from connote import gpu
+from connote.defaults import default_min_cluster_size, default_selection
 from connote.errors import UserError
+from connote.params import Params
 
 
-def default_min_cluster_size(n: int) -> int:
-    """About 1% of the collection, at least 5 (the paper used 50-200 for 11,873 images), and never more
-    than a third of a very small collection."""
-    if n < 6:
-        return 2
-    return int(max(2, min(max(5, round(n / 100)), n // 3)))
-
-
-#: Below this many items the default cluster selection is 'leaf': excess-of-mass ('eom', the paper's and
-#: hdbscan's default) tends to keep a small collection in two or three large clusters.
-LEAF_BELOW = 500
-
-
-def default_selection(n: int) -> str:
-    return "leaf" if n < LEAF_BELOW else "eom"
-
-
-class HDBSCANClusterer:
+class HDBSCANClusterer(Params):
     """HDBSCAN with scikit-learn's estimator shape: ``fit_predict(X)`` returns labels, -1 = outlier.
 
     ``algorithm``: 'auto' (default) builds the minimum spanning tree with connote's exact Prim's
@@ -35,9 +26,9 @@ class HDBSCANClusterer:
 
     def __init__(
         self,
-        min_cluster_size: int = 50,
+        min_cluster_size: int | None = None,
         min_samples: int | None = None,
-        cluster_selection_method: str = "eom",
+        cluster_selection_method: str | None = None,
         metric: str = "euclidean",
         algorithm: str = "auto",
     ):
@@ -46,16 +37,43 @@ class HDBSCANClusterer:
         self.cluster_selection_method = cluster_selection_method
         self.metric = metric
         self.algorithm = algorithm
-        self.probabilities_: np.ndarray | None = None
 
-    def params(self) -> dict:
+    def resolved(self, n: int) -> HDBSCANClusterer:
+        """A copy with the data-dependent defaults filled in for ``n`` items (min cluster size about 1%,
+        'leaf' selection below 500 items: :mod:`connote.defaults`); what a run is keyed and recorded by."""
+        return type(self)(
+            **{
+                **self.get_params(),
+                "min_cluster_size": default_min_cluster_size(n)
+                if self.min_cluster_size is None
+                else self.min_cluster_size,
+                "cluster_selection_method": self.cluster_selection_method or default_selection(n),
+            }
+        )
+
+    def check(self, n: int) -> None:
+        m = self.min_cluster_size
+        if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 2:
+            raise UserError(f"min cluster size must be a whole number, at least 2, got {m!r}")
+        s = self.min_samples
+        if s is not None and (not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1):
+            raise UserError(f"min samples must be a whole number, at least 1, got {s!r}")
+        if self.cluster_selection_method not in ("eom", "leaf"):
+            raise UserError(f"unknown cluster selection {self.cluster_selection_method!r}; use eom or leaf")
+
+    def method(self, n: int) -> dict:
+        """What a clustering of ``n`` items depends on besides its parameters (part of a run's key): how the
+        spanning tree is built and the versions of the code that builds and cuts it."""
+        from connote.provenance import environment
+
+        packages = environment()["packages"]
+        tree = "connote-prims" if self.resolved_algorithm(n, 0) == "prims" else self.resolved_algorithm(n, 0)
         return {
-            "method": "hdbscan",
-            "min_cluster_size": self.min_cluster_size,
-            "min_samples": self.min_samples,
-            "cluster_selection_method": self.cluster_selection_method,
-            "metric": self.metric,
-            "algorithm": self.algorithm,
+            "tree": tree,
+            "hdbscan": packages.get("hdbscan"),
+            "scikit-learn": packages.get("scikit-learn"),
+            "numba": packages.get("numba") if tree == "connote-prims" else None,
+            **gpu.method(),  # cuML's HDBSCAN when installed with a GPU: recorded (nothing on the CPU)
         }
 
     def resolved_algorithm(self, n: int, dims: int) -> str:
@@ -69,34 +87,43 @@ class HDBSCANClusterer:
         """Labels (clusters numbered from the largest, -1 = outlier); ``probabilities_`` is set too.
 
         ``core``: core distances by min_samples, from :func:`connote.mst.core_distances`, when several
-        min cluster sizes are clustered on the same data (see :func:`cluster_sizes`)."""
-        if self.min_cluster_size < 2:
-            raise UserError(f"min cluster size must be at least 2, got {self.min_cluster_size}")
+        min cluster sizes are clustered on the same data (see :func:`hdbscan_at_sizes`)."""
         X = np.asarray(X, dtype=np.float64)
-        if len(X) < self.min_cluster_size:
+        fit = self.resolved(len(X))
+        fit.check(len(X))
+        self.min_cluster_size_ = fit.min_cluster_size
+        self.cluster_selection_method_ = fit.cluster_selection_method
+        if len(X) < fit.min_cluster_size:
             self.probabilities_ = np.zeros(len(X))
-            return np.full(len(X), -1, dtype=int)
+            self.labels_ = np.full(len(X), -1, dtype=int)
+            return self.labels_
         algorithm = self.resolved_algorithm(*X.shape)
-        if algorithm == "prims":
-            labels, self.probabilities_ = self._fit_prims(X, core)
-            return relabel_by_size(labels)
-        import hdbscan
+        if gpu.cuml_version():
+            labels, self.probabilities_ = gpu.hdbscan(
+                X, min_cluster_size=fit.min_cluster_size, min_samples=fit.min_samples,
+                selection=fit.cluster_selection_method, metric=fit.metric,
+            )  # fmt: skip
+        elif algorithm == "prims":
+            labels, self.probabilities_ = fit._fit_prims(X, core)
+        else:
+            import hdbscan
 
-        model = hdbscan.HDBSCAN(
-            min_cluster_size=self.min_cluster_size,
-            min_samples=self.min_samples,
-            cluster_selection_method=self.cluster_selection_method,
-            metric=self.metric,
-            algorithm=algorithm,
-            core_dist_n_jobs=1,
-        )
-        labels = model.fit_predict(X)
-        self.probabilities_ = np.asarray(model.probabilities_)
-        return relabel_by_size(labels)
+            model = hdbscan.HDBSCAN(
+                min_cluster_size=fit.min_cluster_size,
+                min_samples=fit.min_samples,
+                cluster_selection_method=fit.cluster_selection_method,
+                metric=fit.metric,
+                algorithm=algorithm,
+                core_dist_n_jobs=1,
+            )
+            labels = model.fit_predict(X)
+            self.probabilities_ = np.asarray(model.probabilities_)
+        self.labels_ = relabel_by_size(labels)
+        return self.labels_
 
     def effective_min_samples(self, n: int) -> int:
         """hdbscan's rule: min_samples defaults to the min cluster size and is at most n - 1."""
-        return max(1, min(n - 1, self.min_samples or self.min_cluster_size))
+        return max(1, min(n - 1, self.min_samples or self.min_cluster_size or default_min_cluster_size(n)))
 
     def _fit_prims(self, X: np.ndarray, core: dict[int, np.ndarray] | None):
         from hdbscan._hdbscan_linkage import label
@@ -121,7 +148,30 @@ class HDBSCANClusterer:
 PRIMS_MAX_N = 50_000
 
 
-def cluster_sizes(
+def fit_clusterers(X: np.ndarray, clusterers) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Each clusterer fitted on the same data: [(labels, probabilities or None)], in order. The
+    nearest-neighbour search behind HDBSCAN's core distances is done once for all connote HDBSCAN
+    clusterers that build their tree with Prim's; each one's labels are exactly those of its own
+    ``fit_predict(X)``. The one code path of ``connote cluster`` and ``connote sweep``."""
+    X32 = X
+    X = np.asarray(X, dtype=np.float64)
+    n = len(X)
+    ours = [c for c in clusterers if isinstance(c, HDBSCANClusterer)]
+    prims = [c.resolved(n) for c in ours]
+    prims = [c for c in prims if n >= c.min_cluster_size >= 2 and c.resolved_algorithm(*X.shape) == "prims"]
+    core = None
+    if len(prims) > 1:
+        from connote.mst import core_distances
+
+        core = core_distances(X, [c.effective_min_samples(n) for c in prims])
+    out = []
+    for c in clusterers:
+        labels = c.fit_predict(X, core=core) if isinstance(c, HDBSCANClusterer) else c.fit_predict(X32)
+        out.append((np.asarray(labels, dtype=int), getattr(c, "probabilities_", None)))
+    return out
+
+
+def hdbscan_at_sizes(
     X: np.ndarray,
     min_cluster_sizes,
     *,
@@ -129,30 +179,19 @@ def cluster_sizes(
     selection: str = "eom",
     algorithm: str = "auto",
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """HDBSCAN of the same data at several min cluster sizes: {size: (labels, probabilities)}. The
-    nearest-neighbour search behind the core distances is done once for all sizes."""
-    X = np.asarray(X, dtype=np.float64)
-    clusterers = {
-        m: HDBSCANClusterer(
+    """HDBSCAN of the same data at several min cluster sizes: {size: (labels, probabilities)}, from one
+    nearest-neighbour search (:func:`fit_clusterers`)."""
+    sizes = list(min_cluster_sizes)
+    clusterers = [
+        HDBSCANClusterer(
             min_cluster_size=m,
             min_samples=min_samples,
             cluster_selection_method=selection,
             algorithm=algorithm,
         )
-        for m in min_cluster_sizes
-    }
-    core = None
-    prims = [c for c in clusterers.values() if len(X) >= c.min_cluster_size >= 2]
-    prims = [c for c in prims if c.resolved_algorithm(*X.shape) == "prims"]
-    if len(prims) > 1:
-        from connote.mst import core_distances
-
-        core = core_distances(X, [c.effective_min_samples(len(X)) for c in prims])
-    out = {}
-    for m, c in clusterers.items():
-        labels = c.fit_predict(X, core=core)
-        out[m] = (labels, c.probabilities_)
-    return out
+        for m in sizes
+    ]
+    return dict(zip(sizes, fit_clusterers(X, clusterers)))
 
 
 def relabel_by_size(labels: np.ndarray) -> np.ndarray:

@@ -2,16 +2,25 @@
 
 Every file under the images root is looked at. A file that is not a readable image (empty, truncated,
 random bytes, a decompression bomb, a dangling link, a text file with an image extension ...) is recorded
-as *skipped* with a reason that names what went wrong; the rest of the collection goes on.
+as *skipped* with a reason that names what went wrong; the rest of the collection goes on. Anything that
+is not a regular file once links are resolved (a named pipe, a device such as a link to /dev/zero, a
+socket, a folder named like an image) is skipped before it is opened, so it can never hang a scan.
+
+Memory is bounded: no image is decoded at more than :data:`DECODE_PIXELS` pixels. A large JPEG is
+decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled decoding, Pillow's ``draft``); any other image
+over the budget is skipped with a reason that says how to allow more (``CONNOTE_DECODE_PIXELS``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from connote.printable import is_utf8, shown
 
 #: Extensions looked at, in any case (.JPG, .Jpeg ...).
 IMAGE_EXTENSIONS = {
@@ -32,17 +41,33 @@ IMAGE_EXTENSIONS = {
 #: decompression bombs.
 MAX_PIXELS = 178_956_970
 
+#: Most pixels decoded at once (about 120 MB as RGB, 160 MB with alpha). Larger JPEGs are decoded
+#: scaled down; other larger images are skipped. ``CONNOTE_DECODE_PIXELS`` changes it.
+DECODE_PIXELS = 40_000_000
+
 _FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "MPO"}
+_SCALABLE = {"JPEG", "MPO"}  # libjpeg decodes these at 1/2, 1/4, 1/8 directly
 
 
 class ImageError(Exception):
     """An image that cannot be used; the message is the reason shown to the user."""
 
 
+def decode_budget() -> int:
+    """:data:`DECODE_PIXELS`, or ``CONNOTE_DECODE_PIXELS`` when set to a positive whole number."""
+    raw = os.environ.get("CONNOTE_DECODE_PIXELS", "").replace("_", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DECODE_PIXELS
+
+
+def _has_image_suffix(name: str) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
 def iter_files(root: Path) -> Iterator[Path]:
     """Files under ``root`` with an image extension, recursively, in a stable order. Links are followed
     (dangling ones are yielded so that they can be reported); a folder reached twice (a link loop such as
-    ``ln -s .. up``, or a second link to the same folder) is walked only once."""
+    ``ln -s .. up``, or a second link to the same folder) is walked only once. A folder named like an
+    image (``photo.jpg/``) is yielded, not walked, so that it is reported as not an image file."""
     seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         try:
@@ -54,12 +79,38 @@ def iter_files(root: Path) -> Iterator[Path]:
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                yield Path(dirpath) / name
+        names = [n for n in filenames if not n.startswith(".") and _has_image_suffix(n)]
+        names += [d for d in dirnames if not d.startswith(".") and _has_image_suffix(d)]
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _has_image_suffix(d))
+        for name in sorted(names):
+            yield Path(dirpath) / name
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
+
+
+def check_regular(path: Path) -> os.stat_result:
+    """The file's status after resolving links; :class:`ImageError` when it is not a regular file.
+
+    Called before a file is opened: reading a named pipe waits forever for a writer, and a link to
+    /dev/zero never ends."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise ImageError("broken link: the file it points to does not exist") from None
+        raise ImageError("file vanished") from None
+    if stat.S_ISREG(st.st_mode):
+        return st
+    kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a plain file")
+    target = f"a link to {os.path.realpath(path)}, " if os.path.islink(path) else ""
+    raise ImageError(f"not a regular file: {target}{kind}; skipped without reading it")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -91,11 +142,43 @@ def _open(path: Path, max_pixels: int):
     return img
 
 
+def _bound_decode(img, max_side: int | None = None) -> None:
+    """Arrange for ``img`` (opened, not loaded) to decode within :func:`decode_budget` pixels: a JPEG is
+    decoded scaled down by 2, 4 or 8 when it is over the budget (or larger than the ``max_side`` the
+    caller needs); anything else over the budget raises :class:`ImageError` with the reason. A
+    progressive JPEG holds all its coefficients while decoding, so its full size counts."""
+    budget = decode_budget()
+    w, h = img.size
+    jpeg = img.format in _SCALABLE
+    progressive = jpeg and bool(img.info.get("progressive") or img.info.get("progression"))
+    if jpeg:
+
+        def pixels(s: int) -> int:
+            return -(-w // s) * -(-h // s)
+
+        scale = 1
+        for s in (2, 4, 8):
+            if pixels(scale) > budget or (max_side is not None and max(w, h) // s >= max_side):
+                scale = s
+        if scale > 1:
+            img.draft(None, (w // scale, h // scale))
+    if img.width * img.height > budget or (progressive and w * h > budget):
+        need = w * h * 4 // 1_000_000
+        kind = "a progressive JPEG" if jpeg else f"a {img.format or 'image'} file"
+        raise ImageError(
+            f"too large to decode within connote's memory budget: {w}x{h} = {w * h:,} pixels "
+            f"({kind}, which cannot be decoded scaled down) is over {budget:,} pixels; to allow it, "
+            f"set CONNOTE_DECODE_PIXELS={w * h} (needs about {need:,} MB)"
+        )
+
+
 def _explain(exc: BaseException, path: Path) -> str:
     from PIL import UnidentifiedImageError
 
     if isinstance(exc, ImageError):
         return str(exc)
+    if isinstance(exc, MemoryError):
+        return "too large: ran out of memory decoding it"
     if type(exc).__name__ == "DecompressionBombError":
         return f"too large, possible decompression bomb ({exc})"
     if isinstance(exc, FileNotFoundError):
@@ -135,20 +218,21 @@ def to_rgb(img):
     return img
 
 
-def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS):
+def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, max_side: int | None = None):
     """Decode one image as an upright 8-bit RGB Pillow image (first frame of animations).
 
-    Raises :class:`ImageError` with a user-readable reason for anything that cannot be used.
+    A JPEG larger than the decode budget (or, with ``max_side``, larger than the caller needs) comes back
+    scaled down by 2, 4 or 8; callers that need an exact size resize anyway. Raises :class:`ImageError`
+    with a user-readable reason for anything that cannot be used.
     """
     from PIL import ImageOps
 
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
+        if check_regular(path).st_size == 0:
             raise ImageError("empty file (0 bytes)")
         with _open(path, max_pixels) as img:
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)
+            _bound_decode(img, max_side)
             img.load()
             img = ImageOps.exif_transpose(img) or img
             return to_rgb(img)
@@ -169,20 +253,38 @@ def inspect_file(path: Path, root: Path, *, max_pixels: int = MAX_PIXELS) -> dic
         "format": None,
         "bytes": None,
     }
+    if not is_utf8(rel):  # SQLite and the terminal take UTF-8 only: keep a visible form of the name
+        record.update(path=shown(rel), reason="the file name is not valid UTF-8 (rename the file to use it)")
+        return record
     try:
-        record["bytes"] = path.stat().st_size
+        record["bytes"] = check_regular(path).st_size  # before anything opens it: a FIFO would hang
         record["sha256"] = sha256_file(path)
-        with _open(path, max_pixels) as probe:
-            fmt = probe.format
-        if fmt not in _FORMATS:
-            raise ImageError(f"unsupported format {fmt}")
-        img = load_image(path, max_pixels=max_pixels)  # full decode: catches truncation
-        record.update(status="ok", width=img.width, height=img.height, format=fmt)
+        width, height, fmt = verify(path, max_pixels=max_pixels)
+        record.update(status="ok", width=width, height=height, format=fmt)
     except Exception as exc:  # noqa: BLE001
         record["reason"] = _explain(exc, path)
         if record["bytes"] == 0:
             record["reason"] = "empty file (0 bytes)"
     return record
+
+
+def verify(path: Path, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int, str]:
+    """Decode the whole image data once, as cheaply as it allows (a JPEG at 1/8 of its size), to catch
+    truncated or damaged files; returns its upright (width, height) and format."""
+    if check_regular(path).st_size == 0:
+        raise ImageError("empty file (0 bytes)")
+    with _open(path, max_pixels) as img:
+        fmt = img.format
+        if fmt not in _FORMATS:
+            raise ImageError(f"unsupported format {fmt}")
+        width, height = img.size
+        _bound_decode(img, max_side=1)  # a JPEG at 1/8: every byte of its data is still decoded
+        img.load()
+        try:  # after load: a PNG's EXIF is read by loading, which must raise when the data is damaged
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
+        except Exception:  # noqa: BLE001 - damaged EXIF: the image is upright as stored
+            turned = False
+    return (height, width, fmt) if turned else (width, height, fmt)
 
 
 def scan(
@@ -221,7 +323,7 @@ def scan(
 def thumbnail(path: str | os.PathLike, dest: str | os.PathLike, size: int = 256) -> Path:
     """Write a JPEG thumbnail (longest side ``size``) of an image; returns ``dest``."""
     dest = Path(dest)
-    img = load_image(path)
+    img = load_image(path, max_side=size)
     img.thumbnail((size, size))
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".tmp")

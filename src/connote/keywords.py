@@ -1,13 +1,29 @@
-"""S5: describe each cluster by the top TF-IDF terms of its joined descriptions (the paper's method).
+"""S5: describe each cluster by its top terms.
 
-Each cluster's descriptions are joined into one document; terms are weighted by TF-IDF across the cluster
-documents, so a term scores high when it is frequent in one cluster and rare in the others. English stop
-words and the filler words vision LLMs use in every answer ("conveys", "suggests", ...) are removed.
+Two weightings, both over one document per cluster (its descriptions joined):
+
+* ``tfidf`` (the default, the paper's method): scikit-learn's TF-IDF, raw counts times a smoothed
+  ``ln((1 + n) / (1 + df)) + 1``, rows l2-normalised;
+* ``ctfidf`` (class-based TF-IDF, the weighting BERTopic uses): a term's share of the cluster's words
+  times ``ln(1 + A / f)``, with ``A`` the mean number of words per cluster and ``f`` the term's count
+  in all clusters together, so a term frequent everywhere weighs little even when every cluster has it.
+
+``diversity`` (0 to 1) re-ranks the best candidates by maximal marginal relevance (Carbonell & Goldstein
+1998) so that a cluster's top terms are not near-synonyms: each next term maximises
+``(1 - diversity) * relevance - diversity * max similarity to the terms already chosen``, with the
+similarity the cosine of term vectors (by default the packaged MiniLM's).
+
+English stop words, contractions ("it's", "don't"), bare numbers and the filler words vision LLMs use in
+every answer ("conveys", "suggests", ...) are removed before weighting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
 
 #: Words that describe the act of describing, not the image (the paper removes "conveys", "suggests" ...).
 FILLER_WORDS = frozenset(
@@ -17,7 +33,10 @@ FILLER_WORDS = frozenset(
     symbolises symbolise highlights highlight highlighting emphasizes emphasize emphasizing emphasises
     underscores underscore portrays portray portraying reflects reflect reflecting captures capture capturing
     connotative connotation connotations meaning overall sense feeling appears appear likely viewer viewers
-    visual visually evident text written seen colours colors""".split()  # noqa: SIM905 - a word list reads best as text
+    visual visually evident text written seen colours colors meme memes illustrates illustrate illustrating
+    conveyed portrayed portrays depiction reflected evoked creates create creating sets set paragraph
+    photographed background foreground setting composition atmosphere mood tone
+    just like really actually gonna okay yeah um uh let lot things thing got""".split()  # noqa: SIM905 - a word list reads best as text
 )
 
 
@@ -55,6 +74,104 @@ def stop_words(extra: Iterable[str] = (), *, filler: bool = True) -> frozenset[s
     return frozenset(words)
 
 
+#: Methods of weighting terms (``--method``); the paper's comes first and is the default.
+METHODS = ("tfidf", "ctfidf")
+
+#: Words of two or more letters (letters, digits, inner hyphens and apostrophes); no bare numbers.
+TOKEN = re.compile(r"(?u)\b[^\W\d_][\w'-]*[^\W_]\b")
+_CONTRACTION = re.compile(r"(?i)'(s|t|re|ll|ve|d|m)$")
+
+
+def tokens(text: str, stop: frozenset[str] | set[str]) -> list[str]:
+    """Lower-cased words of ``text`` without stop words: typographic apostrophes are made plain, a
+    contraction or possessive is cut back to its stem ("it's" -> "it", "earth's" -> "earth",
+    "don't" -> "do") and dropped when that stem is a stop word."""
+    out = []
+    for word in TOKEN.findall(text.lower().replace("\u2019", "'").replace("\u2018", "'")):
+        stem = _CONTRACTION.sub("", word)
+        if stem.endswith("n") and word.endswith("n't"):
+            stem = stem[:-1]  # don't -> do, isn't -> is, can't -> ca (too short: dropped below)
+        stem = stem.strip("'-")
+        if len(stem) < 2 or stem in stop or word in stop:
+            continue
+        out.append(stem)
+    return out
+
+
+def _counts(docs: list[str], stop: frozenset[str], ngram_range: tuple[int, int]):
+    """(terms, counts matrix clusters x terms) of the cluster documents."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vectorizer = CountVectorizer(
+        analyzer=lambda doc: _ngrams(tokens(doc, stop), ngram_range), lowercase=False
+    )
+    try:
+        matrix = vectorizer.fit_transform(docs)
+    except ValueError:  # every word was a stop word
+        return np.array([], dtype=object), None
+    return vectorizer.get_feature_names_out(), matrix
+
+
+def _ngrams(words: list[str], ngram_range: tuple[int, int]) -> list[str]:
+    lo, hi = ngram_range
+    return [" ".join(words[i : i + n]) for n in range(lo, hi + 1) for i in range(len(words) - n + 1)]
+
+
+def tfidf(counts: np.ndarray) -> np.ndarray:
+    """scikit-learn's TF-IDF of a documents x terms count matrix (the paper's weighting): raw counts times
+    ``ln((1 + n) / (1 + df)) + 1``, each row l2-normalised."""
+    counts = np.asarray(counts, dtype=float)
+    n = counts.shape[0]
+    df = (counts > 0).sum(axis=0)
+    weights = counts * (np.log((1 + n) / (1 + df)) + 1)
+    norms = np.linalg.norm(weights, axis=1, keepdims=True)
+    return np.divide(weights, norms, out=np.zeros_like(weights), where=norms > 0)
+
+
+def ctfidf(counts: np.ndarray) -> np.ndarray:
+    """Class-based TF-IDF (Grootendorst 2022, BERTopic) of a classes x terms count matrix: each row's
+    counts as shares of its words (l1) times ``ln(1 + A / f)``, ``A`` the mean words per class and ``f``
+    the term's total count over all classes."""
+    counts = np.asarray(counts, dtype=float)
+    words = counts.sum(axis=1, keepdims=True)
+    tf = np.divide(counts, words, out=np.zeros_like(counts), where=words > 0)
+    total = counts.sum(axis=0)
+    mean_words = float(words.mean()) if words.size else 0.0
+    idf = np.log(1 + np.divide(mean_words, total, out=np.zeros_like(total), where=total > 0))
+    return tf * idf
+
+
+def mmr(relevance: Sequence[float], vectors: np.ndarray, top_k: int, diversity: float) -> list[int]:
+    """Maximal marginal relevance (Carbonell & Goldstein 1998): indices of ``top_k`` candidates, each
+    next one maximising ``(1 - diversity) * relevance - diversity * max cosine to those chosen``; the
+    most relevant comes first. ``diversity`` 0 keeps the order of relevance."""
+    rel = np.asarray(relevance, dtype=float)
+    if not 0.0 <= diversity <= 1.0:
+        raise ValueError(f"diversity must be between 0 and 1, not {diversity}")
+    if rel.size == 0 or top_k <= 0:
+        return []
+    v = np.asarray(vectors, dtype=float)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    v = np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
+    sim = v @ v.T
+    chosen = [int(np.argmax(rel))]
+    left = [i for i in range(rel.size) if i != chosen[0]]
+    while left and len(chosen) < top_k:
+        redundancy = sim[np.ix_(left, chosen)].max(axis=1)
+        scores = (1 - diversity) * rel[left] - diversity * redundancy
+        best = left[int(np.argmax(scores))]
+        chosen.append(best)
+        left.remove(best)
+    return chosen
+
+
+def minilm_term_vectors(terms: Sequence[str]) -> np.ndarray:
+    """Vectors of terms from the packaged all-MiniLM-L6-v2 (offline); what MMR compares by default."""
+    from connote import registry
+
+    return np.asarray(registry.text_embedder("minilm").embed_texts(list(terms)), dtype=float)
+
+
 def cluster_keywords(
     texts: Sequence[str],
     labels: Sequence[int],
@@ -63,13 +180,19 @@ def cluster_keywords(
     stop: Iterable[str] | None = None,
     ngram_range: tuple[int, int] = (1, 1),
     include_outliers: bool = False,
+    method: str = "tfidf",
+    diversity: float = 0.0,
+    term_vectors: Callable[[Sequence[str]], np.ndarray] | None = None,
+    candidates: int = 3,
 ) -> dict[int, list[tuple[str, float]]]:
-    """``{cluster: [(term, score), ...]}`` with the ``top_k`` highest TF-IDF terms per cluster.
+    """``{cluster: [(term, score), ...]}`` with the ``top_k`` best terms per cluster.
 
-    Outliers (-1) are neither described nor part of the IDF corpus unless ``include_outliers``.
+    ``method`` is ``tfidf`` (the paper's) or ``ctfidf``; with ``diversity`` > 0 the best
+    ``candidates * top_k`` terms are re-ranked by :func:`mmr` over ``term_vectors(terms)`` (MiniLM by
+    default). Outliers (-1) are neither described nor part of the IDF corpus unless ``include_outliers``.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
+    if method not in METHODS:
+        raise ValueError(f"unknown keyword method {method!r}; use {' or '.join(METHODS)}")
     docs: dict[int, list[str]] = {}
     for text, label in zip(texts, labels, strict=True):
         if text and (label != -1 or include_outliers):
@@ -77,20 +200,30 @@ def cluster_keywords(
     if not docs:
         return {}
     clusters = sorted(docs)
-    vectorizer = TfidfVectorizer(
-        stop_words=sorted(stop if stop is not None else stop_words()),
-        token_pattern=r"(?u)\b[^\W\d_][\w'-]*[^\W_]\b",  # words of 2+ letters, no bare numbers
-        ngram_range=ngram_range,
-        sublinear_tf=False,
-    )
-    try:
-        matrix = vectorizer.fit_transform([" ".join(docs[c]) for c in clusters])
-    except ValueError:  # every word was a stop word
+    stop_set = frozenset(stop if stop is not None else stop_words())
+    terms, counts = _counts([" ".join(docs[c]) for c in clusters], stop_set, ngram_range)
+    if counts is None:
         return {c: [] for c in clusters}
-    terms = vectorizer.get_feature_names_out()
+    counts = counts.toarray()
+    weights = tfidf(counts) if method == "tfidf" else ctfidf(counts)
     out: dict[int, list[tuple[str, float]]] = {}
+    pool = max(top_k, top_k * candidates) if diversity > 0 else top_k
+    ranked_rows = []
     for row, c in enumerate(clusters):
-        scores = matrix.getrow(row).toarray().ravel()
-        order = sorted(range(len(terms)), key=lambda i: (-scores[i], terms[i]))[:top_k]
-        out[c] = [(str(terms[i]), float(scores[i])) for i in order if scores[i] > 0]
+        scores = weights[row]
+        order = [i for i in sorted(range(len(terms)), key=lambda i: (-scores[i], terms[i])) if scores[i] > 0]
+        ranked_rows.append((c, scores, order[:pool]))
+    vectors = None
+    if diversity > 0:
+        wanted = sorted({i for _, _, order in ranked_rows for i in order})
+        embed = term_vectors or minilm_term_vectors
+        got = np.asarray(embed([str(terms[i]) for i in wanted]), dtype=float) if wanted else np.zeros((0, 1))
+        vectors = {i: got[j] for j, i in enumerate(wanted)}
+    for c, scores, order in ranked_rows:
+        if vectors is not None and order:
+            rel = np.array([scores[i] for i in order])
+            rel = rel / rel.max() if rel.max() > 0 else rel
+            picked = mmr(rel, np.stack([vectors[i] for i in order]), top_k, diversity)
+            order = [order[j] for j in picked]
+        out[c] = [(str(terms[i]), float(scores[i])) for i in order[:top_k] if not math.isnan(scores[i])]
     return out

@@ -6,7 +6,7 @@
     >>> connote.embed(study)                          # S2 all-MiniLM-L6-v2
     >>> run_id = connote.cluster(study)               # S3 UMAP + S4 HDBSCAN
     >>> connote.explain(study, run_id)                # S5 TF-IDF keywords
-    >>> connote.report(study, run_id)                 # study/report/index.html
+    >>> connote.report(study)                         # study/report/index.html (every run)
 
 Each step reads what it needs from the study and writes its results back; re-running a step reuses what
 is already there.
@@ -14,26 +14,43 @@ is already there.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import functools
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from connote import registry
-from connote.clustering import HDBSCANClusterer, default_min_cluster_size, default_selection
+from connote.clustering import HDBSCANClusterer
+from connote.defaults import (
+    DEFAULT_DESCRIBER,
+    DEFAULT_IMAGE_EMBEDDER,
+    DEFAULT_REDUCE,
+    DEFAULT_SEED,
+    DEFAULT_SEEDS,
+    DEFAULT_TEXT_EMBEDDER,
+    DEFAULT_TOP_K,
+    default_min_cluster_size,
+    default_selection,
+)
 from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
-from connote.study import Study, text_key
+from connote.evaluate.stability import SeedStability, seed_stability
+from connote.executors import executor_scope
+from connote.params import recorded_params
+from connote.study import Study
+from connote.study.runs import (
+    features,
+    load_reduction,
+    run_key,
+    save_reduction,
+    store_run,
+    text_inputs,
+)
 
-DEFAULT_REDUCE = "umap:components=5,neighbors=15"
-DEFAULT_SEED = 42
-
-
-def _study(study: Study | str | os.PathLike) -> Study:
-    return study if isinstance(study, Study) else Study.open(study)
+_study = Study.of  # kept for callers of the old private name; use Study.of
 
 
 # ---------------------------------------------------------------------------------------------- init
@@ -61,10 +78,7 @@ def init(study_dir: str | os.PathLike, images: str | os.PathLike, *, progress: b
     records = images_mod.scan(root, progress=progress)
     study.upsert_images(records)
     found = {r["path"] for r in records}
-    stale = [r["path"] for r in study.images(status=None) if r["path"] not in found]
-    if stale:
-        with study.transaction() as con:
-            con.executemany("DELETE FROM images WHERE path=?", [(p,) for p in stale])
+    study.remove_images(r["path"] for r in study.images(status=None) if r["path"] not in found)
     return study
 
 
@@ -82,7 +96,7 @@ def init_summary(study: Study) -> InitSummary:
 # ---------------------------------------------------------------------------------------------- S1
 def describe(
     study: Study | str | os.PathLike,
-    describer="offline",
+    describer=DEFAULT_DESCRIBER,
     *,
     prompt: str | None = None,
     name: str | None = None,
@@ -93,21 +107,40 @@ def describe(
     batch: bool = False,
     batch_poll: float = 30.0,
     batch_wait: bool = True,
+    executor=None,
     **describer_options,
 ):
     """S1: describe every distinct image that has no description in the set yet. Returns a summary
-    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API."""
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API.
+    ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (batches on Ray workers; see executors/)."""
     from connote.describers.runner import DescribeRunner
 
-    study = _study(study)
+    study = Study.of(study)
     if not study.unique_images():
         raise UserError(
             f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`"
         )
-    d = registry.describer(describer, **{k: v for k, v in describer_options.items() if v is not None})
+    options = {k: v for k, v in describer_options.items() if v is not None}
+    d = registry.describer(describer, **options)
+    if executor not in (None, "local") and not dry_run and not batch:
+        with executor_scope(executor) as ex:
+            make = (
+                functools.partial(registry.describer, describer, **options)
+                if isinstance(describer, str)
+                else None
+            )
+            runner = DescribeRunner(
+                ex.describer(d, make),
+                prompt=prompt or PAPER_PROMPT,
+                name=name,
+                max_cost=max_cost,
+                check=_checker(),
+            )
+            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
+    study.require_writable("describe")  # before anything is sent (and paid for)
     if batch:
         from connote.describers.batch import run_batch
 
@@ -123,12 +156,22 @@ def describe(
 
 
 def import_descriptions(
-    study: Study | str | os.PathLike, path: str | os.PathLike, *, name: str | None = None, check: bool = True
+    study: Study | str | os.PathLike,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    check: bool = False,
+    exclude_flagged: bool = False,
 ):
-    """Descriptions made elsewhere (CSV or JSONL with columns image,text) as a description set."""
+    """Descriptions made elsewhere (CSV or JSONL with columns image,text) as a description set.
+
+    Stored as given. ``check`` runs the output checks, which flag texts (they stay in use);
+    ``exclude_flagged`` (implies ``check``) keeps the flagged ones apart.
+    """
     from connote.describers.importer import import_file
 
-    return import_file(_study(study), path, name=name, check=_checker() if check else None)
+    checker = _checker() if check or exclude_flagged else None
+    return import_file(Study.of(study), path, name=name, check=checker, exclude_flagged=exclude_flagged)
 
 
 def _checker():
@@ -140,124 +183,50 @@ def _checker():
 
 
 # ---------------------------------------------------------------------------------------------- S2
-def _text_inputs(study: Study, description_set: str | None) -> tuple[dict, dict[str, str]]:
-    ds = study.resolve_description_set(description_set)
-    texts = study.descriptions(ds["id"])
-    if not texts:
-        raise UserError(
-            f"description set {ds['name']!r} has no usable descriptions yet; run `connote describe`"
-        )
-    return ds, texts
-
-
 def embed(
     study: Study | str | os.PathLike,
-    text: str | None = "minilm",
+    text: str | None = DEFAULT_TEXT_EMBEDDER,
     image: str | None = None,
     *,
     description_set: str | None = None,
     progress: bool = True,
+    executor=None,
+    text_options: dict | None = None,
+    image_options: dict | None = None,
     **options,
 ):
-    """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries."""
+    """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries.
+
+    ``options`` go to the one embedder asked for; asking for both, give ``text_options`` and
+    ``image_options`` instead. An option an embedder does not take is refused by name. ``executor``:
+    'local' (default), 'ray' or 'ray:ADDRESS' (Ray Data batch inference, one model per worker)."""
+    if text and image and options:
+        raise UserError(
+            f"options ({', '.join(sorted(options))}) for which embedder? Give text_options= and image_options="
+        )
     from connote import embedders as embed_mod
 
-    study = _study(study)
+    study = Study.of(study)
+    study.require_writable("embed")
     out = []
-    if text:
-        _, texts = _text_inputs(study, description_set)
-        emb = registry.text_embedder(text, **options)
-        if hasattr(emb, "prepare"):  # e.g. an API embedder logging its calls in the study
-            emb = emb.prepare(study)
-        out.append(embed_mod.embed_texts(study, emb, texts, progress=progress))
-    if image:
-        emb = registry.image_embedder(image, **options)
-        if hasattr(emb, "prepare"):  # loads the weights; may fall back to another model (with a notice)
-            emb = emb.prepare(study)
-        summary = embed_mod.embed_images(study, emb, progress=progress)
-        summary.notice = getattr(emb, "notice", None)
-        out.append(summary)
+    with executor_scope(executor) as ex:
+        if text:
+            _, texts = text_inputs(study, description_set)
+            emb = registry.text_embedder(text, **(text_options or options))
+            emb = emb.prepare(study)  # e.g. no API key: one clear error before anything is sent
+            out.append(embed_mod.embed_texts(study, emb, texts, progress=progress, executor=ex))
+        if image:
+            emb = registry.image_embedder(image, **(image_options or ({} if text else options)))
+            emb = emb.prepare(study)  # loads the weights; may fall back to another model (with a notice)
+            summary = embed_mod.embed_images(study, emb, progress=progress, executor=ex)
+            summary.notice = emb.notice
+            out.append(summary)
     if not out:
         raise UserError("nothing to embed: give a text embedder, an image embedder, or both")
     return out
 
 
 # ---------------------------------------------------------------------------------------------- S3 + S4
-@dataclass
-class Features:
-    kind: str  # 'text' | 'image'
-    embedder: str  # embedder cache name, e.g. 'text:minilm'
-    description_set: str | None
-    shas: list[str]  # one per row of X
-    X: np.ndarray
-    key: str  # content hash of the feature matrix's inputs
-
-
-def features(
-    study: Study,
-    kind: str = "text",
-    *,
-    text: str = "minilm",
-    image: str = "efficientnet-lite0",
-    description_set: str | None = None,
-) -> Features:
-    """The feature matrix a clustering runs on, rows in the order of ``shas``."""
-    if kind == "text":
-        ds, texts = _text_inputs(study, description_set)
-        emb = registry.text_embedder(text)
-        shas = sorted(texts)
-        keys = [text_key(texts[s]) for s in shas]
-        X = study.load_vectors(emb.name, keys)
-        key = hashlib.sha256(("\n".join(keys) + emb.name).encode()).hexdigest()
-        return Features("text", emb.name, ds["name"], shas, X, key)
-    if kind == "image":
-        emb = registry.image_embedder(image)
-        shas = sorted({r["sha256"] for r in study.unique_images() if study.has_vector(emb.name, r["sha256"])})
-        if not shas:
-            raise UserError(f"no {emb.name} vectors yet; run `connote embed {study.path} --image {image}`")
-        X = study.load_vectors(emb.name, shas)
-        key = hashlib.sha256(("\n".join(shas) + emb.name).encode()).hexdigest()
-        return Features("image", emb.name, None, shas, X, key)
-    raise UserError(f"unknown features {kind!r}; use text or image")
-
-
-def reduce_cache_path(study: Study, feats: Features, reducer) -> Path:
-    """Where the reduction of ``feats`` by ``reducer`` is cached (STUDY/cache/reduce/KEY.npy)."""
-    params = reducer.params() if hasattr(reducer, "params") else {"repr": repr(reducer)}
-    key = hashlib.sha256(json.dumps([feats.key, params], sort_keys=True, default=str).encode()).hexdigest()[
-        :24
-    ]
-    return study.path / "cache" / "reduce" / f"{key}.npy"
-
-
-def run_key(feats: Features, reducer_params: dict, cluster_params: dict, seed: int | None) -> str:
-    """The key a run is stored (and found again) under: features, reducer, clusterer and seed."""
-    return hashlib.sha256(
-        json.dumps([feats.key, reducer_params, cluster_params, seed], sort_keys=True, default=str).encode()
-    ).hexdigest()
-
-
-def reduce_cached(
-    study: Study, feats: Features, reducer, *, knn=None, Y: np.ndarray | None = None
-) -> np.ndarray:
-    """Reduce once per (features, reducer parameters); later runs with other cluster settings reuse it.
-
-    ``knn`` (indices, distances) is handed to reducers that take a precomputed neighbour graph (UMAP);
-    ``Y`` stores a reduction computed elsewhere (e.g. by a sweep worker) under the same key."""
-    path = reduce_cache_path(study, feats, reducer)
-    if path.is_file():
-        return np.load(path)
-    if Y is None:
-        Y = reducer.fit_transform(feats.X, knn=knn) if knn is not None else reducer.fit_transform(feats.X)
-    Y = np.asarray(Y, dtype=np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, Y)
-    os.replace(tmp, path)
-    return Y
-
-
 @dataclass
 class ClusterResult:
     run_id: int
@@ -267,6 +236,10 @@ class ClusterResult:
     n_outliers: int
     min_cluster_size: int
     notes: list[str]
+    seed: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 def cluster(
@@ -278,16 +251,18 @@ def cluster(
     min_samples: int | None = None,
     selection: str | None = None,
     seed: int | None = DEFAULT_SEED,
-    text: str = "minilm",
-    image: str = "efficientnet-lite0",
+    text: str = DEFAULT_TEXT_EMBEDDER,
+    image: str = DEFAULT_IMAGE_EMBEDDER,
     description_set: str | None = None,
     label: str | None = None,
     clusterer: object | None = None,
 ) -> ClusterResult:
-    """S3 + S4: reduce the features and cluster them with HDBSCAN. The run (every parameter, seed and
-    package version) is stored; an identical earlier run is returned instead of computed again."""
+    """S3 + S4: reduce the features and cluster them with HDBSCAN. The run (every parameter, seed, method
+    and package version) is stored; an identical earlier run is returned instead of computed again.
+    The computation is :func:`connote.fitting.fit`, the sweep's too: one key, one result."""
+    from connote import fitting
 
-    study = _study(study)
+    study = Study.of(study)
     feats = features(study, features_kind, text=text, image=image, description_set=description_set)
     n = len(feats.shas)
     if n < 4:
@@ -309,101 +284,87 @@ def cluster(
     clusterer = clusterer or HDBSCANClusterer(
         min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection
     )
-    reduce_spec = getattr(reducer, "spec", type(reducer).__name__)
-    cluster_params = clusterer.params() if hasattr(clusterer, "params") else {"repr": repr(clusterer)}
-    reducer_params = reducer.params() if hasattr(reducer, "params") else {"repr": repr(reducer)}
-    key = run_key(feats, reducer_params, cluster_params, seed)
+    reducer_params = recorded_params(reducer)
+    cluster_params = recorded_params(clusterer)
+    method = fitting.method(reducer, clusterer, n)
+    key = run_key(feats, reducer_params, cluster_params, seed, method)
     old = study.find_run(key)
-    if old is not None:
-        return ClusterResult(
-            old["id"],
-            True,
-            old["n_items"],
-            old["n_clusters"],
-            old["n_outliers"],
-            old["min_cluster_size"],
-            notes,
+    if old is None:
+        cached = load_reduction(study, feats, reducer)
+        fit = fitting.fit(feats.X, reducer, [clusterer], Y=cached)
+        if cached is None:
+            save_reduction(study, feats, reducer, fit.Y)
+        labels, probabilities = fit.results[0]
+        notes += fit.notes
+        run_id, made = store_run(
+            study,
+            feats,
+            key=key,
+            reduce_spec=getattr(reducer, "spec", type(reducer).__name__),
+            reducer_params=reducer_params,
+            cluster_params=cluster_params,
+            min_cluster_size=min_cluster_size,
+            min_samples=min_samples,
+            seed=seed,
+            labels=labels,
+            probabilities=probabilities,
+            notes=notes,
+            label=label,
+            method=method,
         )
-
-    Y = reduce_cached(study, feats, reducer)
-    labels = np.asarray(clusterer.fit_predict(Y), dtype=int)
-    notes += list(getattr(reducer, "notes", []))
-    probs = getattr(clusterer, "probabilities_", None)
-    run_id = store_run(
-        study,
-        feats,
-        key=key,
-        reduce_spec=reduce_spec,
-        reducer_params=reducer_params,
-        cluster_params=cluster_params,
-        min_cluster_size=min_cluster_size,
-        min_samples=min_samples,
-        seed=seed,
-        labels=labels,
-        probabilities=probs,
-        notes=notes,
-        label=label,
-    )
+        if made:
+            n_clusters = len(set(labels.tolist()) - {-1})
+            n_outliers = int(np.sum(labels == -1))
+            return ClusterResult(run_id, False, n, n_clusters, n_outliers, int(min_cluster_size), notes, seed)
+        old = study.get_run(run_id)  # another process stored the same run meanwhile
     return ClusterResult(
-        run_id,
-        False,
-        n,
-        len(set(labels.tolist()) - {-1}),
-        int(np.sum(labels == -1)),
-        int(min_cluster_size),
+        old["id"],
+        True,
+        old["n_items"],
+        old["n_clusters"],
+        old["n_outliers"],
+        old["min_cluster_size"],
         notes,
+        seed,
     )
 
 
-def store_run(
-    study: Study,
-    feats: Features,
-    *,
-    key: str,
-    reduce_spec: str,
-    reducer_params: dict,
-    cluster_params: dict,
-    min_cluster_size: int,
-    min_samples: int | None,
-    seed: int | None,
-    labels: np.ndarray,
-    probabilities: np.ndarray | None,
-    notes: list[str],
-    label: str | None,
-    environment: dict | None = None,
-) -> int:
-    """Store one clustering as a run: its labels and the full record (parameters, seed, package versions)."""
-    from connote.provenance import environment as current_environment
+@dataclass
+class SeedsResult:
+    """One setting clustered with several seeds, and how far the seeds agree."""
 
-    labels = np.asarray(labels, dtype=int)
-    record = {
-        "key": key,
-        "features": feats.kind,
-        "description_set": feats.description_set,
-        "embedder": feats.embedder,
-        "reduce": reduce_spec,
-        "min_cluster_size": int(min_cluster_size),
-        "min_samples": min_samples,
-        "seed": seed,
-        "n_items": len(feats.shas),
-        "n_clusters": len(set(labels.tolist()) - {-1}),
-        "n_outliers": int(np.sum(labels == -1)),
-        "label": label,
-        "params": json.dumps(
-            {
-                "reducer": reducer_params,
-                "clusterer": cluster_params,
-                "seed": seed,
-                "features_key": feats.key,
-                "notes": notes,
-                "environment": environment or current_environment(),
-            },
-            sort_keys=True,
-            default=str,
-        ),
-    }
-    prob_map = {s: float(p) for s, p in zip(feats.shas, probabilities)} if probabilities is not None else None
-    return study.add_run(record, dict(zip(feats.shas, labels.tolist())), prob_map)
+    runs: list[ClusterResult]
+    stability: SeedStability
+
+    def to_dict(self) -> dict:
+        return {"runs": [r.to_dict() for r in self.runs], "stability": self.stability.to_dict()}
+
+
+def cluster_seeds(
+    study: Study | str | os.PathLike,
+    features_kind: str = "text",
+    *,
+    seeds=DEFAULT_SEEDS,
+    reduce: str | object = DEFAULT_REDUCE,
+    **options,
+) -> SeedsResult:
+    """:func:`cluster` once per seed (each an ordinary run), and the seed stability of the setting: the
+    adjusted Rand index between every two seeds' labels and the range of cluster counts; ``unstable``
+    when the mean ARI is below 0.5 (:mod:`connote.evaluate.stability`)."""
+    seeds = list(dict.fromkeys(seeds))
+    if not seeds:
+        raise UserError("give at least one seed")
+    if not isinstance(reduce, str) and "random_state" not in getattr(reduce, "get_params", dict)():
+        raise UserError("several seeds need a reducer spec string or a reducer with a random_state parameter")
+    study = Study.of(study)
+    runs = []
+    for s in seeds:
+        reducer = (
+            reduce if isinstance(reduce, str) else type(reduce)(**{**reduce.get_params(), "random_state": s})
+        )
+        runs.append(cluster(study, features_kind, reduce=reducer, seed=s, **options))
+    labels = {r.seed: study.assignments(r.run_id) for r in runs}
+    return SeedsResult(runs, seed_stability(labels))
 
 
 def sweep(study: Study | str | os.PathLike, grid="paper", **options):
@@ -411,7 +372,7 @@ def sweep(study: Study | str | os.PathLike, grid="paper", **options):
     :func:`connote.sweeps.sweep` for the options (features, seeds, workers, ...)."""
     from connote.sweeps import sweep as _sweep
 
-    return _sweep(_study(study), grid, **options)
+    return _sweep(Study.of(study), grid, **options)
 
 
 # ---------------------------------------------------------------------------------------------- S5
@@ -419,15 +380,24 @@ def explain(
     study: Study | str | os.PathLike,
     run_id: int | None = None,
     *,
-    top_k: int = 10,
+    top_k: int = DEFAULT_TOP_K,
     extra_stop_words: list[str] | tuple[str, ...] = (),
     filler: bool = True,
     description_set: str | None = None,
+    method: str = "tfidf",
+    diversity: float = 0.0,
 ) -> dict[int, list[tuple[str, float]]]:
-    """S5: the top TF-IDF terms of each cluster's joined descriptions, stored with the run."""
-    from connote.keywords import cluster_keywords, stop_words
+    """S5: the top terms of each cluster's joined descriptions, stored with the run: the paper's TF-IDF
+    (``method='tfidf'``) or class-based TF-IDF (``'ctfidf'``), re-ranked for ``diversity`` (0-1, maximal
+    marginal relevance) when above 0. The method and diversity are recorded with the keywords."""
+    from connote.keywords import METHODS, cluster_keywords, stop_words
 
-    study = _study(study)
+    if method not in METHODS:
+        raise UserError(f"unknown keyword method {method!r}; use {' or '.join(METHODS)}")
+    if not 0.0 <= float(diversity) <= 1.0:
+        raise UserError(f"--diversity must be between 0 and 1, not {diversity}")
+
+    study = Study.of(study)
     run = study.get_run(run_id)
     set_name = description_set or run["description_set"]
     ds = study.resolve_description_set(set_name)
@@ -444,11 +414,15 @@ def explain(
         [assign[s] for s in shas],
         top_k=top_k,
         stop=stop_words([*extra_stop_words, *template_words], filler=filler),
+        method=method,
+        diversity=float(diversity),
     )
     study.set_keywords(
         run["id"],
         keywords,
         {
+            "method": method,
+            "diversity": float(diversity),
             "top_k": top_k,
             "description_set": ds["name"],
             "extra_stop_words": list(extra_stop_words),
@@ -460,34 +434,56 @@ def explain(
 
 
 def _describer_stop_words(spec: str) -> tuple[str, ...]:
-    target = registry.DESCRIBERS.get(registry.split_spec(spec)[0])
-    if not target:
-        return ()
-    try:
-        cls = registry._load(target)
-    except UserError:
-        return ()
-    return tuple(getattr(cls, "keyword_stop_words", ()))
+    cls = registry.describer_class(spec)
+    return tuple(cls.keyword_stop_words) if cls is not None else ()
 
 
 # ---------------------------------------------------------------------------------------------- output
-def report(study: Study | str | os.PathLike, run_id: int | None = None, *, progress: bool = True) -> Path:
-    """Write the static HTML report (STUDY/report/index.html) for a run (latest by default)."""
-    from connote.reports import render_report
+def report(
+    study: Study | str | os.PathLike,
+    run_id: int | None = None,
+    *,
+    runs=None,
+    progress: bool = True,
+) -> Path:
+    """Write the HTML report. With ``run_id``: that run's pages (STUDY/report/run-N/index.html, returned)
+    and the study index. Without: the study index (STUDY/report/index.html, returned) and the pages of
+    ``runs`` ("all" by default, or a list of run ids)."""
+    from connote.reports import render_report, render_study
 
-    return render_report(_study(study), run_id, progress=progress)
+    study = Study.of(study)
+    if run_id is not None:
+        return render_report(study, run_id, progress=progress)
+    return render_study(study, "all" if runs is None else runs, progress=progress)
 
 
 def runs(study: Study | str | os.PathLike) -> list[dict]:
     """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
-    n_outliers, created."""
-    study = _study(study)
+    n_outliers, created, and ``seed_stability``: the agreement of the runs of its setting that differ only
+    by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
+    :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
+    from connote.study.derived import derivations
+    from connote.study.reporting import run_record
+    from connote.study.runs import seed_stability_by_setting
+
+    study = Study.of(study)
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
+    derived = derivations(study)
+    all_runs = study.runs()
+    stability = {}
+    for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
+        d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
+        stability.update({r["id"]: d for r in group})
     out = []
-    for r in study.runs():
+    for r in all_runs:
+        origin = derived.get(r["id"]) or {}
         out.append(
             {
                 "id": r["id"],
+                "parent": origin.get(
+                    "parent"
+                ),  # a derived run (merge, assign-outliers): the run it came from
+                "derived": {"kind": origin["kind"], **origin["params"]} if origin else None,
                 "features": r["features"],
                 "description_set": r["description_set"],
                 "describer": sets.get(r["description_set"]) if r["description_set"] else None,
@@ -499,8 +495,11 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
                 "n_items": r["n_items"],
                 "n_clusters": r["n_clusters"],
                 "n_outliers": r["n_outliers"],
+                # images of the study the run left out, by cause (no usable description, no vector)
+                "left_out": run_record(r).get("left_out"),
                 "label": r["label"],
                 "created": r["created"],
+                "seed_stability": stability.get(r["id"]),
             }
         )
     return out
@@ -510,10 +509,13 @@ EXPORT_COLUMNS = ("image", "cluster", "keywords", "description")
 
 
 def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
-    """One row per image file: path relative to the images root, cluster (-1 outlier), keywords, description.
+    """One row per image file: path relative to the images root, cluster (-1 outlier), keywords, description;
+    then the cluster's label and summary when the run has labels, and the study's metadata columns.
 
     Images left out of the run (skipped files, images without a description) have an empty cluster.
     """
+    from connote.metadata import join_columns
+
     run = study.get_run(run_id)
     assign = study.assignments(run["id"])
     keywords = study.keywords(run["id"])
@@ -531,6 +533,7 @@ def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
                 "description": texts.get(img["sha256"], ""),
             }
         )
+    join_columns(study, run["id"], rows)
     return rows
 
 
@@ -542,9 +545,13 @@ def export(
     path: str | os.PathLike | None = None,
 ) -> Path:
     """Write the run's assignments as CSV or Parquet; returns the file written."""
-    study = _study(study)
+    study = Study.of(study)
     run = study.get_run(run_id)
     rows = export_rows(study, run["id"])
+    from connote.study.derived import metadata_columns
+
+    columns = list(rows[0]) if rows else list(EXPORT_COLUMNS)
+    numbers = {n for n, kind in metadata_columns(study).items() if kind == "number"}
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"
@@ -554,7 +561,7 @@ def export(
         import csv
 
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=EXPORT_COLUMNS)
+            writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for r in rows:
                 writer.writerow({**r, "cluster": "" if r["cluster"] is None else r["cluster"]})
@@ -564,16 +571,10 @@ def export(
             import pyarrow.parquet as pq
         except ImportError:
             raise UserError("Parquet export needs pyarrow: pip install 'connote[parquet]'") from None
+        types = {"cluster": pa.int64(), **{c: pa.float64() for c in columns if c in numbers}}
         table = pa.table(
-            {c: [r[c] for r in rows] for c in EXPORT_COLUMNS},
-            schema=pa.schema(
-                [
-                    ("image", pa.string()),
-                    ("cluster", pa.int64()),
-                    ("keywords", pa.string()),
-                    ("description", pa.string()),
-                ]
-            ),
+            {c: [r[c] for r in rows] for c in columns},
+            schema=pa.schema([(c, types.get(c, pa.string())) for c in columns]),
         )
         pq.write_table(table, tmp)
     os.replace(tmp, path)
@@ -581,32 +582,69 @@ def export(
 
 
 # ---------------------------------------------------------------------------------------------- all
+@dataclass
+class RunResult:
+    """What :func:`run` did, stage by stage. Unpacks as ``study, run_id, report_path``."""
+
+    study: Study
+    init: InitSummary
+    describe: object  # the describe runner's summary
+    cluster: ClusterResult
+    keywords: dict[int, list[tuple[str, float]]]
+    report: Path
+
+    @property
+    def run_id(self) -> int:
+        return self.cluster.run_id
+
+    def __iter__(self):
+        return iter((self.study, self.cluster.run_id, self.report))
+
+
 def run(
     images: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    describer="offline",
-    text: str = "minilm",
-    reduce: str = DEFAULT_REDUCE,
+    describer=DEFAULT_DESCRIBER,
+    prompt: str | None = None,
+    text: str = DEFAULT_TEXT_EMBEDDER,
+    reduce: str | object = DEFAULT_REDUCE,
     min_cluster_size: int | None = None,
+    min_samples: int | None = None,
     selection: str | None = None,
     seed: int | None = DEFAULT_SEED,
-    top_k: int = 10,
+    top_k: int = DEFAULT_TOP_K,
     progress: bool = True,
+    on_stage: Callable[[str, object], None] | None = None,
     **describer_options,
-) -> tuple[Study, int, Path]:
-    """The whole pipeline: init, describe, embed, cluster, explain, report. Returns (study, run id, report)."""
+) -> RunResult:
+    """The whole pipeline: init, describe, embed, cluster, explain, report (what ``connote run`` does).
+
+    ``on_stage(name, result)`` is called after each stage ('init', 'describe', 'embed', 'cluster',
+    'explain', 'report') with that stage's result, e.g. to print it as soon as it is known. Returns a
+    :class:`RunResult` (``study, run_id, report_path = connote.run(...)`` works too)."""
+    tell = on_stage or (lambda _name, _result: None)
     study = init(out, images, progress=progress)
-    describe(study, describer, progress=progress, **describer_options)
-    embed(study, text, progress=progress)
+    summary = init_summary(study)
+    tell("init", summary)
+    if summary.ok == 0:
+        raise UserError(f"no usable images under {images}")
+    described = describe(study, describer, prompt=prompt, progress=progress, **describer_options)
+    tell("describe", described)
+    tell("embed", embed(study, text, progress=progress))
     res = cluster(
         study,
         "text",
         reduce=reduce,
         min_cluster_size=min_cluster_size,
+        min_samples=min_samples,
         selection=selection,
         seed=seed,
         text=text,
     )
-    explain(study, res.run_id, top_k=top_k)
-    return study, res.run_id, report(study, res.run_id, progress=progress)
+    tell("cluster", res)
+    keywords = explain(study, res.run_id, top_k=top_k)
+    tell("explain", keywords)
+    path = report(study, res.run_id, progress=progress)
+    tell("report", path)
+    return RunResult(study, summary, described, res, keywords, path)

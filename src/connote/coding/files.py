@@ -1,16 +1,20 @@
-"""What the validation studies share: the folder of a sample, reading a coder's CSV (comma, semicolon or
-tab; a spreadsheet's byte-order mark), keeping each imported file with the study, and writing tables."""
+"""What the validation studies share: the folder of a sample and its name rule, reading a coder's CSV
+(through :mod:`connote.tables`: any delimiter a spreadsheet writes, UTF-8/UTF-16/Windows-1252/Latin-1,
+huge or binary cells reported by line), strict pair and set numbers, one answer per key with overrides
+named, keeping each imported file with the study, and writing tables."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from connote.errors import UserError
+from connote.tables import Table, decode, parse_csv
 
 
 @dataclass
@@ -22,40 +26,49 @@ class Imported:
     names: list[str]  # the coders or evaluators in the file
     problems: list[str]  # 'FILE:LINE: reason' for each line left out
     kept_copy: Path | None  # the file as kept with the study
+    notes: list[str] = field(default_factory=list)  # 'FILE:LINE: ...' lines that override earlier ones
 
 
 def folder(study, name: str) -> Path:
     return Path(study.path) / "validation" / name
 
 
+#: A sample name: what is accepted here is what the message says (it becomes a folder name).
+NAME_RULE = "1 to 64 letters (a-z, A-Z), digits, '-', '_' or '.', starting with a letter or digit"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
+
+
 def check_name(name: str) -> str:
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise UserError(f"sample name {name!r}: use letters, digits, '-' or '_'")
+    """``name`` when it is a valid sample name; :class:`UserError` before anything is stored."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        shown = name if len(name) <= 80 else name[:80] + "..."
+        raise UserError(f"sample name {shown!r} ({len(name)} characters): use {NAME_RULE}")
     return name
 
 
 def read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
+    """The text of an imported file (see :func:`connote.tables.decode`)."""
+    return decode(path)
 
 
-def read_table(text: str, source: str) -> tuple[csv.DictReader, dict[str, str]]:
-    """A DictReader over ``text`` and its columns by lower-cased name; the delimiter is sniffed."""
-    lines = text.splitlines()
-    if not lines:
-        raise UserError(f"{source}: the file is empty")
-    try:
-        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    return reader, {f.strip().lower(): f for f in (reader.fieldnames or []) if f}
+def read_table(text: str, source: str) -> tuple[Table, dict[str, str]]:
+    """A :class:`~connote.tables.Table` over ``text`` and its columns by lower-cased name (the original
+    names; the rows' values are keyed by the lower-cased ones)."""
+    table = parse_csv(text, source)
+    return table, {c: c for c in table.columns}
+
+
+def whole_number(raw: str, noun: str) -> int:
+    """A cell that must hold a whole number (``3``, ``+3``, ``3.0``; not ``1.9``, ``inf``, ``1e400``,
+    ``nan``, ``-1`` or ``0x3``); ValueError with the reason otherwise."""
+    text = (raw or "").strip()
+    if not _WHOLE.fullmatch(text):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ValueError(f"{noun} {shown!r} is not a whole number")
+    return int(text.lstrip("+").split(".", 1)[0])
+
+
+_WHOLE = re.compile(r"\+?[0-9]+(\.0*)?", re.ASCII)
 
 
 def keep_copy(study, name: str, path: Path) -> Path:
@@ -79,30 +92,52 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def store(study, sample, path: Path, rows: list[tuple], problems: list[str], put) -> Imported:
+def last_wins(rows: list[tuple], lines: list[str], width: int, what) -> tuple[list[tuple], list[str]]:
+    """Rows with one per key (their first ``width`` items), the later line overriding the earlier one,
+    and a note 'FILE:LINE: WHAT again: this line overrides line N' for each override (``lines`` gives
+    each row's 'FILE:LINE'; ``what(row)`` describes its key)."""
+    kept: dict[tuple, int] = {}
+    notes = []
+    for i, row in enumerate(rows):
+        key = row[:width]
+        if key in kept:
+            j = kept[key]
+            was, now = (", ".join(map(str, r[width:])) for r in (rows[j], row))
+            same = " (the same value)" if was == now else f" ({was} there, {now} here)"
+            where = lines[j].rsplit(":", 1)[-1]
+            notes.append(f"{lines[i]}: {what(row)} again: this line overrides line {where}{same}")
+        kept[key] = i
+    return [rows[i] for i in sorted(kept.values())], notes
+
+
+def store(
+    study, sample, path: Path, rows: list[tuple], problems: list[str], put, notes: list[str] | None = None
+) -> Imported:
     """Keep the file with the study and store its rows with ``put(sample_id, rows, source=...)``; rows
-    are tuples whose second item names the coder or evaluator."""
-    kept = None
-    if rows:
-        kept = keep_copy(study, sample["name"], path)
-        put(sample["id"], rows, source=str(kept.relative_to(study.path)))
-    return Imported(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept)
+    are tuples whose second item names the coder or evaluator. A file that stores nothing is an error
+    that names its problems."""
+    if not rows:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise UserError(
+            f"{path}: nothing to import"
+            + (f" ({len(problems)} bad line(s): {shown})" if problems else " (no lines with answers)")
+        )
+    kept = keep_copy(study, sample["name"], path)
+    put(sample["id"], rows, source=str(kept.relative_to(study.path)))
+    return Imported(sample["name"], len(rows), sorted({r[1] for r in rows}), problems, kept, notes or [])
 
 
 def item_number(raw: str, valid: set[int], noun: str) -> int:
     """The pair or set number in a cell; ValueError with the reason when it is not one of ``valid``."""
-    try:
-        pos = int(float(raw))
-    except ValueError:
-        raise ValueError(f"{noun} {raw!r} is not a {noun} number") from None
+    pos = whole_number(raw, noun)
     if pos not in valid:
         raise ValueError(f"there is no {noun} {pos} in this sample")
     return pos
 
 
-def person(record: dict, fields: dict[str, str], given: str | None, role: str) -> str:
+def person(record: dict, given: str | None, role: str) -> str:
     """Who answered: ``given`` (from the command line) or the row's ``role`` column."""
-    who = given or (record.get(fields.get(role, ""), "") or "").strip()
+    who = given or (record.get(role, "") or "").strip()
     if not who:
         raise ValueError(f"no {role} named (fill the {role} column or use --{role})")
     return who

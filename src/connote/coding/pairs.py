@@ -27,15 +27,19 @@ from connote.coding.files import (
     check_name,
     folder,
     item_number,
+    last_wins,
     person,
     read_table,
     read_text,
     store,
     thumbnails,
+    whole_number,
     write_csv,
     write_page,
 )
 from connote.errors import UserError
+from connote.study import Study
+from connote.tables import in_line_order
 
 DIMENSIONS = ("denotative", "connotative")
 CONSENSUS = "(consensus)"
@@ -88,9 +92,8 @@ def sample_pairs(
 ) -> PairSample:
     """Draw ``n`` random pairs of distinct images (distinct contents: copies of one file count once),
     store them in the study under ``name`` and write the coding sheet."""
-    from connote import steps
 
-    study = steps._study(study)
+    study = Study.of(study)
     if n < 1:
         raise UserError(f"the number of pairs must be at least 1, got {n}")
     name = check_name(name or "pairs")
@@ -162,18 +165,26 @@ def _value(raw: str) -> int | None:
     if text in WORDS:
         return WORDS[text]
     try:
-        number = float(text)
+        number = whole_number(text, "rating")
     except ValueError:
-        raise ValueError(f"{raw!r} is not a rating (0, 1, 2 or {', '.join(sorted(WORDS))})") from None
+        shown = raw.strip() if len(raw.strip()) <= 40 else raw.strip()[:40] + "..."
+        raise ValueError(
+            f"{shown!r} is not a rating: use 0 (unrelated), 1 (loosely) or 2 (closely related) "
+            f"or {', '.join(sorted(WORDS))}"
+        ) from None
     if number not in (0, 1, 2):
-        raise ValueError(f"{raw!r} is not a rating: use 0 (unrelated), 1 (loosely) or 2 (closely related)")
-    return int(number)
+        raise ValueError(
+            f"{raw.strip()!r} is not a rating: use 0 (unrelated), 1 (loosely) or 2 (closely related)"
+        )
+    return number
 
 
 def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | None):
-    """Parse a ratings CSV: ``(rows, problems)`` with rows ``(pair, coder, dimension, value)``. A bad line
-    is reported as 'SOURCE:LINE: reason' and skipped; blank cells are simply not rated."""
-    reader, fields = read_table(text, source)
+    """Parse a ratings CSV: ``(rows, problems, notes)`` with rows ``(pair, coder, dimension, value)``.
+    A bad line is reported as 'SOURCE:LINE: reason' and skipped whole (a line with one bad rating
+    stores neither); blank cells are simply not rated. When a pair is rated twice by one coder the later
+    line wins, and a note names both lines."""
+    table, fields = read_table(text, source)
     if "pair" not in fields:
         raise UserError(f"{source}: no 'pair' column (found: {', '.join(fields) or 'nothing'})")
     dims = [d for d in DIMENSIONS if d in fields]
@@ -181,28 +192,30 @@ def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | 
         raise UserError(f"{source}: no 'denotative' or 'connotative' column")
     if coder is None and "coder" not in fields:
         raise UserError(f"{source}: no 'coder' column; name the coder with --coder NAME")
-    rows, problems = [], []
-    for record in reader:
-        line = reader.line_num
-        raw_pair = (record.get(fields["pair"]) or "").strip()
-        cells = {d: record.get(fields[d]) or "" for d in dims}
+    rows, wheres, problems = [], [], list(table.problems)
+    for record in table:
+        raw_pair = record.values["pair"].strip()
+        cells = {d: record.values[d] for d in dims}
         if not raw_pair and not any(c.strip() for c in cells.values()):
             continue  # an empty line
         try:
             pos = item_number(raw_pair, valid_pairs, "pair")
-            who = person(record, fields, coder, "coder")
+            who = person(record.values, coder, "coder")
+            values = {}
+            for d in dims:
+                try:
+                    values[d] = _value(cells[d])
+                except ValueError as exc:
+                    raise ValueError(f"{d}: {exc}") from None
         except ValueError as exc:
-            problems.append(f"{source}:{line}: {exc}")
+            problems.append(f"{record.where}: {exc}; line skipped")
             continue
-        for d in dims:
-            try:
-                v = _value(cells[d])
-            except ValueError as exc:
-                problems.append(f"{source}:{line}: {d}: {exc}")
-                continue
+        for d, v in values.items():
             if v is not None:
                 rows.append((pos, who, d, v))
-    return rows, problems
+                wheres.append(record.where)
+    rows, notes = last_wins(rows, wheres, 3, lambda r: f"pair {r[0]}, coder {r[1]!r}, {r[2]}")
+    return rows, in_line_order(problems, source), notes
 
 
 def import_ratings(
@@ -215,16 +228,18 @@ def import_ratings(
 ) -> Imported:
     """Store the ratings in a CSV (the coding sheet's download, or the filled template). Ratings already
     stored for the same pair, coder and dimension are updated; nothing else is touched. ``consensus``
-    imports the ratings agreed in a consensus round (they take precedence over the coders' own)."""
-    from connote import steps
+    imports the ratings agreed in a consensus round (they take precedence over the coders' own).
+    A file that stores no rating is an error."""
 
-    study = steps._study(study)
+    study = Study.of(study)
     path = Path(path)
     text = read_text(path)
     sample = study.pair_sample(name)
     valid = {p["pos"] for p in study.pairs(sample["id"])}
-    rows, problems = read_ratings(text, str(path), valid_pairs=valid, coder=CONSENSUS if consensus else coder)
-    return store(study, sample, path, rows, problems, study.put_ratings)
+    rows, problems, notes = read_ratings(
+        text, str(path), valid_pairs=valid, coder=CONSENSUS if consensus else coder
+    )
+    return store(study, sample, path, rows, problems, study.put_ratings, notes)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -317,14 +332,13 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
 
     ``threshold``: a pair counts as related for pair-counting F1 when its value is at least this (1.5: a
     consensus of 'closely related', or coders who on average lean to it)."""
-    from connote import steps
     from connote.evaluate import cluster_quality, krippendorff_alpha, rated_pair_scores
 
     try:
         wanted = None if runs is None else {int(r) for r in runs}
     except ValueError:
         raise UserError(f"runs must be run ids (numbers), got {', '.join(map(str, runs))}") from None
-    study = steps._study(study)
+    study = Study.of(study)
     sample = study.pair_sample(name)
     pairs = study.pairs(sample["id"])
     ratings = study.ratings(sample["id"])

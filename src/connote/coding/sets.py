@@ -29,6 +29,7 @@ from connote.coding.files import (
     check_name,
     folder,
     item_number,
+    last_wins,
     person,
     read_table,
     read_text,
@@ -38,6 +39,8 @@ from connote.coding.files import (
     write_page,
 )
 from connote.errors import UserError
+from connote.study import Study
+from connote.tables import in_line_order
 
 
 def codes(n: int) -> list[str]:
@@ -108,12 +111,22 @@ def sample_sets(
     top_k: int = 10,
     thumb_size: int = 240,
     progress: bool = True,
+    show: str = "keywords",
+    labeller: str | None = None,
 ) -> SetSample:
     """Draw the image sets of a run's clusters (outliers never), store them with the descriptions the
-    evaluators will see, and write the matching sheet. Keywords are computed first if the run has none."""
-    from connote import steps
+    evaluators will see, and write the matching sheet. Keywords are computed first if the run has none.
 
-    study = steps._study(study)
+    ``show`` is what evaluators match the sets to: the clusters' ``keywords`` (as the study did) or their
+    ``labels`` (label and summary from `connote label`; ``labeller`` picks one, the latest by default);
+    the sample records which, so that a study can compare the two."""
+    from connote import steps
+    from connote.study import derived
+
+    if show not in ("keywords", "labels"):
+        raise UserError(f"--show must be keywords or labels, not {show!r}")
+
+    study = Study.of(study)
     if per_cluster < 1 or size < 1:
         raise UserError(f"sets per cluster and set size must be at least 1, got {per_cluster} and {size}")
     run = study.get_run(run_id)
@@ -141,8 +154,23 @@ def sample_sets(
     descriptions = [
         [code, ", ".join(keywords.get(c, [])[:top_k]) or "(no keywords)"] for c, code in code_of.items()
     ]
+    if show == "labels":
+        names = derived.labellers(study, run["id"])
+        labeller = labeller or (names[0] if names else None)
+        labels = derived.labels(study, run["id"], labeller) if labeller in names else {}
+        if not labels:
+            known = ", ".join(names) or "none yet"
+            raise UserError(
+                f"run {run['id']} has no labels{f' by {labeller}' if labeller else ''} (labellers: {known}); "
+                f"make them with `connote label {study.path} {run['id']}`"
+            )
+        descriptions = [
+            [code, _label_text(labels[c]) if c in labels else "(no label)"] for c, code in code_of.items()
+        ]
     params = {
         "run": run["id"],
+        "shown": show,
+        **({"labeller": labeller} if show == "labels" else {}),
         "per_cluster": per_cluster,
         "size": size,
         "top_k": top_k,
@@ -153,6 +181,10 @@ def sample_sets(
     study.add_set_sample(name, run["id"], seed, params, sets)
     sheet, template = write_sheet(study, name, thumb_size=thumb_size, progress=progress)
     return SetSample(name, run["id"], len(sets), len(clusters), sheet, template, notes)
+
+
+def _label_text(row) -> str:
+    return f"{row['label']}: {row['summary']}" if row["summary"] else row["label"]
 
 
 def _params(sample) -> dict:
@@ -189,19 +221,19 @@ def write_sheet(study, name: str | None = None, *, thumb_size: int = 240, progre
 def read_answers(
     text: str, source: str, *, valid_sets: set[int], valid_codes: set[str], evaluator: str | None
 ):
-    """Parse an answers CSV (columns set, description, and evaluator unless given): ``(rows, problems)``,
-    rows ``(set, evaluator, code)``; a bad line is reported as 'SOURCE:LINE: reason' and skipped."""
-    reader, fields = read_table(text, source)
+    """Parse an answers CSV (columns set, description, and evaluator unless given): ``(rows, problems,
+    notes)``, rows ``(set, evaluator, code)``; a bad line is reported as 'SOURCE:LINE: reason' and
+    skipped; a second answer for a set by one evaluator overrides the first, and a note says so."""
+    table, fields = read_table(text, source)
     for needed in ("set", "description"):
         if needed not in fields:
             raise UserError(f"{source}: no {needed!r} column (found: {', '.join(fields) or 'nothing'})")
     if evaluator is None and "evaluator" not in fields:
         raise UserError(f"{source}: no 'evaluator' column; name the evaluator with --evaluator NAME")
-    rows, problems = [], []
-    for record in reader:
-        line = reader.line_num
-        raw_set = (record.get(fields["set"]) or "").strip()
-        code = (record.get(fields["description"]) or "").strip().upper()
+    rows, wheres, problems = [], [], list(table.problems)
+    for record in table:
+        raw_set = record.values["set"].strip()
+        code = record.values["description"].strip().upper()
         if not raw_set and not code:
             continue
         try:
@@ -209,34 +241,37 @@ def read_answers(
             if not code:
                 continue  # not answered yet
             if code not in valid_codes:
+                shown = code if len(code) <= 20 else code[:20] + "..."
                 raise ValueError(
-                    f"{code!r} is not one of the descriptions ({', '.join(sorted(valid_codes))})"
+                    f"{shown!r} is not one of the descriptions ({', '.join(sorted(valid_codes))})"
                 )
-            who = person(record, fields, evaluator, "evaluator")
+            who = person(record.values, evaluator, "evaluator")
         except ValueError as exc:
-            problems.append(f"{source}:{line}: {exc}")
+            problems.append(f"{record.where}: {exc}; line skipped")
             continue
         rows.append((pos, who, code))
-    return rows, problems
+        wheres.append(record.where)
+    rows, notes = last_wins(rows, wheres, 2, lambda r: f"set {r[0]}, evaluator {r[1]!r}")
+    return rows, in_line_order(problems, source), notes
 
 
 def import_answers(
     study, path: str | Path, *, name: str | None = None, evaluator: str | None = None
 ) -> Imported:
     """Store the answers in a CSV (the matching sheet's download, or the filled template). An answer
-    already stored for the same set and evaluator is updated; nothing else is touched."""
-    from connote import steps
+    already stored for the same set and evaluator is updated; nothing else is touched. A file that
+    stores no answer is an error."""
 
-    study = steps._study(study)
+    study = Study.of(study)
     path = Path(path)
     text = read_text(path)
     sample = study.set_sample(name)
     params = _params(sample)
     valid = {st["pos"] for st in study.image_sets(sample["id"])}
-    rows, problems = read_answers(
+    rows, problems, notes = read_answers(
         text, str(path), valid_sets=valid, valid_codes=set(params["codes"]), evaluator=evaluator
     )
-    return store(study, sample, path, rows, problems, study.put_set_answers)
+    return store(study, sample, path, rows, problems, study.put_set_answers, notes)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -256,16 +291,20 @@ class SetReport:
     clusters: list[dict]  # per cluster: code, keywords, sets, precision, recall
     notes: list[str] = field(default_factory=list)
     scores_csv: Path | None = None  # where the per-cluster table was written
+    scored_run: int | None = None  # the run scored: the sample's, or a run derived from it by merges
+    shown: str = "keywords"  # what the evaluators matched the sets to: keywords or labels
 
 
-def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None = None) -> SetReport:
+def score_sets(
+    study, *, name: str | None = None, merge: dict[int, int] | None = None, run_id: int | None = None
+) -> SetReport:
     """Agreement between evaluators, and precision/recall/accuracy of their majority label. ``merge``
-    maps clusters onto others first (the study merged near-twin clusters); ties between evaluators go to
-    the first evaluator by name, as the study took its first evaluator's label."""
-    from connote import steps
+    maps clusters onto others first (the study merged near-twin clusters); ``run_id`` scores a run derived
+    from the sample's run (`connote merge`): its recorded merges are applied. Ties between evaluators go
+    to the first evaluator by name, as the study took its first evaluator's label."""
     from connote.evaluate import cohen_kappa, majority_labels, match_scores
 
-    study = steps._study(study)
+    study = Study.of(study)
     sample = study.set_sample(name)
     params = _params(sample)
     cluster_of = {code: int(c) for code, c in params["codes"].items()}
@@ -277,6 +316,10 @@ def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None =
             f"{folder(study, sample['name']) / 'matching.html'} and `connote sets import` the download"
         )
     merge = {int(k): int(v) for k, v in (merge or {}).items()}
+    scored_run = sample["run_id"]
+    if run_id is not None and int(run_id) != sample["run_id"]:
+        scored_run = study.get_run(run_id)["id"]
+        merge = {**derived_merges(study, scored_run, sample["run_id"]), **merge}
     unknown = sorted((set(merge) | set(merge.values())) - set(cluster_of.values()))
     if unknown:
         raise UserError(f"--merge names cluster(s) {', '.join(map(str, unknown))}, not in this sample")
@@ -341,8 +384,33 @@ def score_sets(study, *, name: str | None = None, merge: dict[int, int] | None =
         clusters,
         notes,
     )
+    report.scored_run = scored_run
+    report.shown = params.get("shown", "keywords")
     report.scores_csv = write_csv(folder(study, sample["name"]) / "scores.csv", clusters)
     return report
+
+
+def derived_merges(study, run_id: int, ancestor: int) -> dict[int, int]:
+    """The merges that lead from run ``ancestor`` to its derived run ``run_id`` (chains of merge and
+    assign-outliers runs; merges composed in order)."""
+    from connote.study.derived import derivation
+
+    steps_back, current = [], int(run_id)
+    while current != ancestor:
+        origin = derivation(study, current)
+        if origin is None:
+            raise UserError(
+                f"run {run_id} is not derived from run {ancestor}, the run this sample was drawn from; "
+                f"draw a sample of run {run_id} with `connote sets sample`"
+            )
+        steps_back.append(origin)
+        current = origin["parent"]
+    merged: dict[int, int] = {}
+    for origin in reversed(steps_back):
+        step = {int(a): int(b) for a, b in origin["params"].get("merges", {}).items()}
+        merged = {a: step.get(b, b) for a, b in merged.items()}
+        merged.update({a: b for a, b in step.items() if a not in merged})
+    return {a: b for a, b in merged.items() if a != b}
 
 
 def _same(assigned: int, true: int, merge: dict[int, int]) -> bool:

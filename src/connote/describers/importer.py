@@ -2,13 +2,14 @@
 
 ``image`` may be a path relative to the study's images root, a file name (when it is unique in the
 study), an absolute path under the root, or an image's sha256. The rows become a description set named
-``imported:STEM`` (or ``--name``); texts that fail the output checks are kept as 'flagged'.
+``imported:STEM`` (or ``--name``). What the user gives is stored as given: the output checks (made for
+vision-LLM outputs) run only when asked (``check``), and then a flagged text is kept and used, with its
+reason noted, unless ``exclude_flagged`` keeps it apart (status 'flagged', like a describer's). The file
+is read by :mod:`connote.tables` (any common encoding, bad lines named by line and left out).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from connote.errors import UserError
 from connote.study import Study
+from connote.tables import in_line_order, read_table_file
 
 
 @dataclass
@@ -23,8 +25,9 @@ class ImportSummary:
     set_name: str
     set_id: int
     total: int  # distinct images in the study
-    imported: int = 0
-    flagged: int = 0
+    imported: int = 0  # texts stored and used downstream
+    flagged: int = 0  # texts an output check flagged (used unless excluded)
+    excluded: int = 0  # flagged texts kept apart (exclude_flagged)
     missing: int = 0  # distinct images without a description in the set afterwards
     problems: list[tuple[str, str]] = field(default_factory=list)  # (row, reason)
 
@@ -33,44 +36,30 @@ IMAGE_COLUMNS = ("image", "path", "file", "filename", "sha256")
 TEXT_COLUMNS = ("text", "description", "caption")
 
 
-def _rows(path: Path) -> list[dict]:
-    if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
-        rows = []
-        with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except ValueError as exc:
-                    raise UserError(f"{path}:{n}: not a JSON line ({exc})") from None
-                if not isinstance(rec, dict):
-                    raise UserError(f"{path}:{n}: expected a JSON object with image and text")
-                rows.append(rec)
-        return rows
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _pick(rec: dict, names: tuple[str, ...]) -> str | None:
-    lower = {str(k).strip().lower(): v for k, v in rec.items() if k is not None}
-    for name in names:
-        if lower.get(name) not in (None, ""):
-            return str(lower[name])
-    return None
-
-
 def import_file(
-    study: Study, path: str | os.PathLike, *, name: str | None = None, check=None
+    study: Study,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    check=None,
+    exclude_flagged: bool = False,
 ) -> ImportSummary:
+    """Store the descriptions in ``path`` (CSV or JSON lines, read by :mod:`connote.tables`). A bad line
+    is named ('FILE:LINE', reason) and left out; a second text for an image overrides the first, and
+    the problem names both lines. A file that stores nothing is an error, and no set is made for it.
+
+    ``check``: None (store as given) or a function text -> reason or None; a flagged text is stored as 'ok'
+    with the reason (used, and listed as flagged), or as 'flagged' (kept apart) with ``exclude_flagged``.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: file not found")
-    rows = _rows(path)
-    if not rows:
+    table = read_table_file(path)
+    if not table.rows and not table.problems:
         raise UserError(f"{path}: no rows")
-    if _pick(rows[0], IMAGE_COLUMNS) is None or _pick(rows[0], TEXT_COLUMNS) is None:
-        raise UserError(f"{path}: needs the columns image and text (found: {', '.join(map(str, rows[0]))})")
+    image_col = next((c for c in IMAGE_COLUMNS if c in table.columns), None)
+    text_col = next((c for c in TEXT_COLUMNS if c in table.columns), None)
+    if table.rows and (image_col is None or text_col is None):
+        found = ", ".join(repr(c) for c in table.columns[:20]) or "none"
+        raise UserError(f"{path}: needs the columns image and text (found: {found})")
 
     images = study.images()
     by_path = {r["path"]: r["sha256"] for r in images}
@@ -90,7 +79,7 @@ def import_file(
         if p.is_absolute():
             try:
                 rel = p.resolve().relative_to(root).as_posix()
-            except ValueError:
+            except (ValueError, OSError):
                 return None, "not under the study's images root"
             return (by_path[rel], None) if rel in by_path else (None, "not an image of the study")
         if ref.startswith("./") and ref[2:] in by_path:
@@ -102,34 +91,50 @@ def import_file(
             return None, "file name is ambiguous; give the path relative to the images root"
         return None, "not an image of the study"
 
+    problems: list[tuple[str, str]] = [tuple(p.split(": ", 1)) for p in table.problems]
+    chosen: dict[str, tuple[str, str]] = {}  # sha256 -> (where, text); a later line overrides
+    for row in table:
+        ref, text = row.values.get(image_col, "").strip(), row.values.get(text_col, "")
+        label = row.where
+        shown = repr(ref if len(ref) <= 200 else ref[:200] + "...")
+        if not ref or not text.strip():
+            problems.append((label, "missing image or text; line skipped"))
+            continue
+        sha, why = resolve(ref)
+        if sha is None:
+            problems.append((label, f"image {shown}: {why or 'unknown image'}; line skipped"))
+            continue
+        if sha in chosen:
+            earlier = chosen[sha][0].rsplit(":", 1)[-1]
+            problems.append(
+                (
+                    label,
+                    f"image {shown}: a second text for the same image: this line overrides line {earlier}",
+                )
+            )
+        chosen[sha] = (row.where, text.strip())
+    if not chosen:
+        shown = "; ".join(f"{w}: {r}" for w, r in problems[:3])
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise UserError(f"{path}: nothing to import, no description set made ({shown}{more})")
+
     set_name = name or f"imported:{path.stem}"
-    set_id = study.description_set(set_name, "import", None, None, {"file": path.name})
-    summary = ImportSummary(set_name, set_id, total=len(study.unique_images()))
-    seen: set[str] = set()
     with study.transaction():
-        for n, rec in enumerate(rows, 2 if path.suffix.lower() == ".csv" else 1):
-            ref, text = _pick(rec, IMAGE_COLUMNS), _pick(rec, TEXT_COLUMNS)
-            label = f"row {n}" + (f" ({ref})" if ref else "")
-            if not ref or text is None or not text.strip():
-                summary.problems.append((label, "missing image or text"))
-                continue
-            sha, why = resolve(ref)
-            if sha is None:
-                summary.problems.append((label, why or "unknown image"))
-                continue
-            if sha in seen:
-                summary.problems.append((label, "a second text for the same image (the last one is kept)"))
-            seen.add(sha)
+        set_id = study.description_set(set_name, "import", None, None, {"file": path.name})
+        summary = ImportSummary(set_name, set_id, total=len(study.unique_images()))
+        for sha, (where, text) in chosen.items():
             problem = check(text) if check else None
-            study.put_description(set_id, sha, text.strip(), "flagged" if problem else "ok", problem, None, 1)
+            status = "flagged" if problem and exclude_flagged else "ok"
+            study.put_description(set_id, sha, text, status, problem, None, 1)
             if problem:
-                summary.flagged += 1
-                summary.problems.append((label, f"flagged: {problem}"))
-            else:
-                summary.imported += 1
-    have = {r["sha256"] for r in study.description_rows(set_id)}
-    summary.missing = sum(1 for r in study.unique_images() if r["sha256"] not in have)
+                kept = "left out" if exclude_flagged else "kept"
+                problems.append((where, f"flagged ({kept}): {problem}"))
+    order = {w: i for i, w in enumerate(in_line_order([f"{w}: " for w, _ in problems], str(path)))}
+    summary.problems = sorted(problems, key=lambda p: order.get(f"{p[0]}: ", 0))
     rows = study.description_rows(set_id)
+    have = {r["sha256"] for r in rows}
+    summary.missing = sum(1 for r in study.unique_images() if r["sha256"] not in have)
     summary.imported = sum(1 for r in rows if r["status"] == "ok")
-    summary.flagged = sum(1 for r in rows if r["status"] == "flagged")
+    summary.flagged = sum(1 for r in rows if r["reason"] and r["status"] in ("ok", "flagged"))
+    summary.excluded = sum(1 for r in rows if r["status"] == "flagged")
     return summary

@@ -14,7 +14,7 @@ import json
 import os
 import re
 
-from connote.describers.base import DescribeError, Description, ImageItem
+from connote.describers.base import DescribeError, Describer, Description, ImageItem
 from connote.errors import UserError
 from connote.models.ocr import OcrSettings
 
@@ -171,13 +171,16 @@ def default_workers() -> int:
     return max(1, min(cores, 8))
 
 
-class OfflineDescriber:
+_OCR_DEFAULTS = OcrSettings()
+
+
+class OfflineDescriber(Describer):
     """OCR (RapidOCR 1.4.4) + top ImageNet labels (EfficientNet-Lite0) + main colours, as one short text.
 
     ``offline`` (the default settings) decodes each image once, runs RapidOCR's detector at full size
     only where a quick pass at the image's own size sees text, recognises each line at its own width
-    (:class:`~connote.models.ocr.OcrSettings`), and reads ``concurrency`` images at once (default: one
-    per core) with one thread each.
+    (the ``ocr_*`` options, see :class:`~connote.models.ocr.OcrSettings`), and reads ``concurrency``
+    images at once (default: one per core) with one thread each.
     ``offline:legacy`` reproduces connote's earlier settings exactly (RapidOCR's defaults, one image at a
     time); it is slower and kept so that older studies can be continued and compared.
 
@@ -185,61 +188,97 @@ class OfflineDescriber:
     and of the description set's parameters, so a description set is never filled with two settings.
     """
 
+    spec = "offline"
     uses_prompt = False
     #: Words of this describer's fixed phrasing that make poor cluster keywords (S5 leaves them out).
     keyword_stop_words = (*COLOURS, "colour", "colours", "written", "seen")
 
     def __init__(
         self,
-        arg: str = "",
+        preset: str = "",
         *,
         top_labels: int = 5,
         min_label_prob: float = 0.05,
         ocr: bool = True,
-        batch_size: int | None = None,
+        batch_size: int = 8,
         concurrency: int | None = None,
-        **options,
+        ocr_scout_side: int = _OCR_DEFAULTS.scout_side,
+        ocr_scout_threshold: float = _OCR_DEFAULTS.scout_threshold,
+        ocr_regions_only: bool = _OCR_DEFAULTS.regions_only,
+        ocr_margin_cells: int = _OCR_DEFAULTS.margin_cells,
+        ocr_rec_per_line: bool = _OCR_DEFAULTS.rec_per_line,
+        ocr_angle: bool = _OCR_DEFAULTS.angle,
     ):
-        preset = (arg or "").strip().lower()
-        if preset not in ("", "legacy"):
-            raise UserError(f"unknown offline describer settings {arg!r}; use `offline` or `offline:legacy`")
-        self.legacy = preset == "legacy"
-        fields = set(OcrSettings.__dataclass_fields__)
-        tuned = {k: v for k, v in options.items() if k in fields and v is not None}
-        if self.legacy and tuned:
+        if (preset or "").strip().lower() not in ("", "legacy"):
             raise UserError(
-                f"offline:legacy uses RapidOCR's own settings; it takes no {', '.join(sorted(tuned))}"
+                f"the 'offline' describer takes no argument after ':' but 'legacy' (the earlier settings); "
+                f"got {preset!r}"
             )
-        self.ocr_settings = None if self.legacy else OcrSettings(**tuned)
-        self.spec = "offline"
+        self.preset = preset
         self.top_labels = top_labels
         self.min_label_prob = min_label_prob
         self.ocr = ocr
-        self.batch_size = max(1, int(batch_size or (8 if self.legacy else 4)))
-        self.concurrency = 1 if self.legacy else max(1, int(concurrency or default_workers()))
-        self.model = LEGACY_MODEL if self.legacy else f"{LEGACY_MODEL}@{self.settings_id()}"
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.ocr_scout_side = ocr_scout_side
+        self.ocr_scout_threshold = ocr_scout_threshold
+        self.ocr_regions_only = ocr_regions_only
+        self.ocr_margin_cells = ocr_margin_cells
+        self.ocr_rec_per_line = ocr_rec_per_line
+        self.ocr_angle = ocr_angle
+        if self.legacy and self.ocr_settings != _OCR_DEFAULTS:
+            raise UserError("offline:legacy uses RapidOCR's own settings; it takes no ocr_* options")
 
-    def params(self) -> dict:
-        """Everything that decides the text (how many images are read at once does not)."""
+    @property
+    def model(self) -> str:
+        """The recorded model name: the weights, and for the default settings a hash of them."""
+        return LEGACY_MODEL if self.legacy else f"{LEGACY_MODEL}@{self.settings_id()}"
+
+    @property
+    def legacy(self) -> bool:
+        return (self.preset or "").strip().lower() == "legacy"
+
+    @property
+    def concurrency(self) -> int:
+        """Images read at once (the runner's calls in flight): as given, else one per core (legacy: 1)."""
+        if self._concurrency:
+            return max(1, int(self._concurrency))
+        return 1 if self.legacy else default_workers()
+
+    @concurrency.setter
+    def concurrency(self, value: int | None) -> None:
+        self._concurrency = value
+
+    @property
+    def ocr_settings(self) -> OcrSettings:
+        return OcrSettings(
+            scout_side=self.ocr_scout_side,
+            scout_threshold=self.ocr_scout_threshold,
+            regions_only=self.ocr_regions_only,
+            margin_cells=self.ocr_margin_cells,
+            rec_per_line=self.ocr_rec_per_line,
+            angle=self.ocr_angle,
+        )
+
+    def provenance(self) -> dict:
+        """What decides the text besides the options (how many images are read at once does not)."""
         out = {
+            "colours": True,
+            "ocr_min_score": OCR_MIN_SCORE,
+            "settings": "legacy" if self.legacy else "fast",
+        }
+        return out if self.legacy else {**out, "image_max_side": IMAGE_MAX_SIDE}
+
+    def settings_id(self) -> str:
+        """A short hash of everything that decides the text: equal only for settings that write the same."""
+        decisive = {
             "top_labels": self.top_labels,
             "min_label_prob": self.min_label_prob,
             "ocr": self.ocr,
-            "colours": True,
-            "ocr_min_score": OCR_MIN_SCORE,
+            **{f"ocr_{k}": v for k, v in self.ocr_settings.record().items()},
+            **self.provenance(),
         }
-        if self.legacy:
-            return {**out, "settings": "legacy"}
-        return {
-            **out,
-            "settings": "fast",
-            "image_max_side": IMAGE_MAX_SIDE,
-            "ocr_settings": self.ocr_settings.record(),
-        }
-
-    def settings_id(self) -> str:
-        """A short hash of :meth:`params`: equal only for settings that write the same texts."""
-        blob = json.dumps(self.params(), sort_keys=True).encode()
+        blob = json.dumps(decisive, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
 
     def prepare(self) -> None:

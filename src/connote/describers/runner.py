@@ -6,7 +6,13 @@ Backends only turn images into texts (:mod:`connote.describers.base`). The runne
 * keeps at most ``concurrency`` calls in flight and stores every result the moment it arrives,
 * retries transient errors with exponential backoff and jitter, honouring Retry-After,
 * never retries permanent errors (they are stored as 'failed' with the reason),
-* logs every call (input, output, tokens, cost, latency, error) in the study's ``calls`` table,
+* logs every request (input, output, tokens, cost, latency, error) in the study's ``calls`` table, the
+  attempts that were retried included: each may have been billed,
+* stops sending at the first authentication error (HTTP 401/403: every other request would fail the
+  same way) and leaves the images not done for the next run,
+* shares the work with other ``describe`` processes on the same study through claims in the database
+  (:mod:`connote.study.claims`): an image claimed or finished by another process is skipped, so two
+  processes never pay for the same image,
 * checks every LLM output (:mod:`connote.describers.checks`): a refusal, empty, truncated, repetitive or
   word-salad text is asked for once more and, if still bad, stored as 'flagged' (kept apart, counted),
 * keeps a ``max_cost`` budget: each call in flight holds its worst-case cost (``describer.reserve``), so
@@ -20,6 +26,7 @@ with ``--retry-flagged``.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -27,9 +34,12 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from connote.describers.base import PAPER_PROMPT, Description, ImageItem
+from connote.describers.base import PAPER_PROMPT, Description, ImageItem, as_describer
 from connote.errors import DescribeError, UserError
+from connote.params import recorded_params
 from connote.study import Study, now
+from connote.study.calls import description_row, description_set_id
+from connote.study.claims import Claims, describe_others
 
 
 @dataclass
@@ -49,6 +59,13 @@ class DescribeSummary:
     retried_flagged: int = 0  # outputs that failed a check and were asked for once more
     input_tokens: int = 0
     output_tokens: int = 0
+    elsewhere: int = 0  # images described (or being described) by another process at the same time
+    elsewhere_note: str | None = None  # which process, when some were still in its hands
+
+    @property
+    def nothing_described(self) -> bool:
+        """True when there was work and not one image could be described (exit non-zero)."""
+        return self.described == 0 and self.flagged == 0 and self.failed > 0
 
 
 @dataclass
@@ -71,6 +88,14 @@ class DescribeEstimate:
 def pending_items(study: Study, set_id: int, *, retry_flagged: bool = False) -> tuple[list[ImageItem], int]:
     """Distinct images without a (good) description in the set; and how many are done already."""
     rows = {r["sha256"]: r for r in study.description_rows(set_id)}
+    return _pending(study, rows, retry_flagged)
+
+
+def _row_state(row) -> tuple | None:
+    return None if row is None else (row["status"], row["call_id"], row["attempts"], row["created"])
+
+
+def _pending(study: Study, rows: dict, retry_flagged: bool) -> tuple[list[ImageItem], int]:
     todo: list[ImageItem] = []
     done = 0
     root = study.images_root
@@ -116,7 +141,7 @@ class DescribeRunner:
         max_cost: float | None = None,
         retry_bad: bool = True,
     ):
-        self.describer = describer
+        self.describer = as_describer(describer)
         self.prompt = prompt
         self.name = name
         self.max_retries = max_retries
@@ -125,6 +150,7 @@ class DescribeRunner:
         self.check = check
         self.max_cost = max_cost
         self.retry_bad = retry_bad  # ask once more when an output fails a check
+        self._fatal: DescribeError | None = None  # the first authentication error of a run
 
     # -------------------------------------------------------------- one batch, with retries
     def problem(self, res: Description) -> str | None:
@@ -134,14 +160,17 @@ class DescribeRunner:
             from connote.describers.checks import check_response
 
             reason = check_response(res.extra["finish_reason"])
-        if not reason and self.check is not None and getattr(self.describer, "uses_prompt", True):
+        if not reason and self.check is not None and self.describer.uses_prompt:
             reason = self.check(res.text)  # LLM outputs only: fixed-form describers (offline) are not judged
         return reason
 
     def _attempt(self, items: list[ImageItem], stop: threading.Event):
-        """Describe one batch with retries of transient errors; (results aligned with items, attempts)."""
+        """Describe one batch with retries of transient errors; (results aligned with items, attempts,
+        the errors of attempts that were tried again or cut short: requests that may have been billed).
+        A fatal error (authentication) stops every worker."""
         results: list[Description | DescribeError | None] = [None] * len(items)
         attempts = [0] * len(items)
+        superseded: list[list[DescribeError]] = [[] for _ in items]
         todo = list(range(len(items)))
         for attempt in range(self.max_retries + 1):
             if stop.is_set():
@@ -163,7 +192,14 @@ class DescribeRunner:
                 attempts[i] += 1
                 if isinstance(res, Description) and res.latency_s is None:
                     res.latency_s = elapsed / max(1, len(batch))
+                if isinstance(results[i], DescribeError):
+                    superseded[i].append(results[i])
                 results[i] = res
+                if isinstance(res, DescribeError) and getattr(res, "fatal", False):
+                    if self._fatal is None:
+                        self._fatal = res
+                    stop.set()
+                    continue
                 if isinstance(res, DescribeError) and not res.permanent and attempt < self.max_retries:
                     still.append(i)
                     if res.retry_after is not None:
@@ -172,56 +208,69 @@ class DescribeRunner:
             if not todo:
                 break
             stop.wait(_backoff(attempt, retry_after, self.backoff_base, self.backoff_cap))
-        # A transient error cut short by a stop is not a result: the image stays pending.
+        # A transient error cut short by a stop is not a result: the image stays pending (its request
+        # is still logged).
         for i in todo:
             if stop.is_set() and isinstance(results[i], DescribeError) and attempts[i] <= self.max_retries:
+                superseded[i].append(results[i])
                 results[i] = None
-        return results, attempts
+        return results, attempts, superseded
 
     def _call(self, items: list[ImageItem], stop: threading.Event) -> list[tuple | None]:
         """Describe one batch: transient errors retried, outputs that fail a check asked for once more.
 
-        Returns, per item, None (not done: stopped) or (result, attempts, earlier flagged outputs, problem).
+        Returns, per item, (result or None when stopped before one came, attempts, earlier flagged
+        outputs, problem, errors of attempts that were tried again).
         """
-        results, attempts = self._attempt(items, stop)
+        results, attempts, superseded = self._attempt(items, stop)
         earlier: list[list[tuple[Description, str]]] = [[] for _ in items]
         problems: list[str | None] = [None] * len(items)
         redo = []
         for i, res in enumerate(results):
             if isinstance(res, Description):
                 problems[i] = self.problem(res)
-                if problems[i] and self.retry_bad and getattr(self.describer, "retry_bad_outputs", True):
+                if problems[i] and self.retry_bad and self.describer.retry_bad_outputs:
                     redo.append(i)
         if redo and not stop.is_set():
-            again, more = self._attempt([items[i] for i in redo], stop)
-            for i, res, n in zip(redo, again, more, strict=False):
+            again, more, errs = self._attempt([items[i] for i in redo], stop)
+            for i, res, n, err in zip(redo, again, more, errs, strict=False):
                 attempts[i] += n
+                superseded[i] += err
                 if res is None:
                     continue
                 earlier[i].append((results[i], problems[i]))
                 results[i] = res
                 problems[i] = self.problem(res) if isinstance(res, Description) else None
-        return [
-            None if r is None else (r, a, e, p)
-            for r, a, e, p in zip(results, attempts, earlier, problems, strict=False)
-        ]
+        return list(zip(results, attempts, earlier, problems, superseded, strict=False))
+
+    def call(self, items: list, stop: threading.Event | None = None) -> list[tuple | None]:
+        """One batch through the machinery (retries with backoff, the output check with one more ask) for
+        callers that store results themselves, such as cluster labels (:mod:`connote.labels`): per item
+        None (stopped) or (result, attempts, earlier flagged outputs, problem). The errors of retried
+        attempts are in :meth:`call_with_retries`' fifth item, for callers that log every request."""
+        return [None if e[0] is None else e[:4] for e in self._call(items, stop or threading.Event())]
+
+    def call_with_retries(self, items: list, stop: threading.Event | None = None) -> list[tuple]:
+        """As :meth:`call`, per item (result or None, attempts, earlier flagged outputs, problem, errors
+        of the attempts that were tried again: requests that may have been billed)."""
+        return self._call(items, stop or threading.Event())
 
     # -------------------------------------------------------------- the whole study
-    def _open_set(self, study: Study) -> tuple[str, int, str | None]:
+    def open_set(self, study: Study) -> tuple[str, int, str | None]:
         d = self.describer
-        prompt = self.prompt if getattr(d, "uses_prompt", True) else None
+        prompt = self.prompt if d.uses_prompt else None
         name = self.name or default_set_name(d.spec, prompt)
-        set_id = study.description_set(name, d.spec, getattr(d, "model", None), prompt, d.params())
+        set_id = study.description_set(name, d.spec, d.model, prompt, recorded_params(d))
         return name, set_id, prompt
 
     def estimate(self, study: Study, *, retry_flagged: bool = False, batch: bool = False) -> DescribeEstimate:
         """The images a run would describe and their expected tokens and cost; sends nothing."""
         d = self.describer
-        prompt = self.prompt if getattr(d, "uses_prompt", True) else None
+        prompt = self.prompt if d.uses_prompt else None
         name = self.name or default_set_name(d.spec, prompt)
-        row = study.con.execute("SELECT id FROM description_sets WHERE name=?", (name,)).fetchone()
-        if row is not None:
-            items, done = pending_items(study, row["id"], retry_flagged=retry_flagged)
+        set_id = description_set_id(study, name)
+        if set_id is not None:
+            items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
         else:
             root = study.images_root
             items = [ImageItem(r["sha256"], root / r["path"], r["path"]) for r in study.unique_images()]
@@ -229,32 +278,34 @@ class DescribeRunner:
         est = DescribeEstimate(
             name,
             d.spec,
-            getattr(d, "model", None),
+            d.model,
             total=len(items) + done,
             already=done,
             images=len(items),
             batch=batch,
         )
-        if not hasattr(d, "estimate"):
-            est.cost_usd = 0.0
-            est.notes.append("a local describer: no per-token cost")
-            return est
         sizes = {r["path"]: (r["width"], r["height"]) for r in study.images() if r["width"]}
         unknown = False
         cost = 0.0
         for item in items:
-            tin, tout, usd = d.estimate(item, prompt or "", sizes.get(item.rel_path))
+            guess = d.estimate(item, prompt or "", sizes.get(item.rel_path))
+            if guess is None:  # no per-token cost
+                est.input_tokens = est.output_tokens = 0
+                est.cost_usd = 0.0
+                est.notes.append("a local describer: no per-token cost")
+                return est
+            tin, tout, usd = guess
             est.input_tokens += tin
             est.output_tokens += tout
             if usd is None:
                 unknown = True
             else:
                 cost += usd
-        discount = getattr(getattr(d, "price", None), "batch_discount", 0.5) if batch else 1.0
+        discount = d.batch_discount() if batch else 1.0
         est.cost_usd = None if unknown else cost * discount
         if unknown:
             est.notes.append(
-                f"no price known for model {getattr(d, 'model', None)!r}: add it to prices.toml "
+                f"no price known for model {d.model!r}: add it to prices.toml "
                 "(or a file named by CONNOTE_PRICES)"
             )
         return est
@@ -262,14 +313,14 @@ class DescribeRunner:
     def _reserve(self, batch: list[ImageItem]) -> float:
         """Budget kept aside for a batch while it is in flight (worst case), so a budget is not overshot."""
         d = self.describer
-        if self.max_cost is None or not hasattr(d, "reserve"):
+        if self.max_cost is None:
             return 0.0
         total = 0.0
         for item in batch:
             usd = d.reserve(item, self.prompt or "")
             if usd is None:
                 raise UserError(
-                    f"--max-cost needs the price of {getattr(d, 'model', None)!r}: add it to "
+                    f"--max-cost needs the price of {d.model!r}: add it to "
                     "prices.toml (or a file named by CONNOTE_PRICES)"
                 )
             total += usd
@@ -277,19 +328,24 @@ class DescribeRunner:
 
     def run(self, study: Study, *, retry_flagged: bool = False, progress: bool = True) -> DescribeSummary:
         d = self.describer
-        name, set_id, prompt = self._open_set(study)
-        items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
+        name, set_id, prompt = self.open_set(study)
+        rows = {r["sha256"]: r for r in study.description_rows(set_id)}
+        items, done = _pending(study, rows, retry_flagged)
         summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
         if not items:
             return summary
         if not study.unique_images():
             raise UserError(f"{study.path}: no readable images to describe")
-        if hasattr(d, "prepare"):
-            d.prepare()  # e.g. no API key: one clear error before anything is sent
+        d.prepare()  # e.g. no API key: one clear error before anything is sent
+        self._fatal = None
+        claims = Claims(study.con, set_id)
+        seen = {sha: _row_state(rows.get(sha)) for sha in (it.sha256 for it in items)}
 
-        batch_size = max(1, int(getattr(d, "batch_size", 1)))
-        concurrency = max(1, int(getattr(d, "concurrency", 1)))
-        batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+        def still_todo(sha: str) -> bool:  # nobody stored anything for it since this run looked
+            return _row_state(description_row(study, set_id, sha)) == seen[sha]
+
+        batch_size = max(1, int(d.batch_size))
+        concurrency = max(1, int(d.concurrency))
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -298,9 +354,38 @@ class DescribeRunner:
         stop = threading.Event()
         spent = 0.0
         reserved = 0.0
+        queue = list(items)
+        deferred: list[ImageItem] = []  # claimed by another process when their turn came
+        busy: list = []
+        second_look = False
+
+        def next_batch() -> list[ImageItem] | None:
+            """The next images this process may send, claimed; None when there are none left."""
+            nonlocal queue, deferred, busy, second_look
+            while True:
+                if not queue:
+                    if second_look or not deferred:
+                        return None
+                    # Once our own queue is empty, look again at what others held: a claim of a process
+                    # that died meanwhile is taken over; what they finished is skipped.
+                    second_look, queue, deferred = True, deferred, []
+                chunk, queue = queue[:batch_size], queue[batch_size:]
+                mine, held = claims.take([it.sha256 for it in chunk], still_todo)
+                taken = set(mine)
+                others = {c.sha256 for c in held}
+                deferred += [it for it in chunk if it.sha256 in others]
+                if second_look:
+                    busy += held
+                gone = [it for it in chunk if it.sha256 not in taken and it.sha256 not in others]
+                summary.elsewhere += len(gone)
+                if bar is not None and gone:
+                    bar.update(len(gone))
+                batch = [it for it in chunk if it.sha256 in taken]
+                if batch:
+                    return batch
+
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="describe") as pool:
             inflight: dict[Future, tuple[list[ImageItem], float]] = {}
-            queue = iter(batches)
             pending_batch = None
 
             def collect(fut: Future) -> None:
@@ -312,21 +397,22 @@ class DescribeRunner:
                 except UserError:
                     stop.set()
                     raise
-                # The call log and the description land together: a kill between them cannot make an
-                # image look undescribed after it was paid for.
+                # The call log, the description and the end of the claim land together: a kill between
+                # them cannot make an image look undescribed after it was paid for.
                 with study.transaction():
                     for item, entry in zip(batch, results, strict=False):
-                        if entry is not None:
-                            spent += self._store(study, set_id, item, entry, prompt, summary)
+                        spent += self.store(study, set_id, item, entry, prompt, summary)
+                    claims.release([item.sha256 for item in batch])
+                    claims.refresh()
                 if bar is not None:
-                    bar.update(sum(e is not None for e in results))
+                    bar.update(sum(e[0] is not None for e in results))
                     if spent:
                         bar.set_postfix(cost=f"${spent:.4f}")
 
             try:
                 while True:
                     while len(inflight) < concurrency and not stop.is_set():
-                        batch = pending_batch or next(queue, None)
+                        batch = pending_batch or next_batch()
                         pending_batch = None
                         if batch is None:
                             break
@@ -364,14 +450,46 @@ class DescribeRunner:
                 if bar is not None:
                     bar.close()
                 summary.cost_usd = spent
+                with contextlib.suppress(Exception):  # a claim left behind only expires
+                    claims.release_all()
+        if busy:
+            summary.elsewhere += len(busy)
+            summary.elsewhere_note = (
+                f"{len(busy)} image(s) were still being described by another connote process "
+                f"({describe_others(busy)}); run again later for any it leaves undone"
+            )
+        if self._fatal is not None:
+            key = d.api_key_env
+            raise UserError(
+                f"{study.path}: {d.spec} refused the request ({self._fatal}); stopped at this first "
+                f"authentication error, nothing more was sent; {summary.described} image(s) described "
+                f"in this run, {summary.total - summary.already - summary.described} left to do: "
+                + (f"check {key} and " if key else "")
+                + "run the same command again"
+            )
         return summary
 
-    def _store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
+    def store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
         d = self.describer
-        res, attempts, earlier, problem = entry
-        params = d.params()
+        res, attempts, earlier, problem, *rest = entry  # the Batch API's entries have no retries
+        superseded = rest[0] if rest else []
+        params = recorded_params(d)
+        model = d.model
+        for err in superseded:  # attempts that were tried again (or cut short): each may have been billed
+            study.record_call(
+                stage="describe",
+                backend=d.spec,
+                model=model,
+                input_ref=item.sha256,
+                prompt=prompt,
+                params={**params, "retried": True},
+                status="error",
+                error=str(err) if err.permanent else TRANSIENT + str(err),
+            )
+        if res is None:
+            summary.calls += len(superseded)
+            return 0.0
         summary.calls += attempts
-        model = getattr(d, "model", None)
         cost = 0.0
         for bad, reason in earlier:  # outputs that failed a check and were asked for again: logged and paid
             summary.retried_flagged += 1
@@ -394,7 +512,8 @@ class DescribeRunner:
             summary.input_tokens += bad.input_tokens or 0
             summary.output_tokens += bad.output_tokens or 0
         if isinstance(res, DescribeError):
-            reason = str(res) if res.permanent else TRANSIENT + str(res)
+            fatal = getattr(res, "fatal", False)
+            reason = str(res) if res.permanent or fatal else TRANSIENT + str(res)
             call_id = study.record_call(
                 stage="describe",
                 backend=d.spec,
@@ -405,6 +524,8 @@ class DescribeRunner:
                 status="error",
                 error=reason,
             )
+            if fatal:  # not the image's fault: it stays to do for the next run
+                return cost
             study.put_description(set_id, item.sha256, None, "failed", reason, call_id, attempts)
             summary.failed += 1
             summary.problems.append((item.rel_path, reason))

@@ -1,31 +1,28 @@
-"""The static HTML report of one clustering run (stage "report").
+"""The static HTML report of a study (stage "report"): pages that open from disk (file://).
 
-``render_report`` writes ``STUDY/report/index.html`` and JPEG thumbnails under ``STUDY/report/thumbs/``,
-one per distinct image content (``<sha256>.jpg``). The page is self-contained: all CSS is inline, it
-needs no server and no network, and it refers to its thumbnails by relative paths, so the ``report``
-folder can be opened from disk (``file://``), zipped or copied as it is. Links to the original images
-are absolute ``file://`` URLs.
-
-Thumbnails are reused across renders (they are keyed by content); a change of ``thumb_size`` remakes
-them. Every file is written atomically, so an interrupted render never leaves half a report.
+``STUDY/report/`` holds the study index (``index.html``: every run in one sortable table, stability
+across seeds, validation scores and progress), ``compare.html`` (two runs side by side), one folder per
+run (``run-N/index.html`` with the 2-D map of every image; ``cluster-C.html`` pages with members in order
+of typicality; ``outliers.html``), the data the map reads (``maps/``, ``details/``), shared ``assets/``
+(CSS and our own JavaScript, no CDN) and JPEG thumbnails (``thumbs/<sha256>.jpg``, one per distinct
+image content, reused across renders and runs; a change of ``thumb_size`` remakes them). Every file is
+written atomically, so an interrupted render never leaves half a page. Links to the original images are
+absolute ``file://`` URLs.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shlex
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from connote.errors import UserError
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = "report.html.j2"
 SIZE_MARKER = ".size"  # records the thumb_size the thumbnails in a folder were made at
 OUTLIER = -1
 
@@ -133,7 +130,10 @@ def make_thumbnails(
     return out
 
 
-# ---------------------------------------------------------------------------------------------- report data
+# ---------------------------------------------------------------------------------------------- pages
+ASSETS = Path(__file__).parent / "assets"
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -143,166 +143,15 @@ def _version() -> str:
         return "unknown"
 
 
-def _file_uri(path: Path) -> str | None:
+def write_file(path: Path, data: bytes) -> None:
+    """Write atomically; a file that already holds exactly ``data`` is left alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return path.absolute().as_uri()  # percent-encodes non-ASCII, spaces, '#', '?'
-    except ValueError:
-        return None
-
-
-def _probabilities(study, run_id: int) -> dict[str, float | None]:
-    try:
-        return {
-            r[0]: r[1]
-            for r in study.con.execute(
-                "SELECT sha256, probability FROM assignments WHERE run_id=?", (run_id,)
-            )
-        }
-    except Exception:
-        return {}
-
-
-def _pct(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "0%"
-
-
-def _run_params(study, run) -> tuple[list[tuple[str, str]], str]:
-    """Rows for the parameter table and the pretty-printed full run record."""
-    rows = [
-        ("features", run["features"]),
-        ("embedder", run["embedder"]),
-        ("reduce", run["reduce"]),
-        ("min_cluster_size", run["min_cluster_size"]),
-        ("min_samples", "auto" if run["min_samples"] is None else run["min_samples"]),
-        ("seed", "none" if run["seed"] is None else run["seed"]),
-        ("created", run["created"]),
-        ("run key", run["key"]),
-    ]
-    if run["label"]:
-        rows.append(("label", run["label"]))
-    try:
-        record = json.dumps(json.loads(run["params"]), indent=2, sort_keys=True, ensure_ascii=False)
-    except (TypeError, ValueError):
-        record = str(run["params"])
-    return [(k, str(v)) for k, v in rows], record
-
-
-def _sort_key(path: str) -> tuple:
-    return (path.casefold(), path)
-
-
-def _build_context(study, run, thumbs_for, max_per_cluster: int) -> dict:
-    run_id = int(run["id"])
-    labels = study.assignments(run_id)
-    probs = _probabilities(study, run_id)
-
-    paths: dict[str, list[str]] = {}
-    for row in study.images():
-        if row["sha256"] in labels:
-            paths.setdefault(row["sha256"], []).append(row["path"])
-    for p in paths.values():
-        p.sort(key=_sort_key)
-
-    desc_set = None
-    desc_note = None
-    descriptions: dict[str, str] = {}
-    if run["description_set"] is not None:
-        try:
-            set_row = study.resolve_description_set(run["description_set"])
-        except UserError as exc:
-            desc_note = str(exc)
-        else:
-            descriptions = study.descriptions(set_row["id"])
-            desc_set = {k: set_row[k] for k in ("name", "describer", "model", "prompt")}
-    elif run["features"] == "image":
-        desc_note = "this run clustered image features; it used no descriptions"
-    else:
-        desc_note = "this run records no description set"
-
-    keywords = study.keywords(run_id)
-
-    members: dict[int, list[str]] = {}
-    for sha, c in labels.items():
-        members.setdefault(int(c), []).append(sha)
-
-    def member_order(sha: str) -> tuple:
-        p = probs.get(sha)
-        first = paths.get(sha, [""])[0]
-        return (-(p if p is not None else -1.0), _sort_key(first), sha)
-
-    order = sorted((c for c in members if c != OUTLIER), key=lambda c: (-len(members[c]), c))
-    if OUTLIER in members:
-        order.append(OUTLIER)
-
-    # Only the shown members get thumbnails: a big cluster is capped at max_per_cluster tiles.
-    ranked = {c: sorted(members[c], key=member_order) for c in order}
-    shown = {c: ranked[c][:max_per_cluster] for c in order}
-    need = {sha: study.image_file(paths[sha][0]) for c in order for sha in shown[c] if sha in paths}
-    thumbs = thumbs_for(need)
-
-    n_items = len(labels)
-    n_outliers = len(members.get(OUTLIER, []))
-    clusters = []
-    for c in order:
-        size = len(members[c])
-        tiles = []
-        for sha in shown[c]:
-            ps = paths.get(sha, [])
-            tiles.append(
-                {
-                    "sha": sha,
-                    "thumb": thumbs.get(sha),
-                    "title": ps[0] if ps else f"(no file for {sha[:12]})",
-                    "name": PurePosixPath(ps[0]).name if ps else sha[:12],
-                    "copies": [{"path": p, "href": _file_uri(study.image_file(p))} for p in ps],
-                    "text": descriptions.get(sha),
-                }
-            )
-        rest = ranked[c][max_per_cluster:]
-        more = [
-            {"path": p, "href": _file_uri(study.image_file(p))}
-            for sha in rest
-            for p in (paths.get(sha) or [])
-        ]
-        clusters.append(
-            {
-                "id": c,
-                "outlier": c == OUTLIER,
-                "anchor": "outliers" if c == OUTLIER else f"cluster-{c}",
-                "title": "Outliers" if c == OUTLIER else f"Cluster {c}",
-                "size": size,
-                "share": _pct(size, n_items),
-                "keywords": keywords.get(c, []),
-                "tiles": tiles,
-                "n_more": size - len(tiles),
-                "more": more,
-            }
-        )
-
-    biggest = max((cl["size"] for cl in clusters), default=0)
-    for cl in clusters:
-        cl["bar"] = round(100 * cl["size"] / biggest, 2) if biggest else 0
-
-    params, record = _run_params(study, run)
-    n_files = sum(len(p) for p in paths.values())
-    return {
-        "study_path": str(study.path.absolute()),
-        "run": {"id": run_id, "n_items": n_items, "features": run["features"]},
-        "n_clusters": sum(1 for c in order if c != OUTLIER),
-        "n_outliers": n_outliers,
-        "outlier_share": _pct(n_outliers, n_items),
-        "n_files": n_files,
-        "params": params,
-        "record": record,
-        "desc_set": desc_set,
-        "desc_note": desc_note,
-        "has_keywords": bool(keywords),
-        "explain_cmd": f"connote explain {shlex.quote(str(study.path))} {run_id}",
-        "clusters": clusters,
-        "max_per_cluster": max_per_cluster,
-        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "version": _version(),
-    }
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    _atomic_write_bytes(path, data)
 
 
 def _environment(templates: Path | None = None):
@@ -317,9 +166,85 @@ def _environment(templates: Path | None = None):
     )
 
 
-def render_html(context: dict) -> str:
-    """The report page for a context made by the report stage (exposed for tests and embedding)."""
-    return _environment().get_template(TEMPLATE).render(**context)
+def _copy_assets(out_dir: Path) -> None:
+    for src in sorted(ASSETS.rglob("*")):
+        if src.is_file():
+            write_file(out_dir / "assets" / src.relative_to(ASSETS), src.read_bytes())
+
+
+def _common(study) -> dict:
+    return {
+        "study_path": str(study.path.absolute()),
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "version": _version(),
+    }
+
+
+def _select_runs(study, runs) -> list:
+    if runs is None or runs == "all":
+        return study.runs()
+    if isinstance(runs, str):
+        runs = [r for r in runs.split(",") if r.strip()]
+    return [study.get_run(r) for r in runs]
+
+
+def render_study(
+    study,
+    runs="all",
+    *,
+    progress: bool = True,
+    thumb_size: int = 256,
+    per_page: int = 120,
+    labels: dict[int, dict[int, str]] | None = None,
+) -> Path:
+    """Write the study index (``STUDY/report/index.html``), the run comparison page and the pages of
+    ``runs`` ("all", a list of run ids, or "3,5"); returns the index's path.
+
+    ``labels`` (run id -> cluster -> label) names clusters where labels exist."""
+    if per_page < 1:
+        raise UserError(f"images per page must be at least 1, not {per_page}")
+    chosen = _select_runs(study, runs)
+    out_dir = study.path / "report"
+    try:
+        return _render(study, chosen, out_dir, progress, thumb_size, per_page, labels)
+    except OSError as exc:  # a read-only or full disk: one clear line, not a traceback
+        where = exc.filename or out_dir
+        raise UserError(f"{where}: cannot write the report ({exc.strerror or exc})") from None
+
+
+def _render(study, chosen, out_dir: Path, progress, thumb_size, per_page, labels) -> Path:
+    from tqdm.auto import tqdm
+
+    from connote.reports.index import index_context
+    from connote.reports.pages import RunPages
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _copy_assets(out_dir)
+    env = _environment()
+    common = _common(study)
+
+    def thumbs_for(need: dict[str, Path]) -> dict[str, str]:
+        return make_thumbnails(study, need, out_dir / "thumbs", thumb_size, progress=progress)
+
+    for run in tqdm(chosen, desc="run reports", unit="run", disable=not progress or len(chosen) < 2):
+        RunPages(
+            study,
+            run,
+            out_dir,
+            thumbs_for=thumbs_for,
+            write=write_file,
+            env=env,
+            per_page=per_page,
+            labels=(labels or {}).get(int(run["id"])),
+        ).write_all(common)
+    ctx = {**common, **index_context(study, out_dir)}
+    write_file(
+        out_dir / "index.html", env.get_template("index.html.j2").render(**ctx).encode("utf-8", "replace")
+    )
+    write_file(
+        out_dir / "compare.html", env.get_template("compare.html.j2").render(**ctx).encode("utf-8", "replace")
+    )
+    return out_dir / "index.html"
 
 
 def render_report(
@@ -328,27 +253,22 @@ def render_report(
     *,
     progress: bool = True,
     thumb_size: int = 256,
-    max_per_cluster: int = 60,
+    per_page: int = 120,
+    labels: dict[int, str] | None = None,
 ) -> Path:
-    """Write the static report of a run (the latest when ``run_id`` is None); returns ``STUDY/report/index.html``.
-
-    Each cluster shows at most ``max_per_cluster`` thumbnails (the most confident members first); the
-    rest are listed by path.
-    """
-    if max_per_cluster < 1:
-        raise UserError(f"max_per_cluster must be at least 1, not {max_per_cluster}")
+    """Write the pages of one run (the latest when ``run_id`` is None) and refresh the study index;
+    returns the run page, ``STUDY/report/run-N/index.html``. ``labels``: cluster -> label."""
     run = study.get_run(run_id)
-    out_dir = study.path / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    rid = int(run["id"])
+    render_study(
+        study,
+        [rid],
+        progress=progress,
+        thumb_size=thumb_size,
+        per_page=per_page,
+        labels={rid: labels} if labels else None,
+    )
+    return study.path / "report" / f"run-{rid}" / "index.html"
 
-    def thumbs_for(need: dict[str, Path]) -> dict[str, str]:
-        return make_thumbnails(study, need, out_dir / "thumbs", thumb_size, progress=progress)
 
-    html = render_html(_build_context(study, run, thumbs_for, max_per_cluster))
-    target = out_dir / "index.html"
-    # errors="replace": a file name with undecodable bytes still renders (its link is percent-encoded).
-    _atomic_write_bytes(target, html.encode("utf-8", errors="replace"))
-    return target
-
-
-__all__ = ["make_thumbnails", "render_html", "render_report"]
+__all__ = ["make_thumbnails", "render_report", "render_study", "write_file"]

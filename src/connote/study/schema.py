@@ -74,7 +74,7 @@ CREATE TABLE calls (
 );
 CREATE INDEX calls_ref ON calls(stage, input_ref);
 
--- Which vectors exist for which embedder; the vectors themselves are files under vectors/.
+-- Which vectors exist for which embedder; the vectors themselves are in the vector store (v6).
 CREATE TABLE embedders (
     name      TEXT PRIMARY KEY,              -- cache key, e.g. 'text:minilm'
     kind      TEXT NOT NULL CHECK (kind IN ('text', 'image')),
@@ -185,7 +185,94 @@ CREATE TABLE set_answers (
 );
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3]
+#: Version 4: what analysts do after the algorithm, each kept apart from the result it started from:
+#: derived runs (clusters merged, outliers assigned) with their parent, cluster labels (by an LLM or from
+#: the keywords), and the user's own columns per image.
+V4 = """
+CREATE TABLE derived_runs (
+    run_id    INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    parent_id INTEGER NOT NULL REFERENCES runs(id),
+    kind      TEXT NOT NULL,                 -- 'merge' or 'assign-outliers'
+    params    TEXT NOT NULL,                 -- JSON: the merges {from: into}; method, threshold
+    created   TEXT NOT NULL
+);
+
+-- Outliers of the parent that an assign-outliers run gave a cluster, and how close they were.
+CREATE TABLE assigned_outliers (
+    run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    sha256    TEXT NOT NULL,
+    cluster   INTEGER NOT NULL,
+    score     REAL NOT NULL,                 -- similarity, membership or vote share (by method)
+    PRIMARY KEY (run_id, sha256)
+);
+
+CREATE TABLE labels (
+    run_id    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    cluster   INTEGER NOT NULL,
+    labeller  TEXT NOT NULL,                 -- 'keywords', or the model spec (+ prompt hash)
+    label     TEXT NOT NULL,
+    summary   TEXT,
+    model     TEXT,
+    prompt    TEXT,
+    call_id   INTEGER REFERENCES calls(id),
+    status    TEXT NOT NULL DEFAULT 'ok',    -- 'ok' or 'flagged' (the answer did not fit the form)
+    created   TEXT NOT NULL,
+    PRIMARY KEY (run_id, cluster, labeller)
+);
+
+CREATE TABLE metadata_columns (
+    name      TEXT PRIMARY KEY,
+    type      TEXT NOT NULL,                 -- 'number', 'date' or 'text' (inferred)
+    source    TEXT,                          -- the file it last came from
+    updated   TEXT NOT NULL
+);
+
+CREATE TABLE metadata (
+    path      TEXT NOT NULL,                 -- the image, relative to the images root
+    name      TEXT NOT NULL REFERENCES metadata_columns(name),
+    value     TEXT,
+    PRIMARY KEY (path, name)
+);
+"""
+
+#: Version 5: claims on describe work, so that two processes on one study share it and never pay twice
+#: (see connote.study.claims).
+V5 = """
+CREATE TABLE claims (
+    set_id   INTEGER NOT NULL,
+    sha256   TEXT NOT NULL,
+    owner    TEXT NOT NULL,                  -- host:pid:random, one per describe run
+    pid      INTEGER NOT NULL,
+    host     TEXT NOT NULL,
+    expires  REAL NOT NULL,                  -- unix time; refreshed while the process works
+    PRIMARY KEY (set_id, sha256)
+);
+"""
+
+#: Version 6: the vector store (connote.study.vectors): the vectors of one embedder are rows of a few
+#: memory-mapped files; this index maps a content key to its file, row and CRC-32. The .npy files of
+#: older studies are moved in when the study is opened.
+V6 = """
+CREATE TABLE vector_files (
+    id       INTEGER PRIMARY KEY,
+    embedder TEXT NOT NULL,
+    name     TEXT NOT NULL UNIQUE,           -- relative to STUDY/vectors/, e.g. 'text_minilm-1a2b3c4d/seg-0000.f32'
+    dim      INTEGER NOT NULL,
+    rows     INTEGER NOT NULL DEFAULT 0,     -- rows indexed so far (appends go after them)
+    created  TEXT NOT NULL
+);
+
+CREATE TABLE vectors (
+    embedder TEXT NOT NULL,
+    key      TEXT NOT NULL,                  -- sha256 of the text or of the image file
+    file_id  INTEGER NOT NULL REFERENCES vector_files(id),
+    row      INTEGER NOT NULL,
+    crc32    INTEGER NOT NULL,               -- of the row's float32 bytes, checked when read
+    PRIMARY KEY (embedder, key)
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

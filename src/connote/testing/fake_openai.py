@@ -152,6 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         if got == key:
             return True
         masked = f"{got[:6]}{'*' * max(0, len(got) - 10)}{got[-4:]}" if len(got) > 10 else "***"
+        self.server.fake._log({"path": "unauthorised", "image": None, "status": 401})
         self._error(401, f"Incorrect API key provided: {masked}.", code="invalid_api_key")
         return False
 

@@ -1,0 +1,102 @@
+"""The local executor: today's behaviour, everything in this process tree.
+
+``map_unordered`` runs the jobs in worker processes (forkserver; the shared arrays handed to each worker
+once by its initializer) or, with one worker or one job, in this process. ``embed`` and ``describer`` run
+in this process (the describe runner keeps its own thread pool for API calls).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+
+_SHARED: tuple = ()
+
+
+def _init(shared: tuple) -> None:
+    global _SHARED
+    _SHARED = shared
+
+
+def _run(fn: Callable, i: int, job: tuple):
+    return i, fn(*_SHARED, *job)
+
+
+class LocalExecutor:
+    name = "local"
+    remote = False
+
+    def __init__(self, workers: int | None = None, **_ignored):
+        self.workers = workers
+
+    def __repr__(self) -> str:
+        return "LocalExecutor()"
+
+    def record(self) -> dict:
+        """What runs record about where they ran."""
+        return {"executor": "local"}
+
+    def map_unordered(
+        self, fn: Callable, jobs: Iterable[tuple], shared: tuple = (), workers: int | None = None
+    ) -> Iterator[tuple[int, object]]:
+        jobs = list(jobs)
+        workers = workers or self.workers or 1
+        if workers <= 1 or len(jobs) <= 1:
+            for i, job in enumerate(jobs):
+                yield i, fn(*shared, *job)
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)),
+            mp_context=mp.get_context(method),
+            initializer=_init,
+            initargs=(shared,),
+        ) as pool:
+            futures = [pool.submit(_run, fn, i, job) for i, job in enumerate(jobs)]
+            try:
+                for fut in as_completed(futures):
+                    yield fut.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+    def embed(self, embedder, kind: str, items: Iterable[tuple[str, object]], batch_size: int):
+        """Yield ``(keys, vectors, failures)`` per batch; ``items`` are (key, text) or (key, image path)."""
+        batch: list = []
+        for item in items:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                yield embed_batch(embedder, kind, batch)
+                batch = []
+        if batch:
+            yield embed_batch(embedder, kind, batch)
+
+    def describer(self, describer, factory: Callable | None = None):
+        return describer
+
+    def close(self) -> None:
+        pass
+
+
+def embed_batch(embedder, kind: str, batch: list[tuple[str, object]]):
+    """One batch: (keys, float32 vectors, [(key, reason)] of images that could not be read)."""
+    if kind == "text":
+        keys = [k for k, _ in batch]
+        return keys, np.asarray(embedder.embed_texts([t for _, t in batch]), dtype=np.float32), []
+    from connote.images import ImageError, load_image
+
+    keys, images, failed = [], [], []
+    for key, path in batch:
+        try:
+            images.append(load_image(path))
+            keys.append(key)
+        except ImageError as exc:
+            failed.append((key, str(exc)))
+    if not images:
+        return [], np.zeros((0, 0), dtype=np.float32), failed
+    return keys, np.asarray(embedder.embed_images(images), dtype=np.float32), failed

@@ -1,0 +1,495 @@
+"""Cluster labels: a short name (2-6 words) and a one-sentence summary for every cluster of a run.
+
+An LLM behind any OpenAI-compatible endpoint (``openai:MODEL``, ``ollama:MODEL``, ``--base-url``) reads
+each cluster's keywords and its most typical descriptions (the members nearest the cluster's centroid)
+and answers ``Label: ...`` / ``Summary: ...``. The calls go through the describers' machinery: the
+describer's client, prices and error mapping, the runner's retries and output check (an answer that does
+not fit the form is asked for once more, then kept as 'flagged'), every call in the ``calls`` table
+(stage 'label') with tokens and cost. A call is cached by its whole input: asking again, or for a derived
+run whose cluster reads the same, costs nothing. Offline (``llm=None``) the keywords stand in.
+
+Labels are stored per run and labeller (the model spec, with a prompt hash when the prompt is not the
+default), with the model and prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from connote.describers.base import DescribeError, Description
+from connote.errors import UserError
+from connote.study import Study
+from connote.study import derived as store
+
+LABEL_PROMPT = """You name the clusters of a study that groups images by what they mean.
+Here are the keywords of one cluster and descriptions of its most typical images.
+
+Keywords: {keywords}
+
+Descriptions:
+{descriptions}
+
+Answer in exactly two lines:
+Label: a name for the cluster, 2 to 6 words
+Summary: one sentence on what these images have in common"""
+
+KEYWORDS = "keywords"  # the labeller name of labels made offline from the keywords
+MIN_WORDS, MAX_WORDS = 2, 6
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+def parse_label(text: str | None) -> tuple[str, str | None, str | None]:
+    """(label, summary, problem) from an answer: 'Label: ...' and 'Summary: ...' lines (markdown and quotes
+    tolerated) or a JSON object with 'label' and 'summary'. ``problem`` says why it does not fit the form."""
+    text = (text or "").strip()
+    if not text:
+        return "", None, "empty"
+    label = summary = None
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+            label, summary = str(obj.get("label") or "").strip() or None, obj.get("summary")
+        except (ValueError, AttributeError):
+            pass
+    if label is None:
+        for line in text.splitlines():
+            m = re.match(r"^\W*(label|name|summary)\W*:\s*(.+)$", line.strip(), flags=re.I)
+            if m:
+                value = m.group(2).strip(" *_\"'“”\t")
+                if m.group(1).lower() == "summary":
+                    summary = summary or value
+                else:
+                    label = label or value
+    if label is None:
+        first = text.splitlines()[0].strip().strip("*_\"'“”")
+        return " ".join(first.split()[:MAX_WORDS]), summary, "no 'Label:' line"
+    label = label.rstrip(".")
+    n = len(label.split())
+    if not MIN_WORDS <= n <= MAX_WORDS:
+        return label, summary, f"label of {n} word(s) ({MIN_WORDS}-{MAX_WORDS} wanted)"
+    if not summary:
+        return label, None, "no 'Summary:' line"
+    return label, str(summary).strip(), None
+
+
+def check_answer(text: str | None) -> str | None:
+    """The runner's output check for label answers: None when usable, else the reason."""
+    return parse_label(text)[2]
+
+
+def keyword_label(keywords: list[str]) -> tuple[str, str]:
+    """The offline stand-in: the top three keywords as the label, the top eight in the summary."""
+    if not keywords:
+        return "(no keywords)", "No keywords: run `connote explain` first."
+    return ", ".join(keywords[:3]), "Descriptions of these images often say: " + ", ".join(keywords[:8]) + "."
+
+
+def prompt_text(template: str, keywords: list[str], descriptions: list[str], max_chars: int = 600) -> str:
+    """The prompt for one cluster: ``template`` with {keywords} and {descriptions} filled in (added at the
+    end when the template names neither)."""
+    kw = ", ".join(keywords) or "(none)"
+    ds = "\n".join(f"- {' '.join(d.split())[:max_chars]}" for d in descriptions) or "(none)"
+    if "{keywords}" not in template and "{descriptions}" not in template:
+        template = template.rstrip() + "\n\nKeywords: {keywords}\n\nDescriptions:\n{descriptions}"
+    return template.replace("{keywords}", kw).replace("{descriptions}", ds)
+
+
+def typical(X: np.ndarray, labels: np.ndarray, cluster: int, n: int) -> list[int]:
+    """Row indices of the ``n`` members of ``cluster`` nearest its centroid (cosine), nearest first."""
+    from connote.derive import unit
+
+    rows = np.flatnonzero(np.asarray(labels) == cluster)
+    if len(rows) == 0:
+        return []
+    U = unit(X[rows])
+    centre = unit(U.mean(axis=0, keepdims=True))[0]
+    order = np.argsort(-(U @ centre), kind="stable")[:n]
+    return [int(rows[i]) for i in order]
+
+
+# ---------------------------------------------------------------------------------------------- text calls
+@dataclass(frozen=True)
+class LabelItem:
+    """One cluster to label, in the shape the describe runner hands to a describer."""
+
+    sha256: str  # the cache key of the call (hash of model, parameters and prompt)
+    rel_path: str  # 'cluster 3', for messages
+    prompt: str
+    cluster: int
+
+
+class TextChat:
+    """A chat-completions describer (openai:, ollama:) asked text-only prompts: its client, prices, error
+    mapping and key handling, one message per item."""
+
+    uses_prompt = True
+    batch_size = 1
+    retry_bad_outputs = True
+
+    def __init__(self, describer, max_tokens: int = 120):
+        self.inner = describer
+        self.spec = describer.spec
+        self.model = describer.model
+        self.concurrency = describer.concurrency
+        self.max_tokens = int(max_tokens)
+
+    def params(self) -> dict:
+        p = self.inner.get_params()
+        return {
+            "base_url": p.get("base_url"),
+            "max_tokens": self.max_tokens,
+            "temperature": getattr(self.inner, "temperature", None),
+        }
+
+    def prepare(self) -> None:
+        self.inner.prepare()
+
+    @property
+    def price(self):
+        return self.inner.price
+
+    def estimate_tokens(self, item: LabelItem) -> tuple[int, int]:
+        from connote.describers.pricing import text_tokens
+
+        return text_tokens(item.prompt) + 10, self.max_tokens
+
+    def describe(self, items: list[LabelItem], prompt: str) -> list[Description | DescribeError]:
+        import time
+
+        from connote.describers.openai_api import map_error, redact
+
+        out: list[Description | DescribeError] = []
+        for item in items:
+            t0 = time.perf_counter()
+            body = {
+                "model": self.model,
+                "messages": [{"role": "user", "content": item.prompt}],
+                "max_tokens": self.max_tokens,
+            }
+            if getattr(self.inner, "temperature", None) is not None:
+                body["temperature"] = self.inner.temperature
+            try:
+                resp = self.inner.client().chat.completions.create(**body)
+                d = self.inner.parse(resp.model_dump() if hasattr(resp, "model_dump") else dict(resp))
+                d.latency_s = time.perf_counter() - t0
+                out.append(d)
+            except DescribeError as exc:
+                out.append(exc)
+            except UserError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - mapped to transient/permanent
+                err = map_error(exc)
+                key = os.environ.get(getattr(self.inner, "api_key_env", "") or "OPENAI_API_KEY")
+                out.append(
+                    DescribeError(
+                        redact(str(err), (key,)), permanent=err.permanent, retry_after=err.retry_after
+                    )
+                )
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- results
+@dataclass
+class ClusterLabel:
+    cluster: int
+    label: str
+    summary: str | None
+    status: str = "ok"  # 'ok', 'flagged' (did not fit the form), 'failed' (no answer: keywords stand in)
+    cached: bool = False
+    problem: str | None = None
+
+
+@dataclass
+class LabelResult:
+    run_id: int
+    labeller: str
+    model: str | None
+    prompt: str | None
+    labels: list[ClusterLabel] = field(default_factory=list)
+    calls: int = 0  # calls sent now (retries included)
+    cached: int = 0  # clusters answered from the call log without a call
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    stopped: str | None = None
+    dry_run: bool = False
+    estimate_cost_usd: float | None = None  # dry run: the expected cost (None: price unknown)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- the study
+def _cluster_material(study: Study, run, n_descriptions: int, top_k: int) -> dict[int, tuple[list, list]]:
+    """cluster -> (keywords, typical descriptions) for every cluster of the run."""
+    from connote.derive import run_vectors
+
+    keywords = study.keywords(run["id"])
+    texts: dict[str, str] = {}
+    if run["description_set"]:
+        texts = study.descriptions(study.resolve_description_set(run["description_set"])["id"])
+    assignments = study.assignments(run["id"])
+    clusters = sorted(set(assignments.values()) - {-1})
+    out = {}
+    try:
+        shas, X, labels = run_vectors(study, run)
+    except UserError:  # no vectors (e.g. removed): the members in name order stand in
+        shas, X, labels = sorted(assignments), None, None
+    for c in clusters:
+        if X is not None:
+            rows = typical(X, labels, c, n_descriptions)
+            chosen = [shas[i] for i in rows]
+        else:
+            chosen = [s for s in shas if assignments[s] == c][:n_descriptions]
+        out[c] = (keywords.get(c, [])[:top_k], [texts[s] for s in chosen if texts.get(s)])
+    return out
+
+
+def labeller_name(spec: str, prompt: str | None) -> str:
+    if prompt is None or prompt == LABEL_PROMPT:
+        return spec
+    return f"{spec}#{hashlib.sha256(prompt.encode()).hexdigest()[:6]}"
+
+
+def label(
+    study: Study | str | os.PathLike,
+    run_id: int | None = None,
+    llm: str | object | None = None,
+    *,
+    prompt: str | None = None,
+    n_descriptions: int = 5,
+    top_k: int = 10,
+    max_cost: float | None = None,
+    dry_run: bool = False,
+    max_tokens: int = 120,
+    progress: bool = True,
+    **options,
+) -> LabelResult:
+    """Label every cluster of a run (the latest by default) with ``llm`` (``openai:MODEL``, ``ollama:MODEL``,
+    or a describer object); without one, the keywords stand in. Returns what was stored."""
+    from connote import registry, steps
+
+    study = study if isinstance(study, Study) else Study.open(study)
+    run = study.get_run(run_id)
+    if not study.keywords(run["id"]) and run["description_set"]:
+        steps.explain(study, run["id"], top_k=top_k)
+    material = _cluster_material(study, run, n_descriptions, top_k)
+    if not material:
+        raise UserError(f"run {run['id']} has no clusters to label")
+    if llm is None or llm == KEYWORDS:
+        res = LabelResult(run["id"], KEYWORDS, None, None)
+        for c, (kw, _) in material.items():
+            lab, summary = keyword_label(kw)
+            res.labels.append(ClusterLabel(c, lab, summary))
+        if not dry_run:
+            store.put_labels(study, run["id"], KEYWORDS, [asdict(x) | {"model": None} for x in res.labels])
+        res.dry_run = dry_run
+        return res
+
+    if not any(kw or ds for kw, ds in material.values()):
+        raise UserError(
+            f"run {run['id']} has neither keywords nor descriptions to label its clusters from "
+            f"(run `connote explain {study.path} {run['id']}`, or cluster text features)"
+        )
+    inner = registry.describer(llm, **{k: v for k, v in options.items() if v is not None})
+    if not hasattr(inner, "client") or not hasattr(inner, "parse"):
+        raise UserError(
+            f"{getattr(inner, 'spec', llm)}: labels need a chat model (openai:MODEL or ollama:MODEL)"
+        )
+    chat = TextChat(inner, max_tokens=max_tokens)
+    template = prompt or LABEL_PROMPT
+    name = labeller_name(chat.spec, template)
+    res = LabelResult(run["id"], name, chat.model, template, dry_run=dry_run)
+    params = chat.params()
+    items = []
+    for c, (kw, descriptions) in material.items():
+        text = prompt_text(template, kw, descriptions)
+        key = hashlib.sha256(
+            json.dumps([chat.spec, chat.model, params, text], sort_keys=True).encode()
+        ).hexdigest()
+        items.append(LabelItem(key, f"cluster {c}", text, c))
+    cached = {it.cluster: store.cached_call(study, "label", it.sha256) for it in items}
+    todo = [it for it in items if cached[it.cluster] is None]
+    if dry_run:
+        price = chat.price
+        cost = 0.0
+        for it in todo:
+            tin, tout = chat.estimate_tokens(it)
+            res.input_tokens += tin
+            res.output_tokens += tout
+            cost += price.cost(tin, tout) if price else 0.0
+        res.estimate_cost_usd = cost if price or not todo else None
+        res.cached = len(items) - len(todo)
+        res.notes.append(
+            f"{len(todo)} call(s) to make, {res.cached} answered from the call log; nothing sent"
+        )
+        if price is None and todo:
+            res.notes.append(f"no price known for {chat.model!r}: add it to prices.toml (or CONNOTE_PRICES)")
+        return res
+    rows = []
+    for it in items:
+        row = cached[it.cluster]
+        if row is not None:
+            lab, summary, problem = parse_label(row["output"])
+            res.cached += 1
+            rows.append(_row(it, lab, summary, problem, chat, row["id"], res, cached=True))
+    if todo:
+        _call_all(study, chat, todo, template, params, max_cost, res, rows, progress)
+    done = {r["cluster"] for r in rows}
+    for it in items:  # no answer (failed, stopped): the keywords stand in, marked as such
+        if it.cluster not in done:
+            lab, summary = keyword_label(material[it.cluster][0])
+            rows.append(
+                {
+                    "cluster": it.cluster,
+                    "label": lab,
+                    "summary": summary,
+                    "status": "failed",
+                    "model": chat.model,
+                    "prompt": template,
+                    "call_id": None,
+                }
+            )
+            res.labels.append(ClusterLabel(it.cluster, lab, summary, "failed", problem="no answer"))
+    store.put_labels(study, run["id"], name, rows)
+    res.labels.sort(key=lambda x: x.cluster)
+    return res
+
+
+def _row(it: LabelItem, lab, summary, problem, chat, call_id, res: LabelResult, cached=False) -> dict:
+    status = "flagged" if problem else "ok"
+    res.labels.append(ClusterLabel(it.cluster, lab, summary, status, cached, problem))
+    return {
+        "cluster": it.cluster,
+        "label": lab,
+        "summary": summary,
+        "status": status,
+        "model": chat.model,
+        "prompt": res.prompt,
+        "call_id": call_id,
+    }
+
+
+def _call_all(study, chat, todo, template, params, max_cost, res, rows, progress) -> None:
+    """Send the calls ``concurrency`` at a time through the runner, each result logged and stored as it
+    arrives; a budget keeps each call's worst case aside while it is in flight."""
+    from connote.describers.runner import DescribeRunner
+
+    chat.prepare()
+    runner = DescribeRunner(chat, prompt=template, check=check_answer)
+    price = chat.price
+    if max_cost is not None and price is None:
+        raise UserError(
+            f"--max-cost needs the price of {chat.model!r}: add it to prices.toml (or CONNOTE_PRICES)"
+        )
+    stop = threading.Event()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"Labelling ({chat.spec})", unit="cluster")
+    reserved = 0.0
+    queue = list(todo)
+    with ThreadPoolExecutor(max_workers=max(1, chat.concurrency), thread_name_prefix="label") as pool:
+        inflight = {}
+        try:
+            while queue or inflight:
+                while queue and len(inflight) < chat.concurrency and not stop.is_set():
+                    it = queue[0]
+                    held = price.cost(*chat.estimate_tokens(it)) if (price and max_cost is not None) else 0.0
+                    if max_cost is not None and res.cost_usd + reserved + held > max_cost:
+                        if inflight:
+                            break
+                        res.stopped = f"budget of ${max_cost:g} reached (spent ${res.cost_usd:.4f})"
+                        stop.set()
+                        break
+                    queue.pop(0)
+                    reserved += held
+                    inflight[pool.submit(runner.call, [it], stop)] = (it, held)
+                if not inflight:
+                    break
+                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    it, held = inflight.pop(fut)
+                    reserved -= held
+                    entry = fut.result()[0]
+                    if entry is not None:
+                        with study.transaction():
+                            _store_call(study, chat, it, entry, params, res, rows)
+                    if bar is not None:
+                        bar.update(1)
+        except KeyboardInterrupt:
+            stop.set()
+            res.stopped = "interrupted"
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, rows: list) -> None:
+    result, attempts, earlier, problem = entry
+    res.calls += attempts
+    for bad, reason in earlier:  # answers that did not fit the form and were asked again: logged and paid
+        study.record_call(
+            stage="label",
+            backend=chat.spec,
+            model=bad.model or chat.model,
+            input_ref=it.sha256,
+            prompt=it.prompt,
+            params={**params, "retried": True},
+            output=bad.text,
+            status="flagged",
+            error=reason,
+            input_tokens=bad.input_tokens,
+            output_tokens=bad.output_tokens,
+            cost_usd=bad.cost_usd,
+            latency_s=bad.latency_s,
+        )
+        _count(res, bad)
+    if isinstance(result, DescribeError):
+        study.record_call(
+            stage="label",
+            backend=chat.spec,
+            model=chat.model,
+            input_ref=it.sha256,
+            prompt=it.prompt,
+            params=params,
+            status="error",
+            error=str(result),
+        )
+        res.notes.append(f"cluster {it.cluster}: {result}")
+        return
+    call_id = study.record_call(
+        stage="label",
+        backend=chat.spec,
+        model=result.model or chat.model,
+        input_ref=it.sha256,
+        prompt=it.prompt,
+        params=params,
+        output=result.text,
+        status="flagged" if problem else "ok",
+        error=problem,
+        input_tokens=result.input_tokens,
+        output_tokens=result.output_tokens,
+        cost_usd=result.cost_usd,
+        latency_s=result.latency_s,
+    )
+    _count(res, result)
+    lab, summary, parse_problem = parse_label(result.text)
+    rows.append(_row(it, lab, summary, problem or parse_problem, chat, call_id, res))
+
+
+def _count(res: LabelResult, d: Description) -> None:
+    res.input_tokens += d.input_tokens or 0
+    res.output_tokens += d.output_tokens or 0
+    res.cost_usd += float(d.cost_usd or 0.0)

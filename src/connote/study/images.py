@@ -1,0 +1,47 @@
+"""The images of a study: one row per file under the images root (path, content hash, ok or skipped)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+from connote.study.common import now
+
+
+class ImagesMixin:
+    """Part of :class:`connote.study.Study`: the image inventory."""
+
+    def upsert_images(self, records: Iterable[dict]) -> None:
+        with self.transaction() as con:
+            for r in records:
+                con.execute(
+                    """INSERT INTO images(path, sha256, status, reason, width, height, format, bytes, added)
+                       VALUES (:path, :sha256, :status, :reason, :width, :height, :format, :bytes, :added)
+                       ON CONFLICT(path) DO UPDATE SET sha256=excluded.sha256, status=excluded.status,
+                         reason=excluded.reason, width=excluded.width, height=excluded.height,
+                         format=excluded.format, bytes=excluded.bytes""",
+                    {"added": now(), **r},
+                )
+
+    def images(self, status: str | None = "ok") -> list[sqlite3.Row]:
+        if status is None:
+            return self.con.execute("SELECT * FROM images ORDER BY path").fetchall()
+        return self.con.execute("SELECT * FROM images WHERE status=? ORDER BY path", (status,)).fetchall()
+
+    def unique_images(self) -> list[sqlite3.Row]:
+        """One row per distinct content (sha256) among the readable images, first path in order."""
+        return self.con.execute(
+            """SELECT sha256, MIN(path) AS path, COUNT(*) AS copies FROM images
+               WHERE status='ok' GROUP BY sha256 ORDER BY MIN(path)"""
+        ).fetchall()
+
+    def image_file(self, rel_path: str) -> Path:
+        return self.images_root / rel_path
+
+    def remove_images(self, paths: Iterable[str]) -> int:
+        """Forget the files at these relative paths (gone from the images root); returns how many."""
+        rows = [(p,) for p in paths]
+        with self.transaction() as con:
+            con.executemany("DELETE FROM images WHERE path=?", rows)
+        return len(rows)

@@ -1,0 +1,137 @@
+"""Stages follow scikit-learn's conventions (get_params, checks in fit, fitted state with '_'), options are
+checked, defaults are defined once, and a run is stored once even when two processes make it at once."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import numpy as np
+import pytest
+
+from connote import registry
+from connote.clustering import HDBSCANClusterer
+from connote.defaults import DEFAULT_REDUCE, DEFAULT_SEED
+from connote.errors import UserError
+from connote.params import recorded_params
+from connote.reduce import PCAReducer, UMAPReducer, from_spec
+from connote.study import Study, text_key
+from tests.conftest import cli_env, connote_cmd
+
+
+def test_get_params_and_checked_options():
+    u = UMAPReducer(n_components=3, n_neighbors=7)
+    assert u.get_params() == {
+        "n_components": 3,
+        "n_neighbors": 7,
+        "metric": "cosine",
+        "min_dist": 0.1,
+        "random_state": DEFAULT_SEED,
+    }
+    assert u.set_params(n_neighbors=9) is u and u.n_neighbors == 9
+    with pytest.raises(
+        UserError, match="unknown UMAPReducer option 'n_neighbours'.*did you mean 'n_neighbors'"
+    ):
+        u.set_params(n_neighbours=9)
+    with pytest.raises(
+        UserError, match=r"unknown reduce option 'componentz' in 'umap:componentz=5'.*components"
+    ):
+        from_spec("umap:componentz=5")
+    with pytest.raises(TypeError):
+        HDBSCANClusterer(min_clustr_size=5)
+    # Values are checked when fitting (and when a spec string is read), not when the object is made.
+    bad = PCAReducer(n_components=0)
+    with pytest.raises(UserError, match="at least 1 component"):
+        bad.fit_transform(np.zeros((5, 3)))
+    with pytest.raises(UserError, match="eom or leaf"):
+        HDBSCANClusterer(min_cluster_size=3, cluster_selection_method="biggest").fit_predict(np.zeros((5, 2)))
+    with pytest.raises(UserError, match="min samples"):
+        HDBSCANClusterer(min_cluster_size=3, min_samples=0).fit_predict(np.zeros((5, 2)))
+
+
+def test_hdbscan_fills_data_dependent_defaults_when_fitted():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(c, 0.2, (40, 2)) for c in (0, 5, 10)])
+    clu = HDBSCANClusterer()
+    labels = clu.fit_predict(X)
+    assert clu.min_cluster_size is None and clu.min_cluster_size_ == 5  # about 1% of 120, at least 5
+    assert clu.cluster_selection_method_ == "leaf"  # below 500 items
+    assert (clu.labels_ == labels).all() and clu.probabilities_.shape == (120,)
+    assert clu.resolved(120).get_params()["min_cluster_size"] == 5
+
+
+def test_registry_and_spec_strings_agree_on_defaults():
+    a, b = registry.reducer("umap"), from_spec("umap")
+    assert a.get_params() == b.get_params() == UMAPReducer().get_params()
+    assert a.random_state == DEFAULT_SEED
+    assert from_spec(DEFAULT_REDUCE).get_params() == UMAPReducer().get_params()
+
+
+class Custom:
+    """A user's own reducer: no get_params, a repr with a memory address."""
+
+    def __init__(self):
+        self.scale = 2.0
+        self.helper = object()
+
+    def fit_transform(self, X):
+        return np.asarray(X)[:, :2] * self.scale
+
+
+def test_recorded_params_never_hold_a_memory_address():
+    rec = recorded_params(Custom())
+    assert rec["class"].endswith("test_stages.Custom") and rec["scale"] == 2.0
+    text = json.dumps(rec)
+    assert not re.search(r"0x[0-9a-f]{4,}", text)
+    assert recorded_params(Custom()) == rec  # the same in every process: such a run is found again
+    assert recorded_params(UMAPReducer())["class"] == "connote.reduce.UMAPReducer"
+
+
+def _vector_study(path, n=300, dim=16, k=4, seed=0) -> Study:
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    X = rng.normal(0, 6, (k, dim))[truth] + rng.normal(0, 1, (n, dim))
+    study = Study.create(path)
+    set_id = study.description_set("synthetic", "synthetic", None, None, {})
+    for i, v in enumerate(X):
+        study.put_description(set_id, f"{i:064x}", f"item {i}")
+        study.save_vector("text:minilm", text_key(f"item {i}"), v)
+    study.register_embedder("text:minilm", "text", "minilm", dim, {})
+    return study
+
+
+def test_two_identical_cluster_commands_at_once_share_one_run(tmp_path):
+    """Two real processes make the same run at the same moment: both succeed, both print the one run id
+    (before: one crashed with sqlite3.IntegrityError UNIQUE constraint failed: runs.key)."""
+    study = _vector_study(tmp_path / "s")
+    cmd = connote_cmd("cluster", study.path, "--reduce", "pca:components=4", "--min-cluster-size", "20")
+    for attempt in range(2):  # a second round: both find the stored run
+        procs = [
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=300) for p in procs]
+        for p, (_out, err) in zip(procs, outs):
+            assert p.returncode == 0, err
+            assert "Traceback" not in err and "IntegrityError" not in err
+        assert outs[0][0].strip() == outs[1][0].strip()
+        assert len(study.runs()) == 1
+        if attempt == 1:
+            assert all("Reused run" in err for _, err in outs)
+
+
+def test_steps_run_takes_every_option_of_connote_run():
+    """`connote run` and `steps.run` are one pipeline: every option of the command is a parameter."""
+    import inspect
+
+    from connote import steps
+    from connote.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")  # argparse keeps subparsers here
+    run = sub.choices["run"]
+    options = {a.dest for a in run._actions if a.dest not in ("help", "quiet", "func")}
+    renamed = {"output": "out"}
+    params = set(inspect.signature(steps.run).parameters)
+    assert {renamed.get(o, o) for o in options} <= params, sorted(options - params)
