@@ -323,6 +323,7 @@ class RunPages:
                 "clusters": clusters,
                 "index": index,
                 "desc_set": self.desc_set(d),
+                "keyword_method": self.derived["keyword_method"],
             }
             html = self.env.get_template("cluster.html.j2").render(**ctx)
             self.write(self.dir / cluster_page(c, page), html.encode("utf-8", errors="replace"))
