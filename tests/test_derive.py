@@ -149,3 +149,13 @@ def test_blocked_similarities_give_the_same_answers(monkeypatch):
     blocked = derive.nearest_pairs(X_out, X_in, 4)
     assert [p[:2] for p in blocked] == [p[:2] for p in pairs]
     assert [p[2] for p in blocked] == pytest.approx([p[2] for p in pairs])
+
+
+def test_large_clusters_search_their_facing_members(tmp_path, monkeypatch):
+    d = build(tmp_path)
+    full = derive.suggest_merges(d.study, d.run_id, top=1)[0]
+    monkeypatch.setattr(derive, "FACING", 2)  # only the 2 members of each nearest the other's centre
+    capped = derive.suggest_merges(d.study, d.run_id, top=1)[0]
+    assert (capped.a, capped.b, capped.similarity) == (full.a, full.b, full.similarity)
+    assert len(capped.nearest) == 3 and len({p["a"] for p in capped.nearest}) <= 2
+    assert capped.nearest[0]["similarity"] <= full.nearest[0]["similarity"] + 1e-9

@@ -204,6 +204,18 @@ def run_vectors(study: Study, run) -> tuple[list[str], np.ndarray, np.ndarray]:
     return shas, X, np.array([assign_map[s] for s in shas], dtype=int)
 
 
+#: Members of each cluster searched for the closest pairs of a merge suggestion: those nearest the other
+#: cluster's centre (the closest pair is almost always among them); bounds the work on large clusters.
+FACING = 2000
+
+
+def _facing(X: np.ndarray, members: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    if len(members) <= FACING:
+        return members
+    sims = unit(X[members]) @ centre
+    return members[np.argsort(-sims, kind="stable")[:FACING]]
+
+
 @dataclass
 class MergeSuggestion:
     a: int
@@ -243,13 +255,15 @@ def suggest_merges(
         mi, mj = np.flatnonzero(labels == ci), np.flatnonzero(labels == cj)
         if len(mi) > len(mj) or (len(mi) == len(mj) and ci < cj):  # the smaller goes into the larger
             ci, cj, mi, mj = cj, ci, mj, mi
+        # the closest pairs among the members of each nearest the other's centre (all of a small cluster)
+        ni, nj = _facing(X, mi, C[clusters.index(cj)]), _facing(X, mj, C[clusters.index(ci)])
         near = [
             {
-                "a": paths.get(shas[mi[p]], shas[mi[p]]),
-                "b": paths.get(shas[mj[q]], shas[mj[q]]),
+                "a": paths.get(shas[ni[p]], shas[ni[p]]),
+                "b": paths.get(shas[nj[q]], shas[nj[q]]),
                 "similarity": s,
             }
-            for p, q, s in nearest_pairs(X[mi], X[mj], pairs)
+            for p, q, s in nearest_pairs(X[ni], X[nj], pairs)
         ]
         ka, kb = keywords.get(ci, []), keywords.get(cj, [])
         out.append(
