@@ -49,8 +49,8 @@ def similarity_matrix(C: np.ndarray) -> np.ndarray:
 
 
 #: Similarities computed at once (rows x columns) before work is split into blocks of rows: bounds memory
-#: for large collections (about 200 MB of float64).
-BLOCK = 25_000_000
+#: for large collections (about 40 MB of float64 per block).
+BLOCK = 5_000_000
 
 
 def blocks(n_rows: int, n_cols: int):
@@ -173,8 +173,13 @@ def assign(
     out_c, out_s = [], []
     for rows in blocks(len(U_out), len(U_in)):
         S = U_out[rows] @ U_in.T
-        near = np.argsort(-S, axis=1, kind="stable")[:, :k]
-        for i, row in enumerate(near):
+        part = (
+            np.argpartition(-S, k - 1, axis=1)[:, :k]
+            if k < S.shape[1]
+            else np.tile(np.arange(k), (len(S), 1))
+        )
+        for i, cand in enumerate(part):
+            row = cand[np.lexsort((cand, -S[i, cand]))]  # most similar first; ties by position
             votes = labels_in[row]
             values, counts = np.unique(votes, return_counts=True)
             tied = set(values[counts == counts.max()].tolist())
