@@ -224,3 +224,23 @@ def test_old_studies_vector_files_move_into_the_store_on_open(tmp_path):
         assert not study.has_vector(NAME, broken)
     with Study.open(path) as study:  # nothing left to move
         assert study.migration_notes == []
+
+
+def test_cli_names_damaged_vectors_in_one_line_and_rejects_a_bad_executor(tmp_path):
+    from conftest import run_cli
+
+    path = tmp_path / "study"
+    with Study.create(path) as study:
+        rec = {"status": "ok", "reason": None, "width": 1, "height": 1, "format": "PNG", "bytes": 1}
+        study.upsert_images([{"path": f"{i}.png", "sha256": f"{i:064x}", **rec} for i in range(8)])
+        study.save_vectors("image:efficientnet-lite0", [f"{i:064x}" for i in range(8)], np.eye(8))
+        (seg,) = segment_files(study, "image:efficientnet-lite0")
+    seg.write_bytes(np.random.default_rng(1).bytes(seg.stat().st_size))
+    proc = run_cli("cluster", path, "--features", "image", "--reduce", "pca:components=2", timeout=300)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "damaged" in ln]
+    assert len(lines) == 1 and "8 of 8 image:efficientnet-lite0 vectors are damaged" in lines[0]
+    assert "checksum mismatch in" in lines[0] and "connote embed" in lines[0]
+    proc = run_cli("sweep", path, "--executor", "spark", timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "unknown executor 'spark'; use local, ray or ray:ADDRESS" in proc.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from connote import gpu
 from connote.defaults import default_min_cluster_size, default_selection
 from connote.errors import UserError
 from connote.params import Params
@@ -72,6 +73,7 @@ class HDBSCANClusterer(Params):
             "hdbscan": packages.get("hdbscan"),
             "scikit-learn": packages.get("scikit-learn"),
             "numba": packages.get("numba") if tree == "connote-prims" else None,
+            **gpu.method(),  # cuML's HDBSCAN when installed with a GPU: recorded (nothing on the CPU)
         }
 
     def resolved_algorithm(self, n: int, dims: int) -> str:
@@ -96,7 +98,12 @@ class HDBSCANClusterer(Params):
             self.labels_ = np.full(len(X), -1, dtype=int)
             return self.labels_
         algorithm = self.resolved_algorithm(*X.shape)
-        if algorithm == "prims":
+        if gpu.cuml_version():
+            labels, self.probabilities_ = gpu.hdbscan(
+                X, min_cluster_size=fit.min_cluster_size, min_samples=fit.min_samples,
+                selection=fit.cluster_selection_method, metric=fit.metric,
+            )  # fmt: skip
+        elif algorithm == "prims":
             labels, self.probabilities_ = fit._fit_prims(X, core)
         else:
             import hdbscan

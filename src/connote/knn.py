@@ -39,7 +39,9 @@ def one_thread() -> Iterator[None]:
     machine's thread count."""
     from threadpoolctl import threadpool_limits
 
-    numba = sys.modules.get("numba")
+    numba = None
+    if "numba" in sys.modules:  # loaded, or being loaded by another thread (the sweep's preload):
+        import numba  # the import statement waits until it is complete
     before = numba.get_num_threads() if numba is not None else None
     with threadpool_limits(1):
         if numba is not None:

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 
+from connote import gpu
 from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
 from connote.params import Params
@@ -123,6 +124,7 @@ class UMAPReducer(Params):
             "umap-learn": packages.get("umap-learn"),
             "numba": packages.get("numba"),
             "threads": 1,
+            **gpu.method(),  # cuML's UMAP when installed with a GPU: recorded (nothing on the CPU)
         }
 
     def fit_transform(self, X: np.ndarray, knn=None) -> np.ndarray:
@@ -145,6 +147,11 @@ class UMAPReducer(Params):
             knn = knn_mod.knn_graph(X, neigh, metric=self.metric, seed=self.random_state)
         elif knn[0].shape[1] < neigh:
             raise ValueError(f"the neighbour graph has {knn[0].shape[1]} columns; UMAP needs {neigh}")
+        if gpu.cuml_version():
+            return gpu.umap(
+                X, knn, n_components=comps, n_neighbors=neigh, metric=self.metric,
+                min_dist=self.min_dist, seed=self.random_state,
+            )  # fmt: skip
         umap = import_umap()
         model = umap.UMAP(
             n_components=comps,

@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import numba  # noqa: F401 - imported before the sweep: its preload thread and knn_graph import numba at once
+
 from connote import steps
 from connote.describers import runner as runner_mod
 from connote.study import Study, text_key

@@ -1,0 +1,288 @@
+"""How connote's steps grow with the collection: wall time and peak memory of each stage on generated
+studies of 10,000 and 100,000 small images, with the local and (optionally) the Ray executor, the growth
+exponent of each stage between the sizes, and a projection to 1,000,000 images from it.
+
+Every stage is one real ``python -m connote ...`` process (its peak memory is its maximum resident set,
+children included, from wait4), descriptions come from the loopback fake OpenAI server (its own process,
+not counted), embeddings from the packaged MiniLM. Stages: ``init`` (scan, check and hash the images),
+``describe`` (API describer, --concurrency 16), ``embed`` (MiniLM; the fake server writes one of 800
+template paragraphs, so only the distinct texts are embedded), ``vectors`` (the vector store with one
+384-d vector per image: append all, then read all back with checksums), ``cluster`` (PCA 10 + HDBSCAN),
+``sweep`` (UMAP 5x15 and PCA 5/10, two min cluster sizes), ``status``.
+
+    python benchmarks/scale.py --sizes 10000,100000                 # local executor
+    python benchmarks/scale.py --sizes 10000 --executors local,ray  # Ray: inside a loopback-only namespace
+
+Results: benchmarks/results/scale.json and scale.md (merged with earlier results for other sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+RAY_PORT = 6395
+GRID = """name = "scale"
+reference_n = 11873
+min_cluster_size = [50, 100]
+[umap]
+components = [5]
+neighbors = [15]
+metric = "cosine"
+[pca]
+components = [5, 10]
+"""
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e.setdefault("NUMBA_CACHE_DIR", "/tmp/numba_cache")
+    e.update(
+        TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", OPENAI_API_KEY="sk-bench", PYTHONUNBUFFERED="1"
+    )
+    src = str(HERE.parent / "src")
+    e["PYTHONPATH"] = os.pathsep.join([src, e.get("PYTHONPATH", "")])
+    return e
+
+
+def make_images(folder: Path, n: int) -> None:
+    """``n`` distinct 32x24 PNGs (colour from the index, a few index bits as pixels), in folders of 1000."""
+    from PIL import Image
+
+    marker = folder / f".complete-{n}"
+    if marker.exists():
+        return
+    for i in range(n):
+        sub = folder / f"{i // 1000:04d}"
+        if i % 1000 == 0:
+            sub.mkdir(parents=True, exist_ok=True)
+        img = Image.new("RGB", (32, 24), ((i * 37) % 256, (i * 91 // 7) % 256, (i * 13) % 256))
+        px = img.load()
+        for b in range(20):
+            if i >> b & 1:
+                px[b % 32, 20 + b // 32] = (255, 255, 255)
+        img.save(sub / f"img_{i:07d}.png", optimize=False, compress_level=1)
+    marker.touch()
+
+
+def timed(args: list[str], log: Path, timeout: float = 7200) -> dict:
+    """Run one stage; wall seconds and peak RSS (MB) of the process and its waited-for children."""
+    t = time.perf_counter()
+    with open(log, "ab") as fh:
+        fh.write(f"\n$ {' '.join(args)}\n".encode())
+        fh.flush()
+        proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env())
+        deadline = time.time() + timeout
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.time() > deadline:
+                proc.kill()
+            time.sleep(0.2)
+    rc = os.waitstatus_to_exitcode(status)
+    proc.returncode = rc
+    return {"seconds": round(time.perf_counter() - t, 2), "peak_mb": round(ru.ru_maxrss / 1024, 1), "rc": rc}
+
+
+VECTOR_STAGE = """
+import sys, time, numpy as np
+from connote.study import Study
+n = int(sys.argv[2]); study = Study.open(sys.argv[1]); name = "text:bench-store"
+study.vectors.delete(name)
+rng = np.random.default_rng(0)
+keys = [f"{i:064x}" for i in range(n)]
+t = time.perf_counter()
+for i in range(0, n, 5000):
+    study.save_vectors(name, keys[i:i + 5000], rng.standard_normal((len(keys[i:i + 5000]), 384)).astype(np.float32))
+t_write = time.perf_counter() - t
+t = time.perf_counter(); X = study.load_vectors(name, keys[::-1]); t_read = time.perf_counter() - t
+t = time.perf_counter(); c = study.vectors.check(name, keys); t_check = time.perf_counter() - t
+assert X.shape == (n, 384) and len(c.good) == n
+print(f"VECTORS write={t_write:.2f} read={t_read:.2f} check={t_check:.2f} bytes={study.vectors.disk_bytes()}")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_size(n: int, executor: str, work: Path) -> dict:
+    py = sys.executable
+    images = work / f"images-{n}"
+    make_images(images, n)
+    study = work / f"study-{n}-{executor.split(':')[0]}"
+    shutil.rmtree(study, ignore_errors=True)
+    log = work / f"log-{n}-{executor.split(':')[0]}.txt"
+    port = free_port()
+    server = subprocess.Popen(
+        [py, "-m", "connote.testing.fake_openai", "--port", str(port)],
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    grid = work / "grid.toml"
+    grid.write_text(GRID)
+    ex = ["--executor", executor] if executor != "local" else []
+    stages: dict[str, dict] = {}
+    try:
+        time.sleep(2)
+        c = [py, "-m", "connote"]
+        stages["init"] = timed([*c, "init", str(study), "--images", str(images)], log)
+        stages["describe"] = timed(
+            [
+                *c,
+                "describe",
+                str(study),
+                "--describer",
+                "openai:gpt-4o-mini",
+                "--base-url",
+                f"http://127.0.0.1:{port}/v1",
+                "--concurrency",
+                "16",
+                "-q",
+                *ex,
+            ],
+            log,
+        )
+        stages["embed"] = timed([*c, "embed", str(study), "-q", *ex], log)
+        if executor == "local":
+            stages["vectors"] = timed([py, "-c", VECTOR_STAGE, str(study), str(n)], log)
+            stages["cluster"] = timed(
+                [
+                    *c,
+                    "cluster",
+                    str(study),
+                    "--reduce",
+                    "pca:components=10",
+                    "--min-cluster-size",
+                    str(max(5, n // 200)),
+                ],
+                log,
+            )
+        stages["sweep"] = timed([*c, "sweep", str(study), "--grid", str(grid), "-q", *ex], log)
+        stages["status"] = timed([*c, "status", str(study)], log)
+    finally:
+        server.kill()
+        server.wait()
+    text = log.read_text(errors="replace")
+    for line in text.splitlines():
+        if line.startswith("VECTORS "):
+            stages["vectors"]["detail"] = dict(kv.split("=") for kv in line.split()[1:])
+    du = sum(p.stat().st_size for p in study.rglob("*") if p.is_file())
+    return {"n": n, "executor": executor.split(":")[0], "stages": stages, "study_mb": round(du / 2**20, 1)}
+
+
+def growth(results: list[dict]) -> dict:
+    """Per executor and stage: exponent b of t ~ n^b (and of memory) between the two largest sizes, and
+    the projection to 1,000,000 images."""
+    out: dict = {}
+    for ex in sorted({r["executor"] for r in results}):
+        rs = sorted((r for r in results if r["executor"] == ex), key=lambda r: r["n"])
+        if len(rs) < 2:
+            continue
+        a, b = rs[-2], rs[-1]
+        for stage in b["stages"]:
+            if stage not in a["stages"]:
+                continue
+            sa, sb = a["stages"][stage], b["stages"][stage]
+            ratio = math.log(b["n"] / a["n"])
+            bt = math.log(max(sb["seconds"], 0.01) / max(sa["seconds"], 0.01)) / ratio
+            bm = math.log(max(sb["peak_mb"], 1) / max(sa["peak_mb"], 1)) / ratio
+            k = 1_000_000 / b["n"]
+            out.setdefault(ex, {})[stage] = {
+                "time_exponent": round(bt, 2),
+                "memory_exponent": round(bm, 2),
+                "projected_1M_s": round(sb["seconds"] * k ** max(bt, 0), 0),
+                "projected_1M_peak_mb": round(sb["peak_mb"] * k ** max(bm, 0), 0),
+            }
+    return out
+
+
+def write(results: list[dict]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    g = growth(results)
+    (RESULTS / "scale.json").write_text(json.dumps({"results": results, "growth": g}, indent=1))
+    lines = [
+        "# benchmarks/scale.py",
+        "",
+        f"Machine: {os.cpu_count()} cores (shared with other work while measured), "
+        f"Python {sys.version.split()[0]}. Wall seconds / peak resident MB per stage (one process each).",
+        "",
+        "| n | executor | stage | seconds | peak MB |",
+        "|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r["executor"], r["n"])):
+        for stage, s in r["stages"].items():
+            rc = "" if s.get("rc", 0) == 0 else f" (exit {s['rc']})"
+            lines.append(f"| {r['n']:,} | {r['executor']} | {stage} | {s['seconds']}{rc} | {s['peak_mb']} |")
+    lines += ["", "Growth between the two largest sizes (t ~ n^b) and a projection to 1,000,000 images:", ""]
+    lines += [
+        "| executor | stage | time b | memory b | 1M seconds | 1M peak MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for ex, stages in g.items():
+        for stage, v in stages.items():
+            lines.append(
+                f"| {ex} | {stage} | {v['time_exponent']} | {v['memory_exponent']} | "
+                f"{v['projected_1M_s']:,.0f} | {v['projected_1M_peak_mb']:,.0f} |"
+            )
+    (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,100000")
+    ap.add_argument("--executors", default="local")
+    ap.add_argument("--work", default="/tmp/connote-scale")
+    ap.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    executors = args.executors.split(",")
+    old = (
+        json.loads((RESULTS / "scale.json").read_text())["results"]
+        if (RESULTS / "scale.json").exists()
+        else []
+    )
+    results = old
+    for ex in executors:
+        if ex == "ray" and not args.in_namespace:
+            # Ray binds the machine's address: run inside a loopback-only namespace with its own processes
+            ray = Path(sys.executable).with_name("ray")
+            script = (
+                f"ip link set lo up; {ray} start --head --port={RAY_PORT} --num-cpus={os.cpu_count()} "
+                f"--include-dashboard=false --disable-usage-stats >/dev/null 2>&1 || exit 3; "
+                f"exec {sys.executable} {__file__} --sizes {args.sizes} --executors ray:127.0.0.1:{RAY_PORT} "
+                f"--work {work} --in-namespace"
+            )
+            subprocess.run(
+                ["unshare", "-n", "-p", "-f", "--kill-child", "--mount-proc", "bash", "-c", script],
+                check=True,
+                env=env(),
+            )
+            results = json.loads((RESULTS / "scale.json").read_text())["results"]
+            continue
+        for n in sizes:
+            r = run_size(n, ex, work)
+            results = [x for x in results if (x["n"], x["executor"]) != (r["n"], r["executor"])] + [r]
+            write(results)
+            print(json.dumps(r), flush=True)
+    write(results)
+
+
+if __name__ == "__main__":
+    main()
