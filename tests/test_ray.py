@@ -111,4 +111,7 @@ def test_killed_workers_lose_nothing_and_pay_nothing_twice(cluster_run):
     assert k["stored_ok"] == 40 and k["failed"] == 0  # every image described in the end
     # only calls in flight when the workers died were asked again (at most the 4 in flight)
     assert k["twice"] <= 4 and k["per_image_max"] <= 2, k
+    # every request that may have been billed is in the call log, the lost ones as transient errors
+    assert k["calls"] >= k["requests"], k
+    assert any("Ray worker lost mid-call" in e for e in k["call_errors"]), k
     assert k["again_described"] == 0 and k["again_requests"] == 0
