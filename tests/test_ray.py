@@ -115,3 +115,10 @@ def test_killed_workers_lose_nothing_and_pay_nothing_twice(cluster_run):
     assert k["calls"] >= k["requests"], k
     assert any("Ray worker lost mid-call" in e for e in k["call_errors"]), k
     assert k["again_described"] == 0 and k["again_requests"] == 0
+
+
+def test_hf_describer_on_ray_workers(cluster_run):
+    """The plumbing of hf: on Ray workers (a tiny random LLaVA; GPU workers where the cluster has GPUs)."""
+    local, ray = cluster_run["hf"]["hf-local"], cluster_run["hf"]["hf-ray"]
+    assert ray["total"] == ray["stored"] == 24 and ray["failed"] == 0
+    assert ray["texts"] == local["texts"]  # greedy decoding: the same outputs as locally
