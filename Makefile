@@ -30,6 +30,7 @@ bench: setup
 	$(VENV)/python benchmarks/describe_throughput.py
 	$(VENV)/python benchmarks/sweep.py
 	$(VENV)/python benchmarks/output_checks.py
+	$(VENV)/python benchmarks/map_render.py
 
 clean:
 	rm -rf example-study .cache .pytest_cache

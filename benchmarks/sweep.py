@@ -2,6 +2,8 @@
 
     python benchmarks/sweep.py            # the paper's size: 11,873 x 384 (the plain loop takes a while)
     python benchmarks/sweep.py --n 6000   # a quicker run (below 4,096 items umap-learn takes a slow exact path)
+    python benchmarks/sweep.py --real     # real texts (MultiClimate frames): agreement with the plain loop
+                                          # beside the plain loop's own seed-to-seed agreement (sweep_real.py)
 
 Both arms get the same seeded synthetic vectors (cluster structure in a low-dimensional subspace plus
 noise, L2-normalised like sentence embeddings) and the same settings: UMAP {5,10} components x
@@ -116,8 +118,8 @@ def settings(n: int, dim: int):
 # ---------------------------------------------------------------------------------------------- arms
 def arm_warm() -> dict:
     """Compile (and cache) numba code of both paths on small data, outside the timings."""
-    from connote.reduce import UMAPReducer, numba_cache
     from connote.knn import knn_graph
+    from connote.reduce import UMAPReducer, numba_cache
 
     numba_cache()
     X, _ = synthetic(4200, dim=32, k=5)
@@ -258,7 +260,19 @@ def main() -> None:
     ap.add_argument("--arm", choices=["warm", "plain", "connote"], help=argparse.SUPPRESS)
     ap.add_argument("--labels", help=argparse.SUPPRESS)
     ap.add_argument("--render", metavar="JSON", help="only rewrite the .md next to an existing result .json")
+    ap.add_argument(
+        "--real",
+        action="store_true",
+        help="the real-text arm (MultiClimate frames): results/sweep-real.json and .md",
+    )
     args = ap.parse_args()
+
+    if args.real:
+        sys.path.insert(0, str(HERE))
+        import sweep_real
+
+        sweep_real.main()
+        return
 
     if args.render:
         path = Path(args.render)

@@ -53,6 +53,11 @@ GOOD = [
     "Bu görüntü yalnızlık ve melankoli duygusu veriyor soğuk ışık kış manzarasının boşluğunu vurguluyor ve "
     "umut azalıyor",
     "这张图片传达了一种孤独和忧郁的感觉，冷光突出了冬季景观的空旷。",
+    "A imagem transmite a escuridão e a esperança, a angústia e a ira de uma geração com a luz fria que "
+    "acentua o vazio da paisagem de inverno",
+    "An hour before dawn, a one-way street and an honest face: a European city waits, and an MP speaks.",
+    "Leider zeigt das Bild, was wir nicht sehen wollen: die Folgen unseres Handelns, die man nicht mehr "
+    "übersehen kann.",
     "Ein Bild, das eine Stimmung von Hoffnung und Aufbruch vermittelt. Cette image a une atmosphère calme et "
     "à la fois mélancolique, avec la lumière du soir.",
 ]
@@ -77,6 +82,11 @@ def test_good_descriptions_pass(text):
         ("I must decline to describe this image.", "refusal"),
         ("I don't feel comfortable describing this image.", "refusal"),
         ("As an AI language model, I do not have the ability to view images.", "refusal"),
+        ("Lo siento, pero no puedo describir esta imagen.", "refusal"),
+        ("Je suis désolé, mais je ne peux pas analyser cette image.", "refusal"),
+        ("Es tut mir leid, aber ich kann dieses Bild nicht beschreiben.", "refusal"),
+        ("Mi dispiace, ma non posso descrivere questa immagine.", "refusal"),
+        ("Desculpe, mas não posso descrever esta imagem.", "refusal"),
         ("</s>", "empty"),
         ("...", "empty"),
         ("🔥🌍😢", "empty (no letter or digit)"),

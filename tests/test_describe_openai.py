@@ -16,6 +16,7 @@ from connote import cli, steps
 from connote.describers import runner as runner_mod
 from connote.describers.openai_api import OllamaDescriber, OpenAIDescriber, map_error
 from connote.errors import UserError
+from connote.params import recorded_params
 from connote.study import DB_NAME
 from connote.testing import FakeOpenAI, make_images
 
@@ -244,7 +245,7 @@ def test_api_key_env_and_ollama(tmp_path, monkeypatch):
         assert s.described == 2
     d = OllamaDescriber("llava")
     assert d.base_url == "http://localhost:11434/v1" and d.spec == "ollama:llava"
-    assert "key" not in str(d.params()).lower()
+    assert "key" not in str(recorded_params(d)).lower()
     with FakeOpenAI() as srv:
         s = steps.describe(study, "ollama:llava", base_url=srv.base_url, progress=False)
     assert s.described == 2 and s.cost_usd == 0.0

@@ -20,6 +20,7 @@ from connote.embedders.image import (
     WeightsFallbackWarning,
 )
 from connote.errors import UserError
+from connote.params import recorded_params
 
 torch = pytest.importorskip("torch")
 models = pytest.importorskip("torchvision.models")
@@ -57,7 +58,7 @@ def test_torchvision_weights_through_torchvision_own_loading(torch_home, study):
     emb = registry.image_embedder(arch)
     assert isinstance(emb, TorchvisionEmbedder) and emb.name == f"image:{arch}"
     assert emb.prepare() is emb  # weights found in the cache: no fallback
-    assert emb.params()["weights"] == str(weights)
+    assert recorded_params(emb)["weights"] == str(weights)
     X = emb.embed_images(_pil_images())
     assert X.shape == (3, 1024)  # penultimate layer: classifier minus its last Linear
     np.testing.assert_allclose(X, emb.embed_images(_pil_images()), rtol=1e-5, atol=1e-5)
@@ -79,7 +80,7 @@ def test_vgg16_fc7_from_a_weights_file(tmp_path):
     path = tmp_path / "vgg16-mine.pth"
     torch.save(models.get_model("vgg16", weights=None).state_dict(), path)
     emb = registry.image_embedder("vgg16", weights_path=path)
-    assert emb.name.startswith("image:vgg16@") and "sha256" in emb.params()["weights"]
+    assert emb.name.startswith("image:vgg16@") and "sha256" in recorded_params(emb)["weights"]
     X = emb.embed_images(_pil_images(2))
     assert X.shape == (2, 4096)
     assert (X >= 0).all()  # fc7 after its ReLU

@@ -178,6 +178,8 @@ def test_a_run_records_the_images_it_left_out(tmp_path, capsys):
     record = json.loads(study.get_run(run_id)["params"])
     assert record["left_out"] == {"flagged": 1, "failed": 0, "not described": 1, "total": 2}
     assert study.get_run(run_id)["n_items"] == 5
+    listed = {r["id"]: r for r in steps.runs(study)}
+    assert listed[run_id]["left_out"]["total"] == 2  # and in `connote runs --json`
     # The same command again reuses the run, and says again what it left out.
     assert cli.main(["cluster", path, "--reduce", "pca:components=2", "--min-cluster-size", "2", "-q"]) == 0
     out = capsys.readouterr()

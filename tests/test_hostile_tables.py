@@ -6,6 +6,7 @@ with one clear error naming the file; what is stored and what is said agree."""
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -81,6 +82,9 @@ def test_reader_refuses_binary_and_empty_files(tmp_path):
     (tmp_path / "dir.csv").mkdir()
     with pytest.raises(UserError, match="is a folder"):
         tables.read_table_file(tmp_path / "dir.csv")
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(UserError, match="pipe.csv: not a regular file"):
+        tables.read_table_file(tmp_path / "pipe.csv")  # returns at once: a FIFO is never opened
 
 
 def test_jsonl_lines_numbers_and_utf16(tmp_path):

@@ -530,3 +530,31 @@ def test_index_shows_validation_scores_and_progress(tmp_path):
     assert "3 of 4 sets answered (75%) by 1 evaluator" in page
     assert "pairs/coding.html" not in page  # no sheet was written for these pairs: no dead link
     assert f'href="../validation/{sample.name}/matching.html"' in page
+
+
+def test_outliers_page_orders_by_nearness_to_a_cluster(tmp_path):
+    study, run_id = make_study(tmp_path)
+    labels = {sha(FILES[r]): (-1 if r in ("blue.png", "crimson.png") else c) for r, c in CLUSTER.items()}
+    rid = study.add_run(
+        {
+            "key": "two-outliers",
+            "features": "text",
+            "description_set": "offline-v1",
+            "embedder": "text:minilm",
+            "reduce": "umap:5",
+            "min_cluster_size": 2,
+            "min_samples": None,
+            "seed": 7,
+            "n_items": 6,
+            "n_clusters": 2,
+            "n_outliers": 2,
+            "params": "{}",
+        },
+        labels=labels,
+        probabilities=None,
+    )
+    render_report(study, rid, progress=False)
+    page = read(study.path / "report" / f"run-{rid}" / "outliers.html")
+    # crimson sits right beside cluster 0's centre, blue far from every centre
+    assert tile_order(page) == [sha(FILES["crimson.png"]), sha(FILES["blue.png"])]
+    assert "nearest a cluster first" in page and "Most typical descriptions" not in page

@@ -11,6 +11,7 @@ import pytest
 from conftest import chromium_page
 from test_report import CLUSTER, FILES, add_seed_run, make_study, sha
 
+from connote.evaluate.stability import adjusted_rand_index
 from connote.reports import render_study
 
 
@@ -126,6 +127,13 @@ def test_map_hover_click_search_select(report, tmp_path):
         assert "Cluster 1" in side.inner_text()
         shot(page, tmp_path, "map-select")
 
+        # a legend entry highlights its cluster and lists its images; a second click clears it
+        page.click("#clearsel")
+        page.click('#legend [data-cat="1"]')
+        assert page.locator("#selection a").count() == 2
+        page.click('#legend [data-cat="1"]')
+        assert page.locator("#selection").count() == 0
+
         # zoom and pan keep working (and a wheel over the map does not scroll the page)
         before = page.evaluate(f"connoteMap.screen(connoteMap.index('{green}'))")
         page.mouse.move(gx, gy)
@@ -172,6 +180,9 @@ def test_index_sort_filter_links_and_compare(report, tmp_path):
         tile.locator("a", has_text="show on the map").click()
         page.wait_for_function("document.querySelector('#side table.call') !== null")
         assert "A crimson square" in page.locator("#side").inner_text()
+        page.go_back()
+        page.click("a:has-text('on the map')")  # the whole cluster on the map, listed beside it
+        page.wait_for_function("document.querySelectorAll('#selection a').length === 3")
         page.click("nav.crumbs a:has-text('Study')")
         assert page.locator("#run-table").count() == 1
 
@@ -187,6 +198,51 @@ def test_index_sort_filter_links_and_compare(report, tmp_path):
         flows = page.locator('#cmp-table tr[data-cluster="1"]').inner_text()
         assert "100% → outliers" in flows
         assert "100% → Cluster 0" in page.locator('#cmp-table tr[data-cluster="0"]').inner_text()
+        # the other run keeps cluster 0 and makes the rest outliers: ARI of (0,0,0,1,1,-1) vs (0,0,0,-1,-1,-1)
+        # = (index 4 - expected 4 * 6 / 15) / (max 5 - expected) = 0.706, as connote.evaluate computes it
+        expected = adjusted_rand_index([0, 0, 0, 1, 1, -1], [0, 0, 0, -1, -1, -1])
+        assert (
+            page.locator("#agree").inner_text()
+            == f"6 images in both runs · adjusted Rand index {expected:.3f}"
+        )
         shot(page, tmp_path, "compare")
     assert errors == []
     assert net.remote == []
+
+
+def test_markup_in_file_names_stays_text(tmp_path, monkeypatch):
+    """A file named like HTML: escaped on every page, plain text on the map, no script ever runs."""
+    import test_report as tr
+    from test_report import png
+
+    evil = '<img src=x onerror="document.title=1">.png'
+    monkeypatch.setitem(tr.FILES, evil, png("purple"))
+    monkeypatch.setitem(tr.CLUSTER, evil, 1)
+    monkeypatch.setitem(tr.TEXT, evil, "A purple square </script><script>document.title=2</script>")
+    monkeypatch.setitem(tr.VEC, evil, [0.05, 0.95, 0.0])
+    study, run_id = make_study(tmp_path)
+    render_study(study, progress=False)
+    rep = study.path / "report"
+    for page_file in rep.rglob("*.html"):
+        text = page_file.read_text(encoding="utf-8")
+        assert "<img src=x" not in text and "<script>document.title" not in text, page_file
+    with chromium_page(viewport={"width": 1300, "height": 1000}) as (page, errors):
+        net = Offline(page)
+        dialogs: list[str] = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        for url in (rep / f"run-{run_id}" / "cluster-1.html", rep / f"run-{run_id}" / "index.html"):
+            page.goto(url.as_uri())
+            page.wait_for_timeout(200)
+        page.wait_for_function("window.connoteMap && connoteMap.n === 7")
+        bad = tr.sha(tr.FILES[evil])
+        page.mouse.move(*point(page, bad))
+        page.locator("#tip").wait_for(state="visible")
+        assert evil in page.locator("#tip").inner_text()
+        page.mouse.click(*point(page, bad))
+        page.wait_for_function("document.querySelector('#side p.text') !== null")
+        assert "</script><script>" in page.locator("#side p.text").inner_text()
+        page.fill("#search", "purple")
+        page.wait_for_function("document.getElementById('found').textContent.startsWith('1 of 7')")
+        assert page.title().startswith("connote") and not dialogs
+        assert page.locator("#side img[src=x]").count() == 0
+    assert errors == [] and net.remote == []

@@ -30,7 +30,7 @@ def test_report_of_a_labelled_derived_run_with_metadata(tmp_path):
     assert "2 outliers assigned" in html
     fire = (run_page.parent / "cluster-2.html").read_text()
     assert "assigned outlier · " in fire and "By account" in fire and "By date (per day)" in fire
-    assert "@u0" in fire and "2024-01-01" in fire
+    assert "@u0" in fire and "2024-01-01" in fire and "Keywords (TF-IDF score)" in fire
     run_js = (run_page.parent / "run.js").read_text()
     data = json.loads(run_js[run_js.index("=") + 1 :].strip().rstrip(";"))
     assert set(data["columns"]) == {"date", "account"}

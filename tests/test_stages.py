@@ -119,3 +119,19 @@ def test_two_identical_cluster_commands_at_once_share_one_run(tmp_path):
         assert len(study.runs()) == 1
         if attempt == 1:
             assert all("Reused run" in err for _, err in outs)
+
+
+def test_steps_run_takes_every_option_of_connote_run():
+    """`connote run` and `steps.run` are one pipeline: every option of the command is a parameter."""
+    import inspect
+
+    from connote import steps
+    from connote.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")  # argparse keeps subparsers here
+    run = sub.choices["run"]
+    options = {a.dest for a in run._actions if a.dest not in ("help", "quiet", "func")}
+    renamed = {"output": "out"}
+    params = set(inspect.signature(steps.run).parameters)
+    assert {renamed.get(o, o) for o in options} <= params, sorted(options - params)

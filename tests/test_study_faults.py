@@ -123,6 +123,8 @@ def test_read_only_study_reads_and_refuses_writes_with_a_clear_line(study_dir, t
     # the default export file would go inside the study: say so, in one line
     line = one_error_line(in_read_only_folder(study_dir, ["export", study_dir]))
     assert "cannot write" in line and "read-only" in line
+    line = one_error_line(in_read_only_folder(study_dir, ["report", study_dir, "-q"]))
+    assert "cannot write" in line or "read-only" in line, line
     for args in (["describe", study_dir, "-q"], ["embed", study_dir, "-q"]):
         line = one_error_line(in_read_only_folder(study_dir, args))
         assert str(study_dir) in line and "read-only" in line, line

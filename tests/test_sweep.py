@@ -189,3 +189,79 @@ def test_sweep_umap_shares_one_knn_and_gives_clusters_labels(tmp_path):
             study.find_run(study.get_run(row.run_id)["key"])
             and plain_study.get_run(plain.run_id)["key"] == (study.get_run(row.run_id)["key"])
         )
+
+
+def test_seed_stability_in_cluster_sweep_and_runs_output(tmp_path, capsys):
+    """`cluster --seeds`, `sweep` (three seeds by default) and `runs` each say per setting how far the
+    seeds agree, text and JSON from one result."""
+    import json
+
+    study = make_study(tmp_path / "s")
+    path = str(study.path)
+    assert (
+        cli_main(
+            [
+                "cluster",
+                path,
+                "--reduce",
+                "pca:components=3",
+                "--min-cluster-size",
+                "8",
+                "--seeds",
+                "42,48,112",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert out.count("seed ") == 3 and "Seed stability: 3 seeds: ARI mean" in out
+    assert (
+        cli_main(
+            [
+                "cluster",
+                path,
+                "--reduce",
+                "pca:components=3",
+                "--min-cluster-size",
+                "8",
+                "--seeds",
+                "42,48,112",
+                "--json",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert [r["seed"] for r in data["runs"]] == [42, 48, 112] and all(r["reused"] for r in data["runs"])
+    st = data["stability"]
+    assert (
+        len(st["pairs"]) == 3
+        and st["unstable"] == (st["mean_ari"] < 0.5)
+        and st["verdict"] in ("stable", "UNSTABLE")
+    )
+    assert cli_main(["cluster", path, "--seeds", "42,x"]) == 2  # a one-line error
+
+    grid = tmp_path / "g.toml"
+    grid.write_text('name = "g"\nmin_cluster_size = [8]\n[pca]\ncomponents = [3, 4]\n')
+    assert cli_main(["sweep", path, "--grid", str(grid), "-q"]) == 0  # default seeds 42, 48, 112
+    out = capsys.readouterr().out
+    assert "Seed stability per setting" in out and "mean ARI" in out
+    assert "pca:components=4" in out.split("Seed stability per setting")[1]
+    assert cli_main(["sweep", path, "--grid", str(grid), "--json", "-q"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (
+        data["reused"] == 6
+        and len(data["stability"]) == 2
+        and all(len(s["seeds"]) == 3 for s in data["stability"])
+    )
+
+    assert cli_main(["runs", path]) == 0
+    out = capsys.readouterr().out
+    assert "Seed stability per setting" in out
+    table = out.split("Seed stability per setting")[1]
+    assert "pca:components=3" in table and "pca:components=4" in table
+    assert cli_main(["runs", path, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["seed_stability"]["seeds"] == [42, 48, 112] for r in rows)

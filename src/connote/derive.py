@@ -415,8 +415,14 @@ def report_context(study: Study, run) -> dict:
         suggestions = [asdict(s) | {"merge": s.merge} for s in suggest_merges(study, rid, top=5)]
     except UserError:  # no vectors for this run any more: no suggestions
         suggestions = []
+    row = study.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (rid,)).fetchone()
+    kp = json.loads(row[0]) if row else {}
+    method = {"tfidf": "TF-IDF", "ctfidf": "class-based TF-IDF"}.get(kp.get("method", "tfidf"), "TF-IDF")
+    if kp.get("diversity"):
+        method += f", diversity {kp['diversity']:g}"
     return {
         "labels": labels,
+        "keyword_method": method,
         "derived": derived,
         "assigned": store.assigned_outliers(study, rid),
         "suggestions": suggestions,

@@ -142,7 +142,7 @@ class TextChat:
         self.max_tokens = int(max_tokens)
 
     def params(self) -> dict:
-        p = self.inner.params()
+        p = self.inner.get_params()
         return {
             "base_url": p.get("base_url"),
             "max_tokens": self.max_tokens,

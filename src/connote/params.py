@@ -18,6 +18,14 @@ from connote.specs import unknown_option
 class Params:
     """``get_params`` / ``set_params`` from the ``__init__`` signature, as scikit-learn's BaseEstimator."""
 
+    #: Parameters never recorded as given (credentials, where credentials come from, URLs that may hold them).
+    secret_params: tuple[str, ...] = ()
+
+    def provenance(self) -> dict:
+        """What the parameters cannot say and a result should record beside them (the exact weights, a
+        package version, a URL without its credentials). Default: nothing."""
+        return {}
+
     @classmethod
     def param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
@@ -40,7 +48,8 @@ class Params:
         return self
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        params = self.get_params().items()
+        args = ", ".join(f"{k}={v!r}" for k, v in params if k not in self.secret_params)
         return f"{type(self).__name__}({args})"
 
 
@@ -62,7 +71,10 @@ def qualified_name(obj) -> str:
 def recorded_params(stage) -> dict:
     """The parameters of ``stage`` as plain JSON values, with its class: ``get_params()`` where it has one
     (connote's stages, scikit-learn estimators), else a legacy ``params()``, else its public attributes."""
-    if hasattr(stage, "get_params"):
+    if isinstance(stage, Params):
+        secret = set(stage.secret_params)
+        params = {k: v for k, v in stage.get_params().items() if k not in secret} | stage.provenance()
+    elif hasattr(stage, "get_params"):
         params = stage.get_params()
     elif hasattr(stage, "params") and callable(stage.params):
         params = stage.params()

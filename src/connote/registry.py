@@ -2,17 +2,20 @@
 
 ``openai:gpt-4-turbo``, ``hf:llava-hf/llava-1.5-7b-hf``, ``offline``, ``minilm``, ``vgg16``,
 ``umap:components=5,neighbors=15``: the part before ':' picks the backend, the rest is its argument.
-Backends are imported only when asked for, so ``connote --help`` stays instant. Any object that already
-has the stage's method is passed through unchanged (pluggable sub-models).
+Backends are imported only when asked for, so ``connote --help`` stays instant. An option a backend does
+not take is refused with the ones it takes. Any object that already has the stage's method can be passed
+instead of a spec (pluggable sub-models); the defaults of the stage's base class fill in what it lacks.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
+from connote.params import check_options
 from connote.specs import parse_options, split_spec
 
 __all__ = [
@@ -56,15 +59,43 @@ def _load(target: str) -> Any:
         ) from None
 
 
+def options_of(cls: type) -> list[str]:
+    """The options a stage class takes: the keyword-only parameters of its ``__init__`` (a positional one
+    is the argument of the spec string, e.g. the model name)."""
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+
+
+def build(target: str, arg: str, options: dict, what: str):
+    """Make the stage class ``target`` names from the spec's argument and options, refusing an option it
+    does not take (with the ones it takes) and an argument after ':' when it takes none."""
+    cls = _load(target)
+    check_options(what, options, options_of(cls))
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if any(p.kind is p.POSITIONAL_OR_KEYWORD for p in params):
+        return cls(arg, **options)
+    if arg:
+        raise UserError(f"{what} takes no argument after ':' (got {arg!r})")
+    return cls(**options)
+
+
 def describer(spec: Any, **options: Any):
+    """A describer from its spec (``offline``, ``openai:MODEL``, ``ollama:MODEL``, ``hf:REPO``) and options,
+    or an object of your own (wrapped when it does not derive from :class:`~connote.describers.base.Describer`)."""
     if not isinstance(spec, str):
-        return spec
+        from connote.describers.base import as_describer
+
+        if options:
+            raise UserError(
+                f"options ({', '.join(sorted(options))}) go to a describer spec, not to an object"
+            )
+        return as_describer(spec)
     kind, arg = split_spec(spec)
     if kind not in DESCRIBERS:
         raise UserError(
             f"unknown describer {spec!r}; choose one of: offline, openai:MODEL, ollama:MODEL, hf:REPO_OR_PATH"
         )
-    return _load(DESCRIBERS[kind])(arg, **options)
+    return build(DESCRIBERS[kind], arg, options, f"{spec!r} describer")
 
 
 def describer_class(spec: str) -> type | None:
@@ -79,29 +110,45 @@ def describer_class(spec: str) -> type | None:
 
 
 def text_embedder(spec: Any, **options: Any):
+    """A text embedder from its spec (``minilm``, ``openai:MODEL``, a sentence-transformers name or path)
+    and options, or an object of your own."""
     if not isinstance(spec, str):
-        return spec
+        from connote.embedders.base import as_text_embedder
+
+        if options:
+            raise UserError(
+                f"options ({', '.join(sorted(options))}) go to an embedder spec, not to an object"
+            )
+        return as_text_embedder(spec)
     kind, arg = split_spec(spec)
+    what = f"{spec!r} text embedder"
     if kind in TEXT_EMBEDDERS and kind != "minilm":
-        return _load(TEXT_EMBEDDERS[kind])(arg, **options)
+        return build(TEXT_EMBEDDERS[kind], arg, options, what)
     if spec == "minilm":
-        return _load(TEXT_EMBEDDERS["minilm"])(**options)
+        return build(TEXT_EMBEDDERS["minilm"], "", options, what)
     # Anything else is a sentence-transformers model name or local path.
-    return _load(TEXT_EMBEDDERS["st"])(spec, **options)
+    return build(TEXT_EMBEDDERS["st"], spec, options, what)
 
 
 def image_embedder(spec: Any, **options: Any):
+    """An image embedder from its spec (``vgg16`` or another torchvision model, ``efficientnet-lite0``,
+    ``open_clip:MODEL[@PRETRAINED]``) and options, or an object of your own."""
     if not isinstance(spec, str):
-        return spec
+        from connote.embedders.base import as_image_embedder
+
+        if options:
+            raise UserError(
+                f"options ({', '.join(sorted(options))}) go to an embedder spec, not to an object"
+            )
+        return as_image_embedder(spec)
     kind, arg = split_spec(spec)
+    what = f"{spec!r} image embedder"
     if kind in IMAGE_EMBEDDERS and kind != "torchvision":
-        return (
-            _load(IMAGE_EMBEDDERS[kind])(arg, **options) if arg else _load(IMAGE_EMBEDDERS[kind])(**options)
-        )
+        return build(IMAGE_EMBEDDERS[kind], arg, options, what)
     if kind == "torchvision":
         spec = arg
     # Anything else is a torchvision classification model name (vgg16, resnet50, ...).
-    return _load(IMAGE_EMBEDDERS["torchvision"])(spec, **options)
+    return build(IMAGE_EMBEDDERS["torchvision"], spec, options, what)
 
 
 def reducer(spec: Any, seed: int | None = DEFAULT_SEED):

@@ -6,7 +6,7 @@
     >>> connote.embed(study)                          # S2 all-MiniLM-L6-v2
     >>> run_id = connote.cluster(study)               # S3 UMAP + S4 HDBSCAN
     >>> connote.explain(study, run_id)                # S5 TF-IDF keywords
-    >>> connote.report(study, run_id)                 # study/report/index.html
+    >>> connote.report(study)                         # study/report/index.html (every run)
 
 Each step reads what it needs from the study and writes its results back; re-running a step reuses what
 is already there.
@@ -191,10 +191,19 @@ def embed(
     description_set: str | None = None,
     progress: bool = True,
     executor=None,
+    text_options: dict | None = None,
+    image_options: dict | None = None,
     **options,
 ):
     """S2: embed the descriptions (``text``) and/or the pixels (``image``). Returns a list of summaries.
-    ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (Ray Data batch inference, one model per worker)."""
+
+    ``options`` go to the one embedder asked for; asking for both, give ``text_options`` and
+    ``image_options`` instead. An option an embedder does not take is refused by name. ``executor``:
+    'local' (default), 'ray' or 'ray:ADDRESS' (Ray Data batch inference, one model per worker)."""
+    if text and image and options:
+        raise UserError(
+            f"options ({', '.join(sorted(options))}) for which embedder? Give text_options= and image_options="
+        )
     from connote import embedders as embed_mod
 
     study = Study.of(study)
@@ -203,16 +212,14 @@ def embed(
     with executor_scope(executor) as ex:
         if text:
             _, texts = text_inputs(study, description_set)
-            emb = registry.text_embedder(text, **options)
-            if hasattr(emb, "prepare"):  # e.g. an API embedder logging its calls in the study
-                emb = emb.prepare(study)
+            emb = registry.text_embedder(text, **(text_options or options))
+            emb = emb.prepare(study)  # e.g. no API key: one clear error before anything is sent
             out.append(embed_mod.embed_texts(study, emb, texts, progress=progress, executor=ex))
         if image:
-            emb = registry.image_embedder(image, **options)
-            if hasattr(emb, "prepare"):  # loads the weights; may fall back to another model (with a notice)
-                emb = emb.prepare(study)
+            emb = registry.image_embedder(image, **(image_options or ({} if text else options)))
+            emb = emb.prepare(study)  # loads the weights; may fall back to another model (with a notice)
             summary = embed_mod.embed_images(study, emb, progress=progress, executor=ex)
-            summary.notice = getattr(emb, "notice", None)
+            summary.notice = emb.notice
             out.append(summary)
     if not out:
         raise UserError("nothing to embed: give a text embedder, an image embedder, or both")
@@ -427,7 +434,8 @@ def explain(
 
 
 def _describer_stop_words(spec: str) -> tuple[str, ...]:
-    return tuple(getattr(registry.describer_class(spec), "keyword_stop_words", ()))
+    cls = registry.describer_class(spec)
+    return tuple(cls.keyword_stop_words) if cls is not None else ()
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -455,6 +463,7 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
     by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
     :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
     from connote.study.derived import derivations
+    from connote.study.reporting import run_record
     from connote.study.runs import seed_stability_by_setting
 
     study = Study.of(study)
@@ -463,7 +472,7 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
     all_runs = study.runs()
     stability = {}
     for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
-        d = st.to_dict()
+        d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
         stability.update({r["id"]: d for r in group})
     out = []
     for r in all_runs:
@@ -486,6 +495,8 @@ def runs(study: Study | str | os.PathLike) -> list[dict]:
                 "n_items": r["n_items"],
                 "n_clusters": r["n_clusters"],
                 "n_outliers": r["n_outliers"],
+                # images of the study the run left out, by cause (no usable description, no vector)
+                "left_out": run_record(r).get("left_out"),
                 "label": r["label"],
                 "created": r["created"],
                 "seed_stability": stability.get(r["id"]),

@@ -43,7 +43,7 @@ import numpy as np
 
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_SEEDS, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
-from connote.evaluate.stability import SeedStability, seed_stability
+from connote.evaluate.stability import SeedStability, seed_stability, stability_table
 
 
 # ---------------------------------------------------------------------------------------------- grid
@@ -265,43 +265,6 @@ class SweepResult:
             "workers": self.workers,
             "timings": self.timings,
         }
-
-
-def stability_table(settings) -> str:
-    """(features, reduce, min cluster size, SeedStability) rows as a text table with a closing verdict."""
-    head = (
-        f"{'features':8}  {'reduce':34}  {'mcs':>4}  {'seeds':>5}  {'mean ARI':>8}  {'min ARI':>7}  clusters"
-    )
-    lines = [head]
-    unstable = 0
-    for features, reduce, mcs, st in settings:
-        mean = f"{st.mean_ari:8.2f}" if st.mean_ari is not None else f"{'-':>8}"
-        low = f"{st.min_ari:7.2f}" if st.min_ari is not None else f"{'-':>7}"
-        span = (
-            f"{st.clusters_min}"
-            if st.clusters_min == st.clusters_max
-            else f"{st.clusters_min}-{st.clusters_max}"
-        )
-        flag = "  UNSTABLE" if st.unstable else ""
-        unstable += bool(st.unstable)
-        lines.append(
-            f"{features:8}  {reduce[:34]:34}  {mcs:>4}  {len(st.seeds):>5}  {mean}  {low}  {span:>8}{flag}"
-        )
-    compared = [s for *_, s in settings if s.unstable is not None]
-    if not compared:
-        lines.append(
-            "One seed per setting: run more seeds (e.g. --seeds 42,48,112) to see how far they agree."
-        )
-    elif unstable:
-        lines.append(
-            f"{unstable} of {len(compared)} setting(s) UNSTABLE: mean ARI between seeds below "
-            f"{compared[0].threshold:g}; their clusters depend on the seed. Do not report one seed of them alone."
-        )
-    else:
-        lines.append(
-            f"All {len(compared)} setting(s) stable across seeds (mean ARI at least {compared[0].threshold:g})."
-        )
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- sweep

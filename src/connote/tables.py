@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ MAX_CELL = 1_000_000
 
 JSON_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 
-_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+_CONTROL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")  # not tab, newline, carriage return
 
 
 @dataclass
@@ -72,8 +73,15 @@ def decode(path: str | Path) -> str:
 
 def _read(path: str | Path) -> bytes:
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: " + ("is a folder, not a file" if path.is_dir() else "file not found"))
+    if not path.is_file():  # a named pipe or a device would never end (or never start)
+        why = (
+            "is a folder, not a file"
+            if path.is_dir()
+            else "not a regular file"
+            if path.exists()
+            else "file not found"
+        )
+        raise UserError(f"{path}: {why}")
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -100,9 +108,9 @@ def cell_problem(text: str) -> str | None:
         return f"a cell of {len(text):,} characters is over the limit of {MAX_CELL:,}"
     if "\x00" in text:
         return "binary data (a NUL byte)"
-    bad = next((c for c in text if (c < " " or c == "\x7f") and c not in _ALLOWED_CONTROLS), None)
+    bad = _CONTROL.search(text)
     if bad is not None:
-        return f"binary data or a control character ({bad!r})"
+        return f"binary data or a control character ({bad.group()!r})"
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

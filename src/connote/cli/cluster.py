@@ -5,58 +5,88 @@ from __future__ import annotations
 
 from connote.cli.common import (
     DEFAULT_REDUCE,
+    DEFAULT_TEXT_EMBEDDER,
     add_describer_option,
     add_executor_option,
     add_feature_sources,
     add_hdbscan_options,
+    add_json_option,
     add_min_cluster_size_option,
     add_quiet_option,
     add_run_id_argument,
+    add_seed_option,
+    add_top_k_option,
+    finish,
     open_study,
     print_skipped,
     read_prompt,
     say,
     show_progress,
+    to_json,
     warn,
 )
 from connote.cli.describe import print_describe_summary
+from connote.cli.study import init_result
+from connote.defaults import DEFAULT_SEEDS
 
 
 def cmd_run(args) -> int:
+    """The whole pipeline through :func:`connote.steps.run`; each stage is printed as soon as it ends."""
     from connote import steps
 
-    progress = show_progress(args)
-    study = steps.init(args.output, args.images, progress=progress)
-    s = steps.init_summary(study)
-    say(f"Found {s.ok} usable image(s) ({s.distinct} distinct) of {s.found} file(s) under {args.images}.")
-    print_skipped(s.skipped)
-    if s.ok == 0:
-        warn(f"error: no usable images under {args.images}")
-        return 1
-    summary = steps.describe(study, args.describer, prompt=read_prompt(args.prompt), progress=progress)
-    print_describe_summary(summary)
-    steps.embed(study, args.text, progress=progress)
-    res = steps.cluster(
-        study,
-        "text",
+    done: dict = {"images": args.images}
+
+    def on_stage(name: str, result) -> None:
+        done[name] = init_result(args.output, result) if name == "init" else result
+        if not args.json:
+            render_run_stage(name, done[name], args.images)
+
+    steps.run(
+        args.images,
+        args.output,
+        describer=args.describer,
+        prompt=read_prompt(args.prompt),
+        text=args.text,
         reduce=args.reduce,
         min_cluster_size=args.min_cluster_size,
         min_samples=args.min_samples,
         selection=args.selection,
         seed=args.seed,
-        text=args.text,
+        top_k=args.top_k,
+        progress=show_progress(args),
+        on_stage=on_stage,
     )
-    for note in res.notes:
-        warn(f"note: {note}")
-    keywords = steps.explain(study, res.run_id, top_k=args.top_k)
-    say(
-        f"Run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} image(s)."
-    )
-    for c in sorted(keywords):
-        say(f"  cluster {c}: {', '.join(t for t, _ in keywords[c][:8])}")
-    path = steps.report(study, res.run_id, progress=progress)
-    say(f"Report: {path}")
-    return 0
+    done["explain"] = keyword_lists(done["explain"])
+    return finish(args, done, lambda _r: None)
+
+
+def keyword_lists(keywords: dict) -> dict[int, list[dict]]:
+    """Cluster -> its keywords with their scores, in rank order."""
+    return {c: [{"term": t, "score": float(score)} for t, score in keywords[c]] for c in sorted(keywords)}
+
+
+def render_run_stage(name: str, result, images) -> None:
+    """One stage of ``connote run``, printed as it ends."""
+    if name == "init":
+        say(
+            f"Found {result['usable']} usable image(s) ({result['distinct']} distinct) of {result['found']} "
+            f"file(s) under {images}."
+        )
+        print_skipped([(s["path"], s["reason"]) for s in result["skipped"]])
+    elif name == "describe":
+        print_describe_summary(result)
+    elif name == "cluster":
+        for note in result.notes:
+            warn(f"note: {note}")
+        say(
+            f"Run {result.run_id}: {result.n_clusters} cluster(s), {result.n_outliers} outlier(s) of "
+            f"{result.n_items} image(s)."
+        )
+    elif name == "explain":
+        for c in sorted(result):
+            say(f"  cluster {c}: {', '.join(t for t, _ in result[c][:8])}")
+    elif name == "report":
+        say(f"Report: {result}")
 
 
 def add_run(sub) -> None:
@@ -65,52 +95,101 @@ def add_run(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="study folder to create or reuse")
     add_describer_option(p)
     p.add_argument("--prompt", help="describer prompt, or @file.txt (default: the paper's prompt)")
-    p.add_argument("--text", default="minilm", help="text embedder (default minilm = all-MiniLM-L6-v2)")
+    p.add_argument(
+        "--text", default=DEFAULT_TEXT_EMBEDDER, help="text embedder (default minilm = all-MiniLM-L6-v2)"
+    )
     p.add_argument("--reduce", default=DEFAULT_REDUCE, help=f"default {DEFAULT_REDUCE}")
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--top-k", type=int, default=10, help="keywords per cluster")
+    add_seed_option(p)
+    add_top_k_option(p)
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_run)
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'42,48,112' -> [42, 48, 112]; a one-line error for anything else."""
+    from connote.errors import UserError
+
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds takes whole numbers separated by commas, not {text!r}") from None
+    if not seeds:
+        raise UserError("--seeds needs at least one seed, e.g. --seeds 42,48,112")
+    return seeds
+
+
 def cmd_cluster(args) -> int:
+
     from connote import steps
 
     study = open_study(args.study)
-    res = steps.cluster(
-        study,
-        args.features,
+    options = dict(
         reduce=args.reduce,
         min_cluster_size=args.min_cluster_size,
         min_samples=args.min_samples,
         selection=args.selection,
-        seed=args.seed,
         text=args.text,
         image=args.image,
         description_set=args.descriptions,
     )
-    for note in res.notes:
-        warn(f"note: {note}")
-    verb = "Reused" if res.reused else "Made"
+    if args.seeds:
+        res = steps.cluster_seeds(study, args.features, seeds=parse_seeds(args.seeds), **options)
+        result = {
+            **res.to_dict(),
+            "stability_text": res.stability.describe(),
+            "study": study.path,
+            "left_out": left_out(study, res.runs[0].run_id),
+        }
+        return finish(args, result, render_cluster_seeds)
+    res = steps.cluster(study, args.features, seed=args.seed, **options)
+    result = {**to_json(res), "study": study.path, "left_out": left_out(study, res.run_id)}
+    return finish(args, result, render_cluster)
+
+
+def _render_made(r: dict) -> None:
+    verb = "Reused" if r["reused"] else "Made"
     warn(
-        f"{verb} run {res.run_id}: {res.n_clusters} cluster(s), {res.n_outliers} outlier(s) of {res.n_items} "
-        f"image(s), min cluster size {res.min_cluster_size}."
+        f"{verb} run {r['run_id']}: {r['n_clusters']} cluster(s), {r['n_outliers']} outlier(s) of "
+        f"{r['n_items']} image(s), min cluster size {r['min_cluster_size']}, seed {r['seed']}."
     )
-    warn_left_out(study, res.run_id)
-    say(str(res.run_id))
-    return 0
 
 
-def warn_left_out(study, run_id: int) -> None:
-    """Name the images a run left out (the count is in its record), and where to see why."""
+def render_cluster(r: dict) -> None:
+    for note in r["notes"]:
+        warn(f"note: {note}")
+    _render_made(r)
+    warn_left_out(r["study"], r["left_out"])
+    say(str(r["run_id"]))
+
+
+def render_cluster_seeds(r: dict) -> None:
+    for note in dict.fromkeys(n for run in r["runs"] for n in run["notes"]):
+        warn(f"note: {note}")
+    for run in r["runs"]:
+        _render_made(run)
+    warn_left_out(r["study"], r["left_out"])
+    for run in r["runs"]:
+        say(
+            f"run {run['run_id']}  seed {run['seed']}  {run['n_clusters']} cluster(s)  {run['n_outliers']} outlier(s)"
+        )
+    say(f"Seed stability: {r['stability_text']}")
+
+
+def left_out(study, run_id: int) -> dict:
+    """The images a run left out, by reason, with their total (from the run's record)."""
     from connote.study.reporting import run_record
 
-    left = run_record(study.get_run(run_id)).get("left_out") or {}
+    return run_record(study.get_run(run_id)).get("left_out") or {}
+
+
+def warn_left_out(study_path, left: dict) -> None:
+    """Name the images a run left out and where to see why."""
     if left.get("total"):
         why = ", ".join(f"{n} {k}" for k, n in left.items() if k != "total" and n)
-        warn(f"{left['total']} image(s) left out of this run ({why}); see `connote status {study.path}`.")
+        warn(f"{left['total']} image(s) left out of this run ({why}); see `connote status {study_path}`.")
 
 
 def add_cluster(sub) -> None:
@@ -124,21 +203,26 @@ def add_cluster(sub) -> None:
     )
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    p.add_argument("--seed", type=int, default=42)
+    add_seed_option(p)
+    p.add_argument(
+        "--seeds",
+        metavar="S1,S2,...",
+        help="one run per seed (e.g. 42,48,112) and how far the seeds agree: pairwise ARI, cluster-count "
+        "range, UNSTABLE when the mean ARI is below 0.5",
+    )
     add_feature_sources(p)
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_cluster)
 
 
 def cmd_sweep(args) -> int:
+
     from connote import steps
     from connote.errors import UserError
 
     study = open_study(args.study)
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds takes numbers separated by commas, not {args.seeds!r}") from None
+    seeds = parse_seeds(args.seeds)
     features = [f.strip() for f in args.features.split(",") if f.strip()]
     bad = set(features) - {"text", "image"}
     if bad:
@@ -158,12 +242,18 @@ def cmd_sweep(args) -> int:
         say=warn,
         executor=args.executor,
     )
-    say(res.table())
-    warn(
-        f"Sweep {res.grid}: {res.computed} run(s) made, {res.reused} reused; {res.reductions} reduction(s), "
-        f"{res.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
-    )
-    return 0
+
+    def render(r) -> None:
+        say(r.table())
+        say("")
+        say("Seed stability per setting:")
+        say(r.stability_table())
+        warn(
+            f"Sweep {r.grid}: {r.computed} run(s) made, {r.reused} reused; {r.reductions} reduction(s), "
+            f"{r.knn_graphs} shared kNN graph(s). See `connote runs {args.study}`."
+        )
+
+    return finish(args, res, render)
 
 
 def add_sweep(sub) -> None:
@@ -176,10 +266,16 @@ def add_sweep(sub) -> None:
         "min cluster size 50/100/200) or a TOML file",
     )
     p.add_argument("--features", default="text", help="text, image or text,image (default text)")
-    p.add_argument("--seeds", default="42", help="comma-separated seeds, e.g. 42,48,112 (default 42)")
+    p.add_argument(
+        "--seeds",
+        default=",".join(map(str, DEFAULT_SEEDS)),
+        help=f"comma-separated seeds (default {','.join(map(str, DEFAULT_SEEDS))}): each setting reports "
+        "how far its seeds agree",
+    )
     add_hdbscan_options(p)
     p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
+    add_json_option(p)
     add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_sweep)
@@ -199,16 +295,19 @@ def cmd_explain(args) -> int:
         method=args.method,
         diversity=args.diversity,
     )
-    for c in sorted(keywords):
-        say(f"cluster {c}: {', '.join(t for t, _ in keywords[c])}")
-    return 0
+
+    def render(lists) -> None:
+        for c, words in lists.items():
+            say(f"cluster {c}: {', '.join(w['term'] for w in words)}")
+
+    return finish(args, keyword_lists(keywords), render)
 
 
 def add_explain(sub) -> None:
     p = sub.add_parser("explain", help="S5: TF-IDF keywords per cluster")
     p.add_argument("study")
     add_run_id_argument(p)
-    p.add_argument("--top-k", type=int, default=10)
+    add_top_k_option(p)
     p.add_argument("--stop-words", help="extra words to leave out, comma-separated")
     p.add_argument("--keep-filler", action="store_true", help="keep words such as 'conveys', 'suggests'")
     p.add_argument(
@@ -220,5 +319,6 @@ def add_explain(sub) -> None:
     p.add_argument(
         "--diversity", type=float, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
     )
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_explain)

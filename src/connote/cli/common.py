@@ -4,12 +4,25 @@ command (one helper each)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
+import sqlite3
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from connote.defaults import (
+    DEFAULT_DESCRIBER,
+    DEFAULT_IMAGE_EMBEDDER,
+    DEFAULT_REDUCE,
+    DEFAULT_SEED,
+    DEFAULT_TEXT_EMBEDDER,
+    DEFAULT_TOP_K,
+)
 from connote.printable import safe_line, shown
 
-DEFAULT_REDUCE = "umap:components=5,neighbors=15"
+__all__ = ["DEFAULT_REDUCE", "DEFAULT_SEED", "DEFAULT_TOP_K", "DEFAULT_TEXT_EMBEDDER"]
 
 
 def say(msg: str = "") -> None:
@@ -56,7 +69,54 @@ def read_prompt(value: str | None) -> str | None:
     return value
 
 
+# --------------------------------------------------------------------------------------------- results
+def to_json(obj):
+    """A command's result as plain JSON values: dataclasses and mappings as objects, paths as strings,
+    NaN as null, tuple keys (pairs of names) joined with ' / '. A result with a ``to_dict()`` says itself
+    what it carries (e.g. derived values such as a seed-stability verdict)."""
+    if callable(getattr(obj, "to_dict", None)) and not isinstance(obj, type):
+        return to_json(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {
+            (" / ".join(map(str, k)) if isinstance(k, tuple) else str(k)): to_json(v) for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, sqlite3.Row):
+        return {k: to_json(obj[k]) for k in obj.keys()}  # noqa: SIM118 - a Row iterates over its values
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item"):  # numpy scalars
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def finish(args, result, render: Callable[[object], None], status: int = 0) -> int:
+    """Print a command's result: as JSON with ``--json`` (everything the text shows), else as text."""
+    if getattr(args, "json", False):
+        say(json.dumps(to_json(result), indent=2))  # non-ASCII as \u escapes: valid, and safe in a terminal
+    else:
+        render(result)
+    return status
+
+
 # --------------------------------------------------------------------------------------------- option groups
+def add_seed_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+
+
+def add_top_k_option(p: argparse.ArgumentParser, what: str = "keywords per cluster") -> None:
+    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"{what} (default {DEFAULT_TOP_K})")
+
+
+def add_json_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as JSON (everything the text shows)")
+
+
 def add_quiet_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -73,7 +133,9 @@ def add_executor_option(p: argparse.ArgumentParser) -> None:
 
 def add_describer_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--describer", default="offline", help="offline (default), openai:MODEL, ollama:MODEL, hf:REPO"
+        "--describer",
+        default=DEFAULT_DESCRIBER,
+        help=f"{DEFAULT_DESCRIBER} (default), openai:MODEL, ollama:MODEL, hf:REPO",
     )
 
 
@@ -91,8 +153,8 @@ def add_hdbscan_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_feature_sources(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text", default="minilm", help="text embedder whose vectors to use")
-    p.add_argument("--image", default="efficientnet-lite0", help="image embedder whose vectors to use")
+    p.add_argument("--text", default=DEFAULT_TEXT_EMBEDDER, help="text embedder whose vectors to use")
+    p.add_argument("--image", default=DEFAULT_IMAGE_EMBEDDER, help="image embedder whose vectors to use")
     p.add_argument("--descriptions", help="description set (default: the latest)")
 
 
@@ -103,16 +165,17 @@ def add_run_id_argument(p: argparse.ArgumentParser) -> None:
 def import_files(args, do_import, noun: str) -> int:
     """Import each of ``args.files``; report its skipped lines and the lines that override earlier ones.
     Exit 1 when any line was skipped."""
-    status = 0
-    for path in args.files:
-        res = do_import(path)
-        for problem in res.problems:
-            warn(f"  skipped {problem}")
-        for note in getattr(res, "notes", []):
-            warn(f"  note: {note}")
-        who = ", ".join(shown(n) for n in res.names) or "nobody"
-        say(f"{path}: {res.count} {noun}(s) by {who} into sample {res.sample!r}.")
-        if res.problems:
-            warn(f"{path}: {len(res.problems)} line(s) skipped; fix them and import the file again")
-            status = 1
-    return status
+    results = [{"file": path, **to_json(do_import(path))} for path in args.files]
+
+    def render(rows: list[dict]) -> None:
+        for r in rows:
+            for problem in r["problems"]:
+                warn(f"  skipped {problem}")
+            for note in r.get("notes", []):
+                warn(f"  note: {note}")
+            who = ", ".join(shown(n) for n in r["names"]) or "nobody"
+            say(f"{r['file']}: {r['count']} {noun}(s) by {who} into sample {r['sample']!r}.")
+            if r["problems"]:
+                warn(f"{r['file']}: {len(r['problems'])} line(s) skipped; fix them and import the file again")
+
+    return finish(args, results, render, 1 if any(r["problems"] for r in results) else 0)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from connote.cli.common import (
     add_describer_option,
     add_executor_option,
+    add_json_option,
     add_quiet_option,
+    finish,
     open_study,
     read_prompt,
     say,
     show_progress,
+    to_json,
     warn,
 )
 from connote.printable import shown
@@ -33,6 +35,7 @@ DESCRIBER_OPTIONS = (
 
 def cmd_describe(args) -> int:
     from connote import steps
+    from connote.describers.runner import DescribeSummary
 
     study = open_study(args.study)
     if args.accept or args.accept_flagged:
@@ -45,8 +48,9 @@ def cmd_describe(args) -> int:
             both = clash or ["--accept-flagged"]
             raise UserError(f"--accept describes nothing: give it without {', '.join(both)}")
 
-        print_accept(args.study, accept_result(study, args.name, args.accept or None))
-        return 0
+        return finish(
+            args, accept_result(study, args.name, args.accept or None), lambda r: print_accept(args.study, r)
+        )
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size
@@ -68,16 +72,25 @@ def cmd_describe(args) -> int:
         executor=args.executor,
         **options,
     )
-    print_describe_summary(summary)
-    if getattr(summary, "nothing_described", False):
-        warn(f"error: {args.study}: not one image could be described ({summary.failed} failed; see above)")
-        return 1
-    return 0
+    error = None
+    if isinstance(summary, DescribeSummary) and summary.nothing_described:
+        error = f"{args.study}: not one image could be described ({summary.failed} failed; see above)"
+
+    def render(_result) -> None:
+        print_describe_summary(summary)
+        if error:
+            warn(f"error: {error}")
+
+    result = summary if error is None else {**to_json(summary), "error": error}
+    return finish(args, result, render, 1 if error else 0)
 
 
 def print_describe_summary(summary) -> None:
-    """What a describe run did (or, for ``--dry-run``, would do and cost)."""
-    if hasattr(summary, "images") and not hasattr(summary, "described"):  # --dry-run: a DescribeEstimate
+    """What a describe run did (a DescribeSummary) or, for ``--dry-run``, would do and cost (a
+    DescribeEstimate)."""
+    from connote.describers.runner import DescribeEstimate
+
+    if isinstance(summary, DescribeEstimate):
         mode = " with the Batch API" if summary.batch else ""
         say(
             f"Dry run: nothing was sent. Describer {summary.describer}{mode} "
@@ -111,7 +124,7 @@ def print_describe_summary(summary) -> None:
         warn(f"{summary.flagged} description(s) flagged for review and {summary.failed} failed:")
         for path, reason in summary.problems[:50]:
             warn(f"  {shown(path)}: {reason}")
-    if getattr(summary, "retried_flagged", 0):
+    if summary.retried_flagged:
         say(f"{summary.retried_flagged} output(s) failed a check and were asked for once more.")
     if summary.flagged:
         warn("Flagged descriptions are kept apart (not used); ask for them again with --retry-flagged.")
@@ -167,6 +180,7 @@ def add_describe(sub) -> None:
     )
     p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
+    add_json_option(p)
     add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_describe)
@@ -176,26 +190,23 @@ def cmd_import_descriptions(args) -> int:
     from connote import steps
 
     study = open_study(args.study)
-    r = steps.import_descriptions(
+    res = steps.import_descriptions(
         study, args.file, name=args.name, check=args.check, exclude_flagged=args.exclude_flagged
     )
-    if args.json:
-        from dataclasses import asdict
+    checked = args.check or args.exclude_flagged
+    return finish(args, res, lambda r: render_import(r, checked))
 
-        say(json.dumps(asdict(r), indent=2))
-        return 0
-    checked = ""
-    if args.check or args.exclude_flagged:
-        checked = f" ({r.flagged} flagged, {r.excluded} of them left out)"
+
+def render_import(r, checked: bool) -> None:
+    flagged = f" ({r.flagged} flagged, {r.excluded} of them left out)" if checked else ""
     say(
-        f"Imported {r.imported} description(s) into set {r.set_name!r}{checked}; "
+        f"Imported {r.imported} description(s) into set {r.set_name!r}{flagged}; "
         f"{r.total} distinct image(s) in the study, {r.missing} without a description."
     )
     for row, reason in r.problems[:50]:
         warn(f"  {row}: {reason}")
     if len(r.problems) > 50:
         warn(f"  ... and {len(r.problems) - 50} more")
-    return 0
 
 
 def add_import_descriptions(sub) -> None:
@@ -215,5 +226,5 @@ def add_import_descriptions(sub) -> None:
         "--exclude-flagged", action="store_true", help="run the output checks and keep flagged texts apart"
     )
     p.add_argument("--no-check", action="store_true", help=argparse.SUPPRESS)  # the default now
-    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    add_json_option(p)
     p.set_defaults(func=cmd_import_descriptions)

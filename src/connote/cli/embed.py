@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from connote.cli.common import add_executor_option, add_quiet_option, open_study, say, show_progress, warn
+from connote.cli.common import (
+    DEFAULT_TEXT_EMBEDDER,
+    add_executor_option,
+    add_json_option,
+    add_quiet_option,
+    finish,
+    open_study,
+    say,
+    show_progress,
+    warn,
+)
 
 
 def cmd_embed(args) -> int:
@@ -10,14 +20,17 @@ def cmd_embed(args) -> int:
 
     from connote import steps
     from connote.embedders.image import WeightsFallbackWarning
+    from connote.errors import UserError
 
     study = open_study(args.study)
     text = None if args.no_text else args.text
-    options = {}
+    image_options = {}
     if args.image_weights:
-        options["weights_path"] = args.image_weights
+        image_options["weights_path"] = args.image_weights
     if args.no_fallback:
-        options["fallback"] = False
+        image_options["fallback"] = False
+    if image_options and not args.image:
+        raise UserError("--image-weights and --no-fallback go with --image MODEL")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WeightsFallbackWarning)  # printed below, plainly
         results = steps.embed(
@@ -26,11 +39,15 @@ def cmd_embed(args) -> int:
             args.image,
             description_set=args.descriptions,
             progress=show_progress(args),
+            image_options=image_options,
             executor=args.executor,
-            **options,
         )
+    return finish(args, results, render_embed)
+
+
+def render_embed(results) -> None:
     for r in results:
-        if getattr(r, "notice", None):
+        if r.notice:
             warn(f"NOTE: {r.notice}")
         if getattr(r, "damage", None):
             warn(f"NOTE: {r.damage}")
@@ -41,7 +58,6 @@ def cmd_embed(args) -> int:
         )
         for path, reason in r.failed:
             warn(f"  skipped {path}: {reason}")
-    return 0
 
 
 def add_embed(sub) -> None:
@@ -49,7 +65,7 @@ def add_embed(sub) -> None:
     p.add_argument("study")
     p.add_argument(
         "--text",
-        default="minilm",
+        default=DEFAULT_TEXT_EMBEDDER,
         help="minilm (default), a sentence-transformers name or path, "
         "or openai:MODEL (e.g. openai:text-embedding-3-small)",
     )
@@ -71,6 +87,7 @@ def add_embed(sub) -> None:
         help="fail instead of using efficientnet-lite0 when torchvision weights cannot be had",
     )
     p.add_argument("--descriptions", help="description set (default: the latest)")
+    add_json_option(p)
     add_executor_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_embed)

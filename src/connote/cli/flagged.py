@@ -6,6 +6,7 @@ One result object each (:func:`flagged_result`, :func:`accept_result`), rendered
 from __future__ import annotations
 
 from connote.cli.common import say, warn
+from connote.printable import shown
 
 TEXT_SHOWN = 300  # characters of a flagged text shown in the listing (all of it in the result object)
 
@@ -47,7 +48,7 @@ def print_flagged(study_path, result: dict, limit: int = 50) -> None:
         )
         for f in s["descriptions"][:limit]:
             state = "in use" if f["used"] else "left out"
-            say(f"    {f['path']} ({state}): {f['reason']}")
+            say(f"    {shown(f['path'])} ({state}): {f['reason']}")
             say(f"      {_line(f['text'])}")
         if len(s["descriptions"]) > limit:
             say(f"    ... and {len(s['descriptions']) - limit} more")
@@ -79,7 +80,7 @@ def print_accept(study_path, result: dict) -> None:
         f"Accepted {len(result['accepted'])} flagged description(s) of set {result['set']!r}; they are now used:"
     )
     for f in result["accepted"]:
-        say(f"  {f['path']}: {f['reason']}")
+        say(f"  {shown(f['path'])}: {f['reason']}")
     left = result["left_out"]
     if left and left["total"]:
         warn(

@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
-import json
-
-from connote.cli.common import add_quiet_option, add_run_id_argument, import_files, say, show_progress
+from connote.cli.common import (
+    add_json_option,
+    add_quiet_option,
+    add_run_id_argument,
+    add_seed_option,
+    add_top_k_option,
+    finish,
+    import_files,
+    say,
+    show_progress,
+)
 
 
 def cmd_sets_sample(args) -> int:
@@ -23,13 +31,16 @@ def cmd_sets_sample(args) -> int:
         show=args.show,
         labeller=args.labeller,
     )
-    for note in res.notes:
-        say(f"note: {note}")
-    say(f"Set sample {res.name!r}: {res.n_sets} set(s) from {res.n_clusters} cluster(s) of run {res.run_id}.")
-    say(f"Matching sheet for the evaluators (open in a browser): {res.sheet}")
-    say(f"The same as a spreadsheet: {res.template}")
-    say(f"Then: connote sets import {args.study} ANSWERS.csv [--evaluator NAME]")
-    return 0
+
+    def render(r) -> None:
+        for note in r.notes:
+            say(f"note: {note}")
+        say(f"Set sample {r.name!r}: {r.n_sets} set(s) from {r.n_clusters} cluster(s) of run {r.run_id}.")
+        say(f"Matching sheet for the evaluators (open in a browser): {r.sheet}")
+        say(f"The same as a spreadsheet: {r.template}")
+        say(f"Then: connote sets import {args.study} ANSWERS.csv [--evaluator NAME]")
+
+    return finish(args, res, render)
 
 
 def cmd_sets_import(args) -> int:
@@ -58,62 +69,69 @@ def parse_merge_option(text: str | None) -> dict[int, int]:
     return out
 
 
-def cmd_sets_score(args) -> int:
-    from connote.coding.sets import score_sets
-
-    rep = score_sets(args.study, name=args.name, merge=parse_merge_option(args.merge), run_id=args.run)
+def score_result(rep) -> dict:
+    """Everything ``sets score`` shows: agreement, each evaluator's accuracy, the majority label's scores
+    and the per-cluster table."""
     s = rep.scores
-    if args.json:
-        say(
-            json.dumps(
-                {
-                    "sample": rep.sample,
-                    "run": rep.run_id,
-                    "scored_run": rep.scored_run,
-                    "shown": rep.shown,
-                    "merged": {str(k): v for k, v in rep.merged.items()},
-                    "evaluators": rep.evaluators,
-                    "kappa": None if rep.kappa != rep.kappa else rep.kappa,
-                    "accuracy": s.accuracy,
-                    "macro_precision": s.macro_precision,
-                    "macro_recall": s.macro_recall,
-                    "clusters": rep.clusters,
-                    "notes": rep.notes,
-                },
-                indent=2,
-            )
-        )
-        return 0
+    return {
+        "sample": rep.sample,
+        "run": rep.run_id,
+        "scored_run": rep.scored_run,
+        "shown": rep.shown,
+        "n_sets": rep.n_sets,
+        "answered": rep.answered,
+        "evaluators": rep.evaluators,
+        "kappa": rep.kappa,
+        "pairwise_kappa": [{"evaluators": [a, b], "kappa": k} for (a, b), k in rep.pairwise_kappa.items()],
+        "accuracy_by_evaluator": rep.accuracy_by_evaluator,
+        "with_majority": rep.with_majority,
+        "accuracy": s.accuracy,
+        "macro_precision": s.macro_precision,
+        "macro_recall": s.macro_recall,
+        "merged": rep.merged,
+        "clusters": rep.clusters,
+        "notes": rep.notes,
+        "scores_csv": rep.scores_csv,
+    }
+
+
+def render_score(r: dict) -> None:
     say(
-        f"Set sample {rep.sample!r} (run {rep.run_id}): {rep.answered} of {rep.n_sets} set(s) answered by "
-        f"{len(rep.evaluators)} evaluator(s): {', '.join(rep.evaluators)}"
+        f"Set sample {r['sample']!r} (run {r['run']}): {r['answered']} of {r['n_sets']} set(s) answered by "
+        f"{len(r['evaluators'])} evaluator(s): {', '.join(r['evaluators'])}"
     )
-    for (a, b), k in rep.pairwise_kappa.items():
-        say(f"  Cohen's kappa {a} / {b}: {k:.3f}")
-    for e, acc in rep.accuracy_by_evaluator.items():
+    for pk in r["pairwise_kappa"]:
+        a, b = pk["evaluators"]
+        say(f"  Cohen's kappa {a} / {b}: {pk['kappa']:.3f}")
+    for e, acc in r["accuracy_by_evaluator"].items():
         say(f"  accuracy of {e} alone: {acc:.3f}")
     say(
-        f"Majority label: {rep.with_majority} of {rep.answered} set(s) had a strict majority (ties: the first "
+        f"Majority label: {r['with_majority']} of {r['answered']} set(s) had a strict majority (ties: the first "
         "evaluator by name)."
     )
-    merged = (
-        f" after merging {', '.join(f'{k} into {v}' for k, v in rep.merged.items())}" if rep.merged else ""
-    )
+    merges = ", ".join(f"{k} into {v}" for k, v in r["merged"].items())
+    merged = f" after merging {merges}" if merges else ""
     say(
-        f"Accuracy {s.accuracy:.3f}, macro precision {s.macro_precision:.3f}, macro recall "
-        f"{s.macro_recall:.3f}{merged}"
+        f"Accuracy {r['accuracy']:.3f}, macro precision {r['macro_precision']:.3f}, macro recall "
+        f"{r['macro_recall']:.3f}{merged}"
     )
     say("")
     say(f"{'cluster':>7}  {'descr.':6}  {'sets':>4}  {'precision':>9}  {'recall':>6}  keywords")
-    for c in rep.clusters:
+    for c in r["clusters"]:
         say(
             f"{c['cluster']:>7}  {c['description']:6}  {c['sets']:>4}  {c['precision']:>9.3f}  "
             f"{c['recall']:>6.3f}  {c['keywords'][:60]}"
         )
-    for note in rep.notes:
+    for note in r["notes"]:
         say(f"note: {note}")
-    say(f"Wrote {rep.scores_csv}")
-    return 0
+    say(f"Wrote {r['scores_csv']}")
+
+
+def cmd_sets_score(args) -> int:
+    from connote.coding.sets import score_sets
+
+    rep = score_sets(args.study, name=args.name, merge=parse_merge_option(args.merge), run_id=args.run)
+    return finish(args, score_result(rep), render_score)
 
 
 def add_sets(sub) -> None:
@@ -125,8 +143,8 @@ def add_sets(sub) -> None:
     add_run_id_argument(q)
     q.add_argument("--per-cluster", type=int, default=5, help="sets per cluster (default 5, as in the study)")
     q.add_argument("--size", type=int, default=3, help="images per set (default 3, as in the study)")
-    q.add_argument("--top-k", type=int, default=10, help="keywords per description (default 10)")
-    q.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    add_top_k_option(q, "keywords per description")
+    add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'sets-runID')")
     q.add_argument(
         "--show", choices=["keywords", "labels"], default="keywords", help="what evaluators match sets to"
@@ -134,6 +152,7 @@ def add_sets(sub) -> None:
     q.add_argument(
         "--labeller", help="with --show labels: whose labels (default: the latest `connote label`)"
     )
+    add_json_option(q)
     add_quiet_option(q)
     q.set_defaults(func=cmd_sets_sample)
     q = sets.add_parser("import", help="store an evaluator's answers (CSV from the sheet or template)")
@@ -141,11 +160,12 @@ def add_sets(sub) -> None:
     q.add_argument("files", nargs="+", metavar="FILE.csv")
     q.add_argument("--evaluator", help="the evaluator's name, when the file has no evaluator column")
     q.add_argument("--name", help="set sample (default: the latest)")
+    add_json_option(q)
     q.set_defaults(func=cmd_sets_import)
     q = sets.add_parser("score", help="agreement, majority labels, per-cluster precision/recall, accuracy")
     q.add_argument("study")
     q.add_argument("--name", help="set sample (default: the latest)")
     q.add_argument("--merge", help="merge near-twin clusters first: CLUSTER=INTO[,...], e.g. 7=3")
     q.add_argument("--run", help="score a run derived from the sample's run by `connote merge` (its merges)")
-    q.add_argument("--json", action="store_true", help="print the scores as JSON")
+    add_json_option(q)
     q.set_defaults(func=cmd_sets_score)

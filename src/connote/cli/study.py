@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from connote.cli.common import (
+    add_json_option,
     add_quiet_option,
     add_run_id_argument,
+    finish,
     open_study,
     print_skipped,
     say,
@@ -16,34 +16,52 @@ from connote.cli.common import (
 from connote.printable import shown
 
 
+def init_result(study_path, summary) -> dict:
+    """What ``init`` (and ``run``) found: counts and the files skipped with their reason."""
+    return {
+        "study": study_path,
+        "found": summary.found,
+        "usable": summary.ok,
+        "distinct": summary.distinct,
+        "skipped": [{"path": p, "reason": r} for p, r in summary.skipped],
+    }
+
+
 def cmd_init(args) -> int:
     from connote import steps
 
     study = steps.init(args.study, args.images, progress=show_progress(args))
-    s = steps.init_summary(study)
-    say(f"Study {study.path}: {s.ok} usable image(s) ({s.distinct} distinct) of {s.found} file(s) found.")
-    print_skipped(s.skipped)
-    if s.ok == 0:
-        warn(f"error: no usable images under {args.images}")
-        return 1
-    return 0
+    res = init_result(study.path, steps.init_summary(study))
+    if res["usable"] == 0:
+        res["error"] = f"no usable images under {args.images}"
+
+    def render(r) -> None:
+        say(
+            f"Study {r['study']}: {r['usable']} usable image(s) ({r['distinct']} distinct) of {r['found']} file(s) found."
+        )
+        print_skipped([(s["path"], s["reason"]) for s in r["skipped"]])
+        if r.get("error"):
+            warn(f"error: {r['error']}")
+
+    return finish(args, res, render, 1 if res["usable"] == 0 else 0)
 
 
 def add_init(sub) -> None:
     p = sub.add_parser("init", help="make a study folder and register the images")
     p.add_argument("study")
     p.add_argument("--images", required=True, help="folder of images (searched recursively)")
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_init)
 
 
 def cmd_report(args) -> int:
     from connote import steps
+    from connote.errors import UserError
 
     study = open_study(args.study)
     if args.run_id is not None and args.runs is not None:
-        warn("error: give a run id or --runs, not both")
-        return 2
+        raise UserError("give a run id or --runs, not both")
     runs = None if args.runs in (None, "all") else [] if args.runs == "none" else args.runs
     path = steps.report(study, args.run_id, runs=runs, progress=show_progress(args))
     folder = study.path / "report"
@@ -51,19 +69,20 @@ def cmd_report(args) -> int:
         int(p.parent.name[4:]) for p in folder.glob("run-*/index.html") if p.parent.name[4:].isdigit()
     )
     result = {
-        "index": str(folder / "index.html"),
-        "page": str(path),
-        "compare": str(folder / "compare.html"),
-        "run_pages": {str(r): str(folder / f"run-{r}" / "index.html") for r in rendered},
+        "index": folder / "index.html",
+        "page": path,
+        "compare": folder / "compare.html",
+        "folder": folder,
+        "run_pages": {r: folder / f"run-{r}" / "index.html" for r in rendered},
     }
-    if args.json:
-        say(json.dumps(result, indent=2))
-        return 0
-    say(f"Report: {result['page']}")
-    if result["page"] != result["index"]:
-        say(f"Study index: {result['index']}")
-    say(f"{len(rendered)} run page(s) under {folder}; compare two runs in {result['compare']}")
-    return 0
+
+    def render(r: dict) -> None:
+        say(f"Report: {r['page']}")
+        if r["page"] != r["index"]:
+            say(f"Study index: {r['index']}")
+        say(f"{len(r['run_pages'])} run page(s) under {r['folder']}; compare two runs in {r['compare']}")
+
+    return finish(args, result, render)
 
 
 def add_report(sub) -> None:
@@ -79,7 +98,7 @@ def add_report(sub) -> None:
         "--runs",
         help="which runs get pages when no run id is given: all (default), none (the index only), or ids 3,5",
     )
-    p.add_argument("--json", action="store_true", help="print the paths written as JSON")
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_report)
 
@@ -87,25 +106,44 @@ def add_report(sub) -> None:
 def cmd_runs(args) -> int:
     from connote import steps
 
-    rows = steps.runs(args.study)
-    if args.json:
-        say(json.dumps(rows, indent=2))
-        return 0
+    return finish(args, steps.runs(args.study), render_runs)
+
+
+def render_runs(rows: list[dict]) -> None:
     if not rows:
         say("No runs yet.")
-        return 0
-    head = (
+        return
+    say(
         f"{'id':>4}  {'features':8}  {'describer':22}  {'embedder':24}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  "
         f"{'clusters':>8}  {'outliers':>8}  derived"
     )
-    say(head)
     for r in rows:
         say(
             f"{r['id']:>4}  {r['features']:8}  {str(r['describer'] or '-')[:22]:22}  {r['embedder'][:24]:24}  "
             f"{r['reduce'][:34]:34}  {r['min_cluster_size']:>4}  {str(r['seed']):>5}  {r['n_clusters']:>8}  "
             f"{r['n_outliers']:>8}  {_derived(r)}"
         )
-    return 0
+    settings = _seed_settings(rows)
+    if settings:
+        from connote.evaluate.stability import stability_table
+
+        say("")
+        say("Seed stability per setting (runs that differ only by seed):")
+        say(stability_table(settings))
+
+
+def _seed_settings(rows: list[dict]) -> list[tuple]:
+    """(features, reduce, mcs, SeedStability) for each setting run with two seeds or more."""
+    from connote.evaluate.stability import SeedStability
+
+    out, seen = [], set()
+    for r in rows:
+        st = r.get("seed_stability")
+        if not st or len(st["seeds"]) < 2 or tuple(st["run_ids"]) in seen:
+            continue
+        seen.add(tuple(st["run_ids"]))
+        out.append((r["features"], r["reduce"], r["min_cluster_size"], SeedStability.from_dict(st)))
+    return out
 
 
 def _derived(r: dict) -> str:
@@ -120,7 +158,7 @@ def _derived(r: dict) -> str:
 def add_runs(sub) -> None:
     p = sub.add_parser("runs", help="list the clustering runs")
     p.add_argument("study")
-    p.add_argument("--json", action="store_true")
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_runs)
 
@@ -129,8 +167,7 @@ def cmd_export(args) -> int:
     from connote import steps
 
     path = steps.export(args.study, args.run_id, format=args.format, path=args.output)
-    say(f"Wrote {path}")
-    return 0
+    return finish(args, {"wrote": path}, lambda r: say(f"Wrote {r['wrote']}"))
 
 
 def add_export(sub) -> None:
@@ -139,54 +176,100 @@ def add_export(sub) -> None:
     add_run_id_argument(p)
     p.add_argument("--format", default="csv", choices=["csv", "parquet"])
     p.add_argument("-o", "--output", help="file to write (default: STUDY/run-ID.FORMAT)")
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_export)
 
 
-def cmd_status(args) -> int:
-    study = open_study(args.study)
+def status_result(study) -> dict:
+    """What the study holds: images, description sets, vectors, runs, calls, cost, validation samples."""
+    from connote.cli.flagged import flagged_result
+    from connote.study.calls import call_count
+
     images = study.images(status=None)
     ok = [r for r in images if r["status"] == "ok"]
-    say(f"Study {study.path} (images from {study.get_meta('images_root')})")
-    say(
-        f"  images: {len(ok)} usable ({len({r['sha256'] for r in ok})} distinct), "
-        f"{len(images) - len(ok)} skipped"
-    )
-    for s in study.description_sets():
-        say(
-            f"  descriptions {s['name']!r} ({s['describer']}): {s['n_ok']} ok, {s['n_bad']} flagged or failed"
-        )
-    from connote.cli.flagged import flagged_result, print_flagged
 
-    print_flagged(args.study, flagged_result(study))
-    for e in study.embedders():
+    def names(rows, role: str) -> list[str]:
+        return sorted({r[role] for r in rows})
+
+    return {
+        "study": study.path,
+        "images_root": study.get_meta("images_root"),
+        "images": {
+            "usable": len(ok),
+            "distinct": len({r["sha256"] for r in ok}),
+            "skipped": len(images) - len(ok),
+        },
+        "description_sets": [
+            {"name": s["name"], "describer": s["describer"], "ok": s["n_ok"], "flagged_or_failed": s["n_bad"]}
+            for s in study.description_sets()
+        ],
+        "flagged": flagged_result(study),
+        "vectors": [{"name": e["name"], "dim": e["dim"]} for e in study.embedders()],
+        "runs": len(study.runs()),
+        "calls": call_count(study),
+        "cost_usd": study.total_cost(),
+        "pair_samples": [
+            {
+                "name": ps["name"],
+                "pairs": len(study.pairs(ps["id"])),
+                "ratings": len(rows := study.ratings(ps["id"])),
+                "coders": names(rows, "coder"),
+            }
+            for ps in study.pair_samples()
+        ],
+        "set_samples": [
+            {
+                "name": ss["name"],
+                "run": ss["run_id"],
+                "sets": len(study.image_sets(ss["id"])),
+                "answers": len(rows := study.set_answers(ss["id"])),
+                "evaluators": names(rows, "evaluator"),
+            }
+            for ss in study.set_samples()
+        ],
+        "skipped": [{"path": r["path"], "reason": r["reason"]} for r in images if r["status"] == "skipped"],
+    }
+
+
+def render_status(r: dict) -> None:
+    from connote.cli.flagged import print_flagged
+
+    def who(names: list[str], role: str) -> str:
+        return f"{len(names)} {role}(s)" + (": " + ", ".join(shown(n) for n in names) if names else "")
+
+    im = r["images"]
+    say(f"Study {r['study']} (images from {r['images_root']})")
+    say(f"  images: {im['usable']} usable ({im['distinct']} distinct), {im['skipped']} skipped")
+    for s in r["description_sets"]:
+        say(
+            f"  descriptions {s['name']!r} ({s['describer']}): {s['ok']} ok, "
+            f"{s['flagged_or_failed']} flagged or failed"
+        )
+    print_flagged(r["study"], r["flagged"])
+    for e in r["vectors"]:
         say(f"  vectors {e['name']} ({e['dim']} dimensions)")
-    say(
-        f"  runs: {len(study.runs())}; model calls logged: {len(study.calls())}; "
-        f"cost so far: ${study.total_cost():.4f}"
-    )
-
-    def who(rows, role: str) -> str:
-        names = sorted({shown(r[role]) for r in rows})
-        return f"{len(names)} {role}(s)" + (": " + ", ".join(names) if names else "")
-
-    for ps in study.pair_samples():
-        rows = study.ratings(ps["id"])
-        n = len(study.pairs(ps["id"]))
-        say(f"  rated pairs {ps['name']!r}: {n} pairs, {len(rows)} rating(s) by {who(rows, 'coder')}")
-    for ss in study.set_samples():
-        rows = study.set_answers(ss["id"])
-        n = len(study.image_sets(ss["id"]))
+    say(f"  runs: {r['runs']}; model calls logged: {r['calls']}; cost so far: ${r['cost_usd']:.4f}")
+    for ps in r["pair_samples"]:
         say(
-            f"  image sets {ss['name']!r} (run {ss['run_id']}): {n} sets, {len(rows)} answer(s) by "
-            f"{who(rows, 'evaluator')}"
+            f"  rated pairs {ps['name']!r}: {ps['pairs']} pairs, {ps['ratings']} rating(s) by "
+            f"{who(ps['coders'], 'coder')}"
         )
-    print_skipped([(r["path"], r["reason"]) for r in images if r["status"] == "skipped"], limit=10_000)
-    return 0
+    for ss in r["set_samples"]:
+        say(
+            f"  image sets {ss['name']!r} (run {ss['run']}): {ss['sets']} sets, {ss['answers']} answer(s) by "
+            f"{who(ss['evaluators'], 'evaluator')}"
+        )
+    print_skipped([(s["path"], s["reason"]) for s in r["skipped"]], limit=10_000)
+
+
+def cmd_status(args) -> int:
+    return finish(args, status_result(open_study(args.study)), render_status)
 
 
 def add_status(sub) -> None:
     p = sub.add_parser("status", help="what the study holds: images, skipped files, descriptions, runs, cost")
     p.add_argument("study")
+    add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_status)

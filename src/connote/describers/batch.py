@@ -18,15 +18,13 @@ import sys
 import time
 
 from connote.describers.base import DescribeError, Description, ImageItem
+from connote.describers.openai_api import OpenAIDescriber
 from connote.describers.runner import DescribeRunner, DescribeSummary, pending_items
 from connote.errors import UserError
 from connote.study import Study
+from connote.study.calls import batch_state, forget_batch_state, save_batch_state
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
-
-
-def _key(set_id: int) -> str:
-    return f"describe_batch:{set_id}"
 
 
 def _say(msg: str) -> None:
@@ -34,7 +32,7 @@ def _say(msg: str) -> None:
 
 
 def _client(d):
-    if not hasattr(d, "client") or not hasattr(d, "request_body"):
+    if not isinstance(d, OpenAIDescriber):
         raise UserError(f"--batch works with openai:MODEL describers only, not {d.spec}")
     return d.client()
 
@@ -63,7 +61,7 @@ def submit(study: Study, runner: DescribeRunner, set_id: int, items: list[ImageI
     state: dict = {"n": len(lines), "submitted": time.time()}
     f = client.files.create(file=("connote-batch.jsonl", io.BytesIO(data)), purpose="batch")
     state["file_id"] = f.id
-    study.set_meta(_key(set_id), json.dumps(state))
+    save_batch_state(study, set_id, state)
     b = client.batches.create(
         input_file_id=f.id,
         endpoint="/v1/chat/completions",
@@ -71,7 +69,7 @@ def submit(study: Study, runner: DescribeRunner, set_id: int, items: list[ImageI
         metadata={"connote_set": str(set_id)},
     )
     state["batch_id"] = b.id
-    study.set_meta(_key(set_id), json.dumps(state))
+    save_batch_state(study, set_id, state)
     return state
 
 
@@ -115,7 +113,7 @@ def collect(
                 res = DescribeError(f"batch item failed (HTTP {status}): {msg}", permanent=True)
             problem = runner.problem(res) if isinstance(res, Description) else None
             with study.transaction():  # the call log and the description land together
-                summary.cost_usd += runner._store(study, set_id, item, (res, 1, [], problem), prompt, summary)
+                summary.cost_usd += runner.store(study, set_id, item, (res, 1, [], problem), prompt, summary)
             n += 1
     return n
 
@@ -131,17 +129,17 @@ def run_batch(
     timeout: float | None = None,
 ) -> DescribeSummary:
     d = runner.describer
-    name, set_id, prompt = runner._open_set(study)
+    name, set_id, prompt = runner.open_set(study)
     items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
     summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
     client = _client(d)
-    state = json.loads(study.get_meta(_key(set_id)) or "{}")
+    state = batch_state(study, set_id)
     if state.get("file_id") and not state.get("batch_id"):
         state["batch_id"] = _find_batch(client, state["file_id"])
         if state["batch_id"] is None:
             state = {}
         else:
-            study.set_meta(_key(set_id), json.dumps(state))
+            save_batch_state(study, set_id, state)
     if not state:
         if not items:
             return summary
@@ -179,7 +177,7 @@ def run_batch(
             _say(f"Batch {state['batch_id']}: {batch.status}{got}")
         time.sleep(poll_interval)
     stored = collect(study, runner, set_id, batch, prompt, summary)
-    study.con.execute("DELETE FROM meta WHERE key=?", (_key(set_id),))
+    forget_batch_state(study, set_id)
     if batch.status != "completed":
         summary.stopped = f"batch {state['batch_id']} ended as {batch.status} ({stored} result(s) stored)"
     summary.calls = stored

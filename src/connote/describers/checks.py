@@ -9,11 +9,14 @@ spoken transcript all pass. What is flagged:
 * ``empty``: no letter or digit at all (special tokens such as ``</s>`` do not count),
 * ``refusal``: the text opens by declining ("I'm sorry, but I can't ...", "As an AI ...") and is short
   (a long description after a one-line caveat is kept),
-* ``repetitive``: a loop (the same words over and over, or a stretch of at least 12 words made of one
-  phrase repeated three times or more),
+* ``repetitive``: a loop (a phrase repeated back to back over at least 12 words, or 10 words said again
+  right after themselves, or a sentence repeated with one word changed; one word filling the text),
 * ``word salad``: token soup (mostly symbols; tokenizer markers such as ``[unused5]`` or ``##``; words of
-  several writing systems mixed; a long run of words without one function word or punctuation mark;
-  function words in impossible pairs such as "the of and").
+  several writing systems mixed; a long run of words without one function word or punctuation mark, or
+  almost no function words in a text that is not a list; English words in impossible pairs such as
+  "the of and" or "a empty").
+
+Judged on the first 100,000 characters (1,500 words for loops), so a check is fast on any input.
 
 Their false-flag and miss rates are measured by ``benchmarks/output_checks.py`` (human texts of
 ../shared/datasets and generated degenerate outputs) and written to ``benchmarks/results/``.
@@ -80,6 +83,7 @@ _PRONOUNS = _SUBJECTS | _wordset("me him us them")
 # Function words that may follow "the", "a", "my" ...: "the same", "a very", "its own", "the most".
 _AFTER_DETERMINER_OK = _wordset("same one more most less very only own up out down off after over under")
 _END = frozenset(".!?,;:")
+_A_BEFORE_VOWEL_OK = _wordset("one once oneself")
 
 
 def words(text: str) -> list[str]:
@@ -110,6 +114,15 @@ _REFUSAL_OPENERS = [
     re.compile(r"^\W*(?:i['’]?m|i am) (?:sorry|afraid)\W*$", re.I),  # just "I'm sorry."
     re.compile(r"^\W*(?:i (?:must|have to) decline|i (?:refuse|decline) to)\b", re.I),
     re.compile(r"^\W*(?:this|that) (?:is not something|isn't something) i can\b", re.I),
+    # The same in the languages a prompt is most often written in besides English.
+    re.compile(
+        r"^\W*(?:lo siento|disculpa|lamentablemente)\b[^\n]{0,60}?\bno (?:puedo|me es posible)\b|"
+        r"^\W*(?:je suis (?:désolée?|navrée?)|désolée?|malheureusement)\b[^\n]{0,60}?\bje ne (?:peux|suis pas)\b|"
+        r"^\W*(?:es tut mir leid|entschuldigung|leider)\b[^\n]{0,60}?\b(?:kann ich|ich kann)\b[^\n]{0,60}?\bnicht\b|"
+        r"^\W*(?:mi dispiace|purtroppo)\b[^\n]{0,60}?\bnon (?:posso|riesco)\b|"
+        r"^\W*(?:desculpe|lamento|infelizmente)\b[^\n]{0,60}?\bnão (?:posso|consigo)\b",
+        re.I,
+    ),
 ]
 REFUSAL_MAX_WORDS = 60  # a longer text that opens with a caveat goes on to describe the image
 
@@ -201,7 +214,12 @@ def script(ch: str) -> str | None:
 
 
 def _impossible_pair(a: str, b: str) -> bool:
-    """Two English function words that cannot follow each other (``b`` may be punctuation)."""
+    """Two English words that cannot follow each other (``b`` may be punctuation): function words in an
+    impossible order, or an article that does not fit the next word ("a of", "a empty", "an tree")."""
+    if a == "a" and b[0] in "aeio" and b.isalpha() and b not in _A_BEFORE_VOWEL_OK and not b.startswith("eu"):
+        return True
+    if a == "an" and b[0] not in "aeiouh" and b.isalpha() and len(b) > 3:  # not "an MP", "an FBI agent"
+        return True
     if a == b or not (b in ENGLISH_FUNCTION_WORDS or b in _END):
         return False
     if a in _DETERMINERS:
@@ -251,6 +269,9 @@ def word_salad(text: str, tokens: list[str]) -> str | None:
     segments = len(ws) / (1 + sum(not t[0].isalnum() for t in tokens[:-1]))
     if len(ws) >= 15 and function < 0.05 and segments >= 4:  # not a list of keywords
         return f"word salad (only {function:.0%} function words)"
+    english = sum(w in ENGLISH_FUNCTION_WORDS for w in ws)
+    if english < 0.6 * sum(w in STOPWORDS for w in ws):  # another language: the English pairs do not apply
+        return None
     bad = sum(_impossible_pair(a, b) for a, b in zip(tokens, tokens[1:], strict=False))
     if bad >= 3 or (bad >= 2 and bad >= 0.08 * len(ws)):
         return f"word salad ({bad} impossible word pairs such as 'the of')"

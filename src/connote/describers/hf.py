@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import threading
 
-from connote.describers.base import DescribeError, Description, ImageItem
+from connote.describers.base import DescribeError, Describer, Description, ImageItem
 
 
-class HFDescriber:
-    uses_prompt = True
+class HFDescriber(Describer):
     concurrency = 1  # one model in memory: batches run one after another
 
     def __init__(
         self,
-        arg: str,
+        model: str,
         *,
         batch_size: int = 4,
         max_new_tokens: int = 256,
@@ -29,16 +28,16 @@ class HFDescriber:
         do_sample: bool = False,
         temperature: float | None = None,
         revision: str | None = None,
-        max_tokens: int | None = None,  # the CLI's --max-tokens
-        **_ignored,
+        max_tokens: int | None = None,  # the CLI's --max-tokens (wins over max_new_tokens)
     ):
-        if not arg:
+        if not model:
             from connote.errors import UserError
 
             raise UserError("give a model: --describer hf:REPO_OR_PATH, e.g. hf:llava-hf/llava-1.5-7b-hf")
-        self.spec = f"hf:{arg}"
-        self.model = arg
+        self.spec = f"hf:{model}"
+        self.model = model
         self.batch_size = max(1, int(batch_size))
+        self.max_tokens = max_tokens
         self.max_new_tokens = int(max_tokens if max_tokens is not None else max_new_tokens)
         self.device = device
         self.dtype = dtype
@@ -53,17 +52,6 @@ class HFDescriber:
     def retry_bad_outputs(self) -> bool:
         """Greedy decoding gives the same text again: asking twice only helps when sampling."""
         return self.do_sample
-
-    def params(self) -> dict:
-        return {
-            "batch_size": self.batch_size,
-            "max_new_tokens": self.max_new_tokens,
-            "do_sample": self.do_sample,
-            "temperature": self.temperature,
-            "max_side": self.max_side,
-            "dtype": self.dtype,
-            "revision": self.revision,
-        }
 
     # ------------------------------------------------------------------ loading
     def _resolve_device(self) -> str:

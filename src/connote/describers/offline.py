@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from connote.describers.base import DescribeError, Description, ImageItem
+from connote.describers.base import DescribeError, Describer, Description, ImageItem
 
 OCR_MIN_SCORE = 0.6
 _RUN_TOGETHER = re.compile(r"[A-Za-z]{10,}")
@@ -160,7 +160,7 @@ def compose(ocr_lines: list[str], labels: list[str], colours: list[str] | None =
     return " ".join(parts) or "No legible text and no recognisable object."
 
 
-class OfflineDescriber:
+class OfflineDescriber(Describer):
     """OCR (RapidOCR 1.4.4) + top ImageNet labels (EfficientNet-Lite0), written as one short text."""
 
     uses_prompt = False
@@ -170,13 +170,11 @@ class OfflineDescriber:
 
     def __init__(
         self,
-        arg: str = "",
         *,
         top_labels: int = 5,
         min_label_prob: float = 0.05,
         ocr: bool = True,
         batch_size: int = 8,
-        **_ignored,
     ):
         self.spec = "offline"
         self.model = "rapidocr-1.4.4+efficientnet-lite0"
@@ -185,14 +183,8 @@ class OfflineDescriber:
         self.ocr = ocr
         self.batch_size = batch_size
 
-    def params(self) -> dict:
-        return {
-            "top_labels": self.top_labels,
-            "min_label_prob": self.min_label_prob,
-            "ocr": self.ocr,
-            "colours": True,
-            "ocr_min_score": OCR_MIN_SCORE,
-        }
+    def provenance(self) -> dict:
+        return {"colours": True, "ocr_min_score": OCR_MIN_SCORE}
 
     def _read_text(self, img) -> list[str]:
         import numpy as np

@@ -7,7 +7,7 @@ server, OpenRouter). ``ollama:MODEL`` is a shorthand for Ollama's endpoint on lo
 The backend is thin: it downscales the image, sends it as a base64 JPEG data URL, and maps the client's
 exceptions to :class:`DescribeError` (transient or permanent). The runner retries, logs and checks.
 The API key is read from the environment when the client is made and is kept nowhere else: it is not
-in ``params()``, the call log, the spec string or any message.
+in the recorded parameters, the call log, the spec string or any message.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from connote.describers.base import DescribeError, Description, ImageItem
+from connote.describers.base import DescribeError, Describer, Description, ImageItem
 from connote.describers.checks import check_response
 from connote.describers.pricing import image_tokens, price_for, text_tokens
 from connote.errors import UserError
@@ -104,40 +104,37 @@ def _message(exc) -> str:
     return str(getattr(exc, "message", exc))[:300]
 
 
-class OpenAIDescriber:
+class OpenAIDescriber(Describer):
     """A vision LLM behind an OpenAI-compatible Chat Completions endpoint."""
 
-    uses_prompt = True
-    batch_size = 1
-    default_base_url: str | None = None
     kind = "openai"
+    default_concurrency = 8
+    default_key_env = "OPENAI_API_KEY"
+    secret_params = ("base_url", "api_key_env")  # base_url is recorded without credentials (provenance)
 
     def __init__(
         self,
-        arg: str,
+        model: str,
         *,
         base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 8,
+        api_key_env: str | None = None,
+        concurrency: int | None = None,
         max_side: int = 1024,
         detail: str = "low",
         max_tokens: int = 400,
         temperature: float | None = None,
         timeout: float = 120.0,
         jpeg_quality: int = 85,
-        batch_size: int = 1,  # accepted for CLI symmetry; API calls carry one image each
-        **_ignored,
     ):
-        if not arg:
+        if not model:
             raise UserError(f"give a model name: --describer {self.kind}:MODEL")
         if detail not in {"low", "high", "auto"}:
             raise UserError(f"--detail must be low, high or auto, not {detail!r}")
-        self.spec = f"{self.kind}:{arg}"
-        self.model = arg
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") if self.kind == "openai" else base_url
-        self.base_url = self.base_url or self.default_base_url
-        self.api_key_env = api_key_env
-        self.concurrency = max(1, int(concurrency))
+        self.spec = f"{self.kind}:{model}"
+        self.model = model
+        self.base_url = base_url or self.default_base_url()
+        self.api_key_env = api_key_env or self.default_key_env
+        self.concurrency = max(1, int(concurrency or self.default_concurrency))
         self.detail = detail
         self.max_side = int(max_side)
         self.max_tokens = int(max_tokens)
@@ -146,6 +143,9 @@ class OpenAIDescriber:
         self.jpeg_quality = int(jpeg_quality)
         self._client = None
         self._lock = threading.Lock()
+
+    def default_base_url(self) -> str | None:
+        return os.environ.get("OPENAI_BASE_URL")
 
     # ------------------------------------------------------------------ setup
     def _api_key(self) -> str | None:
@@ -173,15 +173,8 @@ class OpenAIDescriber:
                 )
             return self._client
 
-    def params(self) -> dict:
-        return {
-            "base_url": _safe_url(self.base_url),
-            "detail": self.detail,
-            "max_side": self.upload_side,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "jpeg_quality": self.jpeg_quality,
-        }
+    def provenance(self) -> dict:
+        return {"base_url": _safe_url(self.base_url), "upload_side": self.upload_side}
 
     @property
     def upload_side(self) -> int:
@@ -191,6 +184,10 @@ class OpenAIDescriber:
     @property
     def price(self):
         return price_for(self.model)
+
+    def batch_discount(self) -> float:
+        price = self.price
+        return price.batch_discount if price is not None else 0.5
 
     # ------------------------------------------------------------------ requests
     def image_url(self, item: ImageItem) -> str:
@@ -314,19 +311,15 @@ class OllamaDescriber(OpenAIDescriber):
     """``ollama:MODEL``: Ollama's OpenAI-compatible endpoint (OLLAMA_HOST or localhost:11434); no key, no cost."""
 
     kind = "ollama"
+    default_concurrency = 4
+    default_key_env = "OLLAMA_API_KEY"
 
-    def __init__(self, arg: str, *, base_url: str | None = None, concurrency: int = 4, **options):
+    def default_base_url(self) -> str:
         host = os.environ.get("OLLAMA_HOST")
-        if base_url is None and host:
+        if host:
             host = host if "://" in host else f"http://{host}"
-            base_url = host.rstrip("/") + "/v1"
-        super().__init__(
-            arg,
-            base_url=base_url or OLLAMA_URL,
-            concurrency=concurrency,
-            api_key_env=options.pop("api_key_env", "OLLAMA_API_KEY"),
-            **options,
-        )
+            return host.rstrip("/") + "/v1"
+        return OLLAMA_URL
 
     def prepare(self) -> None:
         pass

@@ -34,9 +34,11 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from connote.describers.base import PAPER_PROMPT, Description, ImageItem
+from connote.describers.base import PAPER_PROMPT, Description, ImageItem, as_describer
 from connote.errors import DescribeError, UserError
+from connote.params import recorded_params
 from connote.study import Study, now
+from connote.study.calls import description_row, description_set_id
 from connote.study.claims import Claims, describe_others
 
 
@@ -139,7 +141,7 @@ class DescribeRunner:
         max_cost: float | None = None,
         retry_bad: bool = True,
     ):
-        self.describer = describer
+        self.describer = as_describer(describer)
         self.prompt = prompt
         self.name = name
         self.max_retries = max_retries
@@ -158,7 +160,7 @@ class DescribeRunner:
             from connote.describers.checks import check_response
 
             reason = check_response(res.extra["finish_reason"])
-        if not reason and self.check is not None and getattr(self.describer, "uses_prompt", True):
+        if not reason and self.check is not None and self.describer.uses_prompt:
             reason = self.check(res.text)  # LLM outputs only: fixed-form describers (offline) are not judged
         return reason
 
@@ -227,7 +229,7 @@ class DescribeRunner:
         for i, res in enumerate(results):
             if isinstance(res, Description):
                 problems[i] = self.problem(res)
-                if problems[i] and self.retry_bad and getattr(self.describer, "retry_bad_outputs", True):
+                if problems[i] and self.retry_bad and self.describer.retry_bad_outputs:
                     redo.append(i)
         if redo and not stop.is_set():
             again, more, errs = self._attempt([items[i] for i in redo], stop)
@@ -254,21 +256,21 @@ class DescribeRunner:
         return self._call(items, stop or threading.Event())
 
     # -------------------------------------------------------------- the whole study
-    def _open_set(self, study: Study) -> tuple[str, int, str | None]:
+    def open_set(self, study: Study) -> tuple[str, int, str | None]:
         d = self.describer
-        prompt = self.prompt if getattr(d, "uses_prompt", True) else None
+        prompt = self.prompt if d.uses_prompt else None
         name = self.name or default_set_name(d.spec, prompt)
-        set_id = study.description_set(name, d.spec, getattr(d, "model", None), prompt, d.params())
+        set_id = study.description_set(name, d.spec, d.model, prompt, recorded_params(d))
         return name, set_id, prompt
 
     def estimate(self, study: Study, *, retry_flagged: bool = False, batch: bool = False) -> DescribeEstimate:
         """The images a run would describe and their expected tokens and cost; sends nothing."""
         d = self.describer
-        prompt = self.prompt if getattr(d, "uses_prompt", True) else None
+        prompt = self.prompt if d.uses_prompt else None
         name = self.name or default_set_name(d.spec, prompt)
-        row = study.con.execute("SELECT id FROM description_sets WHERE name=?", (name,)).fetchone()
-        if row is not None:
-            items, done = pending_items(study, row["id"], retry_flagged=retry_flagged)
+        set_id = description_set_id(study, name)
+        if set_id is not None:
+            items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
         else:
             root = study.images_root
             items = [ImageItem(r["sha256"], root / r["path"], r["path"]) for r in study.unique_images()]
@@ -276,32 +278,34 @@ class DescribeRunner:
         est = DescribeEstimate(
             name,
             d.spec,
-            getattr(d, "model", None),
+            d.model,
             total=len(items) + done,
             already=done,
             images=len(items),
             batch=batch,
         )
-        if not hasattr(d, "estimate"):
-            est.cost_usd = 0.0
-            est.notes.append("a local describer: no per-token cost")
-            return est
         sizes = {r["path"]: (r["width"], r["height"]) for r in study.images() if r["width"]}
         unknown = False
         cost = 0.0
         for item in items:
-            tin, tout, usd = d.estimate(item, prompt or "", sizes.get(item.rel_path))
+            guess = d.estimate(item, prompt or "", sizes.get(item.rel_path))
+            if guess is None:  # no per-token cost
+                est.input_tokens = est.output_tokens = 0
+                est.cost_usd = 0.0
+                est.notes.append("a local describer: no per-token cost")
+                return est
+            tin, tout, usd = guess
             est.input_tokens += tin
             est.output_tokens += tout
             if usd is None:
                 unknown = True
             else:
                 cost += usd
-        discount = getattr(getattr(d, "price", None), "batch_discount", 0.5) if batch else 1.0
+        discount = d.batch_discount() if batch else 1.0
         est.cost_usd = None if unknown else cost * discount
         if unknown:
             est.notes.append(
-                f"no price known for model {getattr(d, 'model', None)!r}: add it to prices.toml "
+                f"no price known for model {d.model!r}: add it to prices.toml "
                 "(or a file named by CONNOTE_PRICES)"
             )
         return est
@@ -309,14 +313,14 @@ class DescribeRunner:
     def _reserve(self, batch: list[ImageItem]) -> float:
         """Budget kept aside for a batch while it is in flight (worst case), so a budget is not overshot."""
         d = self.describer
-        if self.max_cost is None or not hasattr(d, "reserve"):
+        if self.max_cost is None:
             return 0.0
         total = 0.0
         for item in batch:
             usd = d.reserve(item, self.prompt or "")
             if usd is None:
                 raise UserError(
-                    f"--max-cost needs the price of {getattr(d, 'model', None)!r}: add it to "
+                    f"--max-cost needs the price of {d.model!r}: add it to "
                     "prices.toml (or a file named by CONNOTE_PRICES)"
                 )
             total += usd
@@ -324,7 +328,7 @@ class DescribeRunner:
 
     def run(self, study: Study, *, retry_flagged: bool = False, progress: bool = True) -> DescribeSummary:
         d = self.describer
-        name, set_id, prompt = self._open_set(study)
+        name, set_id, prompt = self.open_set(study)
         rows = {r["sha256"]: r for r in study.description_rows(set_id)}
         items, done = _pending(study, rows, retry_flagged)
         summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
@@ -332,20 +336,16 @@ class DescribeRunner:
             return summary
         if not study.unique_images():
             raise UserError(f"{study.path}: no readable images to describe")
-        if hasattr(d, "prepare"):
-            d.prepare()  # e.g. no API key: one clear error before anything is sent
+        d.prepare()  # e.g. no API key: one clear error before anything is sent
         self._fatal = None
         claims = Claims(study.con, set_id)
         seen = {sha: _row_state(rows.get(sha)) for sha in (it.sha256 for it in items)}
 
         def still_todo(sha: str) -> bool:  # nobody stored anything for it since this run looked
-            row = study.con.execute(
-                "SELECT * FROM descriptions WHERE set_id=? AND sha256=?", (set_id, sha)
-            ).fetchone()
-            return _row_state(row) == seen[sha]
+            return _row_state(description_row(study, set_id, sha)) == seen[sha]
 
-        batch_size = max(1, int(getattr(d, "batch_size", 1)))
-        concurrency = max(1, int(getattr(d, "concurrency", 1)))
+        batch_size = max(1, int(d.batch_size))
+        concurrency = max(1, int(d.concurrency))
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -401,7 +401,7 @@ class DescribeRunner:
                 # them cannot make an image look undescribed after it was paid for.
                 with study.transaction():
                     for item, entry in zip(batch, results, strict=False):
-                        spent += self._store(study, set_id, item, entry, prompt, summary)
+                        spent += self.store(study, set_id, item, entry, prompt, summary)
                     claims.release([item.sha256 for item in batch])
                     claims.refresh()
                 if bar is not None:
@@ -459,7 +459,7 @@ class DescribeRunner:
                 f"({describe_others(busy)}); run again later for any it leaves undone"
             )
         if self._fatal is not None:
-            key = getattr(d, "api_key_env", None)
+            key = d.api_key_env
             raise UserError(
                 f"{study.path}: {d.spec} refused the request ({self._fatal}); stopped at this first "
                 f"authentication error, nothing more was sent; {summary.described} image(s) described "
@@ -469,12 +469,12 @@ class DescribeRunner:
             )
         return summary
 
-    def _store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
+    def store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
         d = self.describer
         res, attempts, earlier, problem, *rest = entry  # the Batch API's entries have no retries
         superseded = rest[0] if rest else []
-        params = d.params()
-        model = getattr(d, "model", None)
+        params = recorded_params(d)
+        model = d.model
         for err in superseded:  # attempts that were tried again (or cut short): each may have been billed
             study.record_call(
                 stage="describe",

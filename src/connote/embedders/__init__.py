@@ -1,15 +1,20 @@
 """S2: turn descriptions (text) or pixels (image) into vectors, cached in the study by content hash.
 
-The runners here do the caching and the progress bar for every embedder; an embedder only maps a batch
-of texts or images to an array (:mod:`connote.embedders.base`).
+The runners here do the caching, the progress bar and the call log for every embedder; an embedder only
+maps a batch of texts or images to an array (:mod:`connote.embedders.base`) and reports the model calls it
+made (API embedders), which the runner logs as the describe runner does. Batches run where an executor puts
+them (:mod:`connote.executors`: here, or on Ray workers).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from connote.embedders.base import Embedder
 from connote.errors import UserError
+from connote.params import recorded_params
 from connote.study import Study, text_key
+from connote.study.calls import log_calls
 
 
 @dataclass
@@ -23,11 +28,7 @@ class EmbedSummary:
     failed: list[tuple[str, str]]
     repaired: int = 0  # stored vectors that were damaged and were computed again
     damage: str | None = None  # one line naming them
-
-
-def _batches(seq, size):
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
+    notice: str | None = None  # why another model stood in for the one asked for
 
 
 def _damage_line(name: str, check) -> str | None:
@@ -45,6 +46,27 @@ def _local():
     return LocalExecutor()
 
 
+def _reports_calls(embedder) -> bool:
+    """An embedder that reports model calls (an API embedder, or a foreign object that may) runs in this
+    process, so that the runner logs every call it made."""
+    return type(embedder).take_calls is not Embedder.take_calls
+
+
+def _store_batches(study: Study, embedder, batches, on_batch) -> int | None:
+    """Store each batch's vectors as it arrives and log the calls the embedder reports (failed ones too)."""
+    dim = None
+    try:
+        for done, vectors, bad in batches:
+            log_calls(study, "embed", embedder.take_calls())
+            if done:
+                study.save_vectors(embedder.name, done, vectors)
+                dim = vectors.shape[1]
+            on_batch(done, bad)
+    finally:
+        log_calls(study, "embed", embedder.take_calls())
+    return dim
+
+
 def embed_texts(
     study: Study, embedder, texts: dict[str, str], *, progress: bool = True, executor=None
 ) -> EmbedSummary:
@@ -56,20 +78,14 @@ def embed_texts(
     check = study.vectors.check(embedder.name, keys)
     todo = [k for k in keys if k not in check.good]
     executor = executor or _local()
-    if getattr(executor, "remote", False) and hasattr(embedder, "prepare"):
-        executor = _local()  # an API embedder logs its calls in the study: it runs here
+    if getattr(executor, "remote", False) and _reports_calls(embedder):
+        executor = _local()  # an API embedder's calls are logged in the study: it runs here
     bar = _bar(progress, len(todo), f"Embedding texts ({embedder.spec})", "text")
-    dim = None
     batches = executor.embed(embedder, "text", ((k, keys[k]) for k in todo), max(1, embedder.batch_size))
-    for done, vectors, _failed in batches:
-        if done:
-            study.save_vectors(embedder.name, done, vectors)
-            dim = vectors.shape[1]
-        if bar:
-            bar.update(len(done))
+    dim = _store_batches(study, embedder, batches, lambda done, bad: bar and bar.update(len(done)))
     if bar:
         bar.close()
-    study.register_embedder(embedder.name, "text", embedder.spec, dim, embedder.params())
+    study.register_embedder(embedder.name, "text", embedder.spec, dim, recorded_params(embedder))
     return EmbedSummary(
         embedder.name,
         "text",
@@ -92,20 +108,22 @@ def embed_images(study: Study, embedder, *, progress: bool = True, executor=None
     todo = [r for r in rows if r["sha256"] not in check.good]
     path_of = {r["sha256"]: r["path"] for r in todo}
     executor = executor or _local()
+    if getattr(executor, "remote", False) and _reports_calls(embedder):
+        executor = _local()
     bar = _bar(progress, len(todo), f"Embedding images ({embedder.spec})", "img")
     failed: list[tuple[str, str]] = []
-    dim = None
-    items = ((r["sha256"], str(study.image_file(r["path"]))) for r in todo)
-    for done, vectors, bad in executor.embed(embedder, "image", items, max(1, embedder.batch_size)):
-        if done:
-            study.save_vectors(embedder.name, done, vectors)
-            dim = vectors.shape[1]
-        failed += [(path_of.get(sha, sha), reason) for sha, reason in bad]
+
+    def on_batch(done, bad):
+        failed.extend((path_of.get(sha, sha), reason) for sha, reason in bad)
         if bar:
             bar.update(len(done) + len(bad))
+
+    items = ((r["sha256"], str(study.image_file(r["path"]))) for r in todo)
+    batches = executor.embed(embedder, "image", items, max(1, embedder.batch_size))
+    dim = _store_batches(study, embedder, batches, on_batch)
     if bar:
         bar.close()
-    study.register_embedder(embedder.name, "image", embedder.spec, dim, embedder.params())
+    study.register_embedder(embedder.name, "image", embedder.spec, dim, recorded_params(embedder))
     return EmbedSummary(
         embedder.name,
         "image",

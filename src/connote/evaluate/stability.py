@@ -115,6 +115,19 @@ class SeedStability:
             )
         return text + "stable"
 
+    @classmethod
+    def from_dict(cls, d: dict) -> SeedStability:
+        """The inverse of :meth:`to_dict` (e.g. for a row of ``connote runs --json``)."""
+        return cls(
+            seeds=list(d["seeds"]),
+            clusters=list(d["clusters"]),
+            outliers=list(d["outliers"]),
+            pairs=[(p["seed_a"], p["seed_b"], p["ari"]) for p in d.get("pairs", [])],
+            mean_ari=d.get("mean_ari"),
+            min_ari=d.get("min_ari"),
+            threshold=d.get("threshold", UNSTABLE_BELOW),
+        )
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["pairs"] = [{"seed_a": a, "seed_b": b, "ari": ari} for a, b, ari in self.pairs]
@@ -146,6 +159,44 @@ def seed_stability(
         min_ari=float(min(aris)) if aris else None,
         threshold=threshold,
     )
+
+
+def stability_table(settings) -> str:
+    """(features, reduce, min cluster size, SeedStability) rows as a text table (mean and lowest pairwise
+    ARI, cluster-count range, UNSTABLE) with a closing line that says plainly what to make of it."""
+    head = (
+        f"{'features':8}  {'reduce':34}  {'mcs':>4}  {'seeds':>5}  {'mean ARI':>8}  {'min ARI':>7}  clusters"
+    )
+    lines = [head]
+    unstable = 0
+    for features, reduce, mcs, st in settings:
+        mean = f"{st.mean_ari:8.2f}" if st.mean_ari is not None else f"{'-':>8}"
+        low = f"{st.min_ari:7.2f}" if st.min_ari is not None else f"{'-':>7}"
+        span = (
+            f"{st.clusters_min}"
+            if st.clusters_min == st.clusters_max
+            else f"{st.clusters_min}-{st.clusters_max}"
+        )
+        flag = "  UNSTABLE" if st.unstable else ""
+        unstable += bool(st.unstable)
+        lines.append(
+            f"{features:8}  {reduce[:34]:34}  {mcs:>4}  {len(st.seeds):>5}  {mean}  {low}  {span:>8}{flag}"
+        )
+    compared = [s for *_, s in settings if s.unstable is not None]
+    if not compared:
+        lines.append(
+            "One seed per setting: run more seeds (e.g. --seeds 42,48,112) to see how far they agree."
+        )
+    elif unstable:
+        lines.append(
+            f"{unstable} of {len(compared)} setting(s) UNSTABLE: mean ARI between seeds below "
+            f"{compared[0].threshold:g}; their clusters depend on the seed. Do not report one seed of them alone."
+        )
+    else:
+        lines.append(
+            f"All {len(compared)} setting(s) stable across seeds (mean ARI at least {compared[0].threshold:g})."
+        )
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- settings

@@ -136,12 +136,13 @@ class RunPages:
         order = sorted((c for c in members if c != OUTLIER), key=lambda c: (-len(members[c]), c))
         if OUTLIER in members:
             order.append(OUTLIER)
+        # members most typical first; outliers (no centre of their own) nearest a cluster first
         ranked = {
             c: [
                 members[c][j]
                 for j in typical.typical_order(
-                    [probs[i] for i in members[c]],
-                    [close[i] for i in members[c]],
+                    [None if c == OUTLIER else probs[i] for i in members[c]],
+                    [margin[i] if c == OUTLIER else close[i] for i in members[c]],
                     [names[i] for i in members[c]],
                 )
             ]
@@ -295,7 +296,7 @@ class RunPages:
         c = cl["id"]
         ranked = d["ranked"][c]
         quotes = []
-        for i in ranked[:5]:
+        for i in ranked[: 0 if c == OUTLIER else 5]:
             det = d["details"].get(d["shas"][i])
             if det and det["text"]:
                 quotes.append({"text": det["text"], "name": d["names"][i], "sha": d["shas"][i]})
@@ -322,6 +323,7 @@ class RunPages:
                 "clusters": clusters,
                 "index": index,
                 "desc_set": self.desc_set(d),
+                "keyword_method": self.derived["keyword_method"],
             }
             html = self.env.get_template("cluster.html.j2").render(**ctx)
             self.write(self.dir / cluster_page(c, page), html.encode("utf-8", errors="replace"))

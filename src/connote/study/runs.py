@@ -271,8 +271,9 @@ def seed_stability_by_setting(study, runs=None) -> list[tuple[list[sqlite3.Row],
 
     out = []
     for group in group_by_setting(study.runs() if runs is None else runs).values():
+        group = sorted(group, key=lambda r: (r["seed"] is None, r["seed"] or 0, r["id"]))
         labels = {}
-        for r in group:  # one labeling per seed (the first run of a seed, should there be two)
+        for r in group:  # one labeling per seed, in seed order (the first run of a seed, should there be two)
             labels.setdefault(r["seed"], study.assignments(r["id"]))
         out.append((group, seed_stability(labels)))
     return out

@@ -27,6 +27,19 @@
     for (var k in attrs || {}) e.setAttribute(k, attrs[k]); return e;
   }
   function name(run, c) { var i = run.clusters[String(c)] || {}; var kw = (i.keywords || []).slice(0, 3).join(", "); return (c < 0 ? "outliers" : (i.title || ("Cluster " + c))) + (kw && !i.label ? " (" + kw + ")" : ""); }
+  // adjusted Rand index from the cross-table (Hubert & Arabie 1985), outliers as one more group
+  function ari(table, n) {
+    function c2(x) { return x * (x - 1) / 2; }
+    var idx = 0, rows = 0, cols = {}, colSum = 0;
+    Object.keys(table).forEach(function (a) {
+      var r = 0;
+      Object.keys(table[a]).forEach(function (b) { var v = table[a][b]; idx += c2(v); r += v; cols[b] = (cols[b] || 0) + v; });
+      rows += c2(r);
+    });
+    Object.keys(cols).forEach(function (b) { colSum += c2(cols[b]); });
+    var expected = n > 1 ? rows * colSum / c2(n) : 0, max = (rows + colSum) / 2;
+    return max === expected ? (idx === rows && idx === colSum ? 1 : 0) : (idx - expected) / (max - expected);
+  }
   function show() {
     var a = A.value, b = B.value;
     getRun(a, function (ra) { getRun(b, function (rb) {
@@ -39,7 +52,7 @@
         var ca = ra.labels[i], cb = shaB[s]; both++;
         (table[ca] = table[ca] || {})[cb] = (table[ca][cb] || 0) + 1; sizes[ca] = (sizes[ca] || 0) + 1;
       });
-      agree.textContent = both + " images in both runs";
+      agree.textContent = both + " images in both runs · adjusted Rand index " + ari(table, both).toFixed(3);
       var t = el("table", null, { class: "cmp", id: "cmp-table" });
       var hr = el("tr"); hr.appendChild(el("th", "run " + a + " cluster")); hr.appendChild(el("th", "images")); hr.appendChild(el("th", "where they are in run " + b)); t.appendChild(hr);
       Object.keys(table).map(Number).sort(function (x, y) { return (x < 0) - (y < 0) || sizes[y] - sizes[x]; }).forEach(function (ca) {

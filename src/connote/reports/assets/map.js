@@ -273,7 +273,7 @@
     Object.keys(counts).sort(function (a, b) { return counts[b] - counts[a]; }).forEach(function (c) { ul.appendChild(el("li", c + ": " + counts[c])); });
     side.appendChild(ul);
     var clear = el("button", "Clear selection", { type: "button", id: "clearsel" });
-    clear.onclick = function () { selected = null; side.textContent = ""; schedule(); };
+    clear.onclick = function () { selected = null; shownCat = null; side.textContent = ""; schedule(); };
     side.appendChild(clear);
     var g = el("div", null, { class: "sel", id: "selection" });
     ids.slice(0, 300).forEach(function (i) {
@@ -289,12 +289,22 @@
   function legend() {
     var lg = document.getElementById("legend"); lg.textContent = "";
     cats.slice(0, 40).forEach(function (v) {
-      var s = el("span"), dot = el("i"), c = catColors[v];
+      var s = el("span", null, { role: "button", tabindex: "0", "data-cat": v, title: "highlight and list these images" }), dot = el("i"), c = catColors[v];
+      s.onclick = function () { showCategory(v); };
       dot.style.background = "rgb(" + c.join(",") + ")"; s.appendChild(dot);
       s.appendChild(document.createTextNode(colorBy === "cluster" ? (v === "-1" ? "outliers" : (R.clusters[v] || {}).title || v) : (v || "(none)")));
       lg.appendChild(s);
     });
     if (cats.length > 40) lg.appendChild(el("span", "+" + (cats.length - 40) + " more", { class: "muted" }));
+  }
+
+  // a legend entry (or #cluster=C in the address) highlights its images and lists them
+  var shownCat = null;
+  function showCategory(v) {
+    if (shownCat === v) { shownCat = null; selected = null; side.textContent = ""; schedule(); return; }
+    shownCat = v; selected = new Uint8Array(n);
+    for (var i = 0; i < n; i++) if (pointCat[i] === v) selected[i] = 1;
+    showSelection(); schedule();
   }
 
   // ------------------------------------------------------------------ search
@@ -378,6 +388,8 @@
 
   // #sha=<hash>: open that image (links from the cluster pages)
   function fromHash() {
+    var c = /cluster=(-?\d+)/.exec(location.hash);
+    if (c && colorBy === "cluster") { shownCat = null; showCategory(c[1]); return; }
     var m = /sha=([0-9a-f]{8,64})/.exec(location.hash);
     if (!m) return;
     var i = M.shas.indexOf(m[1]);
