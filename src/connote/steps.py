@@ -171,10 +171,8 @@ def import_descriptions(
 
 
 def _checker():
-    try:
-        from connote.describers.checks import check_description
-    except ImportError:
-        return None
+    from connote.describers.checks import check_description  # imported when a step needs it
+
     return check_description
 
 

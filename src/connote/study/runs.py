@@ -285,7 +285,6 @@ def run_listing(study) -> list[dict]:
     by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
     :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
     from connote.study.derived import derivations
-    from connote.study.reporting import run_record
 
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
     derived = derivations(study)
@@ -316,7 +315,7 @@ def run_listing(study) -> list[dict]:
                 "n_clusters": r["n_clusters"],
                 "n_outliers": r["n_outliers"],
                 # images of the study the run left out, by cause (no usable description, no vector)
-                "left_out": run_record(r).get("left_out"),
+                "left_out": json.loads(r["params"] or "{}").get("left_out"),
                 "label": r["label"],
                 "created": r["created"],
                 "seed_stability": stability.get(r["id"]),
