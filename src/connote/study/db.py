@@ -199,4 +199,6 @@ def explain(exc: BaseException, folder: str | os.PathLike | None) -> str | None:
             f"{target}: cannot write ({exc.strerror}); if the study folder is read-only, write elsewhere "
             "(export -o FILE) or copy the study somewhere writable"
         )
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:  # a folder given as -o FILE, no such folder
+        return f"{exc.filename}: {exc.strerror.lower()}"
     return None
