@@ -19,6 +19,7 @@ Results: benchmarks/results/scale.json and scale.md (merged with earlier results
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -66,12 +67,15 @@ def make_images(folder: Path, n: int) -> None:
         sub = folder / f"{i // 1000:04d}"
         if i % 1000 == 0:
             sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"img_{i:07d}.png"
+        if path.exists():  # an interrupted generation resumes
+            continue
         img = Image.new("RGB", (32, 24), ((i * 37) % 256, (i * 91 // 7) % 256, (i * 13) % 256))
         px = img.load()
         for b in range(20):
             if i >> b & 1:
                 px[b % 32, 20 + b // 32] = (255, 255, 255)
-        img.save(sub / f"img_{i:07d}.png", optimize=False, compress_level=1)
+        img.save(path, optimize=False, compress_level=1)
     marker.touch()
 
 
@@ -119,7 +123,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_size(n: int, executor: str, work: Path) -> dict:
+def run_size(n: int, executor: str, work: Path, done=None) -> dict:
+    """All stages at size ``n``; ``done(partial result)`` after each (so an interrupted run keeps them)."""
     py = sys.executable
     images = work / f"images-{n}"
     make_images(images, n)
@@ -137,43 +142,29 @@ def run_size(n: int, executor: str, work: Path) -> dict:
     grid.write_text(GRID)
     ex = ["--executor", executor] if executor != "local" else []
     stages: dict[str, dict] = {}
+    out = {"n": n, "executor": executor.split(":")[0], "stages": stages}
+
+    def timed_stage(name, args):
+        stages[name] = timed(args, log)
+        if done:
+            done(out)
+
     try:
         time.sleep(2)
         c = [py, "-m", "connote"]
-        stages["init"] = timed([*c, "init", str(study), "--images", str(images)], log)
-        stages["describe"] = timed(
-            [
-                *c,
-                "describe",
-                str(study),
-                "--describer",
-                "openai:gpt-4o-mini",
-                "--base-url",
-                f"http://127.0.0.1:{port}/v1",
-                "--concurrency",
-                "16",
-                "-q",
-                *ex,
-            ],
-            log,
-        )
-        stages["embed"] = timed([*c, "embed", str(study), "-q", *ex], log)
+        timed_stage("init", [*c, "init", str(study), "--images", str(images)])
+        api = ["--describer", "openai:gpt-4o-mini", "--base-url", f"http://127.0.0.1:{port}/v1"]
+        timed_stage("describe", [*c, "describe", str(study), *api, "--concurrency", "16", "-q", *ex])
+        timed_stage("embed", [*c, "embed", str(study), "-q", *ex])
         if executor == "local":
-            stages["vectors"] = timed([py, "-c", VECTOR_STAGE, str(study), str(n)], log)
-            stages["cluster"] = timed(
-                [
-                    *c,
-                    "cluster",
-                    str(study),
-                    "--reduce",
-                    "pca:components=10",
-                    "--min-cluster-size",
-                    str(max(5, n // 200)),
-                ],
-                log,
+            timed_stage("vectors", [py, "-c", VECTOR_STAGE, str(study), str(n)])
+            mcs = str(max(5, n // 200))
+            timed_stage(
+                "cluster",
+                [*c, "cluster", str(study), "--reduce", "pca:components=10", "--min-cluster-size", mcs],
             )
-        stages["sweep"] = timed([*c, "sweep", str(study), "--grid", str(grid), "-q", *ex], log)
-        stages["status"] = timed([*c, "status", str(study)], log)
+        timed_stage("sweep", [*c, "sweep", str(study), "--grid", str(grid), "-q", *ex])
+        timed_stage("status", [*c, "status", str(study)])
     finally:
         server.kill()
         server.wait()
@@ -182,7 +173,8 @@ def run_size(n: int, executor: str, work: Path) -> dict:
         if line.startswith("VECTORS "):
             stages["vectors"]["detail"] = dict(kv.split("=") for kv in line.split()[1:])
     du = sum(p.stat().st_size for p in study.rglob("*") if p.is_file())
-    return {"n": n, "executor": executor.split(":")[0], "stages": stages, "study_mb": round(du / 2**20, 1)}
+    out["study_mb"] = round(du / 2**20, 1)
+    return out
 
 
 def growth(results: list[dict]) -> dict:
@@ -242,6 +234,14 @@ def write(results: list[dict]) -> None:
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
 
 
+def merged(results: list[dict], r: dict) -> list[dict]:
+    return [x for x in results if (x["n"], x["executor"]) != (r["n"], r["executor"])] + [r]
+
+
+def _keep(before: list[dict], r: dict) -> None:
+    write(merged(before, r))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10000,100000")
@@ -277,8 +277,8 @@ def main() -> None:
             results = json.loads((RESULTS / "scale.json").read_text())["results"]
             continue
         for n in sizes:
-            r = run_size(n, ex, work)
-            results = [x for x in results if (x["n"], x["executor"]) != (r["n"], r["executor"])] + [r]
+            r = run_size(n, ex, work, done=functools.partial(_keep, list(results)))
+            results = merged(results, r)
             write(results)
             print(json.dumps(r), flush=True)
     write(results)

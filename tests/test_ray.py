@@ -111,4 +111,14 @@ def test_killed_workers_lose_nothing_and_pay_nothing_twice(cluster_run):
     assert k["stored_ok"] == 40 and k["failed"] == 0  # every image described in the end
     # only calls in flight when the workers died were asked again (at most the 4 in flight)
     assert k["twice"] <= 4 and k["per_image_max"] <= 2, k
+    # every request that may have been billed is in the call log, the lost ones as transient errors
+    assert k["calls"] >= k["requests"], k
+    assert any("Ray worker lost mid-call" in e for e in k["call_errors"]), k
     assert k["again_described"] == 0 and k["again_requests"] == 0
+
+
+def test_hf_describer_on_ray_workers(cluster_run):
+    """The plumbing of hf: on Ray workers (a tiny random LLaVA; GPU workers where the cluster has GPUs)."""
+    local, ray = cluster_run["hf"]["hf-local"], cluster_run["hf"]["hf-ray"]
+    assert ray["total"] == ray["stored"] == 24 and ray["failed"] == 0
+    assert ray["texts"] == local["texts"]  # greedy decoding: the same outputs as locally

@@ -244,3 +244,29 @@ def test_cli_names_damaged_vectors_in_one_line_and_rejects_a_bad_executor(tmp_pa
     proc = run_cli("sweep", path, "--executor", "spark", timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "unknown executor 'spark'; use local, ray or ray:ADDRESS" in proc.stderr
+
+
+def test_old_vector_files_not_moved_in_are_still_read(tmp_path):
+    """A study opened read-only keeps its old one-file-per-vector folder (nothing is moved): reads fall
+    back to those files, name a damaged one, and mix with vectors already in the store."""
+    import sqlite3
+
+    path = tmp_path / "study"
+    t = texts(6)
+    keys = [text_key(x) for x in t.values()]
+    with Study.create(path) as study:
+        study.save_vectors(NAME, keys[:2], np.stack([toy_vector(x) for x in list(t.values())[:2]]))
+        folder = study.vector_dir(NAME)
+        for x in list(t.values())[2:]:
+            key = text_key(x)
+            (folder / key[:2]).mkdir(parents=True, exist_ok=True)
+            np.save(folder / key[:2] / f"{key}.npy", toy_vector(x))
+    con = sqlite3.connect(f"file:{path / 'connote.db'}?mode=ro", uri=True)
+    con.row_factory = sqlite3.Row
+    ro = Study(path, con)  # as a read-only open leaves it: no migration of the files
+    X = ro.load_vectors(NAME, keys)
+    assert np.array_equal(X, np.stack([toy_vector(x) for x in t.values()]))
+    (folder / keys[4][:2] / f"{keys[4]}.npy").write_bytes(b"junk")
+    with pytest.raises(vec.DamagedVectors, match="1 of 6"):
+        ro.load_vectors(NAME, keys)
+    con.close()

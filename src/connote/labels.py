@@ -142,9 +142,10 @@ class TextChat:
         self.max_tokens = int(max_tokens)
 
     def params(self) -> dict:
-        p = self.inner.get_params()
+        from connote.params import recorded_params
+
         return {
-            "base_url": p.get("base_url"),
+            "base_url": recorded_params(self.inner).get("base_url"),  # without credentials
             "max_tokens": self.max_tokens,
             "temperature": getattr(self.inner, "temperature", None),
         }

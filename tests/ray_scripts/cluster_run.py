@@ -184,9 +184,31 @@ def part_killed() -> None:
     mark("killed")
 
 
+def part_hf() -> None:
+    """hf: (a tiny random LLaVA) on Ray workers: each worker loads the model once; the same outputs."""
+    from connote.testing.tiny_models import tiny_llava
+
+    model = tiny_llava(WORK / "tiny-llava")
+    got = {}
+    for name, executor in (("hf-local", None), ("hf-ray", RAY)):
+        study = steps.init(WORK / name, WORK / "images", progress=False)
+        s = steps.describe(
+            study, f"hf:{model}", batch_size=4, max_new_tokens=6, progress=False, executor=executor
+        )
+        rows = study.description_rows(s.set_id)
+        got[name] = {
+            "total": s.total,
+            "stored": len(rows),
+            "failed": s.failed,
+            "texts": {r["sha256"]: r["text"] for r in rows},
+        }
+    out["hf"] = got
+    mark("hf")
+
+
 def main() -> None:
     make_images(WORK / "images", 24)
-    parts = os.environ.get("CLUSTER_RUN_PARTS", "equal,budget,killed").split(",")
+    parts = os.environ.get("CLUSTER_RUN_PARTS", "equal,budget,killed,hf").split(",")
     for part in parts:
         globals()[f"part_{part}"]()
     print("RESULT " + json.dumps(out, default=str), flush=True)

@@ -49,7 +49,14 @@ def _local():
 def _reports_calls(embedder) -> bool:
     """An embedder that reports model calls (an API embedder, or a foreign object that may) runs in this
     process, so that the runner logs every call it made."""
-    return type(embedder).take_calls is not Embedder.take_calls
+    return getattr(type(embedder), "take_calls", Embedder.take_calls) is not Embedder.take_calls
+
+
+def _calls(embedder) -> list:
+    """The calls an embedder reports (none for an object without ``take_calls``: any object with
+    ``embed_texts`` or ``embed_images`` is an embedder)."""
+    take = getattr(embedder, "take_calls", None)
+    return list(take()) if take is not None else []
 
 
 def _store_batches(study: Study, embedder, batches, on_batch) -> int | None:
@@ -57,13 +64,13 @@ def _store_batches(study: Study, embedder, batches, on_batch) -> int | None:
     dim = None
     try:
         for done, vectors, bad in batches:
-            log_calls(study, "embed", embedder.take_calls())
+            log_calls(study, "embed", _calls(embedder))
             if done:
                 study.save_vectors(embedder.name, done, vectors)
                 dim = vectors.shape[1]
             on_batch(done, bad)
     finally:
-        log_calls(study, "embed", embedder.take_calls())
+        log_calls(study, "embed", _calls(embedder))
     return dim
 
 

@@ -151,6 +151,8 @@ class VectorStore:
         """Rows for ``keys`` in order (damaged/missing rows left as zeros); damaged key -> reason; missing."""
         index = self._index(embedder, keys)
         missing = {k for k in keys if k not in index}
+        if missing and legacy_files(self.folder(embedder)):  # an old study opened read-only: not moved
+            return self._read_legacy(embedder, keys, index, missing)
         files = self._files(embedder)
         dims = {files[fid]["dim"] for fid, _, _ in index.values() if fid in files}
         damaged: dict[str, str] = {}
@@ -185,6 +187,34 @@ class VectorStore:
                     damaged[key] = f"checksum mismatch in {meta['name']}"
                     out[pos] = 0
         return out, damaged, missing
+
+    def _read_legacy(self, embedder, keys, index, missing):
+        """Rows from an old study's one-file-per-vector folder (when it could not be moved in)."""
+        rows: dict[str, np.ndarray] = {}
+        damaged: dict[str, str] = {}
+        still: set[str] = set()
+        stored = [k for k in keys if k in index]
+        if stored:  # some in the store, some not: those through the store, the rest from their files
+            X_store, damaged, _ = self._read(embedder, stored)
+            rows.update(zip(stored, X_store))
+        for key in keys:
+            path = self.folder(embedder) / key[:2] / f"{key}.npy"
+            if key in missing:
+                try:
+                    rows[key] = read_npy(path.read_bytes()).astype(DTYPE).ravel()
+                except FileNotFoundError:
+                    still.add(key)
+                except (OSError, ValueError, EOFError) as exc:
+                    damaged[key] = f"{path.name}: {type(exc).__name__}"
+        dims = {len(v) for v in rows.values()}
+        if len(dims) > 1:
+            raise UserError(f"{embedder}: vectors of several dimensions {sorted(dims)}")
+        dim = dims.pop() if dims else 0
+        out = np.zeros((len(keys), dim), dtype=DTYPE)
+        for i, key in enumerate(keys):
+            if key in rows:
+                out[i] = rows[key]
+        return out, damaged, still
 
     @staticmethod
     def _map(path: Path | None, dim: int) -> tuple[str, np.ndarray | None]:
