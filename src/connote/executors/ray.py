@@ -26,6 +26,7 @@ import contextlib
 import itertools
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,25 @@ def _import_ray():
     return ray
 
 
+def _reachable(address: str | None) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing listens at is a clear error now, not minutes of
+    Ray's reconnect attempts."""
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); start one with "
+            f"`ray start --head --port={port}` there, or check the address"
+        ) from None
+
+
 def _call(fn: Callable, *args):
     return fn(*args)
 
@@ -73,6 +93,7 @@ class RayExecutor:
         ray = _import_ray()
         if not ray.is_initialized():
             address = self.address or os.environ.get("RAY_ADDRESS") or None
+            _reachable(address)
             try:
                 ray.init(
                     address=address,
