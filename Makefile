@@ -31,6 +31,7 @@ bench: setup
 	$(VENV)/python benchmarks/sweep.py
 	$(VENV)/python benchmarks/output_checks.py
 	$(VENV)/python benchmarks/map_render.py
+	$(VENV)/python benchmarks/derive.py
 
 clean:
 	rm -rf example-study .cache .pytest_cache

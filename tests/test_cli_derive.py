@@ -88,6 +88,8 @@ def test_label_metadata_and_explain(tmp_path):
     assert "columns: date (date), likes (number)" in imp.stdout
     by = json.loads(run_cli("metadata", study, "--by", "date", "--run", run, "--json", check=True).stdout)
     assert by["breakdown"]["unit"] == "day"
+    chosen = run_cli("metadata", study, "--report", "likes", check=True).stdout
+    assert "The report breaks clusters down by: likes" in chosen
     text = run_cli("metadata", study, "--by", "likes", check=True).stdout
     assert "Clusters by likes (number)" in text and "mean" in text
     exported = tmp_path / "out.csv"

@@ -133,3 +133,29 @@ def test_two_processes_making_the_same_derived_run(tmp_path, monkeypatch):
     monkeypatch.setattr(d.study, "find_run", late)
     second = derive.merge(d.study, d.run_id, "1=0")
     assert second.reused and second.run_id == first.run_id and len(d.study.runs()) == 2
+
+
+def test_blocked_similarities_give_the_same_answers(monkeypatch):
+    rng = np.random.default_rng(3)
+    X_in, y_in = rng.normal(size=(60, 5)), rng.integers(0, 4, 60)
+    X_out = rng.normal(size=(25, 5))
+    whole = {m: derive.assign(X_out, X_in, y_in, m, k=5) for m in derive.METHODS}
+    pairs = derive.nearest_pairs(X_out, X_in, 4)
+    monkeypatch.setattr(derive, "BLOCK", 70)  # one or two rows at a time
+    assert len(list(derive.blocks(25, 60))) == 25
+    for m in derive.METHODS:
+        c, s = derive.assign(X_out, X_in, y_in, m, k=5)
+        assert c.tolist() == whole[m][0].tolist() and np.allclose(s, whole[m][1])
+    blocked = derive.nearest_pairs(X_out, X_in, 4)
+    assert [p[:2] for p in blocked] == [p[:2] for p in pairs]
+    assert [p[2] for p in blocked] == pytest.approx([p[2] for p in pairs])
+
+
+def test_large_clusters_search_their_facing_members(tmp_path, monkeypatch):
+    d = build(tmp_path)
+    full = derive.suggest_merges(d.study, d.run_id, top=1)[0]
+    monkeypatch.setattr(derive, "FACING", 2)  # only the 2 members of each nearest the other's centre
+    capped = derive.suggest_merges(d.study, d.run_id, top=1)[0]
+    assert (capped.a, capped.b, capped.similarity) == (full.a, full.b, full.similarity)
+    assert len(capped.nearest) == 3 and len({p["a"] for p in capped.nearest}) <= 2
+    assert capped.nearest[0]["similarity"] <= full.nearest[0]["similarity"] + 1e-9

@@ -199,3 +199,25 @@ def test_kill_9_loses_no_paid_answer(tmp_path):
         assert res.cached >= done and len(res.labels) == 3 and all(x.status == "ok" for x in res.labels)
         # every cluster was paid for once: the answers logged before the kill were not asked again
         assert len(paid) == 3 and len(srv.chat_requests()) <= 3 + 1  # at most the call in flight at the kill
+
+
+def test_prompt_holds_the_most_typical_distinct_descriptions(tmp_path):
+    d = build(tmp_path)
+    with FakeOpenAI(decide=answer) as srv:
+        labels.label(
+            d.study,
+            d.run_id,
+            "openai:gpt-4o-mini",
+            base_url=srv.base_url,
+            n_descriptions=2,
+            progress=False,
+            prompt="Name this cluster.",
+        )
+    prompts = [c["prompt"] for c in d.study.calls("label")]
+    assert len(prompts) == 3 and all(p.startswith("Name this cluster.\n\nKeywords: ") for p in prompts)
+    fire = next(p for p in prompts if "fire smoke flames heat" in p)
+    lines = [x for x in fire.splitlines() if x.startswith("- ")]
+    assert (
+        len(lines) == 2 and len(set(lines)) == 2 and all("fire smoke flames heat number" in x for x in lines)
+    )
+    assert store.labels(d.study, d.run_id)[0]["prompt"] == "Name this cluster."

@@ -127,3 +127,16 @@ def test_breakdown_by_text_number_and_date(tmp_path):
     )
     with pytest.raises(UserError, match="no metadata column 'x'"):
         metadata.breakdown(d.study, d.run_id, "x")
+
+
+def test_the_report_columns_can_be_chosen(tmp_path):
+    d = build(tmp_path)
+    rows = [[p, "2024-01-01", str(i), "@a"] for i, p in enumerate(d.paths)]
+    metadata.import_metadata(d.study, write(tmp_path / "m.csv", ["image", "date", "n", "who"], rows))
+    assert metadata.report_columns(d.study) == ["date", "n", "who"]
+    assert metadata.choose_report_columns(d.study, ["who", "date"]) == ["who", "date"]
+    assert list(metadata.breakdowns(d.study, d.run_id)) == ["who", "date"]
+    assert list(metadata.map_columns(d.study, sorted(d.study.assignments(d.run_id)))) == ["who", "date"]
+    with pytest.raises(UserError, match="no metadata column 'likes'"):
+        metadata.choose_report_columns(d.study, ["likes"])
+    assert metadata.choose_report_columns(d.study, []) == ["date", "n", "who"]  # back to the default

@@ -309,4 +309,4 @@ def test_cli_and_coding_sheet_in_chromium(study, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("pair,coder,denotative\n1,cy,5\n")
     proc = run_cli("pairs", "import", study.path, bad)
-    assert proc.returncode == 1 and f"{bad}:2" in proc.stderr
+    assert proc.returncode == 2 and f"{bad}:2" in proc.stderr and "nothing to import" in proc.stderr

@@ -383,6 +383,12 @@ def test_study_index(tmp_path):
     assert compare.count("<option") == 6  # three runs in each of two lists
 
 
+def test_index_of_a_study_without_runs(tmp_path):
+    study = Study.create(tmp_path / "study", tmp_path)
+    page = read(render_study(study, progress=False))
+    assert "Study: 0 runs of 0 images" in page and "No clustering runs yet" in page
+
+
 def test_index_links_only_rendered_runs(tmp_path):
     study, first = make_study(tmp_path)
     second = add_seed_run(study, 8, dict(CLUSTER))

@@ -65,7 +65,14 @@ def test_get_params_reads_back_the_options():
     assert params["model"] == "gpt-4o" and params["detail"] == "high" and params["max_tokens"] == 99
     assert OpenAIDescriber(**params).get_params() == params
     off = OfflineDescriber(top_labels=2).set_params(ocr=False)
-    assert off.get_params() == {"top_labels": 2, "min_label_prob": 0.05, "ocr": False, "batch_size": 8}
+    params = off.get_params()
+    assert {k: params[k] for k in ("top_labels", "min_label_prob", "ocr", "batch_size")} == {
+        "top_labels": 2,
+        "min_label_prob": 0.05,
+        "ocr": False,
+        "batch_size": 8,
+    }
+    assert OfflineDescriber(**params).get_params() == params
     with pytest.raises(UserError, match="did you mean 'ocr'"):
         off.set_params(ocrr=True)
     emb = registry.text_embedder("openai:text-embedding-3-small,dimensions=64", api_key="sk-secret-1")

@@ -48,13 +48,31 @@ def similarity_matrix(C: np.ndarray) -> np.ndarray:
     return U @ U.T
 
 
+#: Similarities computed at once (rows x columns) before work is split into blocks of rows: bounds memory
+#: for large collections (about 40 MB of float64 per block).
+BLOCK = 5_000_000
+
+
+def blocks(n_rows: int, n_cols: int):
+    """Slices of ``range(n_rows)`` whose ``rows x n_cols`` similarity block stays under :data:`BLOCK`."""
+    step = max(1, BLOCK // max(1, n_cols))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))
+
+
 def nearest_pairs(A: np.ndarray, B: np.ndarray, k: int = 3) -> list[tuple[int, int, float]]:
-    """The ``k`` closest (row of A, row of B, cosine similarity) pairs, closest first."""
+    """The ``k`` closest (row of A, row of B, cosine similarity) pairs, closest first (ties by row)."""
     if len(A) == 0 or len(B) == 0:
         return []
-    S = unit(A) @ unit(B).T
-    flat = np.argsort(-S, axis=None, kind="stable")[:k]
-    return [(int(i), int(j), float(S[i, j])) for i, j in zip(*np.unravel_index(flat, S.shape), strict=True)]
+    UA, UB = unit(A), unit(B)
+    best: list[tuple[float, int, int]] = []
+    for rows in blocks(len(UA), len(UB)):
+        S = UA[rows] @ UB.T
+        flat = np.argsort(-S, axis=None, kind="stable")[:k]
+        for i, j in zip(*np.unravel_index(flat, S.shape), strict=True):
+            best.append((-float(S[i, j]), int(i) + rows.start, int(j)))
+    best.sort()
+    return [(i, j, -s) for s, i, j in best[:k]]
 
 
 def keyword_overlap(a: list[str], b: list[str]) -> float:
@@ -144,22 +162,30 @@ def assign(
             members = (labels_in == c) & mask
             if not members.any():
                 members = labels_in == c
-            D[:, j] = np.maximum(1.0 - (U_out @ U_in[members].T).max(axis=1), 1e-9)
+            E = U_in[members]
+            for rows in blocks(len(U_out), len(E)):
+                D[rows, j] = np.maximum(1.0 - (U_out[rows] @ E.T).max(axis=1), 1e-9)
         M = 1.0 / D
         M /= M.sum(axis=1, keepdims=True)
         best = M.argmax(axis=1)
         return np.array(clusters)[best], M[np.arange(len(best)), best]
     k = max(1, min(int(k), len(U_in)))
-    S = U_out @ U_in.T
-    near = np.argsort(-S, axis=1, kind="stable")[:, :k]
     out_c, out_s = [], []
-    for i, row in enumerate(near):
-        votes = labels_in[row]
-        values, counts = np.unique(votes, return_counts=True)
-        tied = set(values[counts == counts.max()].tolist())
-        winner = next(int(v) for v in votes if int(v) in tied)
-        out_c.append(winner)
-        out_s.append(max(0.0, float(S[i, row[votes == winner]].mean())))
+    for rows in blocks(len(U_out), len(U_in)):
+        S = U_out[rows] @ U_in.T
+        part = (
+            np.argpartition(-S, k - 1, axis=1)[:, :k]
+            if k < S.shape[1]
+            else np.tile(np.arange(k), (len(S), 1))
+        )
+        for i, cand in enumerate(part):
+            row = cand[np.lexsort((cand, -S[i, cand]))]  # most similar first; ties by position
+            votes = labels_in[row]
+            values, counts = np.unique(votes, return_counts=True)
+            tied = set(values[counts == counts.max()].tolist())
+            winner = next(int(v) for v in votes if int(v) in tied)
+            out_c.append(winner)
+            out_s.append(max(0.0, float(S[i, row[votes == winner]].mean())))
     return np.array(out_c, dtype=int), np.array(out_s)
 
 
@@ -181,6 +207,18 @@ def run_vectors(study: Study, run) -> tuple[list[str], np.ndarray, np.ndarray]:
         keys = shas
     X = study.load_vectors(run["embedder"], keys)
     return shas, X, np.array([assign_map[s] for s in shas], dtype=int)
+
+
+#: Members of each cluster searched for the closest pairs of a merge suggestion: those nearest the other
+#: cluster's centre (the closest pair is almost always among them); bounds the work on large clusters.
+FACING = 2000
+
+
+def _facing(X: np.ndarray, members: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    if len(members) <= FACING:
+        return members
+    sims = unit(X[members]) @ centre
+    return members[np.argsort(-sims, kind="stable")[:FACING]]
 
 
 @dataclass
@@ -222,13 +260,15 @@ def suggest_merges(
         mi, mj = np.flatnonzero(labels == ci), np.flatnonzero(labels == cj)
         if len(mi) > len(mj) or (len(mi) == len(mj) and ci < cj):  # the smaller goes into the larger
             ci, cj, mi, mj = cj, ci, mj, mi
+        # the closest pairs among the members of each nearest the other's centre (all of a small cluster)
+        ni, nj = _facing(X, mi, C[clusters.index(cj)]), _facing(X, mj, C[clusters.index(ci)])
         near = [
             {
-                "a": paths.get(shas[mi[p]], shas[mi[p]]),
-                "b": paths.get(shas[mj[q]], shas[mj[q]]),
+                "a": paths.get(shas[ni[p]], shas[ni[p]]),
+                "b": paths.get(shas[nj[q]], shas[nj[q]]),
                 "similarity": s,
             }
-            for p, q, s in nearest_pairs(X[mi], X[mj], pairs)
+            for p, q, s in nearest_pairs(X[ni], X[nj], pairs)
         ]
         ka, kb = keywords.get(ci, []), keywords.get(cj, [])
         out.append(

@@ -142,9 +142,10 @@ class TextChat:
         self.max_tokens = int(max_tokens)
 
     def params(self) -> dict:
-        p = self.inner.get_params()
+        from connote.params import recorded_params
+
         return {
-            "base_url": p.get("base_url"),
+            "base_url": recorded_params(self.inner).get("base_url"),  # without credentials
             "max_tokens": self.max_tokens,
             "temperature": getattr(self.inner, "temperature", None),
         }
@@ -246,11 +247,17 @@ def _cluster_material(study: Study, run, n_descriptions: int, top_k: int) -> dic
         shas, X, labels = sorted(assignments), None, None
     for c in clusters:
         if X is not None:
-            rows = typical(X, labels, c, n_descriptions)
-            chosen = [shas[i] for i in rows]
+            ordered = [shas[i] for i in typical(X, labels, c, len(shas))]
         else:
-            chosen = [s for s in shas if assignments[s] == c][:n_descriptions]
-        out[c] = (keywords.get(c, [])[:top_k], [texts[s] for s in chosen if texts.get(s)])
+            ordered = [s for s in shas if assignments[s] == c]
+        chosen: list[str] = []  # the most typical distinct texts (identical captions are common)
+        for s in ordered:
+            text = texts.get(s)
+            if text and text not in chosen:
+                chosen.append(text)
+            if len(chosen) >= n_descriptions:
+                break
+        out[c] = (keywords.get(c, [])[:top_k], chosen)
     return out
 
 

@@ -273,10 +273,38 @@ REPORT_COLUMNS = 6
 MAP_CATEGORIES = 12
 
 
-def breakdowns(study: Study, run_id: int, columns: list[str] | None = None) -> dict[str, Breakdown]:
-    """:func:`breakdown` of a run by ``columns`` (the first :data:`REPORT_COLUMNS` imported by default)."""
+#: Where the study keeps the columns chosen for the report (``connote metadata STUDY --report a,b``).
+REPORT_META_KEY = "metadata_report_columns"
+
+
+def choose_report_columns(study: Study, columns: list[str]) -> list[str]:
+    """Keep ``columns`` (known metadata columns, in this order) as the ones the report breaks clusters
+    down by and colours the map by; an empty list goes back to the default (the first few imported)."""
+    import json
+
+    known = store.metadata_columns(study)
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise UserError(
+            f"no metadata column {', '.join(map(repr, unknown))} (columns: {', '.join(known) or 'none'})"
+        )
+    study.set_meta(REPORT_META_KEY, json.dumps(columns))
+    return report_columns(study)
+
+
+def report_columns(study: Study) -> list[str]:
+    """The metadata columns the report shows: those chosen, else the first :data:`REPORT_COLUMNS` imported."""
+    import json
+
     names = list(store.metadata_columns(study))
-    chosen = columns if columns is not None else names[:REPORT_COLUMNS]
+    chosen = [c for c in json.loads(study.get_meta(REPORT_META_KEY) or "[]") if c in names]
+    return chosen or names[:REPORT_COLUMNS]
+
+
+def breakdowns(study: Study, run_id: int, columns: list[str] | None = None) -> dict[str, Breakdown]:
+    """:func:`breakdown` of a run by ``columns`` (by default :func:`report_columns`)."""
+    names = list(store.metadata_columns(study))
+    chosen = columns if columns is not None else report_columns(study)
     return {c: breakdown(study, run_id, c) for c in chosen if c in names}
 
 
@@ -292,7 +320,8 @@ def map_columns(study: Study, shas: list[str]) -> dict[str, list[str]]:
     for img in study.images(status="ok"):
         first.setdefault(img["sha256"], img["path"])
     out = {}
-    for name, kind in list(types.items())[:REPORT_COLUMNS]:
+    for name in report_columns(study):
+        kind = types[name]
         raw = [values.get(first.get(s, ""), {}).get(name) for s in shas]
         if kind == "date":
             days = [parse_date(v) if v else None for v in raw]

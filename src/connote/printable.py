@@ -9,6 +9,7 @@ and tabs. The CLI prints every line through :func:`safe_line` and every name thr
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -39,12 +40,19 @@ def shown(text: object) -> str:
     return "".join(_escape(c) if _hidden(c) else c for c in text)
 
 
+#: What a terminal acts on: controls (not tab and newline), bidi and zero-width format characters,
+#: line and paragraph separators, undecodable bytes (surrogates). One search, for long outputs.
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ud800-\udfff]"
+)
+
+
 def safe_line(text: object) -> str:
     """A line of output made safe for a terminal: as :func:`shown`, but line breaks and tabs kept."""
     text = str(text)
     if text.isprintable():
         return text
-    return "".join(c if c in "\n\t" or not _hidden(c) else _escape(c) for c in text)
+    return _UNSAFE.sub(lambda m: _escape(m.group()), text)
 
 
 def is_utf8(text: str) -> bool:

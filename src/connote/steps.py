@@ -175,10 +175,8 @@ def import_descriptions(
 
 
 def _checker():
-    try:
-        from connote.describers.checks import check_description
-    except ImportError:
-        return None
+    from connote.describers.checks import check_description  # imported when a step needs it
+
     return check_description
 
 
@@ -458,51 +456,12 @@ def report(
 
 
 def runs(study: Study | str | os.PathLike) -> list[dict]:
-    """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
-    n_outliers, created, and ``seed_stability``: the agreement of the runs of its setting that differ only
-    by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
-    :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
-    from connote.study.derived import derivations
-    from connote.study.reporting import run_record
-    from connote.study.runs import seed_stability_by_setting
+    """One dict per run (see :func:`connote.study.runs.run_listing`): its settings and results, the run
+    it was derived from, and ``seed_stability``, the agreement of the runs of its setting that differ
+    only by seed."""
+    from connote.study.runs import run_listing
 
-    study = Study.of(study)
-    sets = {r["name"]: r["describer"] for r in study.description_sets()}
-    derived = derivations(study)
-    all_runs = study.runs()
-    stability = {}
-    for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
-        d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
-        stability.update({r["id"]: d for r in group})
-    out = []
-    for r in all_runs:
-        origin = derived.get(r["id"]) or {}
-        out.append(
-            {
-                "id": r["id"],
-                "parent": origin.get(
-                    "parent"
-                ),  # a derived run (merge, assign-outliers): the run it came from
-                "derived": {"kind": origin["kind"], **origin["params"]} if origin else None,
-                "features": r["features"],
-                "description_set": r["description_set"],
-                "describer": sets.get(r["description_set"]) if r["description_set"] else None,
-                "embedder": r["embedder"],
-                "reduce": r["reduce"],
-                "min_cluster_size": r["min_cluster_size"],
-                "min_samples": r["min_samples"],
-                "seed": r["seed"],
-                "n_items": r["n_items"],
-                "n_clusters": r["n_clusters"],
-                "n_outliers": r["n_outliers"],
-                # images of the study the run left out, by cause (no usable description, no vector)
-                "left_out": run_record(r).get("left_out"),
-                "label": r["label"],
-                "created": r["created"],
-                "seed_stability": stability.get(r["id"]),
-            }
-        )
-    return out
+    return run_listing(Study.of(study))
 
 
 EXPORT_COLUMNS = ("image", "cluster", "keywords", "description")

@@ -162,6 +162,16 @@ def add_run_id_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_id", nargs="?", help="run id (default: the latest)")
 
 
+def print_sample(sample, headline: str, sheet_for: str, then: str) -> None:
+    """What ``pairs sample`` and ``sets sample`` made: notes, the sheet for the coders, what comes next."""
+    for note in sample.notes:
+        say(f"note: {note}")
+    say(headline)
+    say(f"{sheet_for} (open in a browser): {sample.sheet}")
+    say(f"The same as a spreadsheet: {sample.template}")
+    say(f"Then: {then}")
+
+
 def import_files(args, do_import, noun: str) -> int:
     """Import each of ``args.files``; report its skipped lines and the lines that override earlier ones.
     Exit 1 when any line was skipped."""

@@ -191,9 +191,13 @@ def cmd_metadata(args) -> int:
         out["import"] = res.to_dict()
         if res.problems:
             status = 1
+    if args.report is not None:
+        out["report_columns"] = metadata.choose_report_columns(
+            study, [c.strip().lower() for c in args.report.split(",") if c.strip()]
+        )
     if args.by:
         out["breakdown"] = metadata.breakdown(study, args.run, args.by).to_dict()
-    if not args.file and not args.by:
+    if not args.file and not args.by and args.report is None:
         out["columns"] = derived.metadata_columns(study)
         if not out["columns"]:
             raise UserError(f"no metadata yet: connote metadata {args.study} FILE.csv (columns image, ...)")
@@ -206,6 +210,8 @@ def cmd_metadata(args) -> int:
             warn(f"  skipped {problem}")
         types = ", ".join(f"{n} ({t})" for n, t in res["columns"].items())
         say(f"{res['path']}: values for {res['rows']} image(s), {res['updated']} updated; columns: {types}")
+    if "report_columns" in out:
+        say(f"The report breaks clusters down by: {', '.join(out['report_columns']) or '(no columns)'}")
     if "columns" in out:
         for name, kind in out["columns"].items():
             say(f"{name}: {kind}")
@@ -229,6 +235,12 @@ def add_metadata(sub) -> None:
     p.add_argument("--image-column", default="image", help="the column naming the images (image)")
     p.add_argument("--by", metavar="COLUMN", help="each cluster's breakdown by this column")
     p.add_argument("--run", help="run for --by (default: the latest)")
+    p.add_argument(
+        "--report",
+        metavar="COLUMNS",
+        help="columns the report breaks clusters down by and colours the map by, e.g. date,account "
+        "('' for the default: the first six imported)",
+    )
     p.add_argument("--json", action="store_true")
     add_quiet_option(p)
     p.set_defaults(func=cmd_metadata)

@@ -8,6 +8,7 @@ from connote.cli.common import (
     add_seed_option,
     finish,
     import_files,
+    print_sample,
     say,
     show_progress,
 )
@@ -26,12 +27,12 @@ def cmd_pairs_sample(args) -> int:
     )
 
     def render(r) -> None:
-        for note in r.notes:
-            say(f"note: {note}")
-        say(f"Pair sample {r.name!r}: {r.n_pairs} random pair(s) of {r.n_images} distinct image(s).")
-        say(f"Coding sheet for the coders (open in a browser): {r.sheet}")
-        say(f"The same as a spreadsheet: {r.template}")
-        say(f"Then: connote pairs import {args.study} RATINGS.csv [--coder NAME]")
+        print_sample(
+            r,
+            f"Pair sample {r.name!r}: {r.n_pairs} random pair(s) of {r.n_images} distinct image(s).",
+            "Coding sheet for the coders",
+            f"connote pairs import {args.study} RATINGS.csv [--coder NAME]",
+        )
 
     return finish(args, res, render)
 

@@ -11,6 +11,7 @@ from connote.cli.common import (
     add_top_k_option,
     finish,
     import_files,
+    print_sample,
     say,
     show_progress,
 )
@@ -33,12 +34,12 @@ def cmd_sets_sample(args) -> int:
     )
 
     def render(r) -> None:
-        for note in r.notes:
-            say(f"note: {note}")
-        say(f"Set sample {r.name!r}: {r.n_sets} set(s) from {r.n_clusters} cluster(s) of run {r.run_id}.")
-        say(f"Matching sheet for the evaluators (open in a browser): {r.sheet}")
-        say(f"The same as a spreadsheet: {r.template}")
-        say(f"Then: connote sets import {args.study} ANSWERS.csv [--evaluator NAME]")
+        print_sample(
+            r,
+            f"Set sample {r.name!r}: {r.n_sets} set(s) from {r.n_clusters} cluster(s) of run {r.run_id}.",
+            "Matching sheet for the evaluators",
+            f"connote sets import {args.study} ANSWERS.csv [--evaluator NAME]",
+        )
 
     return finish(args, res, render)
 

@@ -29,7 +29,8 @@ class Imported:
     notes: list[str] = field(default_factory=list)  # 'FILE:LINE: ...' lines that override earlier ones
 
 
-def folder(study, name: str) -> Path:
+def sample_folder(study, name: str) -> Path:
+    """Where a validation sample keeps its sheet, thumbnails, imported files and scores."""
     return Path(study.path) / "validation" / name
 
 
@@ -74,7 +75,7 @@ _WHOLE = re.compile(r"\+?[0-9]+(\.0*)?", re.ASCII)
 def keep_copy(study, name: str, path: Path) -> Path:
     """Copy an imported file into STUDY/validation/NAME/imported/ (timestamped): every stored answer can
     be traced to the file it came from."""
-    keep_dir = folder(study, name) / "imported"
+    keep_dir = sample_folder(study, name) / "imported"
     keep_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     kept = keep_dir / f"{stamp}-{path.name}"
@@ -110,7 +111,7 @@ def last_wins(rows: list[tuple], lines: list[str], width: int, what) -> tuple[li
     return [rows[i] for i in sorted(kept.values())], notes
 
 
-def store(
+def store_import(
     study, sample, path: Path, rows: list[tuple], problems: list[str], put, notes: list[str] | None = None
 ) -> Imported:
     """Keep the file with the study and store its rows with ``put(sample_id, rows, source=...)``; rows
@@ -135,7 +136,7 @@ def item_number(raw: str, valid: set[int], noun: str) -> int:
     return pos
 
 
-def person(record: dict, given: str | None, role: str) -> str:
+def answerer(record: dict, given: str | None, role: str) -> str:
     """Who answered: ``given`` (from the command line) or the row's ``role`` column."""
     who = given or (record.get(role, "") or "").strip()
     if not who:

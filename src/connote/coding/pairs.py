@@ -24,14 +24,14 @@ from pathlib import Path
 
 from connote.coding.files import (
     Imported,
+    answerer,
     check_name,
-    folder,
     item_number,
     last_wins,
-    person,
     read_table,
     read_text,
-    store,
+    sample_folder,
+    store_import,
     thumbnails,
     whole_number,
     write_csv,
@@ -122,7 +122,7 @@ def sample_pairs(
 def write_sheet(study, name: str | None = None, *, thumb_size: int = 320, progress: bool = True):
     """(Re)write STUDY/validation/NAME/coding.html, its thumbnails and ratings-template.csv."""
     sample = study.pair_sample(name)
-    out = folder(study, sample["name"])
+    out = sample_folder(study, sample["name"])
     out.mkdir(parents=True, exist_ok=True)
     pairs = study.pairs(sample["id"])
     shas = [s for p in pairs for s in (p["sha_a"], p["sha_b"])]
@@ -200,7 +200,7 @@ def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | 
             continue  # an empty line
         try:
             pos = item_number(raw_pair, valid_pairs, "pair")
-            who = person(record.values, coder, "coder")
+            who = answerer(record.values, coder, "coder")
             values = {}
             for d in dims:
                 try:
@@ -239,7 +239,7 @@ def import_ratings(
     rows, problems, notes = read_ratings(
         text, str(path), valid_pairs=valid, coder=CONSENSUS if consensus else coder
     )
-    return store(study, sample, path, rows, problems, study.put_ratings, notes)
+    return store_import(study, sample, path, rows, problems, study.put_ratings, notes)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -345,7 +345,7 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
     if not ratings:
         raise UserError(
             f"no ratings for pair sample {sample['name']!r} yet: rate the pairs in "
-            f"{folder(study, sample['name']) / 'coding.html'} and `connote pairs import` the download"
+            f"{sample_folder(study, sample['name']) / 'coding.html'} and `connote pairs import` the download"
         )
     values, own, coders = pair_values(pairs, ratings)
     agreement = []
@@ -400,7 +400,7 @@ def write_scores(study, report: PairReport) -> Path:
     """STUDY/validation/NAME/scores.csv (one row per run) and quality.svg (box plots per setting)."""
     from connote.reports.svg import boxplot_svg
 
-    out = folder(study, report.sample)
+    out = sample_folder(study, report.sample)
     out.mkdir(parents=True, exist_ok=True)
     path = write_csv(out / "scores.csv", report.to_rows())
     panels = []

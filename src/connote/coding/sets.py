@@ -26,14 +26,14 @@ from pathlib import Path
 
 from connote.coding.files import (
     Imported,
+    answerer,
     check_name,
-    folder,
     item_number,
     last_wins,
-    person,
     read_table,
     read_text,
-    store,
+    sample_folder,
+    store_import,
     thumbnails,
     write_csv,
     write_page,
@@ -194,7 +194,7 @@ def _params(sample) -> dict:
 def write_sheet(study, name: str | None = None, *, thumb_size: int = 240, progress: bool = True):
     """(Re)write STUDY/validation/NAME/matching.html, its thumbnails and answers-template.csv."""
     sample = study.set_sample(name)
-    out = folder(study, sample["name"])
+    out = sample_folder(study, sample["name"])
     out.mkdir(parents=True, exist_ok=True)
     sets = study.image_sets(sample["id"])
     thumbs, _ = thumbnails(
@@ -245,7 +245,7 @@ def read_answers(
                 raise ValueError(
                     f"{shown!r} is not one of the descriptions ({', '.join(sorted(valid_codes))})"
                 )
-            who = person(record.values, evaluator, "evaluator")
+            who = answerer(record.values, evaluator, "evaluator")
         except ValueError as exc:
             problems.append(f"{record.where}: {exc}; line skipped")
             continue
@@ -271,7 +271,7 @@ def import_answers(
     rows, problems, notes = read_answers(
         text, str(path), valid_sets=valid, valid_codes=set(params["codes"]), evaluator=evaluator
     )
-    return store(study, sample, path, rows, problems, study.put_set_answers, notes)
+    return store_import(study, sample, path, rows, problems, study.put_set_answers, notes)
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -313,7 +313,7 @@ def score_sets(
     if not answers:
         raise UserError(
             f"no answers for set sample {sample['name']!r} yet: match the sets in "
-            f"{folder(study, sample['name']) / 'matching.html'} and `connote sets import` the download"
+            f"{sample_folder(study, sample['name']) / 'matching.html'} and `connote sets import` the download"
         )
     merge = {int(k): int(v) for k, v in (merge or {}).items()}
     scored_run = sample["run_id"]
@@ -386,7 +386,7 @@ def score_sets(
     )
     report.scored_run = scored_run
     report.shown = params.get("shown", "keywords")
-    report.scores_csv = write_csv(folder(study, sample["name"]) / "scores.csv", clusters)
+    report.scores_csv = write_csv(sample_folder(study, sample["name"]) / "scores.csv", clusters)
     return report
 
 

@@ -48,9 +48,8 @@ class Describer(Params):
     model: str | None = None  # model name recorded with each description
     batch_size: int = 1  # images per describe() call
     concurrency: int = 1  # describe() calls the runner may have in flight at once
-    uses_prompt: bool = (
-        True  # False for describers that ignore the prompt (offline); their texts are not checked
-    )
+    #: False for describers that ignore the prompt (offline): their fixed-form texts are not checked.
+    uses_prompt: bool = True
     retry_bad_outputs: bool = True  # ask once more when an output fails a check (False: it would be the same)
     api_key_env: str | None = None  # the environment variable an API describer reads its key from
     #: Words of the describer's own fixed phrasing that make poor cluster keywords (S5 leaves them out).

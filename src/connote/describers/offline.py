@@ -9,11 +9,20 @@ vision LLM writes; it makes the pipeline runnable anywhere and is a fair baselin
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 import re
 
 from connote.describers.base import DescribeError, Describer, Description, ImageItem
+from connote.errors import UserError
+from connote.models.ocr import OcrSettings
 
 OCR_MIN_SCORE = 0.6
+#: Images are decoded once and brought down to this size for OCR, ImageNet labels and colours alike.
+IMAGE_MAX_SIDE = 1280
+#: The model string of the settings connote used before it recorded them (``offline:legacy``).
+LEGACY_MODEL = "rapidocr-1.4.4+efficientnet-lite0"
 _RUN_TOGETHER = re.compile(r"[A-Za-z]{10,}")
 
 
@@ -107,13 +116,6 @@ def respace(text: str) -> str:
     )
 
 
-@functools.lru_cache(maxsize=1)
-def _ocr():
-    from rapidocr_onnxruntime import RapidOCR
-
-    return RapidOCR()
-
-
 #: Basic colour terms (Berlin & Kay) and a typical sRGB value for each.
 COLOURS = {
     "black": (20, 20, 20),
@@ -160,39 +162,144 @@ def compose(ocr_lines: list[str], labels: list[str], colours: list[str] | None =
     return " ".join(parts) or "No legible text and no recognisable object."
 
 
-class OfflineDescriber(Describer):
-    """OCR (RapidOCR 1.4.4) + top ImageNet labels (EfficientNet-Lite0), written as one short text."""
+def default_workers() -> int:
+    """Images read at once: one per core this process may use (at most 8)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
+
+_OCR_DEFAULTS = OcrSettings()
+
+
+class OfflineDescriber(Describer):
+    """OCR (RapidOCR 1.4.4) + top ImageNet labels (EfficientNet-Lite0) + main colours, as one short text.
+
+    ``offline`` (the default settings) decodes each image once, runs RapidOCR's detector at full size
+    only where a quick pass at the image's own size sees text, recognises each line at its own width
+    (the ``ocr_*`` options, see :class:`~connote.models.ocr.OcrSettings`), and reads ``concurrency``
+    images at once (default: one per core) with one thread each.
+    ``offline:legacy`` reproduces connote's earlier settings exactly (RapidOCR's defaults, one image at a
+    time); it is slower and kept so that older studies can be continued and compared.
+
+    The settings are part of the recorded model name (``rapidocr-1.4.4+efficientnet-lite0@<settings>``)
+    and of the description set's parameters, so a description set is never filled with two settings.
+    """
+
+    spec = "offline"
     uses_prompt = False
-    concurrency = 1
     #: Words of this describer's fixed phrasing that make poor cluster keywords (S5 leaves them out).
     keyword_stop_words = (*COLOURS, "colour", "colours", "written", "seen")
 
     def __init__(
         self,
+        preset: str = "",
         *,
         top_labels: int = 5,
         min_label_prob: float = 0.05,
         ocr: bool = True,
         batch_size: int = 8,
+        concurrency: int | None = None,
+        ocr_scout_side: int = _OCR_DEFAULTS.scout_side,
+        ocr_scout_threshold: float = _OCR_DEFAULTS.scout_threshold,
+        ocr_regions_only: bool = _OCR_DEFAULTS.regions_only,
+        ocr_margin_cells: int = _OCR_DEFAULTS.margin_cells,
+        ocr_rec_per_line: bool = _OCR_DEFAULTS.rec_per_line,
+        ocr_angle: bool = _OCR_DEFAULTS.angle,
     ):
-        self.spec = "offline"
-        self.model = "rapidocr-1.4.4+efficientnet-lite0"
+        if (preset or "").strip().lower() not in ("", "legacy"):
+            raise UserError(
+                f"the 'offline' describer takes no argument after ':' but 'legacy' (the earlier settings); "
+                f"got {preset!r}"
+            )
+        self.preset = preset
         self.top_labels = top_labels
         self.min_label_prob = min_label_prob
         self.ocr = ocr
         self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.ocr_scout_side = ocr_scout_side
+        self.ocr_scout_threshold = ocr_scout_threshold
+        self.ocr_regions_only = ocr_regions_only
+        self.ocr_margin_cells = ocr_margin_cells
+        self.ocr_rec_per_line = ocr_rec_per_line
+        self.ocr_angle = ocr_angle
+        if self.legacy and self.ocr_settings != _OCR_DEFAULTS:
+            raise UserError("offline:legacy uses RapidOCR's own settings; it takes no ocr_* options")
+
+    @property
+    def model(self) -> str:
+        """The recorded model name: the weights, and for the default settings a hash of them."""
+        return LEGACY_MODEL if self.legacy else f"{LEGACY_MODEL}@{self.settings_id()}"
+
+    @property
+    def legacy(self) -> bool:
+        return (self.preset or "").strip().lower() == "legacy"
+
+    @property
+    def concurrency(self) -> int:
+        """Images read at once (the runner's calls in flight): as given, else one per core (legacy: 1)."""
+        if self._concurrency:
+            return max(1, int(self._concurrency))
+        return 1 if self.legacy else default_workers()
+
+    @concurrency.setter
+    def concurrency(self, value: int | None) -> None:
+        self._concurrency = value
+
+    @property
+    def ocr_settings(self) -> OcrSettings:
+        return OcrSettings(
+            scout_side=self.ocr_scout_side,
+            scout_threshold=self.ocr_scout_threshold,
+            regions_only=self.ocr_regions_only,
+            margin_cells=self.ocr_margin_cells,
+            rec_per_line=self.ocr_rec_per_line,
+            angle=self.ocr_angle,
+        )
 
     def provenance(self) -> dict:
-        return {"colours": True, "ocr_min_score": OCR_MIN_SCORE}
+        """What decides the text besides the options (how many images are read at once does not)."""
+        out = {
+            "colours": True,
+            "ocr_min_score": OCR_MIN_SCORE,
+            "settings": "legacy" if self.legacy else "fast",
+        }
+        return out if self.legacy else {**out, "image_max_side": IMAGE_MAX_SIDE}
+
+    def settings_id(self) -> str:
+        """A short hash of everything that decides the text: equal only for settings that write the same."""
+        decisive = {
+            "top_labels": self.top_labels,
+            "min_label_prob": self.min_label_prob,
+            "ocr": self.ocr,
+            **{f"ocr_{k}": v for k, v in self.ocr_settings.record().items()},
+            **self.provenance(),
+        }
+        blob = json.dumps(decisive, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:8]
+
+    def prepare(self) -> None:
+        """Load the models once, before the first image (and before the progress bar starts)."""
+        from connote.models import efficientnet, ocr
+
+        if self.ocr:
+            ocr.engine(0 if self.legacy else 1)
+            _vocabulary()
+        efficientnet.load()
+        efficientnet.class_names()
 
     def _read_text(self, img) -> list[str]:
         import numpy as np
 
         from connote.images import downscale
+        from connote.models import ocr
 
-        result, _ = _ocr()(np.asarray(downscale(img, 1280))[:, :, ::-1])  # RapidOCR expects BGR like OpenCV
-        return [respace(text) for _box, text, score in (result or []) if float(score) >= OCR_MIN_SCORE]
+        bgr = np.ascontiguousarray(np.asarray(downscale(img, IMAGE_MAX_SIDE))[:, :, ::-1])  # RapidOCR: BGR
+        lines = ocr.read_legacy(bgr) if self.legacy else ocr.read(bgr, self.ocr_settings, threads=1)
+        return [respace(text) for text, score in lines if score >= OCR_MIN_SCORE]
 
     def _labels(self, logits) -> list[list[str]]:
         import numpy as np
@@ -212,24 +319,27 @@ class OfflineDescriber(Describer):
     def describe(
         self, items: list[ImageItem], prompt: str | None = None
     ) -> list[Description | DescribeError]:
-        from connote.images import ImageError, load_image
+        """One batch: each image decoded once, the CNN run on the batch, then OCR and colours per image."""
+        from connote.images import ImageError, downscale, load_image
         from connote.models import efficientnet
 
-        images, results = [], []
-        for item in items:
+        out: list[Description | DescribeError | None] = [None] * len(items)
+        loaded = []
+        for i, item in enumerate(items):
             try:
-                images.append(load_image(item.path))
-                results.append(None)
+                img = load_image(item.path)
             except ImageError as exc:
-                results.append(DescribeError(str(exc), permanent=True))
-        labels = self._labels(efficientnet.features_and_logits(images)[1]) if images else []
-        it_img, it_lab = iter(images), iter(labels)
-        out: list[Description | DescribeError] = []
-        for res in results:
-            if res is not None:
-                out.append(res)
+                out[i] = DescribeError(str(exc), permanent=True)
                 continue
-            img, lab = next(it_img), next(it_lab)
-            lines = self._read_text(img) if self.ocr else []
-            out.append(Description(compose(lines, lab, colour_words(img)), model=self.model))
+            loaded.append((i, img if self.legacy else downscale(img, IMAGE_MAX_SIDE)))
+        if loaded:
+            with efficientnet.torch_threads(None if self.legacy else 1):
+                logits = efficientnet.features_and_logits([img for _, img in loaded])[1]
+            for (i, img), labels in zip(loaded, self._labels(logits), strict=True):
+                try:
+                    lines = self._read_text(img) if self.ocr else []
+                except Exception as exc:  # noqa: BLE001 - one image the OCR cannot take must not fail the batch
+                    out[i] = DescribeError(f"OCR failed: {type(exc).__name__}: {exc}", permanent=True)
+                    continue
+                out[i] = Description(compose(lines, labels, colour_words(img)), model=self.model)
         return out

@@ -1,1 +1,4 @@
-"""Model loaders shared by several stages (the offline CNN, the packaged sentence model)."""
+"""Model loaders shared by several stages: :mod:`connote.models.efficientnet`, the packaged ImageNet
+EfficientNet-Lite0 (the offline describer's labels, the ``efficientnet-lite0`` image embedder and the
+stand-in for torchvision weights that cannot be had). The packaged sentence model (all-MiniLM-L6-v2) is
+loaded by :mod:`connote.embedders.text`."""

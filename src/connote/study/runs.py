@@ -277,3 +277,48 @@ def seed_stability_by_setting(study, runs=None) -> list[tuple[list[sqlite3.Row],
             labels.setdefault(r["seed"], study.assignments(r["id"]))
         out.append((group, seed_stability(labels)))
     return out
+
+
+def run_listing(study) -> list[dict]:
+    """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
+    n_outliers, created, and ``seed_stability``: the agreement of the runs of its setting that differ only
+    by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
+    :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
+    from connote.study.derived import derivations
+
+    sets = {r["name"]: r["describer"] for r in study.description_sets()}
+    derived = derivations(study)
+    all_runs = study.runs()
+    stability = {}
+    for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
+        d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
+        stability.update({r["id"]: d for r in group})
+    out = []
+    for r in all_runs:
+        origin = derived.get(r["id"]) or {}
+        out.append(
+            {
+                "id": r["id"],
+                "parent": origin.get(
+                    "parent"
+                ),  # a derived run (merge, assign-outliers): the run it came from
+                "derived": {"kind": origin["kind"], **origin["params"]} if origin else None,
+                "features": r["features"],
+                "description_set": r["description_set"],
+                "describer": sets.get(r["description_set"]) if r["description_set"] else None,
+                "embedder": r["embedder"],
+                "reduce": r["reduce"],
+                "min_cluster_size": r["min_cluster_size"],
+                "min_samples": r["min_samples"],
+                "seed": r["seed"],
+                "n_items": r["n_items"],
+                "n_clusters": r["n_clusters"],
+                "n_outliers": r["n_outliers"],
+                # images of the study the run left out, by cause (no usable description, no vector)
+                "left_out": json.loads(r["params"] or "{}").get("left_out"),
+                "label": r["label"],
+                "created": r["created"],
+                "seed_stability": stability.get(r["id"]),
+            }
+        )
+    return out

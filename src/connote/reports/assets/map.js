@@ -303,7 +303,15 @@
   function showCategory(v) {
     if (shownCat === v) { shownCat = null; selected = null; side.textContent = ""; schedule(); return; }
     shownCat = v; selected = new Uint8Array(n);
-    for (var i = 0; i < n; i++) if (pointCat[i] === v) selected[i] = 1;
+    var xs = [], ys = [];
+    for (var i = 0; i < n; i++) if (pointCat[i] === v) { selected[i] = 1; xs.push(X[i]); ys.push(Y[i]); }
+    if (xs.length) {  // zoom to where most of the highlighted images are (5th to 95th percentile; at most 40x)
+      xs.sort(function (a, b) { return a - b; }); ys.sort(function (a, b) { return a - b; });
+      var lo = Math.floor(0.05 * (xs.length - 1)), hi = Math.ceil(0.95 * (xs.length - 1));
+      var x0 = xs[lo], x1 = xs[hi], y0 = ys[lo], y1 = ys[hi];
+      var k = Math.max(1, Math.min(40, 0.7 / Math.max(x1 - x0, y1 - y0, 1e-3)));
+      view.k = k; view.tx = W / 2 - (x0 + x1) / 2 * base * k; view.ty = H / 2 - (1 - (y0 + y1) / 2) * base * k;
+    }
     showSelection(); schedule();
   }
 
@@ -383,7 +391,12 @@
   Object.keys(R.columns || {}).forEach(function (name) { colorSel.appendChild(el("option", name, { value: name })); });
   colorSel.onchange = function () { setColouring(colorSel.value); };
 
-  window.addEventListener("resize", function () { resize(); reset(); });
+  window.addEventListener("resize", function () {  // keep what is in the middle of the map in the middle
+    var cx = (W / 2 - view.tx) / (base * view.k), cy = (H / 2 - view.ty) / (base * view.k);
+    resize();
+    view.tx = W / 2 - cx * base * view.k; view.ty = H / 2 - cy * base * view.k;
+    schedule();
+  });
   resize(); reset(); setColouring("cluster");
 
   // #sha=<hash>: open that image (links from the cluster pages)

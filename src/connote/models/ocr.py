@@ -1,0 +1,182 @@
+"""RapidOCR 1.4.4 (PP-OCRv4 text detection and recognition, a mobile 0/180-degree angle classifier), offline.
+
+Two ways to run it:
+
+* :func:`read_legacy` calls RapidOCR's own pipeline as connote did before its settings were recorded;
+* :func:`read` runs the same three models step by step with :class:`OcrSettings`, and spends the time
+  only where there is text:
+
+  1. a *scout* pass of the detector at the image's own size (about 1/6 of RapidOCR's work on a video
+     frame, whose shorter side RapidOCR scales up to 736 px) looks for any likely text pixel; where there
+     is none, nothing more is run;
+  2. otherwise the detector runs at RapidOCR's own size on the whole image (the same boxes as RapidOCR),
+     or, with ``regions_only``, only on the scout's regions with a margin (much less work, but the
+     detector's feature maps see less of the image, so some boxes come out differently);
+  3. each detected line is recognised at its own width, not padded to the widest line of a batch of 6.
+
+Both return ``(text, score)`` pairs in reading order (top to bottom, left to right). How close the texts
+are to RapidOCR's own is measured by ``benchmarks/offline_describe.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import asdict, dataclass
+
+#: RapidOCR's detection size: the shorter side is scaled (up) to this many pixels.
+DET_LIMIT_SIDE = 736
+#: Recognition results below this confidence are dropped by RapidOCR itself (its ``text_score``).
+RAPIDOCR_TEXT_SCORE = 0.5
+CELL = 32  # the detector's input sizes are multiples of this
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    """What determines the text read (recorded with every description)."""
+
+    #: scout pass: the shorter side at most this many pixels (never enlarged)
+    scout_side: int = 320
+    #: a scout text probability above this is a likely text pixel (RapidOCR's own binarisation threshold)
+    scout_threshold: float = 0.3
+    #: full-size detection only on the scout's regions (faster; some boxes differ from RapidOCR's)
+    regions_only: bool = False
+    #: with ``regions_only``: context around each region, in 32-pixel cells of the full-size input
+    margin_cells: int = 2
+    #: recognise each line at its own width (False: RapidOCR's batches of 6, padded to the widest)
+    rec_per_line: bool = True
+    #: run the 0/180-degree angle classifier on each detected line (RapidOCR does)
+    angle: bool = True
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+def rapidocr_det_size(height: int, width: int, limit: int = DET_LIMIT_SIDE) -> tuple[int, int]:
+    """RapidOCR's detection input size: shorter side scaled up to ``limit``, rounded to multiples of 32."""
+    ratio = limit / min(height, width) if min(height, width) < limit else 1.0
+    return int(round(int(height * ratio) / CELL) * CELL), int(round(int(width * ratio) / CELL) * CELL)
+
+
+def scout_size(height: int, width: int, side: int) -> tuple[int, int]:
+    """The scout pass's input size: shorter side at most ``side``, multiples of 32, at least 32."""
+    scale = min(1.0, side / min(height, width))
+    return max(CELL, round(height * scale / CELL) * CELL), max(CELL, round(width * scale / CELL) * CELL)
+
+
+def regions(marked, margin: int) -> list[tuple[int, int, int, int]]:
+    """Rectangles (top, left, bottom, right; in cells, end exclusive) covering the marked cells of a
+    boolean grid, each grown by ``margin`` cells and clipped; overlapping rectangles are merged."""
+    import numpy as np
+
+    ys, xs = np.nonzero(marked)
+    if len(ys) == 0:
+        return []
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(marked.astype(np.uint8), connectivity=8)
+    h, w = marked.shape
+    rects = []
+    for i in range(1, n):
+        x, y, cw, ch = stats[i, :4]
+        rects.append(
+            [max(0, y - margin), max(0, x - margin), min(h, y + ch + margin), min(w, x + cw + margin)]
+        )
+    merged = True
+    while merged:  # grown rectangles may overlap: merge until none do
+        merged = False
+        for i in range(len(rects)):
+            for j in range(i + 1, len(rects)):
+                a, b = rects[i], rects[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    rects[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del rects[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(int(v) for v in r) for r in sorted(rects)]
+
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=2)
+def engine(threads: int = 0):
+    """A RapidOCR engine (its three onnxruntime sessions), cached per process and thread setting.
+
+    ``threads`` = onnxruntime intra-op threads per call (0: onnxruntime's default, all cores). Calls from
+    several Python threads may share one engine: onnxruntime sessions are thread-safe and :func:`read`
+    keeps no state in the engine.
+    """
+    from rapidocr_onnxruntime import RapidOCR
+
+    if threads <= 0:
+        return RapidOCR()
+    return RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1)
+
+
+def read_legacy(bgr) -> list[tuple[str, float]]:
+    """RapidOCR's whole pipeline with its default settings (connote's output before recorded settings)."""
+    with _lock:  # RapidOCR's __call__ keeps per-call state in the engine
+        result, _ = engine(0)(bgr)
+    return [(text, float(score)) for _box, text, score in (result or [])]
+
+
+def _normalise(det, pixels):
+    """RapidOCR's detector normalisation of a BGR uint8 array -> (1, 3, H, W) float32."""
+    import numpy as np
+
+    x = (pixels.astype("float32") * (1 / 255.0) - np.asarray(det.mean)) / np.asarray(det.std)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None].astype(np.float32))
+
+
+def _detect(eng, bgr, settings: OcrSettings):
+    """Text boxes (4 points each, in ``bgr``'s pixels) in reading order; [] when none."""
+    import cv2
+    import numpy as np
+
+    det = eng.text_det
+    h, w = bgr.shape[:2]
+    sh, sw = scout_size(h, w, settings.scout_side)
+    scout = det.infer(_normalise(det, cv2.resize(bgr, (sw, sh))))[0][0, 0]
+    ys, xs = np.nonzero(scout > settings.scout_threshold)
+    if len(ys) == 0:
+        return []
+    rh, rw = rapidocr_det_size(h, w)
+    full = cv2.resize(bgr, (rw, rh))
+    if settings.regions_only:
+        marked = np.zeros((rh // CELL, rw // CELL), dtype=bool)
+        marked[((ys + 0.5) * rh / sh / CELL).astype(int), ((xs + 0.5) * rw / sw / CELL).astype(int)] = True
+        pred = np.zeros((1, 1, rh, rw), dtype=np.float32)
+        for top, left, bottom, right in regions(marked, settings.margin_cells):
+            y0, x0, y1, x1 = top * CELL, left * CELL, bottom * CELL, right * CELL
+            part = det.infer(_normalise(det, full[y0:y1, x0:x1]))[0]
+            np.maximum(pred[:, :, y0:y1, x0:x1], part, out=pred[:, :, y0:y1, x0:x1])
+    else:
+        pred = det.infer(_normalise(det, full))[0]
+    boxes, _scores = det.postprocess_op(pred, (h, w))
+    boxes = det.filter_tag_det_res(boxes, (h, w))
+    if len(boxes) == 0:
+        return []
+    return eng.sorted_boxes(boxes)
+
+
+def read(bgr, settings: OcrSettings, threads: int = 1) -> list[tuple[str, float]]:
+    """The text lines of one BGR uint8 image with ``settings``; recognition only where text was found."""
+    import numpy as np
+
+    eng = engine(threads)
+    bgr, _rh, _rw = eng.preprocess(np.ascontiguousarray(bgr))  # RapidOCR's size limits (2000 / 30 px)
+    bgr, _record = eng.maybe_add_letterbox(bgr, {})  # very flat or very low images: padded as RapidOCR does
+    boxes = _detect(eng, bgr, settings)
+    if not boxes:
+        return []
+    crops = eng.get_crop_img_list(bgr, boxes)
+    if settings.angle:
+        crops, _cls, _t = eng.text_cls(crops)
+    if settings.rec_per_line:
+        recognised = [eng.text_rec([crop])[0][0] for crop in crops]
+    else:
+        recognised, _t = eng.text_rec(crops)
+    return [(text, float(score)) for text, score, *_ in recognised if float(score) >= RAPIDOCR_TEXT_SCORE]

@@ -1,0 +1,180 @@
+"""The offline describer (RapidOCR + EfficientNet-Lite0 + colours): what it reads with its default settings,
+its settings recorded in the description set, several images at once giving the same texts as one at a
+time, and bad input inside a batch.
+
+Speed is measured in benchmarks/offline_describe.py, not here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import GROUPS, make_group_images, run_cli
+
+from connote import registry, steps
+from connote.describers.base import DescribeError, ImageItem
+from connote.describers.offline import LEGACY_MODEL, OfflineDescriber
+from connote.errors import UserError
+from connote.models import efficientnet, ocr
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
+
+
+def _items(paths: list[Path]) -> list[ImageItem]:
+    return [ImageItem(f"sha-{i}", p, p.name) for i, p in enumerate(paths)]
+
+
+@pytest.fixture(scope="module")
+def describer() -> OfflineDescriber:
+    d = OfflineDescriber()
+    d.prepare()
+    return d
+
+
+def test_detection_sizes():
+    assert ocr.rapidocr_det_size(288, 512) == (736, 1312)  # a video frame: shorter side up to 736
+    assert ocr.rapidocr_det_size(1080, 1080) == (1088, 1088)  # large enough: as it is, to 32s
+    assert ocr.scout_size(288, 512, 320) == (288, 512)  # the scout: the frame's own size
+    assert ocr.scout_size(720, 1280, 320) == (320, 576)  # large: shorter side 320
+    assert ocr.scout_size(10, 1000, 320) == (32, 1000 // 32 * 32)  # never below one 32-pixel cell
+
+
+def test_regions_grow_clip_and_merge():
+    import numpy as np
+
+    marked = np.zeros((10, 20), dtype=bool)
+    assert ocr.regions(marked, 2) == []
+    marked[0, 0] = True  # a corner: grown, clipped at the edges
+    marked[5, 10:12] = True  # a short line
+    marked[5, 15] = True  # near it: the grown rectangles overlap and merge
+    assert ocr.regions(marked, 2) == [(0, 0, 3, 3), (3, 8, 8, 18)]
+    assert ocr.regions(marked, 0) == [(0, 0, 1, 1), (5, 10, 6, 12), (5, 15, 6, 16)]
+
+
+def test_reads_the_words_on_the_test_images(tmp_path, describer):
+    names = make_group_images(tmp_path, per_group=1)
+    paths = [tmp_path / files[0] for files in names.values()]
+    out = describer.describe(_items(paths))
+    for (word, _colour), res in zip(GROUPS.values(), out, strict=True):
+        assert not isinstance(res, DescribeError), res
+        assert f'Written: "{word}"' in res.text and "Seen: " in res.text
+        assert res.model == describer.model
+
+
+@pytest.mark.parametrize(
+    ("image", "words"),
+    [
+        ("GGCC-002.jpg", ["Greenland", "glaciers", "climate", "Danish Broadcasting Corporation"]),
+        ("HSPW-002.jpg", ["CLIMATE", "ACTION", "Solar", "Panels"]),
+        ("WCCA-020.jpg", ["CLIMATE", "CHANGE"]),
+    ],
+)
+def test_reads_the_words_on_the_bundled_examples(describer, image, words):
+    """Frames whose on-screen text the earlier settings read; the default settings read it too."""
+    (res,) = describer.describe(_items([EXAMPLES / image]))
+    assert not isinstance(res, DescribeError), res
+    written = res.text.split('Written: "', 1)[1].split('". Seen: ', 1)[0].lower()
+    for word in words:
+        assert word.lower() in written, (word, res.text)
+
+
+def test_several_workers_write_the_same_texts_as_one(tmp_path):
+    images = tmp_path / "images"
+    make_group_images(images, per_group=2)
+    shutil.copy(EXAMPLES / "WCCA-020.jpg", images)
+    study = steps.init(tmp_path / "study", images, progress=False)
+    one = steps.describe(study, OfflineDescriber(concurrency=1, batch_size=3), name="one", progress=False)
+    two = steps.describe(study, OfflineDescriber(concurrency=2, batch_size=1), name="two", progress=False)
+    assert one.described == two.described == 7
+    sets = {r["name"]: r["id"] for r in study.description_sets()}
+    assert study.descriptions(sets["one"]) == study.descriptions(sets["two"])
+    study.close()
+
+
+def test_settings_are_recorded_and_sets_never_mix(tmp_path):
+    images = tmp_path / "images"
+    make_group_images(images, per_group=1)
+    study = steps.init(tmp_path / "study", images, progress=False)
+    # A study described before the settings were recorded: its 'offline' set has the old model string.
+    study.description_set("offline", "offline", LEGACY_MODEL, None, {"top_labels": 5})
+    with pytest.raises(UserError, match="offline.*choose another --name"):
+        steps.describe(study, "offline", progress=False)
+    assert study.descriptions(study.resolve_description_set("offline")["id"]) == {}  # nothing mixed in
+
+    fast = steps.describe(study, "offline", name="offline-new", progress=False)
+    assert fast.described == 3
+    row = study.resolve_description_set("offline-new")
+    params = json.loads(row["params"])
+    assert (
+        params["settings"] == "fast"
+        and params["ocr_rec_per_line"] is True
+        and params["ocr_scout_side"] == 320
+    )
+    assert row["model"] == OfflineDescriber().model != LEGACY_MODEL
+    call = study.con.execute("SELECT model, params FROM calls ORDER BY id DESC LIMIT 1").fetchone()
+    assert call["model"] == row["model"] and json.loads(call["params"])["ocr_scout_side"] == 320
+
+    # Other OCR settings are other settings: not written into the same set.
+    with pytest.raises(UserError, match="choose another --name"):
+        steps.describe(study, "offline", name="offline-new", ocr_regions_only=True, progress=False)
+    # The same settings again: the same set, nothing described twice.
+    again = steps.describe(study, "offline", name="offline-new", progress=False)
+    assert (again.described, again.already) == (0, 3)
+    study.close()
+
+
+def test_legacy_settings_continue_an_old_set(tmp_path):
+    images = tmp_path / "images"
+    make_group_images(images, per_group=1)
+    for extra in list(images.iterdir())[1:]:
+        extra.unlink()
+    study = steps.init(tmp_path / "study", images, progress=False)
+    study.description_set("offline", "offline", LEGACY_MODEL, None, {"top_labels": 5})
+    summary = steps.describe(study, "offline:legacy", progress=False)
+    assert summary.set_name == "offline" and summary.described == 1
+    (text,) = study.descriptions(summary.set_id).values()
+    assert 'Written: "' in text
+    study.close()
+
+
+def test_unknown_settings_are_a_clear_error():
+    with pytest.raises(UserError, match="takes no argument after ':' but 'legacy'"):
+        registry.describer("offline:turbo")
+    with pytest.raises(UserError, match="ocr_"):
+        registry.describer("offline:legacy", ocr_scout_side=640)
+    with pytest.raises(UserError, match="ocr_scout_sid"):  # a misspelt option: refused by name
+        registry.describer("offline", ocr_scout_sid=640)
+
+
+def test_a_bad_image_fails_alone(tmp_path, describer):
+    make_group_images(tmp_path, per_group=1)
+    good = sorted(tmp_path.glob("*.png"))
+    bad = tmp_path / "truncated.png"
+    bad.write_bytes(good[0].read_bytes()[:200])
+    out = describer.describe(_items([good[0], bad, good[1]]))
+    assert isinstance(out[1], DescribeError) and out[1].permanent
+    assert not isinstance(out[0], DescribeError) and not isinstance(out[2], DescribeError)
+
+
+def test_torch_threads_are_put_back():
+    import torch
+
+    before = torch.get_num_threads()
+    with efficientnet.torch_threads(1):
+        with efficientnet.torch_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 1  # still one worker inside
+    assert torch.get_num_threads() == before
+
+
+def test_progress_bar_counts_stored_images(tmp_path):
+    """With several images read at once the bar still ends at the number of images stored."""
+    images = tmp_path / "images"
+    make_group_images(images, per_group=2)
+    run_cli("init", tmp_path / "s", "--images", images, check=True)
+    proc = run_cli("describe", tmp_path / "s", "--concurrency", "2", "--batch-size", "1", check=True)
+    final = proc.stderr.replace("\r", "\n").strip().splitlines()
+    bar = [line for line in final if "Describing (offline)" in line][-1]
+    assert "6/6" in bar and ("img/s" in bar or "s/img" in bar)  # the rate, however slow
