@@ -23,6 +23,7 @@ shared file system), as usual for Ray.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -50,6 +51,12 @@ def _import_ray():
     except ImportError:
         raise UserError("the Ray executor needs Ray: pip install 'connote[ray]'") from None
     return ray
+
+
+def _build_describer(spec: str, options: dict):
+    from connote import registry
+
+    return registry.describer(spec, **options)
 
 
 def _reachable(address: str | None) -> None:
@@ -207,9 +214,12 @@ class RayExecutor:
             yield keys, (np.stack(rows) if rows else np.zeros((0, 0), np.float32)), failed
 
     # ------------------------------------------------------------------ describe
-    def describer(self, describer, factory: Callable | None = None):
-        """A proxy describer running ``describe`` on Ray actors (see the module's docs)."""
+    def describer(self, describer, spec=None, options: dict | None = None):
+        """A proxy describer running ``describe`` on Ray actors (see the module's docs). Each actor builds
+        its own from ``spec`` and ``options`` (e.g. loads an hf: model once), or gets a copy of
+        ``describer`` when it was given as an object."""
         ray = self.connect()
+        factory = functools.partial(_build_describer, spec, options or {}) if isinstance(spec, str) else None
         spec = str(getattr(describer, "spec", ""))
         gpus = self.n_gpus() if spec.startswith("hf:") else 0
         n = gpus or self.n_workers()
