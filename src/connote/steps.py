@@ -14,7 +14,6 @@ is already there.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -118,21 +117,6 @@ def describe(
         )
     options = {k: v for k, v in describer_options.items() if v is not None}
     d = registry.describer(describer, **options)
-    if executor not in (None, "local") and not dry_run and not batch:
-        with executor_scope(executor) as ex:
-            make = (
-                functools.partial(registry.describer, describer, **options)
-                if isinstance(describer, str)
-                else None
-            )
-            runner = DescribeRunner(
-                ex.describer(d, make),
-                prompt=prompt or PAPER_PROMPT,
-                name=name,
-                max_cost=max_cost,
-                check=_checker(),
-            )
-            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
@@ -148,6 +132,10 @@ def describe(
             wait=batch_wait,
             progress=progress,
         )
+    if executor not in (None, "local"):  # batches on Ray workers; the runner and the store stay here
+        with executor_scope(executor) as ex:
+            runner.describer = ex.describer(d, describer, options)
+            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     return runner.run(study, retry_flagged=retry_flagged, progress=progress)
 
 
