@@ -55,7 +55,7 @@ def test_batched_cost_logged_cached_and_key_not_stored(tmp_path):
         texts = study.descriptions(study.resolve_description_set()["id"])
         t = texts[f"{3:064x}"]
         v = study.load_vectors(s.embedder, [text_key(t)])[0]
-        assert v == pytest.approx(fake._unit_vector(t, 64), abs=1e-6)
+        assert v == pytest.approx(fake.unit_vector(t, 64), abs=1e-6)
 
         # A second run reuses every vector: no request.
         again = steps.embed(study, SPEC, base_url=srv.base_url, progress=False)[0]

@@ -33,79 +33,12 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from email.parser import BytesParser
-from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-REFUSAL = "I'm sorry, but I can't help with describing this image."
+from connote.testing.fake_batches import FilesAndBatches
+from connote.testing.fake_content import EMBED_DIMS, REFUSAL, image_of, image_text, unit_vector
 
-_MOODS = [
-    "quiet nostalgia",
-    "restless energy",
-    "solemn dignity",
-    "playful optimism",
-    "uneasy tension",
-    "warm belonging",
-    "cool detachment",
-    "hopeful renewal",
-    "melancholy solitude",
-    "proud defiance",
-]
-_THEMES = [
-    "the passage of time",
-    "community and care",
-    "the fragility of nature",
-    "urban ambition",
-    "personal freedom",
-    "memory and loss",
-    "progress and its costs",
-    "the comfort of home",
-    "protest and change",
-    "wonder at the ordinary",
-]
-_CUES = [
-    "muted colours",
-    "strong contrasts",
-    "a soft light",
-    "an empty space",
-    "a crowded frame",
-    "a bold composition",
-    "gentle curves",
-    "sharp geometric lines",
-]
-
-
-def image_text(image_hash: str) -> str:
-    """A plausible, deterministic connotative paragraph for an image hash (passes the output checks)."""
-    h = int(image_hash[:16] or "0", 16)
-    mood, theme, cue = (
-        _MOODS[h % len(_MOODS)],
-        _THEMES[(h // 10) % len(_THEMES)],
-        _CUES[(h // 100) % len(_CUES)],
-    )
-    return (
-        f"The image evokes a sense of {mood}, and it seems to speak about {theme}. Through {cue}, it "
-        f"invites the viewer to reflect on what is shown and on the feelings that it stirs, suggesting that "
-        f"the scene carries a meaning beyond its surface."
-    )
-
-
-def _unit_vector(text: str, dim: int) -> list[float]:
-    """Deterministic unit vector from a hash of the text (no numpy needed)."""
-    out: list[float] = []
-    counter = 0
-    seed = hashlib.sha256(text.encode("utf-8")).digest()
-    while len(out) < dim:
-        block = hashlib.sha256(seed + counter.to_bytes(4, "little")).digest()
-        counter += 1
-        for i in range(0, 32, 4):
-            out.append(int.from_bytes(block[i : i + 4], "little") / 2**32 - 0.5)
-    out = out[:dim]
-    norm = sum(v * v for v in out) ** 0.5 or 1.0
-    return [v / norm for v in out]
-
-
-EMBED_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+__all__ = ["EMBED_DIMS", "REFUSAL", "FakeOpenAI", "image_text", "main", "unit_vector"]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -209,7 +142,7 @@ class _Server(ThreadingHTTPServer):
     fake: FakeOpenAI
 
 
-class FakeOpenAI:
+class FakeOpenAI(FilesAndBatches):
     """The server; a context manager that runs it in a background thread."""
 
     def __init__(
@@ -318,26 +251,6 @@ class FakeOpenAI:
         return {"kind": fault} if isinstance(fault, str) else dict(fault)
 
     # ------------------------------------------------------------------ chat completions
-    @staticmethod
-    def _image_of(req: dict) -> tuple[str | None, bytes | None]:
-        """(hash of the first image_url payload, its decoded bytes) of a chat request."""
-        for msg in req.get("messages") or []:
-            content = msg.get("content")
-            if not isinstance(content, list):
-                continue
-            for part in content:
-                if isinstance(part, dict) and part.get("type") == "image_url":
-                    url = (part.get("image_url") or {}).get("url", "")
-                    h = hashlib.sha256(url.encode()).hexdigest()
-                    data = None
-                    if url.startswith("data:") and "," in url:
-                        try:
-                            data = base64.b64decode(url.split(",", 1)[1], validate=True)
-                        except ValueError:
-                            data = b""
-                    return h, data
-        return None, None
-
     def completion(self, req: dict, fault: dict | None = None) -> tuple[int, dict]:
         """(status, body) of a chat completion (used directly and by batches)."""
         fault = fault or {"kind": "ok"}
@@ -352,7 +265,7 @@ class FakeOpenAI:
                     "code": "model_not_found",
                 }
             }
-        image, data = self._image_of(req)
+        image, data = image_of(req)
         if kind == "400" or (
             data is not None and not (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n")
         ):
@@ -402,7 +315,7 @@ class FakeOpenAI:
         except ValueError:
             h._error(400, "could not parse the JSON body")
             return
-        image, _ = self._image_of(req)
+        image, _ = image_of(req)
         info = {"path": "chat", "model": req.get("model"), "image": image, "t": time.time()}
         fault = self._choose(info)
         info["fault"] = fault["kind"]
@@ -464,7 +377,7 @@ class FakeOpenAI:
         for i, text in enumerate(inputs):
             text = text if isinstance(text, str) else json.dumps(text)
             tokens += max(1, len(text.split()))
-            vec = _unit_vector(text, dim)
+            vec = unit_vector(text, dim)
             emb = base64.b64encode(struct.pack(f"<{dim}f", *vec)).decode() if b64 else vec
             data.append({"object": "embedding", "index": i, "embedding": emb})
         self._log({"path": "embeddings", "model": model, "image": None, "n": len(inputs), "status": 200})
@@ -475,140 +388,6 @@ class FakeOpenAI:
                 "data": data,
                 "model": model,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            },
-        )
-
-    # ------------------------------------------------------------------ files and batches
-    def _upload(self, h: _Handler, raw: bytes) -> None:
-        ctype = h.headers.get("Content-Type", "")
-        msg = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + raw)
-        content, filename, purpose = b"", "upload.jsonl", "batch"
-        for part in msg.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if name == "file":
-                content = part.get_payload(decode=True) or b""
-                filename = part.get_filename() or filename
-            elif name == "purpose":
-                purpose = (part.get_payload(decode=True) or b"").decode()
-        fid = self._next_id("file")
-        obj = {
-            "id": fid,
-            "object": "file",
-            "bytes": len(content),
-            "created_at": int(time.time()),
-            "filename": filename,
-            "purpose": purpose,
-            "status": "processed",
-        }
-        with self._lock:
-            self.files[fid] = {**obj, "content": content}
-        self._log({"path": "files", "image": None, "status": 200})
-        h._send(200, obj)
-
-    def _file_content(self, h: _Handler, fid: str) -> None:
-        f = self.files.get(fid)
-        if f is None:
-            h._error(404, f"no file {fid}")
-            return
-        h._send(200, None, raw=f["content"])
-
-    def _create_batch(self, h: _Handler, raw: bytes) -> None:
-        req = json.loads(raw or b"{}")
-        fid = req.get("input_file_id")
-        if fid not in self.files:
-            h._error(400, f"no file {fid}")
-            return
-        bid = self._next_id("batch")
-        obj = {
-            "id": bid,
-            "object": "batch",
-            "endpoint": req.get("endpoint"),
-            "input_file_id": fid,
-            "completion_window": req.get("completion_window", "24h"),
-            "status": "validating",
-            "created_at": int(time.time()),
-            "output_file_id": None,
-            "error_file_id": None,
-            "metadata": req.get("metadata"),
-            "request_counts": {"total": 0, "completed": 0, "failed": 0},
-        }
-        with self._lock:
-            self.batches[bid] = {"obj": obj, "polls": 0}
-        self._log({"path": "batches", "image": None, "status": 200})
-        h._send(200, obj)
-
-    def _run_batch(self, b: dict) -> None:
-        obj = b["obj"]
-        lines = self.files[obj["input_file_id"]]["content"].decode().splitlines()
-        out, err, done, failed = [], [], 0, 0
-        for line in filter(None, (x.strip() for x in lines)):
-            item = json.loads(line)
-            image, _ = self._image_of(item["body"])
-            fault = self._choose({"path": "batch", "model": item["body"].get("model"), "image": image})
-            if fault["kind"] not in {"ok", "refusal", "length", "empty", "400", "404"}:
-                fault = {"kind": "ok"}
-            status, body = self.completion(item["body"], fault)
-            self._log(
-                {"path": "batch-item", "model": item["body"].get("model"), "image": image, "status": status}
-            )
-            rec = {
-                "id": self._next_id("batch_req"),
-                "custom_id": item["custom_id"],
-                "response": {"status_code": status, "request_id": self._next_id("req"), "body": body},
-                "error": None,
-            }
-            if status == 200:
-                out.append(rec)
-                done += 1
-            else:
-                err.append(rec)
-                failed += 1
-        for key, recs in (("output_file_id", out), ("error_file_id", err)):
-            if recs:
-                fid = self._next_id("file")
-                content = "".join(json.dumps(r) + "\n" for r in recs).encode()
-                self.files[fid] = {
-                    "id": fid,
-                    "object": "file",
-                    "bytes": len(content),
-                    "created_at": int(time.time()),
-                    "filename": f"{obj['id']}_{key}.jsonl",
-                    "purpose": "batch_output",
-                    "status": "processed",
-                    "content": content,
-                }
-                obj[key] = fid
-        obj["status"] = "completed"
-        obj["completed_at"] = int(time.time())
-        obj["request_counts"] = {"total": done + failed, "completed": done, "failed": failed}
-
-    def _get_batch(self, h: _Handler, bid: str, cancel: bool = False) -> None:
-        with self._lock:
-            b = self.batches.get(bid)
-        if b is None:
-            h._error(404, f"no batch {bid}")
-            return
-        if cancel:
-            b["obj"]["status"] = "cancelled"
-        elif b["obj"]["status"] not in {"completed", "cancelled"}:
-            b["polls"] += 1
-            if b["polls"] >= self.batch_polls:
-                self._run_batch(b)
-            else:
-                b["obj"]["status"] = "in_progress"
-        h._send(200, b["obj"])
-
-    def _list_batches(self, h: _Handler) -> None:
-        with self._lock:
-            data = [b["obj"] for b in self.batches.values()]
-        h._send(
-            200,
-            {
-                "object": "list",
-                "data": data,
-                "has_more": False,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
             },
         )
 
