@@ -156,3 +156,24 @@ def chromium_page(**context_options):
             yield page, errors
         finally:
             browser.close()
+
+
+def fake_openai_env(monkeypatch, key: str, backoff_cap: float = 0.2) -> None:
+    """Fast retries and a known API key (no base URL, no price table from the environment) for tests
+    against the loopback fake OpenAI server."""
+    from connote.describers import runner
+
+    monkeypatch.setattr(runner, "BACKOFF_BASE", 0.02)
+    monkeypatch.setattr(runner, "BACKOFF_CAP", backoff_cap)
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("CONNOTE_PRICES", raising=False)
+
+
+def make_image_study(tmp_path: Path, n: int = 8):
+    """A new study over ``n`` generated images (``tmp_path/images`` -> ``tmp_path/study``)."""
+    from connote import steps
+    from connote.testing import make_images
+
+    make_images(tmp_path / "images", n)
+    return steps.init(tmp_path / "study", tmp_path / "images", progress=False)

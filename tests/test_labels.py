@@ -4,10 +4,10 @@ tokens and cost, cached, budget, dry run, prompt; offline the keywords stand in;
 from __future__ import annotations
 
 import pytest
+from conftest import fake_openai_env
 from derived_fixtures import build
 
 from connote import derive, labels
-from connote.describers import runner as runner_mod
 from connote.errors import UserError
 from connote.study import derived as store
 from connote.testing.fake_openai import FakeOpenAI
@@ -18,11 +18,7 @@ ANSWER = "Label: Floods and rising water\nSummary: Rivers burst their banks and 
 
 @pytest.fixture(autouse=True)
 def fast_backoff(monkeypatch):
-    monkeypatch.setattr(runner_mod, "BACKOFF_BASE", 0.02)
-    monkeypatch.setattr(runner_mod, "BACKOFF_CAP", 0.2)
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    monkeypatch.delenv("CONNOTE_PRICES", raising=False)
+    fake_openai_env(monkeypatch, KEY)
 
 
 def answer(_info):

@@ -65,6 +65,14 @@ FILES = {
     "blue.png": png("blue", size=(300, 200)),
     "broken.png": b"\x89PNG\r\n\x1a\n this is not really a png",
 }
+# Membership probabilities for some of the files (the rest get none): borderline members on the pages.
+PROBABILITIES = {
+    "red.png": 0.6,
+    "crimson.png": 1.0,
+    "broken.png": 0.9,
+    "green.png": 1.0,
+    "café #1 ünïcode.png": 1.0,
+}
 CLUSTER = {
     "red.png": 0,
     "crimson.png": 0,
@@ -215,14 +223,7 @@ def test_map_layout_is_cached_per_feature_set(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- pages
 def test_report_pages(tmp_path):
-    probs = {
-        "red.png": 0.6,
-        "crimson.png": 1.0,
-        "broken.png": 0.9,
-        "green.png": 1.0,
-        "café #1 ünïcode.png": 1.0,
-    }
-    study, run_id = make_study(tmp_path, probabilities=probs)
+    study, run_id = make_study(tmp_path, probabilities=PROBABILITIES)
     out = render_report(study, progress=False)
     rep = study.path / "report"
     assert out == rep / f"run-{run_id}" / "index.html"

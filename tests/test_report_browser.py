@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 from conftest import chromium_page
-from test_report import CLUSTER, FILES, add_seed_run, make_study, sha
+from test_report import CLUSTER, FILES, PROBABILITIES, add_seed_run, make_study, sha
 
 from connote.evaluate.stability import adjusted_rand_index
 from connote.reports import render_study
@@ -17,14 +17,7 @@ from connote.reports import render_study
 
 @pytest.fixture
 def report(tmp_path):
-    probs = {
-        "red.png": 0.6,
-        "crimson.png": 1.0,
-        "broken.png": 0.9,
-        "green.png": 1.0,
-        "café #1 ünïcode.png": 1.0,
-    }
-    study, run_id = make_study(tmp_path, probabilities=probs)
+    study, run_id = make_study(tmp_path, probabilities=PROBABILITIES)
     other = add_seed_run(study, 8, {r: (0 if c == 0 else -1) for r, c in CLUSTER.items()})
     index = render_study(study, progress=False)
     return study, run_id, other, index

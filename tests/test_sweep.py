@@ -198,41 +198,12 @@ def test_seed_stability_in_cluster_sweep_and_runs_output(tmp_path, capsys):
 
     study = make_study(tmp_path / "s")
     path = str(study.path)
-    assert (
-        cli_main(
-            [
-                "cluster",
-                path,
-                "--reduce",
-                "pca:components=3",
-                "--min-cluster-size",
-                "8",
-                "--seeds",
-                "42,48,112",
-                "-q",
-            ]
-        )
-        == 0
-    )
+    cluster = ["cluster", path, "--reduce", "pca:components=3", "--min-cluster-size", "8"]
+    cluster += ["--seeds", "42,48,112"]
+    assert cli_main([*cluster, "-q"]) == 0
     out = capsys.readouterr().out
     assert out.count("seed ") == 3 and "Seed stability: 3 seeds: ARI mean" in out
-    assert (
-        cli_main(
-            [
-                "cluster",
-                path,
-                "--reduce",
-                "pca:components=3",
-                "--min-cluster-size",
-                "8",
-                "--seeds",
-                "42,48,112",
-                "--json",
-                "-q",
-            ]
-        )
-        == 0
-    )
+    assert cli_main([*cluster, "--json", "-q"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["seed"] for r in data["runs"]] == [42, 48, 112] and all(r["reused"] for r in data["runs"])
     st = data["stability"]

@@ -90,20 +90,7 @@ def embed_texts(
     bar = _bar(progress, len(todo), f"Embedding texts ({embedder.spec})", "text")
     batches = executor.embed(embedder, "text", ((k, keys[k]) for k in todo), max(1, embedder.batch_size))
     dim = _store_batches(study, embedder, batches, lambda done, bad: bar and bar.update(len(done)))
-    if bar:
-        bar.close()
-    study.register_embedder(embedder.name, "text", embedder.spec, dim, recorded_params(embedder))
-    return EmbedSummary(
-        embedder.name,
-        "text",
-        len(keys),
-        len(todo),
-        len(keys) - len(todo),
-        dim,
-        [],
-        repaired=len(check.damaged),
-        damage=_damage_line(embedder.name, check),
-    )
+    return _finish(study, embedder, "text", bar, len(keys), len(todo), dim, [], check)
 
 
 def embed_images(study: Study, embedder, *, progress: bool = True, executor=None) -> EmbedSummary:
@@ -128,15 +115,20 @@ def embed_images(study: Study, embedder, *, progress: bool = True, executor=None
     items = ((r["sha256"], str(study.image_file(r["path"]))) for r in todo)
     batches = executor.embed(embedder, "image", items, max(1, embedder.batch_size))
     dim = _store_batches(study, embedder, batches, on_batch)
+    return _finish(study, embedder, "image", bar, len(rows), len(todo), dim, failed, check)
+
+
+def _finish(study, embedder, kind: str, bar, total: int, computed: int, dim, failed, check) -> EmbedSummary:
+    """Close the progress bar, register the embedder in the study and say what was done."""
     if bar:
         bar.close()
-    study.register_embedder(embedder.name, "image", embedder.spec, dim, recorded_params(embedder))
+    study.register_embedder(embedder.name, kind, embedder.spec, dim, recorded_params(embedder))
     return EmbedSummary(
         embedder.name,
-        "image",
-        len(rows),
-        len(todo),
-        len(rows) - len(todo),
+        kind,
+        total,
+        computed,
+        total - computed,
         dim,
         failed,
         repaired=len(check.damaged),
