@@ -118,13 +118,14 @@ def settings(n: int, dim: int):
 # ---------------------------------------------------------------------------------------------- arms
 def arm_warm() -> dict:
     """Compile (and cache) numba code of both paths on small data, outside the timings."""
+    from connote.jit import numba_cache
     from connote.knn import knn_graph
-    from connote.reduce import UMAPReducer, numba_cache
+    from connote.reduce import UMAPReducer
 
     numba_cache()
     X, _ = synthetic(4200, dim=32, k=5)
     # connote's path first: it switches on caching for umap-learn's uncached functions before they compile
-    # (connote.reduce.import_umap). The plain arm's process never does, so it gets umap-learn's own caching.
+    # (connote.jit.import_umap). The plain arm's process never does, so it gets umap-learn's own caching.
     UMAPReducer(5, 5).fit_transform(X, knn=knn_graph(X, 5))
     import umap
 
@@ -133,7 +134,7 @@ def arm_warm() -> dict:
 
 
 def arm_plain(n: int, out: Path) -> dict:
-    from connote.reduce import numba_cache
+    from connote.jit import numba_cache
 
     numba_cache()
     import hdbscan
@@ -289,7 +290,7 @@ def main() -> None:
 
     from sklearn.metrics import adjusted_rand_score
 
-    from connote.reduce import numba_cache
+    from connote.jit import numba_cache
 
     numba_cache()  # children inherit it
     stem = (

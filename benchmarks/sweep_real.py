@@ -105,7 +105,7 @@ def main(stem: Path | None = None) -> dict:
 
     import connote
     from connote import steps
-    from connote.reduce import import_umap
+    from connote.jit import import_umap
     from connote.sweeps import load_grid, plan
 
     warnings.filterwarnings("ignore")

@@ -139,7 +139,7 @@ def _select(D: np.ndarray, start: int, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _nndescent(X: np.ndarray, k: int, metric: str, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
-    from connote.reduce import import_umap
+    from connote.jit import import_umap
 
     import_umap()
     from umap.umap_ import nearest_neighbors

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from connote.reduce import numba_cache
+from connote.jit import numba_cache
 
 numba_cache()  # before numba is imported: compiled code is kept on disk across processes
 

@@ -97,7 +97,7 @@ def preload(umap: bool) -> None:
 
     mutual_reachability_mst(np.zeros((2, 1)), np.zeros(2))
     if umap:
-        from connote.reduce import import_umap
+        from connote.jit import import_umap
 
         import_umap()
 

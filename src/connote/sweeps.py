@@ -24,7 +24,7 @@ Where the time goes, and how it is not paid twice:
   one nearest-neighbour search gives HDBSCAN's core distances for all of them
   (:func:`connote.clustering.fit_clusterers`), whose spanning trees connote's Prim's builds
   (:mod:`connote.mst`);
-* numba's compiled code is cached on disk across processes (:func:`connote.reduce.numba_cache`);
+* numba's compiled code is cached on disk across processes (:func:`connote.jit.numba_cache`);
 * independent reductions (and their HDBSCAN runs) run in parallel worker processes, as many as the
   cores and the available memory allow.
 """
