@@ -453,7 +453,7 @@ def test_unwritable_report_folder_is_one_clear_error(tmp_path, monkeypatch):
     def refuse(path, data):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(reports, "_atomic_write_bytes", refuse)
+    monkeypatch.setattr(reports, "atomic_write_bytes", refuse)
     with pytest.raises(UserError, match="cannot write the report \\(Permission denied\\)"):
         render_study(study, progress=False)
 

@@ -338,11 +338,11 @@ def _derive(study: Study, parent, kind: str, params: dict, labels: dict[str, int
 
 def _keywords_like_parent(study: Study, parent_id: int, run_id: int) -> None:
     """Keywords for a new derived run, computed as its parent's were (method, diversity, top k)."""
-    from connote import steps
+    from connote.keywords_step import explain
 
     row = study.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (parent_id,)).fetchone()
     p = json.loads(row[0]) if row else {}
-    steps.explain(
+    explain(
         study,
         run_id,
         top_k=int(p.get("top_k", 10)),

@@ -283,12 +283,13 @@ def label(
 ) -> LabelResult:
     """Label every cluster of a run (the latest by default) with ``llm`` (``openai:MODEL``, ``ollama:MODEL``,
     or a describer object); without one, the keywords stand in. Returns what was stored."""
-    from connote import registry, steps
+    from connote import registry
+    from connote.keywords_step import explain
 
     study = study if isinstance(study, Study) else Study.open(study)
     run = study.get_run(run_id)
     if not study.keywords(run["id"]) and run["description_set"]:
-        steps.explain(study, run["id"], top_k=top_k)
+        explain(study, run["id"], top_k=top_k)
     material = _cluster_material(study, run, n_descriptions, top_k)
     if not material:
         raise UserError(f"run {run['id']} has no clusters to label")

@@ -36,6 +36,7 @@ from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability
 from connote.executors import executor_scope
+from connote.keywords_step import explain
 from connote.params import recorded_params
 from connote.study import Study
 from connote.study.runs import (
@@ -350,66 +351,6 @@ def sweep(study: Study | str | os.PathLike, grid="paper", **options):
 
 
 # ---------------------------------------------------------------------------------------------- S5
-def explain(
-    study: Study | str | os.PathLike,
-    run_id: int | None = None,
-    *,
-    top_k: int = DEFAULT_TOP_K,
-    extra_stop_words: list[str] | tuple[str, ...] = (),
-    filler: bool = True,
-    description_set: str | None = None,
-    method: str = "tfidf",
-    diversity: float = 0.0,
-) -> dict[int, list[tuple[str, float]]]:
-    """S5: the top terms of each cluster's joined descriptions, stored with the run: the paper's TF-IDF
-    (``method='tfidf'``) or class-based TF-IDF (``'ctfidf'``), re-ranked for ``diversity`` (0-1, maximal
-    marginal relevance) when above 0. The method and diversity are recorded with the keywords."""
-    from connote.keywords import METHODS, cluster_keywords, stop_words
-
-    if method not in METHODS:
-        raise UserError(f"unknown keyword method {method!r}; use {' or '.join(METHODS)}")
-    if not 0.0 <= float(diversity) <= 1.0:
-        raise UserError(f"--diversity must be between 0 and 1, not {diversity}")
-
-    study = Study.of(study)
-    run = study.get_run(run_id)
-    set_name = description_set or run["description_set"]
-    ds = study.resolve_description_set(set_name)
-    texts = study.descriptions(ds["id"])
-    assign = study.assignments(run["id"])
-    shas = [s for s in assign if s in texts]
-    if not shas:
-        raise UserError(f"run {run['id']}: none of its images has a description in set {ds['name']!r}")
-    # A describer can name words of its own fixed phrasing that say nothing about a cluster (the offline
-    # describer's colour words); they are left out with the filler words.
-    template_words = _describer_stop_words(ds["describer"]) if filler else ()
-    keywords = cluster_keywords(
-        [texts[s] for s in shas],
-        [assign[s] for s in shas],
-        top_k=top_k,
-        stop=stop_words([*extra_stop_words, *template_words], filler=filler),
-        method=method,
-        diversity=float(diversity),
-    )
-    study.set_keywords(
-        run["id"],
-        keywords,
-        {
-            "method": method,
-            "diversity": float(diversity),
-            "top_k": top_k,
-            "description_set": ds["name"],
-            "extra_stop_words": list(extra_stop_words),
-            "describer_stop_words": list(template_words),
-            "filler": filler,
-        },
-    )
-    return keywords
-
-
-def _describer_stop_words(spec: str) -> tuple[str, ...]:
-    cls = registry.describer_class(spec)
-    return tuple(cls.keyword_stop_words) if cls is not None else ()
 
 
 # ---------------------------------------------------------------------------------------------- output

@@ -146,7 +146,7 @@ def answerer(record: dict, given: str | None, role: str) -> str:
 
 def thumbnails(study, shas, dest: Path, size: int, progress: bool) -> tuple[dict[str, str], dict[str, str]]:
     """(thumbnail path relative to ``dest``'s parent, image path) by content hash, for a coding page."""
-    from connote.reports import make_thumbnails
+    from connote.reports.thumbnails import make_thumbnails
 
     paths = {r["sha256"]: r["path"] for r in study.unique_images()}
     thumbs = make_thumbnails(
@@ -158,7 +158,7 @@ def thumbnails(study, shas, dest: Path, size: int, progress: bool) -> tuple[dict
 def write_page(study, sample, template: str, dest: Path, **context) -> Path:
     """Render a coding page (``coding/templates/TEMPLATE``) to ``dest``. The page keeps its answers in the
     browser under a key of this study and sample, so two samples never mix."""
-    from connote.reports import template_environment
+    from connote.reports.jinja import template_environment
 
     key = f"connote:{study.get_meta('created')}:{sample['name']}:{sample['id']}"
     html = template_environment(Path(__file__).parent / "templates").get_template(template)

@@ -120,7 +120,7 @@ def sample_sets(
     ``show`` is what evaluators match the sets to: the clusters' ``keywords`` (as the study did) or their
     ``labels`` (label and summary from `connote label`; ``labeller`` picks one, the latest by default);
     the sample records which, so that a study can compare the two."""
-    from connote import steps
+    from connote.keywords_step import explain
     from connote.study import derived
 
     if show not in ("keywords", "labels"):
@@ -134,7 +134,7 @@ def sample_sets(
     notes = []
     keywords = study.keywords(run["id"])
     if not keywords:
-        steps.explain(study, run["id"], top_k=top_k)
+        explain(study, run["id"], top_k=top_k)
         keywords = study.keywords(run["id"])
         notes.append(f"run {run['id']} had no keywords yet: computed them (`connote explain`, top {top_k})")
     members: dict[int, list[str]] = {}

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import numpy as np
 
 from connote.metadata import map_columns
-from connote.reports import typical
+from connote.reports.typical import centroids, closeness, nearest_other, typical_order, unit_rows
 from connote.study import derived, reporting
 
 OUTLIER = -1
@@ -123,10 +123,10 @@ class RunPages:
         margin = np.full(n, np.nan)
         xy, map_method = None, None
         if feats is not None and n:
-            U = typical.unit_rows(feats.X)
-            cents = typical.centroids(U, labels)
-            close = typical.closeness(U, labels, cents)
-            other, margin = typical.nearest_other(U, labels, cents)
+            U = unit_rows(feats.X)
+            cents = centroids(U, labels)
+            close = closeness(U, labels, cents)
+            other, margin = nearest_other(U, labels, cents)
             xy, map_method = reporting.map_layout(study, feats)
 
         keywords = reporting.keyword_scores(study, self.run_id)
@@ -140,7 +140,7 @@ class RunPages:
         ranked = {
             c: [
                 members[c][j]
-                for j in typical.typical_order(
+                for j in typical_order(
                     [None if c == OUTLIER else probs[i] for i in members[c]],
                     [margin[i] if c == OUTLIER else close[i] for i in members[c]],
                     [names[i] for i in members[c]],
