@@ -163,3 +163,23 @@ def test_describe_cli_exits_non_zero_when_nothing_could_be_described(tmp_path):
     assert proc.returncode == 2 and sent == 1, proc.stderr
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "authentication error" in err[0] and "HTTP 401" in err[0]
+
+
+def test_two_batch_submissions_at_once_make_one_batch(tmp_path):
+    make_study(tmp_path, 6).close()
+    env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
+    with FakeOpenAI(latency=0.3) as srv:
+        cmd = [*describe_cmd(tmp_path / "study", srv), "--batch", "--no-wait"]
+        procs = [
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outs
+        assert len(srv.batches) == 1, outs  # paid once
+        again = subprocess.run(
+            [*cmd[:-1], "--batch-poll", "0.05"], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert again.returncode == 0, again.stderr
+    study = steps.Study.open(tmp_path / "study")
+    assert len(study.descriptions(study.resolve_description_set()["id"])) == 6

@@ -48,6 +48,8 @@ def special(tmp_path):
     os.symlink("/dev/null", root / "null.png")
     (root / "folder.jpg").mkdir()
     Image.new("RGB", (8, 8), "red").save(root / "folder.jpg" / "inside.png")  # not walked
+    with open(root / "sparse.png", "wb") as fh:  # 2 GiB that take no disk space
+        fh.truncate(2 << 30)
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(root / "sock.png"))
     yield root
@@ -70,6 +72,7 @@ def test_special_files_are_skipped_before_they_are_opened(special):
             name
         ]
     assert "/dev/zero" in recs["zeros.jpg"]["reason"]
+    assert recs["sparse.png"]["status"] == "skipped" and "file too large" in recs["sparse.png"]["reason"]
     assert "folder.jpg/inside.png" not in recs
     for name in expect:
         with pytest.raises(images.ImageError, match="not a regular file"):

@@ -205,6 +205,15 @@ def test_locked_database_is_named_not_a_traceback(tmp_path):
     )
 
 
+def test_file_errors_are_one_line(tmp_path):
+    from connote.study.db import explain
+
+    assert explain(IsADirectoryError(21, "Is a directory", "/tmp"), "S") == "/tmp: is a directory"
+    missing = FileNotFoundError(2, "No such file or directory", "/no/such/dir/x.csv")
+    assert explain(missing, "S") == "/no/such/dir/x.csv: no such file or directory"
+    assert explain(OSError("no file named"), "S") is None  # not a known fault: the traceback stays
+
+
 def test_read_only_errors_in_the_library(tmp_path):
     with pytest.raises(ReadOnlyStudy):
         s = Study.__new__(Study)

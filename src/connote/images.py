@@ -45,6 +45,9 @@ MAX_PIXELS = 178_956_970
 #: scaled down; other larger images are skipped. ``CONNOTE_DECODE_PIXELS`` changes it.
 DECODE_PIXELS = 40_000_000
 
+#: Largest file looked at: no image connote can decode within its pixel limit is this large.
+MAX_FILE_BYTES = 1 << 30
+
 _FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "MPO"}
 _SCALABLE = {"JPEG", "MPO"}  # libjpeg decodes these at 1/2, 1/4, 1/8 directly
 
@@ -107,6 +110,10 @@ def check_regular(path: Path) -> os.stat_result:
             raise ImageError("broken link: the file it points to does not exist") from None
         raise ImageError("file vanished") from None
     if stat.S_ISREG(st.st_mode):
+        if st.st_size > MAX_FILE_BYTES:  # e.g. a link to /proc/kcore: reading it would never end
+            raise ImageError(
+                f"file too large for an image: {st.st_size:,} bytes (over {MAX_FILE_BYTES:,}); skipped without reading it"
+            )
         return st
     kind = next((k for test, k in _KINDS if test(st.st_mode)), "not a plain file")
     target = f"a link to {os.path.realpath(path)}, " if os.path.islink(path) else ""

@@ -158,9 +158,9 @@ def thumbnails(study, shas, dest: Path, size: int, progress: bool) -> tuple[dict
 def write_page(study, sample, template: str, dest: Path, **context) -> Path:
     """Render a coding page (``coding/templates/TEMPLATE``) to ``dest``. The page keeps its answers in the
     browser under a key of this study and sample, so two samples never mix."""
-    from connote.reports import _environment
+    from connote.reports import template_environment
 
     key = f"connote:{study.get_meta('created')}:{sample['name']}:{sample['id']}"
-    html = _environment(Path(__file__).parent / "templates").get_template(template)
+    html = template_environment(Path(__file__).parent / "templates").get_template(template)
     dest.write_text(html.render(name=sample["name"], storage_key=key, **context), encoding="utf-8")
     return dest

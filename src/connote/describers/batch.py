@@ -23,6 +23,7 @@ from connote.describers.runner import DescribeRunner, DescribeSummary, pending_i
 from connote.errors import UserError
 from connote.study import Study
 from connote.study.calls import batch_state, forget_batch_state, save_batch_state
+from connote.study.claims import Claims, describe_others
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 
@@ -118,6 +119,10 @@ def collect(
     return n
 
 
+#: The claim a process holds while it submits a set's batch (see connote.study.claims).
+SUBMITTING = "batch:submitting"
+
+
 def run_batch(
     study: Study,
     runner: DescribeRunner,
@@ -140,27 +145,39 @@ def run_batch(
             state = {}
         else:
             save_batch_state(study, set_id, state)
+    claims = None
     if not state:
         if not items:
             return summary
-        if runner.max_cost is not None:
-            est = runner.estimate(study, retry_flagged=retry_flagged, batch=True)
-            if est.cost_usd is None:
-                raise UserError(f"--max-cost needs the price of {d.model!r}: add it to prices.toml")
-            per = est.cost_usd / max(1, est.images)
-            room = int(runner.max_cost // per) if per > 0 else len(items)
-            if room < len(items):
-                items = items[: max(0, room)]
-                summary.stopped = f"budget of ${runner.max_cost:.2f}: only {len(items)} image(s) sent"
-            if not items:
-                return summary
-        state = submit(study, runner, set_id, items, prompt)
-        if not state:
+        # One batch per set at a time: a second process that starts while the first is submitting is
+        # told so (and picks the batch up when run again) instead of submitting, and paying for, it twice.
+        claims = Claims(study.con, set_id)
+        mine, busy = claims.take([SUBMITTING], lambda _key: not batch_state(study, set_id))
+        if busy:
+            summary.stopped = (
+                f"another connote process ({describe_others(busy)}) is submitting a batch for this "
+                "description set; run the same command again to collect it"
+            )
             return summary
-        if progress:
-            _say(f"Batch {state['batch_id']} submitted: {state['n']} request(s).")
-    elif progress:
-        _say(f"Resuming batch {state['batch_id']} ({state.get('n', '?')} request(s)).")
+        if not mine:  # another process submitted it meanwhile: resume that one
+            claims = None
+            state = batch_state(study, set_id)
+        else:  # what another process may have collected since this one looked is not sent again
+            before = len(items)
+            items, _ = pending_items(study, set_id, retry_flagged=retry_flagged)
+            summary.elsewhere = before - len(items)
+            if not items:
+                claims.release_all()
+                return summary
+    try:
+        state = _submit_unless_there(
+            study, runner, set_id, items, prompt, summary, state, progress, retry_flagged
+        )
+    finally:
+        if claims is not None:
+            claims.release_all()
+    if not state:
+        return summary
     t0 = time.monotonic()
     while True:
         batch = client.batches.retrieve(state["batch_id"])
@@ -182,3 +199,30 @@ def run_batch(
         summary.stopped = f"batch {state['batch_id']} ended as {batch.status} ({stored} result(s) stored)"
     summary.calls = stored
     return summary
+
+
+def _submit_unless_there(
+    study, runner, set_id, items, prompt, summary, state, progress, retry_flagged
+) -> dict:
+    """Submit the pending items as a batch unless ``state`` names one already; the state to follow."""
+    d = runner.describer
+    if not state:
+        if runner.max_cost is not None:
+            est = runner.estimate(study, retry_flagged=retry_flagged, batch=True)
+            if est.cost_usd is None:
+                raise UserError(f"--max-cost needs the price of {d.model!r}: add it to prices.toml")
+            per = est.cost_usd / max(1, est.images)
+            room = int(runner.max_cost // per) if per > 0 else len(items)
+            if room < len(items):
+                items = items[: max(0, room)]
+                summary.stopped = f"budget of ${runner.max_cost:.2f}: only {len(items)} image(s) sent"
+            if not items:
+                return {}
+        state = submit(study, runner, set_id, items, prompt)
+        if not state:
+            return {}
+        if progress:
+            _say(f"Batch {state['batch_id']} submitted: {state['n']} request(s).")
+    elif progress:
+        _say(f"Resuming batch {state['batch_id']} ({state.get('n', '?')} request(s)).")
+    return state

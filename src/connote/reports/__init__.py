@@ -154,7 +154,7 @@ def write_file(path: Path, data: bytes) -> None:
     _atomic_write_bytes(path, data)
 
 
-def _environment(templates: Path | None = None):
+def template_environment(templates: Path | None = None):
     import jinja2
 
     return jinja2.Environment(
@@ -220,7 +220,7 @@ def _render(study, chosen, out_dir: Path, progress, thumb_size, per_page, labels
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _copy_assets(out_dir)
-    env = _environment()
+    env = template_environment()
     common = _common(study)
 
     def thumbs_for(need: dict[str, Path]) -> dict[str, str]:

@@ -199,4 +199,7 @@ def explain(exc: BaseException, folder: str | os.PathLike | None) -> str | None:
             f"{target}: cannot write ({exc.strerror}); if the study folder is read-only, write elsewhere "
             "(export -o FILE) or copy the study somewhere writable"
         )
+    # a folder given as -o FILE, a folder that does not exist: named, not a traceback
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        return f"{exc.filename}: {exc.strerror.lower()}"
     return None
