@@ -177,3 +177,11 @@ def make_image_study(tmp_path: Path, n: int = 8):
 
     make_images(tmp_path / "images", n)
     return steps.init(tmp_path / "study", tmp_path / "images", progress=False)
+
+
+def describe_cmd(study: Path, srv, concurrency: int = 2, model: str = "gpt-4o-mini") -> list[str]:
+    """``connote describe STUDY`` against a fake OpenAI server ``srv``, as a subprocess command line."""
+    return connote_cmd(
+        "describe", study, "--describer", f"openai:{model}", "--base-url", srv.base_url,
+        "--concurrency", str(concurrency), "-q",
+    )  # fmt: skip

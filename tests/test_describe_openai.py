@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import fake_openai_env, make_image_study
+from conftest import describe_cmd, fake_openai_env, make_image_study
 
 from connote import cli, steps
 from connote.describers.openai_api import OllamaDescriber, OpenAIDescriber, map_error
@@ -326,24 +326,6 @@ def cli_describe(study, srv, *options: str) -> int:
     )
 
 
-def describe_cmd(tmp_path, srv, concurrency: int) -> list[str]:
-    """`connote describe` against the fake server, as a subprocess command line."""
-    return [
-        sys.executable,
-        "-m",
-        "connote",
-        "describe",
-        str(tmp_path / "study"),
-        "--describer",
-        f"openai:{MODEL}",
-        "--base-url",
-        srv.base_url,
-        "--concurrency",
-        str(concurrency),
-        "-q",
-    ]
-
-
 def test_kill_9_mid_run_then_resume_pays_at_most_inflight_twice(tmp_path):
     n, conc = 24, 4
     study = make_study(tmp_path, n)
@@ -351,7 +333,7 @@ def test_kill_9_mid_run_then_resume_pays_at_most_inflight_twice(tmp_path):
     db = tmp_path / "study" / DB_NAME  # not a glob: it could pick the -wal or -shm file
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(latency=0.3, api_key=KEY) as srv:
-        cmd = describe_cmd(tmp_path, srv, conc)
+        cmd = describe_cmd(tmp_path / "study", srv, conc, MODEL)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 40
         while _count_ok(db) < 6 and time.monotonic() < deadline and proc.poll() is None:
@@ -414,7 +396,7 @@ def test_ctrl_c_keeps_what_is_in_flight(tmp_path):
     db = tmp_path / "study" / DB_NAME  # not a glob: it could pick the -wal or -shm file
     env = {**os.environ, "OPENAI_API_KEY": KEY, "PYTHONUNBUFFERED": "1"}
     with FakeOpenAI(latency=0.4, api_key=KEY) as srv:
-        cmd = describe_cmd(tmp_path, srv, conc)
+        cmd = describe_cmd(tmp_path / "study", srv, conc, MODEL)
         proc = subprocess.Popen(
             interruptible(cmd), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import fake_openai_env, make_image_study
+from conftest import describe_cmd, fake_openai_env, make_image_study
 
 from connote import steps
 from connote.describers import runner as runner_mod
@@ -40,23 +40,6 @@ def test_every_request_is_in_the_call_log_retries_included(tmp_path):
     assert len(calls) == len(requests) == s.calls  # one row per request that reached the server
     assert sum(1 for c in calls if '"retried": true' in (c["params"] or "")) >= retried - s.failed
     assert s.described + s.failed + s.flagged == 10
-
-
-def describe_cmd(study, srv, concurrency=2):
-    return [
-        sys.executable,
-        "-m",
-        "connote",
-        "describe",
-        str(study),
-        "--describer",
-        f"openai:{MODEL}",
-        "--base-url",
-        srv.base_url,
-        "--concurrency",
-        str(concurrency),
-        "-q",
-    ]
 
 
 def test_two_describe_processes_share_the_work_and_never_pay_twice(tmp_path):

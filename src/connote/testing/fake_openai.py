@@ -70,6 +70,14 @@ class _Handler(BaseHTTPRequestHandler):
             headers,
         )
 
+    def _json(self, raw: bytes) -> dict | None:
+        """The request's JSON body, or None after answering 400 when it is not JSON."""
+        try:
+            return json.loads(raw or b"{}")
+        except ValueError:
+            self._error(400, "could not parse the JSON body")
+            return None
+
     def _drop(self) -> None:
         import socket
 
@@ -310,10 +318,8 @@ class FakeOpenAI(FilesAndBatches):
         return 200, body
 
     def _chat(self, h: _Handler, raw: bytes) -> None:
-        try:
-            req = json.loads(raw or b"{}")
-        except ValueError:
-            h._error(400, "could not parse the JSON body")
+        req = h._json(raw)
+        if req is None:
             return
         image, _ = image_of(req)
         info = {"path": "chat", "model": req.get("model"), "image": image, "t": time.time()}
@@ -359,10 +365,8 @@ class FakeOpenAI(FilesAndBatches):
 
     # ------------------------------------------------------------------ embeddings
     def _embeddings(self, h: _Handler, raw: bytes) -> None:
-        try:
-            req = json.loads(raw or b"{}")
-        except ValueError:
-            h._error(400, "could not parse the JSON body")
+        req = h._json(raw)
+        if req is None:
             return
         model = req.get("model", "text-embedding-3-small")
         inputs = req.get("input")
