@@ -163,13 +163,8 @@ class TextChat:
         return text_tokens(item.prompt) + 10, self.max_tokens
 
     def describe(self, items: list[LabelItem], prompt: str) -> list[Description | DescribeError]:
-        import time
-
-        from connote.describers.openai_api import map_error, redact
-
         out: list[Description | DescribeError] = []
         for item in items:
-            t0 = time.perf_counter()
             body = {
                 "model": self.model,
                 "messages": [{"role": "user", "content": item.prompt}],
@@ -177,23 +172,7 @@ class TextChat:
             }
             if getattr(self.inner, "temperature", None) is not None:
                 body["temperature"] = self.inner.temperature
-            try:
-                resp = self.inner.client().chat.completions.create(**body)
-                d = self.inner.parse(resp.model_dump() if hasattr(resp, "model_dump") else dict(resp))
-                d.latency_s = time.perf_counter() - t0
-                out.append(d)
-            except DescribeError as exc:
-                out.append(exc)
-            except UserError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - mapped to transient/permanent
-                err = map_error(exc)
-                key = os.environ.get(getattr(self.inner, "api_key_env", "") or "OPENAI_API_KEY")
-                out.append(
-                    DescribeError(
-                        redact(str(err), (key,)), permanent=err.permanent, retry_after=err.retry_after
-                    )
-                )
+            out.append(self.inner.complete(lambda body=body: body, fatal=False))
         return out
 
 

@@ -13,11 +13,13 @@ in the recorded parameters, the call log, the spec string or any message.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from connote.describers.base import DescribeError, Describer, Description, ImageItem
@@ -251,30 +253,30 @@ class OpenAIDescriber(Describer):
         )
 
     def describe(self, items: list[ImageItem], prompt: str) -> list[Description | DescribeError]:
-        out: list[Description | DescribeError] = []
-        for item in items:
-            t0 = time.perf_counter()
-            try:
-                body = self.request_body(item, prompt)
-                resp = self.client().chat.completions.create(**body)
-                d = self.parse(resp.model_dump() if hasattr(resp, "model_dump") else dict(resp))
-                d.latency_s = time.perf_counter() - t0
-                out.append(d)
-            except DescribeError as exc:
-                out.append(exc)
-            except UserError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - mapped to transient/permanent
-                err = map_error(exc)
-                out.append(
-                    DescribeError(
-                        redact(str(err), (self._api_key(),)),
-                        permanent=err.permanent,
-                        retry_after=err.retry_after,
-                        fatal=err.fatal,
-                    )
-                )
-        return out
+        return [self.complete(functools.partial(self.request_body, item, prompt)) for item in items]
+
+    def complete(self, make_body: Callable[[], dict], *, fatal: bool = True) -> Description | DescribeError:
+        """One chat completion of the request ``make_body()`` builds: the parsed answer with its latency,
+        or the error mapped to transient/permanent with the key redacted (``fatal=False``: an
+        authentication error does not stop the other workers)."""
+        t0 = time.perf_counter()
+        try:
+            resp = self.client().chat.completions.create(**make_body())
+            d = self.parse(resp.model_dump() if hasattr(resp, "model_dump") else dict(resp))
+            d.latency_s = time.perf_counter() - t0
+            return d
+        except DescribeError as exc:
+            return exc
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - mapped to transient/permanent
+            err = map_error(exc)
+            return DescribeError(
+                redact(str(err), (self._api_key(),)),
+                permanent=err.permanent,
+                retry_after=err.retry_after,
+                fatal=err.fatal and fatal,
+            )
 
     # ------------------------------------------------------------------ estimates (dry run, budget)
     def estimate(
