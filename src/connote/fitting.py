@@ -44,8 +44,16 @@ def stage_method(stage, n: int) -> dict:
 
 
 def method(reducer, clusterer, n: int) -> dict:
-    """How a run of ``n`` items by ``reducer`` and ``clusterer`` is computed, beyond their parameters."""
+    """How a run of ``n`` items by ``reducer`` and ``clusterer`` is computed, beyond their parameters.
+    Asked before any work, it also checks connote's stages' values, so that a bad one (a min cluster size
+    of 1) is refused before a reduction is computed, not after."""
+    from connote.clustering import HDBSCANClusterer
     from connote.provenance import environment
+
+    if callable(getattr(reducer, "check", None)):
+        reducer.check()
+    if isinstance(clusterer, HDBSCANClusterer):
+        clusterer.resolved(n).check(n)
 
     return {
         "version": METHOD_VERSION,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import re
 
+from connote.errors import UserError
 from connote.specs import unknown_option
 
 
@@ -54,10 +55,14 @@ class Params:
 
 
 def check_options(what: str, given: dict, known) -> None:
-    """Refuse options a stage does not take, with the known ones and the closest match."""
-    for key in given:
-        if key not in known:
-            raise unknown_option(what, key, known)
+    """Refuse options a stage does not take, with the known ones and the closest match (all of the unknown
+    ones are named when there are several)."""
+    unknown = [key for key in given if key not in known]
+    if len(unknown) == 1:
+        raise unknown_option(what, unknown[0], known)
+    if unknown:
+        names = ", ".join(repr(k) for k in unknown)
+        raise UserError(f"unknown {what} options {names} (known: {', '.join(sorted(known))})")
 
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{4,}")

@@ -14,13 +14,10 @@ is already there.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import numpy as np
 
 from connote import registry
 from connote.clustering import HDBSCANClusterer
@@ -49,8 +46,6 @@ from connote.study.runs import (
     store_run,
     text_inputs,
 )
-
-_study = Study.of  # kept for callers of the old private name; use Study.of
 
 
 # ---------------------------------------------------------------------------------------------- init
@@ -122,21 +117,6 @@ def describe(
         )
     options = {k: v for k, v in describer_options.items() if v is not None}
     d = registry.describer(describer, **options)
-    if executor not in (None, "local") and not dry_run and not batch:
-        with executor_scope(executor) as ex:
-            make = (
-                functools.partial(registry.describer, describer, **options)
-                if isinstance(describer, str)
-                else None
-            )
-            runner = DescribeRunner(
-                ex.describer(d, make),
-                prompt=prompt or PAPER_PROMPT,
-                name=name,
-                max_cost=max_cost,
-                check=_checker(),
-            )
-            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     runner = DescribeRunner(d, prompt=prompt or PAPER_PROMPT, name=name, max_cost=max_cost, check=_checker())
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
@@ -152,6 +132,10 @@ def describe(
             wait=batch_wait,
             progress=progress,
         )
+    if executor not in (None, "local"):  # batches on Ray workers; the runner and the store stay here
+        with executor_scope(executor) as ex:
+            runner.describer = ex.describer(d, describer, options)
+            return runner.run(study, retry_flagged=retry_flagged, progress=progress)
     return runner.run(study, retry_flagged=retry_flagged, progress=progress)
 
 
@@ -236,6 +220,11 @@ class ClusterResult:
     notes: list[str]
     seed: int | None = None
 
+    @classmethod
+    def of_run(cls, run, reused: bool, notes: list[str], seed: int | None) -> ClusterResult:
+        keys = ("n_items", "n_clusters", "n_outliers", "min_cluster_size")
+        return cls(run["id"], reused, *(run[k] for k in keys), notes, seed)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -286,8 +275,8 @@ def cluster(
     cluster_params = recorded_params(clusterer)
     method = fitting.method(reducer, clusterer, n)
     key = run_key(feats, reducer_params, cluster_params, seed, method)
-    old = study.find_run(key)
-    if old is None:
+    run, made = study.find_run(key), False
+    if run is None:
         cached = load_reduction(study, feats, reducer)
         fit = fitting.fit(feats.X, reducer, [clusterer], Y=cached)
         if cached is None:
@@ -310,21 +299,8 @@ def cluster(
             label=label,
             method=method,
         )
-        if made:
-            n_clusters = len(set(labels.tolist()) - {-1})
-            n_outliers = int(np.sum(labels == -1))
-            return ClusterResult(run_id, False, n, n_clusters, n_outliers, int(min_cluster_size), notes, seed)
-        old = study.get_run(run_id)  # another process stored the same run meanwhile
-    return ClusterResult(
-        old["id"],
-        True,
-        old["n_items"],
-        old["n_clusters"],
-        old["n_outliers"],
-        old["min_cluster_size"],
-        notes,
-        seed,
-    )
+        run = study.get_run(run_id)  # this one, or the one another process stored meanwhile
+    return ClusterResult.of_run(run, not made, notes, seed)
 
 
 @dataclass

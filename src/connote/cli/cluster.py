@@ -135,7 +135,7 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
-    if args.seeds:
+    if args.seeds is not None:
         res = steps.cluster_seeds(study, args.features, seeds=parse_seeds(args.seeds), **options)
         result = {
             **res.to_dict(),

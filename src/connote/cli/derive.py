@@ -90,16 +90,15 @@ def cmd_merge(args) -> int:
 
     study = open_study(args.study)
     if args.suggest or not args.merges:
-        got = derive.suggest_merges(study, args.run_id, top=args.top)
+        run_id = study.get_run(args.run_id)["id"]
+        got = derive.suggest_merges(study, run_id, top=args.top)
         if args.json:
-            _json([asdict(s) | {"merge": s.merge} for s in got])
+            _json({"run": run_id, "suggestions": [asdict(s) | {"merge": s.merge} for s in got]})
             return 0
         if not got:
             say("Fewer than two clusters: nothing to merge.")
             return 0
-        say(
-            f"Most similar clusters of run {study.get_run(args.run_id)['id']} (merge the smaller into the larger):"
-        )
+        say(f"Most similar clusters of run {run_id} (merge the smaller into the larger):")
         for s in got:
             say(
                 f"  {s.merge:>7}  centroid similarity {s.similarity:.3f}, keyword overlap {s.keyword_overlap:.2f}"
@@ -158,7 +157,7 @@ def cmd_assign_outliers(args) -> int:
     for m in members[: args.show]:
         say(f"  {m['score']:.3f}  cluster {m['cluster']:>3}  {m['image']}")
     if len(members) > args.show:
-        say(f"  ... and {len(members) - args.show} more (--json lists all)")
+        say(f"  ... {len(members)} in all (--json lists every one)")
     for note in res.notes:
         warn(f"  {note}")
     return 0

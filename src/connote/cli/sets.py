@@ -97,9 +97,13 @@ def score_result(rep) -> dict:
 
 
 def render_score(r: dict) -> None:
+    scored = (
+        f", scored as its derived run {r['scored_run']}" if r["scored_run"] not in (None, r["run"]) else ""
+    )
     say(
-        f"Set sample {r['sample']!r} (run {r['run']}): {r['answered']} of {r['n_sets']} set(s) answered by "
-        f"{len(r['evaluators'])} evaluator(s): {', '.join(r['evaluators'])}"
+        f"Set sample {r['sample']!r} (run {r['run']}{scored}; evaluators saw the clusters' {r['shown']}): "
+        f"{r['answered']} of {r['n_sets']} set(s) answered by {len(r['evaluators'])} evaluator(s): "
+        f"{', '.join(r['evaluators'])}"
     )
     for pk in r["pairwise_kappa"]:
         a, b = pk["evaluators"]

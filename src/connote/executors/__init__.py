@@ -8,7 +8,7 @@ when it is set, else starts Ray on this machine; ADDRESS is ``HOST:PORT`` of a c
   (``(index, result)``); ``shared`` arrays go to each worker once (sweep: the vectors and the kNN graph);
 * ``embed(embedder, kind, items, batch_size)``: batches of ``(keys, vectors, failures)`` as they are
   computed, stored by the caller (the driver) the moment they arrive;
-* ``describer(describer, factory)``: a describer to hand to the describe runner; with Ray its batches run
+* ``describer(describer, spec, options)``: a describer to hand to the describe runner; with Ray its batches run
   on workers (one describer, e.g. one ``hf:`` model, per worker) while retries, the call log, the budget
   and storing stay with the driver, so resume and "never pay twice" hold as locally.
 

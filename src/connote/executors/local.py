@@ -76,7 +76,7 @@ class LocalExecutor:
         if batch:
             yield embed_batch(embedder, kind, batch)
 
-    def describer(self, describer, factory: Callable | None = None):
+    def describer(self, describer, spec=None, options: dict | None = None):
         return describer
 
     def close(self) -> None:

@@ -23,9 +23,11 @@ shared file system), as usual for Ray.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +53,31 @@ def _import_ray():
     return ray
 
 
+def _build_describer(spec: str, options: dict):
+    from connote import registry
+
+    return registry.describer(spec, **options)
+
+
+def _reachable(address: str | None) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that nothing listens at is a clear error now, not minutes of
+    Ray's reconnect attempts."""
+    if not address or address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"cannot reach a Ray cluster at {address} ({exc.strerror or exc}); start one with "
+            f"`ray start --head --port={port}` there, or check the address"
+        ) from None
+
+
 def _call(fn: Callable, *args):
     return fn(*args)
 
@@ -73,6 +100,7 @@ class RayExecutor:
         ray = _import_ray()
         if not ray.is_initialized():
             address = self.address or os.environ.get("RAY_ADDRESS") or None
+            _reachable(address)
             try:
                 ray.init(
                     address=address,
@@ -186,9 +214,12 @@ class RayExecutor:
             yield keys, (np.stack(rows) if rows else np.zeros((0, 0), np.float32)), failed
 
     # ------------------------------------------------------------------ describe
-    def describer(self, describer, factory: Callable | None = None):
-        """A proxy describer running ``describe`` on Ray actors (see the module's docs)."""
+    def describer(self, describer, spec=None, options: dict | None = None):
+        """A proxy describer running ``describe`` on Ray actors (see the module's docs). Each actor builds
+        its own from ``spec`` and ``options`` (e.g. loads an hf: model once), or gets a copy of
+        ``describer`` when it was given as an object."""
         ray = self.connect()
+        factory = functools.partial(_build_describer, spec, options or {}) if isinstance(spec, str) else None
         spec = str(getattr(describer, "spec", ""))
         gpus = self.n_gpus() if spec.startswith("hf:") else 0
         n = gpus or self.n_workers()

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from connote.study import Study
 from connote.study.common import now
+from connote.study.runs import insert_run
 
 
 # ---------------------------------------------------------------------------------------------- derived runs
@@ -33,21 +34,9 @@ def add_derived_run(
     run with the same key and the insert are one write transaction: of two processes making the same
     derived run, one stores it and the other gets its id."""
     with study.transaction() as con:
-        old = con.execute("SELECT id FROM runs WHERE key=?", (record["key"],)).fetchone()
-        if old is not None:
-            return int(old[0]), False
-        cur = con.execute(
-            """INSERT INTO runs(key, created, features, description_set, embedder, reduce, min_cluster_size,
-                                min_samples, seed, n_items, n_clusters, n_outliers, params, label)
-               VALUES (:key, :created, :features, :description_set, :embedder, :reduce, :min_cluster_size,
-                       :min_samples, :seed, :n_items, :n_clusters, :n_outliers, :params, :label)""",
-            {"created": now(), "label": None, **record},
-        )
-        run_id = int(cur.lastrowid)
-        con.executemany(
-            "INSERT INTO assignments(run_id, sha256, cluster, probability) VALUES (?,?,?,?)",
-            [(run_id, sha, int(c), (probabilities or {}).get(sha)) for sha, c in labels.items()],
-        )
+        run_id, made = insert_run(con, record, labels, probabilities)
+        if not made:
+            return run_id, False
         con.execute(
             "INSERT INTO derived_runs(run_id, parent_id, kind, params, created) VALUES (?,?,?,?,?)",
             (run_id, parent_id, kind, json.dumps(params, sort_keys=True), now()),

@@ -40,22 +40,7 @@ class RunsMixin:
         and the insert are one write transaction, so of two processes storing the same run one stores it
         and the other gets its id."""
         with self.transaction() as con:
-            old = con.execute("SELECT id FROM runs WHERE key=?", (record["key"],)).fetchone()
-            if old is not None:
-                return int(old[0]), False
-            cur = con.execute(
-                """INSERT INTO runs(key, created, features, description_set, embedder, reduce, min_cluster_size,
-                                    min_samples, seed, n_items, n_clusters, n_outliers, params, label)
-                   VALUES (:key, :created, :features, :description_set, :embedder, :reduce, :min_cluster_size,
-                           :min_samples, :seed, :n_items, :n_clusters, :n_outliers, :params, :label)""",
-                {"created": now(), "label": None, **record},
-            )
-            run_id = cur.lastrowid
-            con.executemany(
-                "INSERT INTO assignments(run_id, sha256, cluster, probability) VALUES (?,?,?,?)",
-                [(run_id, sha, int(c), (probabilities or {}).get(sha)) for sha, c in labels.items()],
-            )
-        return int(run_id), True
+            return insert_run(con, record, labels, probabilities)
 
     def runs(self) -> list[sqlite3.Row]:
         return self.con.execute("SELECT * FROM runs ORDER BY id").fetchall()
@@ -103,6 +88,30 @@ class RunsMixin:
         ):
             out.setdefault(r[0], []).append(r[1])
         return out
+
+
+def insert_run(
+    con: sqlite3.Connection, record: dict, labels: dict[str, int], probabilities: dict[str, float] | None
+) -> tuple[int, bool]:
+    """Inside a write transaction: the id of the run stored under ``record['key']``, or a new run with its
+    assignments; (run id, True if inserted now). Runs and derived runs (:mod:`connote.study.derived`) are
+    stored through it."""
+    old = con.execute("SELECT id FROM runs WHERE key=?", (record["key"],)).fetchone()
+    if old is not None:
+        return int(old[0]), False
+    cur = con.execute(
+        """INSERT INTO runs(key, created, features, description_set, embedder, reduce, min_cluster_size,
+                            min_samples, seed, n_items, n_clusters, n_outliers, params, label)
+           VALUES (:key, :created, :features, :description_set, :embedder, :reduce, :min_cluster_size,
+                   :min_samples, :seed, :n_items, :n_clusters, :n_outliers, :params, :label)""",
+        {"created": now(), "label": None, **record},
+    )
+    run_id = int(cur.lastrowid)
+    con.executemany(
+        "INSERT INTO assignments(run_id, sha256, cluster, probability) VALUES (?,?,?,?)",
+        [(run_id, sha, int(c), (probabilities or {}).get(sha)) for sha, c in labels.items()],
+    )
+    return run_id, True
 
 
 # ---------------------------------------------------------------------------------------------- features

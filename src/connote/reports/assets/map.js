@@ -62,6 +62,12 @@
   var dpr = window.devicePixelRatio || 1, W = 0, H = 0, base = 1, view = { k: 1, tx: 0, ty: 0 };
   var order = new Int32Array(0), colA = null, colF = null, img = null, buf = null;
   var X = Float32Array.from(M.x), Y = Float32Array.from(M.y);
+  var minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+  for (var b = 0; b < n; b++) {
+    if (X[b] < minX) minX = X[b]; if (X[b] > maxX) maxX = X[b]; if (Y[b] < minY) minY = Y[b]; if (Y[b] > maxY) maxY = Y[b];
+  }
+  if (!n) { minX = minY = 0; maxX = maxY = 1; }
+  var spanX = Math.max(maxX - minX, 1e-6), spanY = Math.max(maxY - minY, 1e-6);
   // a second canvas on top for what changes often (hover ring, the open image, the selection box)
   var over = document.createElement("canvas"), octx = over.getContext("2d");
   canvas.after(over);
@@ -69,10 +75,13 @@
     var r = box.getBoundingClientRect();
     W = Math.max(1, Math.round(r.width * dpr)); H = Math.max(1, Math.round(r.height * dpr));
     canvas.width = over.width = W; canvas.height = over.height = H;
-    base = Math.min(W, H) * 0.92;
+    base = Math.min(W / spanX, H / spanY) * 0.92;  // the data's extent fills the map
     img = ctx.createImageData(W, H); buf = new Uint32Array(img.data.buffer);
   }
-  function reset() { view = { k: 1, tx: (W - base) / 2, ty: (H - base) / 2 }; schedule(); }
+  function reset() {
+    view = { k: 1, tx: (W - spanX * base) / 2 - minX * base, ty: (H - spanY * base) / 2 - (1 - maxY) * base };
+    schedule();
+  }
   function sx(i) { return X[i] * base * view.k + view.tx; }
   function sy(i) { return (1 - Y[i]) * base * view.k + view.ty; }
 
@@ -160,8 +169,9 @@
     centres.forEach(function (p) {
       var t = labelText(p.c), w = ctx.measureText(t).width, h = 16 * dpr;
       var x = p.x * base * view.k + view.tx, y = (1 - p.y) * base * view.k + view.ty - 12 * dpr;
+      if (x + w / 2 < 0 || x - w / 2 > W || y < 0 || y > H) return;
+      x = Math.max(w / 2 + 2, Math.min(W - w / 2 - 2, x)); y = Math.max(h / 2, y);  // keep it inside the map
       var r = [x - w / 2, y - h / 2, x + w / 2, y + h / 2];
-      if (r[2] < 0 || r[0] > W || r[3] < 0 || r[1] > H) return;
       for (var j = 0; j < placed.length; j++) { var q = placed[j]; if (r[0] < q[2] && r[2] > q[0] && r[1] < q[3] && r[3] > q[1]) return; }
       placed.push(r);
       ctx.strokeStyle = "rgba(255,255,255,.92)"; ctx.lineWidth = 4 * dpr; ctx.strokeText(t, x, y);
@@ -309,7 +319,7 @@
       xs.sort(function (a, b) { return a - b; }); ys.sort(function (a, b) { return a - b; });
       var lo = Math.floor(0.05 * (xs.length - 1)), hi = Math.ceil(0.95 * (xs.length - 1));
       var x0 = xs[lo], x1 = xs[hi], y0 = ys[lo], y1 = ys[hi];
-      var k = Math.max(1, Math.min(40, 0.7 / Math.max(x1 - x0, y1 - y0, 1e-3)));
+      var k = Math.max(1, Math.min(40, 0.7 * Math.min(W, H) / (base * Math.max(x1 - x0, y1 - y0, 1e-3))));
       view.k = k; view.tx = W / 2 - (x0 + x1) / 2 * base * k; view.ty = H / 2 - (1 - (y0 + y1) / 2) * base * k;
     }
     showSelection(); schedule();
