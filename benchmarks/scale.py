@@ -231,6 +231,15 @@ def write(results: list[dict]) -> None:
                 f"| {ex} | {stage} | {v['time_exponent']} | {v['memory_exponent']} | "
                 f"{v['projected_1M_s']:,.0f} | {v['projected_1M_peak_mb']:,.0f} |"
             )
+    lines += [
+        "",
+        "Notes: the fake server writes one of 800 template paragraphs, so `embed` computes at most 800 "
+        "vectors (its time is mostly loading MiniLM); `vectors` measures the vector store with one 384-d "
+        "vector per image (append all, read all back in another order, verify every checksum). Each "
+        "stage's peak memory is wait4's: the largest of the process and its waited-for children. Exponents from two sizes on a shared, "
+        "loaded machine are rough; the 1M figures extrapolate them.",
+    ]
+    lines += [f"- {r['n']:,} {r['executor']}: {note}" for r in results for note in r.get("notes", [])]
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
 
 
