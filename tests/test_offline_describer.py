@@ -110,11 +110,11 @@ def test_settings_are_recorded_and_sets_never_mix(tmp_path):
     assert (
         params["settings"] == "fast"
         and params["ocr_rec_per_line"] is True
-        and params["ocr_scout_side"] == 320
+        and params["ocr_scout_side"] == 480
     )
     assert row["model"] == OfflineDescriber().model != LEGACY_MODEL
     call = study.con.execute("SELECT model, params FROM calls ORDER BY id DESC LIMIT 1").fetchone()
-    assert call["model"] == row["model"] and json.loads(call["params"])["ocr_scout_side"] == 320
+    assert call["model"] == row["model"] and json.loads(call["params"])["ocr_scout_side"] == 480
 
     # Other OCR settings are other settings: not written into the same set.
     with pytest.raises(UserError, match="choose another --name"):

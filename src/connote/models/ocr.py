@@ -36,7 +36,7 @@ class OcrSettings:
     """What determines the text read (recorded with every description)."""
 
     #: scout pass: the shorter side at most this many pixels (never enlarged)
-    scout_side: int = 320
+    scout_side: int = 480
     #: a scout text probability above this is a likely text pixel (RapidOCR's own binarisation threshold)
     scout_threshold: float = 0.3
     #: full-size detection only on the scout's regions (faster; some boxes differ from RapidOCR's)
