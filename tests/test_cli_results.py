@@ -185,6 +185,9 @@ def test_run_is_the_library_pipeline_in_both_renderings(shared_study, tmp_path, 
     assert_json_carries_text(text, doc)
     assert set(doc) >= {"init", "describe", "embed", "cluster", "explain", "report"}
     assert doc["init"]["usable"] == 12 and doc["cluster"]["run_id"] >= 1
+    # the README says: then open STUDY_DIR/report/index.html; `run` names it
+    assert doc["study_index"] == str(out / "report" / "index.html") and Path(doc["study_index"]).is_file()
+    assert f"Study index: {out / 'report' / 'index.html'}" in text
     assert all(len(words) <= 4 for words in doc["explain"].values())
     from connote.study import Study
 

@@ -188,6 +188,16 @@ def test_dry_run_unknown_price(tmp_path, capsys):
     assert "Estimated cost: unknown" in captured.out and "no price known" in captured.err
 
 
+def test_budget_below_one_request_says_why_nothing_was_sent(tmp_path):
+    """--max-cost under one request's worst case: nothing is sent, and the message says why."""
+    study = make_study(tmp_path, 2)
+    with FakeOpenAI() as srv:
+        s = describe(study, srv, concurrency=1, max_cost=0.0001)
+        assert s.described == 0 and not srv.image_counts()
+        assert "budget of $0.0001 reached (spent $0.0000; the next request could cost up to $" in s.stopped
+        assert "more than the $0.0001 left" in s.stopped
+
+
 def test_max_cost_stops_cleanly_and_resume_completes(tmp_path):
     study = make_study(tmp_path, 20)
     with FakeOpenAI(latency=0.02) as srv:

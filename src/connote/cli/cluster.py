@@ -3,6 +3,8 @@ whole pipeline on a folder of images)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from connote.cli.common import (
     DEFAULT_REDUCE,
     DEFAULT_TEXT_EMBEDDER,
@@ -38,6 +40,8 @@ def cmd_run(args) -> int:
 
     def on_stage(name: str, result) -> None:
         done[name] = init_result(args.output, result) if name == "init" else result
+        if name == "report":  # the run's page; the study index beside it is what to open first
+            done["study_index"] = str(Path(result).parent.parent / "index.html")
         if not args.json:
             render_run_stage(name, done[name], args.images)
 
@@ -87,6 +91,7 @@ def render_run_stage(name: str, result, images) -> None:
             say(f"  cluster {c}: {', '.join(t for t, _ in result[c][:8])}")
     elif name == "report":
         say(f"Report: {result}")
+        say(f"Study index: {Path(result).parent.parent / 'index.html'}")
 
 
 def add_run(sub) -> None:

@@ -421,7 +421,11 @@ class DescribeRunner:
                             if inflight:  # wait for in-flight calls: their real cost may leave room
                                 pending_batch = batch
                                 break
-                            summary.stopped = f"budget of ${self.max_cost:g} reached (spent ${spent:.4f})"
+                            left = self.max_cost - spent - reserved
+                            summary.stopped = (
+                                f"budget of ${self.max_cost:g} reached (spent ${spent:.4f}; the next "
+                                f"request could cost up to ${held:.4f}, more than the ${left:.4f} left)"
+                            )
                             stop.set()
                             break
                         reserved += held
