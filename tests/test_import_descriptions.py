@@ -113,3 +113,18 @@ def test_bad_files(study, tmp_path):
         steps.import_descriptions(study, g)
     with pytest.raises(UserError, match="not found"):
         steps.import_descriptions(study, tmp_path / "nope.csv")
+
+
+def test_too_few_descriptions_to_cluster_names_the_set_and_the_way_out(study, tmp_path):
+    """Captions for two images, imported under a name, become the latest set: clustering it says which set
+    it used and how to choose another, instead of only 'too few items'."""
+    paths = [r["path"] for r in study.images()][:2]
+    f = tmp_path / "two.csv"
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([("image", "text"), *((p, GOOD) for p in paths)])
+    steps.import_descriptions(study, f, name="captions")
+    steps.embed(study, progress=False)
+    with pytest.raises(
+        UserError, match=r"only 2 text item\(s\) to cluster in description set 'captions'.*--descriptions"
+    ):
+        steps.cluster(study, reduce="pca:components=2")

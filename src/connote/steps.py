@@ -252,9 +252,8 @@ def cluster(
 
     study = Study.of(study)
     feats = features(study, features_kind, text=text, image=image, description_set=description_set)
+    feats.require_enough()
     n = len(feats.shas)
-    if n < 4:
-        raise UserError(f"only {n} items to cluster; need at least 4")
     notes: list[str] = []
     if min_cluster_size is None:
         min_cluster_size = default_min_cluster_size(n)

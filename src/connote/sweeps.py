@@ -334,9 +334,8 @@ def sweep(
 
     for kind in features:
         feats = load_features(study, kind, text=text, image=image, description_set=description_set)
+        feats.require_enough()
         n, dim = feats.X.shape if feats.X.ndim == 2 else (len(feats.shas), 0)
-        if n < 4:
-            raise UserError(f"only {n} {kind} items to cluster; need at least 4")
         p = plan(g, n, dim)
         sel = selection or default_selection(n)
         if selection is None and sel != "eom":

@@ -158,7 +158,11 @@ def add_describe(sub) -> None:
         action="store_true",
         help="print the image count, estimated tokens and cost; send nothing",
     )
-    p.add_argument("--concurrency", type=int, help="requests in flight at once (API describers; default 8)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        help="requests in flight at once for API describers (default 8); images read at once for offline",
+    )
     p.add_argument("--base-url", help="any OpenAI-compatible server, e.g. http://localhost:8000/v1")
     p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
     p.add_argument(

@@ -124,6 +124,19 @@ class Features:
     X: np.ndarray
     key: str  # content hash of the feature matrix's inputs
 
+    def require_enough(self, minimum: int = 4) -> None:
+        """Refuse, with a message that says where the items came from, fewer than ``minimum`` items."""
+        n = len(self.shas)
+        if n >= minimum:
+            return
+        where = (
+            f" in description set {self.description_set!r} (another set: --descriptions NAME; "
+            "`connote status` lists them)"
+            if self.description_set
+            else ""
+        )
+        raise UserError(f"only {n} {self.kind} item(s) to cluster{where}; need at least {minimum}")
+
 
 def text_inputs(study, description_set: str | None) -> tuple[sqlite3.Row, dict[str, str]]:
     """The description set (named, or the latest) and its usable texts, sha256 -> text."""
