@@ -28,6 +28,7 @@ from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
 from connote.study import derived as store
+from connote.study.calls import log_retried_output
 
 LABEL_PROMPT = """You name the clusters of a study that groups images by what they mean.
 Here are the keywords of one cluster and descriptions of its most typical images.
@@ -427,20 +428,16 @@ def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, row
     result, attempts, earlier, problem = entry
     res.calls += attempts
     for bad, reason in earlier:  # answers that did not fit the form and were asked again: logged and paid
-        study.record_call(
+        log_retried_output(
+            study,
             stage="label",
             backend=chat.spec,
-            model=bad.model or chat.model,
+            model=chat.model,
             input_ref=it.sha256,
             prompt=it.prompt,
-            params={**params, "retried": True},
-            output=bad.text,
-            status="flagged",
-            error=reason,
-            input_tokens=bad.input_tokens,
-            output_tokens=bad.output_tokens,
-            cost_usd=bad.cost_usd,
-            latency_s=bad.latency_s,
+            params=params,
+            bad=bad,
+            reason=reason,
         )
         _count(res, bad)
     if isinstance(result, DescribeError):

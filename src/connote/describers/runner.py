@@ -38,7 +38,7 @@ from connote.describers.base import PAPER_PROMPT, Description, ImageItem, as_des
 from connote.errors import DescribeError, UserError
 from connote.params import recorded_params
 from connote.study import Study, now
-from connote.study.calls import description_row, description_set_id
+from connote.study.calls import description_row, description_set_id, log_retried_output
 from connote.study.claims import Claims, describe_others
 
 
@@ -497,20 +497,16 @@ class DescribeRunner:
         cost = 0.0
         for bad, reason in earlier:  # outputs that failed a check and were asked for again: logged and paid
             summary.retried_flagged += 1
-            study.record_call(
+            log_retried_output(
+                study,
                 stage="describe",
                 backend=d.spec,
-                model=bad.model or model,
+                model=model,
                 input_ref=item.sha256,
                 prompt=prompt,
-                params={**params, "response": bad.extra, "retried": True},
-                output=bad.text,
-                status="flagged",
-                error=reason,
-                input_tokens=bad.input_tokens,
-                output_tokens=bad.output_tokens,
-                cost_usd=bad.cost_usd,
-                latency_s=bad.latency_s,
+                params={**params, "response": bad.extra},
+                bad=bad,
+                reason=reason,
             )
             cost += float(bad.cost_usd or 0.0)
             summary.input_tokens += bad.input_tokens or 0

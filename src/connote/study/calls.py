@@ -75,6 +75,28 @@ def log_calls(study, stage: str, calls) -> None:
         )
 
 
+def log_retried_output(
+    study, *, stage: str, backend: str, model, input_ref, prompt, params: dict, bad, reason
+):
+    """Log an answer that failed an output check and was asked for again: it was paid for, so it is a
+    row (status 'flagged', the reason, ``retried`` in its params) like every other call."""
+    study.record_call(
+        stage=stage,
+        backend=backend,
+        model=bad.model or model,
+        input_ref=input_ref,
+        prompt=prompt,
+        params={**params, "retried": True},
+        output=bad.text,
+        status="flagged",
+        error=reason,
+        input_tokens=bad.input_tokens,
+        output_tokens=bad.output_tokens,
+        cost_usd=bad.cost_usd,
+        latency_s=bad.latency_s,
+    )
+
+
 def description_row(study, set_id: int, sha256: str):
     """The description row of one image in a set as stored now (None when there is none)."""
     return study.con.execute(
