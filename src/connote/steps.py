@@ -438,8 +438,9 @@ def export(
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
-            for r in rows:
-                writer.writerow({**r, "cluster": "" if r["cluster"] is None else r["cluster"]})
+            for r in rows:  # a whole number reads as one (5, not 5.0), as the user wrote it
+                cells = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in r.items()}
+                writer.writerow({**cells, "cluster": "" if r["cluster"] is None else r["cluster"]})
     else:
         try:
             import pyarrow as pa
