@@ -45,7 +45,7 @@ from connote.study.runs import (
     run_key,
     save_reduction,
     store_run,
-    text_inputs,
+    usable_set,
 )
 
 
@@ -194,10 +194,11 @@ def embed(
     out = []
     with executor_scope(executor) as ex:
         if text:
-            _, texts = text_inputs(study, description_set)
+            ds = usable_set(study, description_set)
             emb = registry.text_embedder(text, **(text_options or options))
             emb = emb.prepare(study)  # e.g. no API key: one clear error before anything is sent
-            out.append(embed_mod.embed_texts(study, emb, texts, progress=progress, executor=ex))
+            # read from the study a chunk at a time, each chunk's vectors stored before the next is read
+            out.append(embed_mod.embed_description_set(study, emb, ds["id"], progress=progress, executor=ex))
         if image:
             emb = registry.image_embedder(image, **(image_options or ({} if text else options)))
             emb = emb.prepare(study)  # loads the weights; may fall back to another model (with a notice)

@@ -8,7 +8,12 @@ them (:mod:`connote.executors`: here, or on Ray workers).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
 
 from connote.embedders.base import Embedder
 from connote.errors import UserError
@@ -31,12 +36,12 @@ class EmbedSummary:
     notice: str | None = None  # why another model stood in for the one asked for
 
 
-def _damage_line(name: str, check) -> str | None:
-    if not check.damaged:
+def _damage_line(name: str, damaged: dict[str, str]) -> str | None:
+    if not damaged:
         return None
-    keys = list(check.damaged)
+    keys = list(damaged)
     shown = ", ".join(k[:12] for k in keys[:5]) + (", ..." if len(keys) > 5 else "")
-    reasons = "; ".join(sorted(set(check.damaged.values()))[:3])
+    reasons = "; ".join(sorted(set(damaged.values()))[:3])
     return f"{len(keys)} stored {name} vector(s) were damaged ({reasons}) and are computed again: {shown}"
 
 
@@ -59,8 +64,62 @@ def _calls(embedder) -> list:
     return list(take()) if take is not None else []
 
 
-def _store_batches(study: Study, embedder, batches, on_batch) -> int | None:
-    """Store each batch's vectors as it arrives and log the calls the embedder reports (failed ones too)."""
+#: Texts (or images) read from the study, checked against the store and handed on at a time: what one
+#: step holds at once, whatever the size of the study.
+CHUNK = 4096
+
+
+@dataclass
+class _Progress:
+    """What a streaming embed has done so far (small: no list of every key)."""
+
+    computed: int = 0
+    damaged: dict = field(default_factory=dict)  # key -> reason, of stored vectors found damaged
+    failed: list = field(default_factory=list)  # (label, reason) of inputs that could not be read
+    pending: dict = field(default_factory=dict)  # key -> label, handed on and not stored yet
+    seen: list = field(default_factory=list)  # 64-bit digests of the keys met (to count distinct ones)
+
+    def distinct(self) -> int:
+        return int(np.unique(np.concatenate(self.seen)).size) if self.seen else 0
+
+
+def _digests(keys) -> np.ndarray:
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little") for k in keys),
+        dtype=np.uint64,
+    )
+
+
+def _todo(study: Study, embedder, chunks, state: _Progress, bar, label=None):
+    """For each chunk of ``(key, value)`` items: those whose vector is not stored intact and not already
+    on its way (a chunk is checked against the store when it is read, so resume keeps what is stored)."""
+    for rows in chunks:
+        items = dict(rows)
+        state.seen.append(_digests(items))
+        check = study.vectors.check(embedder.name, list(items))
+        state.damaged.update(check.damaged)
+        todo = [(k, v) for k, v in items.items() if k not in check.good and k not in state.pending]
+        for k, v in todo:
+            state.pending[k] = label(v) if label else k
+        state.computed += len(todo)
+        if bar:
+            bar.update(len(rows) - len(todo))
+        if todo:
+            yield todo
+
+
+def _run(study: Study, embedder, kind: str, chunks, total_rows: int, progress: bool, executor, label=None):
+    """Embed what ``chunks`` hold that is not stored yet, chunk by chunk; each batch is stored (and its
+    calls logged) the moment it arrives. Returns the summary."""
+    executor = executor or _local()
+    if getattr(executor, "remote", False) and _reports_calls(embedder):
+        executor = _local()  # an API embedder's calls are logged in the study: it runs here
+    unit = "text" if kind == "text" else "img"
+    bar = _bar(progress, total_rows, f"Embedding {kind}s ({embedder.spec})", unit)
+    state = _Progress()
+    batches = executor.embed(
+        embedder, kind, _todo(study, embedder, chunks, state, bar, label), max(1, embedder.batch_size)
+    )
     dim = None
     try:
         for done, vectors, bad in batches:
@@ -68,72 +127,73 @@ def _store_batches(study: Study, embedder, batches, on_batch) -> int | None:
             if done:
                 study.save_vectors(embedder.name, done, vectors)
                 dim = vectors.shape[1]
-            on_batch(done, bad)
+            for key in done:
+                state.pending.pop(key, None)
+            state.failed.extend((state.pending.pop(key, key), reason) for key, reason in bad)
+            if bar:
+                bar.update(len(done) + len(bad))
     finally:
         log_calls(study, "embed", _calls(embedder))
-    return dim
+    if bar:
+        bar.close()
+    study.register_embedder(embedder.name, kind, embedder.spec, dim, recorded_params(embedder))
+    total = state.distinct()
+    return EmbedSummary(
+        embedder.name,
+        kind,
+        total,
+        state.computed,
+        total - state.computed,
+        dim,
+        state.failed,
+        repaired=len(state.damaged),
+        damage=_damage_line(embedder.name, state.damaged),
+    )
 
 
 def embed_texts(
-    study: Study, embedder, texts: dict[str, str], *, progress: bool = True, executor=None
+    study: Study, embedder, texts: dict[str, str], *, progress: bool = True, executor=None, chunk: int = CHUNK
 ) -> EmbedSummary:
     """Embed ``{anything: text}``; vectors are stored under the text's sha256, so equal texts share one.
 
     Stored vectors are checked (checksums) first: a damaged one is computed again, not reused. Batches
     run where ``executor`` puts them (here by default, or on Ray workers); each is stored as it arrives."""
-    keys = {text_key(t): t for t in texts.values()}
-    check = study.vectors.check(embedder.name, keys)
-    todo = [k for k in keys if k not in check.good]
-    executor = executor or _local()
-    if getattr(executor, "remote", False) and _reports_calls(embedder):
-        executor = _local()  # an API embedder's calls are logged in the study: it runs here
-    bar = _bar(progress, len(todo), f"Embedding texts ({embedder.spec})", "text")
-    batches = executor.embed(embedder, "text", ((k, keys[k]) for k in todo), max(1, embedder.batch_size))
-    dim = _store_batches(study, embedder, batches, lambda done, bad: bar and bar.update(len(done)))
-    return _finish(study, embedder, "text", bar, len(keys), len(todo), dim, [], check)
+    values = list(texts.values())
+    chunks = ([(text_key(t), t) for t in values[i : i + chunk]] for i in range(0, len(values), chunk))
+    return _run(study, embedder, "text", chunks, len(values), progress, executor)
 
 
-def embed_images(study: Study, embedder, *, progress: bool = True, executor=None) -> EmbedSummary:
-    """Embed every distinct readable image of the study; vectors are stored under the image's sha256."""
-    rows = study.unique_images()
-    if not rows:
-        raise UserError(f"{study.path}: no readable images to embed")
-    check = study.vectors.check(embedder.name, [r["sha256"] for r in rows])
-    todo = [r for r in rows if r["sha256"] not in check.good]
-    path_of = {r["sha256"]: r["path"] for r in todo}
-    executor = executor or _local()
-    if getattr(executor, "remote", False) and _reports_calls(embedder):
-        executor = _local()
-    bar = _bar(progress, len(todo), f"Embedding images ({embedder.spec})", "img")
-    failed: list[tuple[str, str]] = []
-
-    def on_batch(done, bad):
-        failed.extend((path_of.get(sha, sha), reason) for sha, reason in bad)
-        if bar:
-            bar.update(len(done) + len(bad))
-
-    items = ((r["sha256"], str(study.image_file(r["path"]))) for r in todo)
-    batches = executor.embed(embedder, "image", items, max(1, embedder.batch_size))
-    dim = _store_batches(study, embedder, batches, on_batch)
-    return _finish(study, embedder, "image", bar, len(rows), len(todo), dim, failed, check)
-
-
-def _finish(study, embedder, kind: str, bar, total: int, computed: int, dim, failed, check) -> EmbedSummary:
-    """Close the progress bar, register the embedder in the study and say what was done."""
-    if bar:
-        bar.close()
-    study.register_embedder(embedder.name, kind, embedder.spec, dim, recorded_params(embedder))
-    return EmbedSummary(
-        embedder.name,
-        kind,
-        total,
-        computed,
-        total - computed,
-        dim,
-        failed,
-        repaired=len(check.damaged),
-        damage=_damage_line(embedder.name, check),
+def embed_description_set(
+    study: Study, embedder, set_id: int, *, progress: bool = True, executor=None, chunk: int = CHUNK
+) -> EmbedSummary:
+    """Embed the usable descriptions of one set, read from the study ``chunk`` at a time (the set is never
+    held in memory at once); otherwise as :func:`embed_texts`."""
+    chunks = (
+        [(text_key(t), t) for _, t in rows] for rows in study.iter_descriptions(set_id, chunk=max(1, chunk))
     )
+    return _run(study, embedder, "text", chunks, study.count_descriptions(set_id), progress, executor)
+
+
+def embed_images(
+    study: Study, embedder, *, progress: bool = True, executor=None, chunk: int = CHUNK
+) -> EmbedSummary:
+    """Embed every distinct readable image of the study, read ``chunk`` at a time; vectors are stored
+    under the image's sha256."""
+    n = study.con.execute("SELECT COUNT(DISTINCT sha256) FROM images WHERE status='ok'").fetchone()[0]
+    if not n:
+        raise UserError(f"{study.path}: no readable images to embed")
+    root = study.images_root
+    chunks = (
+        [(r["sha256"], str(study.image_file(r["path"]))) for r in rows]
+        for rows in study.iter_unique_images(chunk=max(1, chunk))
+    )
+
+    def label(value: str) -> str:  # the image's path under the images root, as the study names it
+        with suppress(ValueError):
+            return Path(value).relative_to(root).as_posix()
+        return value
+
+    return _run(study, embedder, "image", chunks, n, progress, executor, label)
 
 
 def _bar(progress: bool, total: int, desc: str, unit: str):

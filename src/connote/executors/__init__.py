@@ -6,8 +6,9 @@ when it is set, else starts Ray on this machine; ADDRESS is ``HOST:PORT`` of a c
 
 * ``map_unordered(fn, jobs, shared)``: ``fn(*shared, *job)`` for each job, yielded as each finishes
   (``(index, result)``); ``shared`` arrays go to each worker once (sweep: the vectors and the kNN graph);
-* ``embed(embedder, kind, items, batch_size)``: batches of ``(keys, vectors, failures)`` as they are
-  computed, stored by the caller (the driver) the moment they arrive;
+* ``embed(embedder, kind, chunks, batch_size)``: ``chunks`` are lists of ``(key, text or image path)``
+  as the caller reads them from the study (never every input at once); yields batches of ``(keys,
+  vectors, failures)`` as they are computed, stored by the caller (the driver) the moment they arrive;
 * ``describer(describer, spec, options)``: a describer to hand to the describe runner; with Ray its batches run
   on workers (one describer, e.g. one ``hf:`` model, per worker) while retries, the call log, the budget
   and storing stay with the driver, so resume and "never pay twice" hold as locally.

@@ -2,7 +2,8 @@
 
 ``map_unordered`` runs the jobs in worker processes (forkserver; the shared arrays handed to each worker
 once by its initializer) or, with one worker or one job, in this process. ``embed`` and ``describer`` run
-in this process (the describe runner keeps its own thread pool for API calls).
+in this process (the describe runner keeps its own thread pool for API calls); ``embed`` takes the
+inputs chunk by chunk as the caller reads them from the study.
 """
 
 from __future__ import annotations
@@ -65,16 +66,12 @@ class LocalExecutor:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
 
-    def embed(self, embedder, kind: str, items: Iterable[tuple[str, object]], batch_size: int):
-        """Yield ``(keys, vectors, failures)`` per batch; ``items`` are (key, text) or (key, image path)."""
-        batch: list = []
-        for item in items:
-            batch.append(item)
-            if len(batch) >= batch_size:
-                yield embed_batch(embedder, kind, batch)
-                batch = []
-        if batch:
-            yield embed_batch(embedder, kind, batch)
+    def embed(self, embedder, kind: str, chunks: Iterable[list[tuple[str, object]]], batch_size: int):
+        """Yield ``(keys, vectors, failures)`` per batch, chunk after chunk (a batch never spans two, so
+        the embedder never sees more than one chunk); items are (key, text) or (key, image path)."""
+        for chunk in chunks:
+            for i in range(0, len(chunk), batch_size):
+                yield embed_batch(embedder, kind, chunk[i : i + batch_size])
 
     def describer(self, describer, spec=None, options: dict | None = None):
         return describer

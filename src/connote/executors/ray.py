@@ -41,7 +41,8 @@ from connote.errors import DescribeError, UserError
 FORWARD_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "HF_HUB_OFFLINE", "CONNOTE_PRICES")
 #: Seconds to wait for a describe actor that died to be restarted before its batch is asked again.
 RESTART_WAIT = 120.0
-#: Items handed to Ray Data per dataset (bounds the driver's memory on millions of inputs).
+#: Items handed to Ray Data per dataset (bounds the driver's memory on millions of inputs; each dataset
+#: starts its actor pool, so one model load per worker per this many items).
 EMBED_CHUNK = 20000
 
 
@@ -176,16 +177,18 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
 
     # ------------------------------------------------------------------ embed
-    def embed(self, embedder, kind: str, items: Iterable[tuple[str, object]], batch_size: int):
-        """Yield ``(keys, vectors, failures)`` per batch computed by Ray Data's actor pool."""
-        chunk: list = []
-        for item in items:
-            chunk.append(item)
-            if len(chunk) >= EMBED_CHUNK:
-                yield from self._embed_chunk(embedder, kind, chunk, batch_size)
-                chunk = []
-        if chunk:
-            yield from self._embed_chunk(embedder, kind, chunk, batch_size)
+    def embed(self, embedder, kind: str, chunks: Iterable[list[tuple[str, object]]], batch_size: int):
+        """Yield ``(keys, vectors, failures)`` per batch computed by Ray Data's actor pool. The caller's
+        chunks are gathered into datasets of about ``EMBED_CHUNK`` items (each dataset starts its actors,
+        which load the model once), so the driver holds one dataset's inputs, never every input."""
+        group: list = []
+        for chunk in chunks:
+            group.extend(chunk)
+            if len(group) >= EMBED_CHUNK:
+                yield from self._embed_chunk(embedder, kind, group, batch_size)
+                group = []
+        if group:
+            yield from self._embed_chunk(embedder, kind, group, batch_size)
 
     def _embed_chunk(self, embedder, kind, chunk, batch_size):
         self.connect()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 
 from connote.errors import UserError
 from connote.study.common import named_or_latest, now
@@ -76,6 +77,28 @@ class DescriptionsMixin:
             q += " AND status=?"
             args += (status,)
         return {r[0]: r[1] for r in self.con.execute(q, args)}
+
+    def iter_descriptions(
+        self, set_id: int, chunk: int = 4096, status: str = "ok"
+    ) -> Iterator[list[tuple[str, str]]]:
+        """``(sha256, text)`` of one set, a chunk at a time in sha256 order (keyset paging on the primary
+        key): a step that streams holds one chunk, never the whole set."""
+        after = ""
+        while True:
+            rows = self.con.execute(
+                """SELECT sha256, text FROM descriptions WHERE set_id=? AND status=? AND sha256 > ?
+                   ORDER BY sha256 LIMIT ?""",
+                (set_id, status, after, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            yield [(r[0], r[1]) for r in rows]
+            after = rows[-1][0]
+
+    def count_descriptions(self, set_id: int, status: str = "ok") -> int:
+        return self.con.execute(
+            "SELECT COUNT(*) FROM descriptions WHERE set_id=? AND status=?", (set_id, status)
+        ).fetchone()[0]
 
     def description_rows(self, set_id: int) -> list[sqlite3.Row]:
         return self.con.execute("SELECT * FROM descriptions WHERE set_id=?", (set_id,)).fetchall()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from connote.study.common import now
@@ -35,6 +35,21 @@ class ImagesMixin:
             """SELECT sha256, MIN(path) AS path, COUNT(*) AS copies FROM images
                WHERE status='ok' GROUP BY sha256 ORDER BY MIN(path)"""
         ).fetchall()
+
+    def iter_unique_images(self, chunk: int = 4096) -> Iterator[list[sqlite3.Row]]:
+        """:meth:`unique_images` a chunk at a time, in sha256 order (rows ``sha256``, ``path``): a step
+        that streams holds one chunk, never every image."""
+        after = ""
+        while True:
+            rows = self.con.execute(
+                """SELECT sha256, MIN(path) AS path FROM images WHERE status='ok' AND sha256 > ?
+                   GROUP BY sha256 ORDER BY sha256 LIMIT ?""",
+                (after, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["sha256"]
 
     def image_file(self, rel_path: str) -> Path:
         return self.images_root / rel_path

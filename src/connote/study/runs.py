@@ -138,15 +138,14 @@ class Features:
         raise UserError(f"only {n} {self.kind} item(s) to cluster{where}; need at least {minimum}")
 
 
-def text_inputs(study, description_set: str | None) -> tuple[sqlite3.Row, dict[str, str]]:
-    """The description set (named, or the latest) and its usable texts, sha256 -> text."""
+def usable_set(study, description_set: str | None) -> sqlite3.Row:
+    """The description set (named, or the latest), refused in one line when it has no usable text."""
     ds = study.resolve_description_set(description_set)
-    texts = study.descriptions(ds["id"])
-    if not texts:
+    if not study.count_descriptions(ds["id"]):
         raise UserError(
             f"description set {ds['name']!r} has no usable descriptions yet; run `connote describe`"
         )
-    return ds, texts
+    return ds
 
 
 def features(
@@ -162,10 +161,12 @@ def features(
     from connote import registry
 
     if kind == "text":
-        ds, texts = text_inputs(study, description_set)
+        ds = usable_set(study, description_set)
         emb = registry.text_embedder(text)
-        shas = sorted(texts)
-        keys = [text_key(texts[s]) for s in shas]
+        shas, keys = [], []  # in sha256 order, read a chunk at a time (the texts are not kept)
+        for rows in study.iter_descriptions(ds["id"]):
+            shas += [sha for sha, _ in rows]
+            keys += [text_key(t) for _, t in rows]
         X = study.load_vectors(emb.name, keys)
         key = hashlib.sha256(("\n".join(keys) + emb.name).encode()).hexdigest()
         return Features("text", emb.name, ds["name"], shas, X, key)

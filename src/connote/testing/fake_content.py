@@ -58,6 +58,101 @@ def image_text(image_hash: str) -> str:
     )
 
 
+# Pools of sentence fragments for near-unique paragraphs (``varied_text``): 16 x 16 x 16 x 8 x 16 x 8 x 12
+# combinations (about 50 million), so 100,000 images share a paragraph only by rare chance.
+_OPENINGS = [
+    "At first glance the image evokes",
+    "The photograph carries",
+    "What stays with the viewer is",
+    "The picture radiates",
+    "Above all, the scene conveys",
+    "The frame is filled with",
+    "This image seems steeped in",
+    "There is an air of",
+    "The composition suggests",
+    "One senses in this picture",
+    "The image quietly holds",
+    "Looking at it, one feels",
+    "The scene is charged with",
+    "Everything here speaks of",
+    "The mood of the picture is one of",
+    "From the first look the photograph offers",
+]
+_MORE_MOODS = [
+    "tender longing",
+    "bright curiosity",
+    "anxious anticipation",
+    "calm resolve",
+    "wistful reverie",
+    "stubborn hope",
+]
+_MORE_THEMES = [
+    "belonging and exclusion",
+    "work and its rewards",
+    "the weight of tradition",
+    "migration and arrival",
+    "childhood and growing up",
+    "power and its limits",
+]
+_SUBJECTS = [
+    "A lone figure at the edge of the frame seems to wait for something that has not yet arrived.",
+    "The empty street feels like a stage after the actors have left.",
+    "Two people stand close together, as if sharing a secret the viewer is not meant to hear.",
+    "A crowd gathers in the background, its purpose left open to interpretation.",
+    "An old building dominates the scene, worn by years of weather and use.",
+    "A child looks straight at the camera with an expression that is hard to read.",
+    "The landscape stretches towards a horizon that seems further away than it is.",
+    "Hands at work fill the foreground, busy with a task the picture does not explain.",
+    "A window lets in light that falls unevenly across the room.",
+    "Objects on a table are arranged with a care that hints at ritual.",
+    "The sky takes up most of the picture and presses down on the small shapes below.",
+    "A vehicle waits by the roadside as though its journey has been interrupted.",
+    "Flowers at the border of the frame soften an otherwise severe setting.",
+    "A sign in the distance is just too small to read, which adds to the mystery.",
+    "Reflections in the water double the scene and blur its edges.",
+    "A doorway opens onto darkness, inviting and unsettling at once.",
+]
+_EFFECTS = [
+    "the picture shapes how the scene is felt",
+    "the photographer guides the eye",
+    "the image sets its emotional key",
+    "the scene gains an unexpected depth",
+    "the mood becomes almost tangible",
+    "the frame turns a moment into a story",
+    "the viewer is led from detail to whole",
+    "the picture balances calm and movement",
+]
+_CLOSINGS = [
+    "It invites the viewer to linger and to bring their own memories to it.",
+    "The meaning seems to lie just beyond what the camera could capture.",
+    "It leaves an impression that outlasts the first look.",
+    "The picture asks more questions than it answers.",
+    "One is left wondering what happened a moment before and after.",
+    "It feels both specific to its place and strangely universal.",
+    "The overall effect is of a story told in a single breath.",
+    "It suggests that the ordinary can hold a quiet significance.",
+    "The viewer is drawn in and held at a distance at the same time.",
+    "What is left unsaid matters as much as what is shown.",
+    "It seems to record a turning point, though which one is unclear.",
+    "There is a sense that this moment could not be repeated.",
+]
+
+
+def varied_text(image_hash: str) -> str:
+    """A near-unique deterministic paragraph for an image hash, composed from pools of sentence fragments
+    (for benchmarks that need as many distinct texts as images; passes the output checks)."""
+    h = int(hashlib.sha256(image_hash.encode()).hexdigest()[:24], 16)
+    moods, themes = _MOODS + _MORE_MOODS, _THEMES + _MORE_THEMES
+    picks = []
+    for pool in (_OPENINGS, moods, themes, _CUES, _SUBJECTS, _EFFECTS, _CLOSINGS):
+        h, i = divmod(h, len(pool))
+        picks.append(pool[i])
+    opening, mood, theme, cue, subject, effect, closing = picks
+    return (
+        f"{opening} {mood}, and it seems to speak about {theme}. {subject} Through {cue}, {effect}. {closing}"
+    )
+
+
 def unit_vector(text: str, dim: int) -> list[float]:
     """Deterministic unit vector from a hash of the text (no numpy needed)."""
     out: list[float] = []

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from connote.testing.fake_batches import FilesAndBatches
-from connote.testing.fake_content import EMBED_DIMS, REFUSAL, image_of, image_text, unit_vector
+from connote.testing.fake_content import EMBED_DIMS, REFUSAL, image_of, image_text, unit_vector, varied_text
 
 __all__ = ["EMBED_DIMS", "REFUSAL", "FakeOpenAI", "image_text", "main", "unit_vector"]
 
@@ -166,6 +166,7 @@ class FakeOpenAI(FilesAndBatches):
         batch_polls: int = 1,
         host: str = "127.0.0.1",
         port: int = 0,
+        varied_texts: bool = False,
     ):
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ValueError("the fake server binds to loopback only")
@@ -178,6 +179,8 @@ class FakeOpenAI(FilesAndBatches):
         self.known_models = known_models
         self.batch_polls = batch_polls  # GETs of a batch before it completes
         self.host, self.port = host, port
+        # False: one of 800 template paragraphs per image (tests); True: near-unique ones (benchmarks)
+        self.varied_texts = varied_texts
         self.requests: list[dict] = []
         self.inflight = 0
         self.max_inflight = 0
@@ -293,7 +296,8 @@ class FakeOpenAI(FilesAndBatches):
             elif kind == "empty":
                 text = ""
             else:
-                text = image_text(image or hashlib.sha256(json.dumps(req).encode()).hexdigest())
+                writer = varied_text if self.varied_texts else image_text
+                text = writer(image or hashlib.sha256(json.dumps(req).encode()).hexdigest())
         if kind == "length":
             text = " ".join(text.split()[:12])
             finish = "length"
@@ -410,10 +414,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--retry-after", type=float, default=0.05)
     ap.add_argument("--log", help="write one JSON line per request here when stopped")
+    ap.add_argument(
+        "--varied-texts",
+        action="store_true",
+        help="near-unique descriptions per image (default: one of 800 template paragraphs)",
+    )
     args = ap.parse_args(argv)
     faults = {k: float(v) for k, _, v in (f.partition("=") for f in args.fault)}
     srv = FakeOpenAI(
-        latency=args.latency, faults=faults, seed=args.seed, retry_after=args.retry_after, port=args.port
+        latency=args.latency,
+        faults=faults,
+        seed=args.seed,
+        retry_after=args.retry_after,
+        port=args.port,
+        varied_texts=args.varied_texts,
     )
     srv.start()
     print(srv.base_url, flush=True)
