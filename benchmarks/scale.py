@@ -4,14 +4,20 @@ exponent of each stage between the sizes, and a projection to 1,000,000 images f
 
 Every stage is one real ``python -m connote ...`` process (its peak memory is its maximum resident set,
 children included, from wait4), descriptions come from the loopback fake OpenAI server (its own process,
-not counted), embeddings from the packaged MiniLM. Stages: ``init`` (scan, check and hash the images),
-``describe`` (API describer, --concurrency 16), ``embed`` (MiniLM; the fake server writes one of 800
-template paragraphs, so only the distinct texts are embedded), ``vectors`` (the vector store with one
+not counted; ``--varied-texts``: a near-unique paragraph per image, so ``embed`` embeds about one text per
+image), embeddings from the packaged MiniLM. Stages: ``init`` (scan, check and hash the images),
+``describe`` (API describer, --concurrency 16), ``embed`` (MiniLM), ``vectors`` (the vector store with one
 384-d vector per image: append all, then read all back with checksums), ``cluster`` (PCA 10 + HDBSCAN),
-``sweep`` (UMAP 5x15 and PCA 5/10, two min cluster sizes), ``status``.
+``sweep`` (UMAP 5x15 and PCA 5/10, two min cluster sizes; ``--seeds``), ``status``.
 
-    python benchmarks/scale.py --sizes 10000,100000                 # local executor
-    python benchmarks/scale.py --sizes 10000 --executors local,ray  # Ray: inside a loopback-only namespace
+The Ray executor runs on a two-node Ray cluster on this machine (``ray start --head`` and a second
+``ray start --address``, one CPU each) inside a loopback-only network namespace with its own process
+tree (``unshare -n -p``); besides the driver's wait4 peak, a Ray stage records ``cluster_peak_mb``: the
+largest sum of the resident memory of every process in the namespace (raylets, workers, the driver)
+sampled every half second, less what the idle cluster held before the stage.
+
+    python benchmarks/scale.py --sizes 10000,100000 --seeds 42      # local executor
+    python benchmarks/scale.py --sizes 2000,10000 --executors ray   # Ray (two nodes, loopback only)
 
 Results: benchmarks/results/scale.json and scale.md (merged with earlier results for other sizes).
 """
@@ -79,8 +85,26 @@ def make_images(folder: Path, n: int) -> None:
     marker.touch()
 
 
-def timed(args: list[str], log: Path, timeout: float = 7200) -> dict:
-    """Run one stage; wall seconds and peak RSS (MB) of the process and its waited-for children."""
+def namespace_rss_mb() -> float:
+    """Resident memory of every process this /proc shows (inside the benchmark's own pid namespace:
+    the Ray cluster, its workers and the driver), in MB."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            for line in status.read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+                    break
+        except (OSError, ValueError):
+            continue
+    return total / 1024
+
+
+def timed(args: list[str], log: Path, timeout: float = 7200, sample: bool = False) -> dict:
+    """Run one stage; wall seconds and peak RSS (MB) of the process and its waited-for children (and,
+    with ``sample``, the peak of every process in this pid namespace above what it held before)."""
+    base = namespace_rss_mb() if sample else 0.0
+    peak = base
     t = time.perf_counter()
     with open(log, "ab") as fh:
         fh.write(f"\n$ {' '.join(args)}\n".encode())
@@ -93,10 +117,15 @@ def timed(args: list[str], log: Path, timeout: float = 7200) -> dict:
                 break
             if time.time() > deadline:
                 proc.kill()
-            time.sleep(0.2)
+            if sample:
+                peak = max(peak, namespace_rss_mb())
+            time.sleep(0.5 if sample else 0.2)
     rc = os.waitstatus_to_exitcode(status)
     proc.returncode = rc
-    return {"seconds": round(time.perf_counter() - t, 2), "peak_mb": round(ru.ru_maxrss / 1024, 1), "rc": rc}
+    out = {"seconds": round(time.perf_counter() - t, 2), "peak_mb": round(ru.ru_maxrss / 1024, 1), "rc": rc}
+    if sample:
+        out["cluster_peak_mb"] = round(peak - base, 1)
+    return out
 
 
 VECTOR_STAGE = """
@@ -123,7 +152,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_size(n: int, executor: str, work: Path, done=None) -> dict:
+def run_size(n: int, executor: str, work: Path, done=None, seeds: str | None = None) -> dict:
     """All stages at size ``n``; ``done(partial result)`` after each (so an interrupted run keeps them)."""
     py = sys.executable
     images = work / f"images-{n}"
@@ -133,7 +162,7 @@ def run_size(n: int, executor: str, work: Path, done=None) -> dict:
     log = work / f"log-{n}-{executor.split(':')[0]}.txt"
     port = free_port()
     server = subprocess.Popen(
-        [py, "-m", "connote.testing.fake_openai", "--port", str(port)],
+        [py, "-m", "connote.testing.fake_openai", "--port", str(port), "--varied-texts"],
         env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -142,10 +171,14 @@ def run_size(n: int, executor: str, work: Path, done=None) -> dict:
     grid.write_text(GRID)
     ex = ["--executor", executor] if executor != "local" else []
     stages: dict[str, dict] = {}
-    out = {"n": n, "executor": executor.split(":")[0], "stages": stages}
+    out = {"n": n, "executor": executor.split(":")[0], "stages": stages, "texts": "varied"}
+    if seeds:
+        out["seeds"] = seeds
+    out["load_before"] = os.getloadavg()
 
     def timed_stage(name, args):
-        stages[name] = timed(args, log)
+        stages[name] = timed(args, log, sample=executor != "local")
+        stages[name]["load"] = [round(x, 2) for x in os.getloadavg()]
         if done:
             done(out)
 
@@ -163,7 +196,8 @@ def run_size(n: int, executor: str, work: Path, done=None) -> dict:
                 "cluster",
                 [*c, "cluster", str(study), "--reduce", "pca:components=10", "--min-cluster-size", mcs],
             )
-        timed_stage("sweep", [*c, "sweep", str(study), "--grid", str(grid), "-q", *ex])
+        seed_args = ["--seeds", seeds] if seeds else []
+        timed_stage("sweep", [*c, "sweep", str(study), "--grid", str(grid), *seed_args, "-q", *ex])
         timed_stage("status", [*c, "status", str(study)])
     finally:
         server.kill()
@@ -175,6 +209,11 @@ def run_size(n: int, executor: str, work: Path, done=None) -> dict:
     du = sum(p.stat().st_size for p in study.rglob("*") if p.is_file())
     out["study_mb"] = round(du / 2**20, 1)
     return out
+
+
+def memory(stage: dict) -> float:
+    """A stage's peak memory: the driver's (wait4), or on Ray the larger of it and the whole cluster's."""
+    return max(stage["peak_mb"], stage.get("cluster_peak_mb", 0))
 
 
 def growth(results: list[dict]) -> dict:
@@ -192,15 +231,33 @@ def growth(results: list[dict]) -> dict:
             sa, sb = a["stages"][stage], b["stages"][stage]
             ratio = math.log(b["n"] / a["n"])
             bt = math.log(max(sb["seconds"], 0.01) / max(sa["seconds"], 0.01)) / ratio
-            bm = math.log(max(sb["peak_mb"], 1) / max(sa["peak_mb"], 1)) / ratio
+            ma, mb = memory(sa), memory(sb)
+            bm = math.log(max(mb, 1) / max(ma, 1)) / ratio
             k = 1_000_000 / b["n"]
             out.setdefault(ex, {})[stage] = {
+                "sizes": [a["n"], b["n"]],
                 "time_exponent": round(bt, 2),
                 "memory_exponent": round(bm, 2),
                 "projected_1M_s": round(sb["seconds"] * k ** max(bt, 0), 0),
-                "projected_1M_peak_mb": round(sb["peak_mb"] * k ** max(bm, 0), 0),
+                "projected_1M_peak_mb": round(mb * k ** max(bm, 0), 0),
             }
     return out
+
+
+NOTES = [
+    "The fake server writes a near-unique paragraph per image (`--varied-texts`: composed from pools of "
+    "sentence fragments, about 50 million combinations), so `embed` computes about one MiniLM vector per "
+    "image (at 100,000: 99,9xx distinct texts).",
+    "`vectors` measures the vector store with one 384-d vector per image (append all, read all back in "
+    "another order, verify every checksum).",
+    "Peak MB is wait4's: the largest resident set of the stage's process and its waited-for children. On "
+    "Ray, `cluster MB` is the peak of the summed resident memory of every process of the Ray cluster "
+    "(head, second node, workers, driver) above the idle cluster's, sampled every 0.5 s; Ray's growth uses "
+    "the larger of the two.",
+    "Load is the 1-minute load average of the machine when the stage ended (2 cores; other work ran "
+    "beside the benchmark at times). Exponents from two sizes on a shared machine are rough; the 1M "
+    "figures extrapolate them (a negative exponent is projected as flat).",
+]
 
 
 def write(results: list[dict]) -> None:
@@ -210,35 +267,45 @@ def write(results: list[dict]) -> None:
     lines = [
         "# benchmarks/scale.py",
         "",
-        f"Machine: {os.cpu_count()} cores (shared with other work while measured), "
-        f"Python {sys.version.split()[0]}. Wall seconds / peak resident MB per stage (one process each).",
+        f"Machine: {os.cpu_count()} cores, shared; Python {sys.version.split()[0]}. Wall seconds and peak "
+        "resident MB per stage (one `python -m connote` process each).",
         "",
-        "| n | executor | stage | seconds | peak MB |",
-        "|---|---|---|---|---|",
+        "What ran: "
+        + "; ".join(
+            f"{r['n']:,} images, {r['executor']} executor"
+            + (f", sweep --seeds {r['seeds']}" if r.get("seeds") else ", sweep with the default seeds")
+            for r in sorted(results, key=lambda r: (r["executor"], r["n"]))
+        )
+        + ".",
+        "",
+        "| n | executor | stage | seconds | peak MB | cluster MB | load |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in sorted(results, key=lambda r: (r["executor"], r["n"])):
         for stage, s in r["stages"].items():
             rc = "" if s.get("rc", 0) == 0 else f" (exit {s['rc']})"
-            lines.append(f"| {r['n']:,} | {r['executor']} | {stage} | {s['seconds']}{rc} | {s['peak_mb']} |")
-    lines += ["", "Growth between the two largest sizes (t ~ n^b) and a projection to 1,000,000 images:", ""]
-    lines += [
-        "| executor | stage | time b | memory b | 1M seconds | 1M peak MB |",
-        "|---|---|---|---|---|---|",
-    ]
-    for ex, stages in g.items():
-        for stage, v in stages.items():
+            cl = s.get("cluster_peak_mb", "")
+            load = s.get("load", [""])[0]
             lines.append(
-                f"| {ex} | {stage} | {v['time_exponent']} | {v['memory_exponent']} | "
-                f"{v['projected_1M_s']:,.0f} | {v['projected_1M_peak_mb']:,.0f} |"
+                f"| {r['n']:,} | {r['executor']} | {stage} | {s['seconds']}{rc} | {s['peak_mb']} | {cl} | {load} |"
             )
     lines += [
         "",
-        "Notes: the fake server writes one of 800 template paragraphs, so `embed` computes at most 800 "
-        "vectors (its time is mostly loading MiniLM); `vectors` measures the vector store with one 384-d "
-        "vector per image (append all, read all back in another order, verify every checksum). Each "
-        "stage's peak memory is wait4's: the largest of the process and its waited-for children. Exponents from two sizes on a shared, "
-        "loaded machine are rough; the 1M figures extrapolate them.",
+        "Growth between the two largest sizes of each executor (t ~ n^b) and a projection to 1,000,000:",
+        "",
     ]
+    lines += [
+        "| executor | stage | sizes | time b | memory b | 1M seconds | 1M peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for ex, stages in g.items():
+        for stage, v in stages.items():
+            sizes = " -> ".join(f"{n:,}" for n in v.get("sizes", []))
+            lines.append(
+                f"| {ex} | {stage} | {sizes} | {v['time_exponent']} | {v['memory_exponent']} | "
+                f"{v['projected_1M_s']:,.0f} | {v['projected_1M_peak_mb']:,.0f} |"
+            )
+    lines += ["", "Notes:", ""] + [f"- {n}" for n in NOTES]
     lines += [f"- {r['n']:,} {r['executor']}: {note}" for r in results for note in r.get("notes", [])]
     (RESULTS / "scale.md").write_text("\n".join(lines) + "\n")
 
@@ -256,6 +323,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--executors", default="local")
     ap.add_argument("--work", default="/tmp/connote-scale")
+    ap.add_argument("--seeds", help="the sweep's seeds (e.g. 42: one seed); default: the sweep's default")
     ap.add_argument("--in-namespace", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     work = Path(args.work)
@@ -267,17 +335,22 @@ def main() -> None:
         if (RESULTS / "scale.json").exists()
         else []
     )
-    results = old
+    results = [r for r in old if r.get("texts") == "varied"]  # earlier runs embedded 800 template texts
     for ex in executors:
         if ex == "ray" and not args.in_namespace:
             # Ray binds the machine's address: run inside a loopback-only namespace with its own processes
+            # (and its own process tree, so that everything Ray started there ends with it); two nodes
+            # of one CPU each, as tests/test_ray.py starts them; a start is tried up to three times
             ray = Path(sys.executable).with_name("ray")
-            script = (
-                f"ip link set lo up; {ray} start --head --port={RAY_PORT} --num-cpus={os.cpu_count()} "
-                f"--include-dashboard=false --disable-usage-stats >/dev/null 2>&1 || exit 3; "
-                f"exec {sys.executable} {__file__} --sizes {args.sizes} --executors ray:127.0.0.1:{RAY_PORT} "
-                f"--work {work} --in-namespace"
-            )
+            opts = "--num-cpus=1 --disable-usage-stats"
+            seeds = f"--seeds {args.seeds}" if args.seeds else ""
+            script = f"""
+ip link set lo up
+start() {{ for i in 1 2 3; do "$@" && return 0; {ray} stop --force >/dev/null 2>&1; sleep 2; done; return 1; }}
+start {ray} start --head --port={RAY_PORT} --include-dashboard=false {opts} --temp-dir=/tmp/crs >>{work}/ray-head.log 2>&1 || exit 3
+start {ray} start --address=127.0.0.1:{RAY_PORT} {opts} >>{work}/ray-node.log 2>&1 || exit 4
+exec {sys.executable} {__file__} --sizes {args.sizes} --executors ray:127.0.0.1:{RAY_PORT} --work {work} {seeds} --in-namespace
+"""
             subprocess.run(
                 ["unshare", "-n", "-p", "-f", "--kill-child", "--mount-proc", "bash", "-c", script],
                 check=True,
@@ -286,7 +359,7 @@ def main() -> None:
             results = json.loads((RESULTS / "scale.json").read_text())["results"]
             continue
         for n in sizes:
-            r = run_size(n, ex, work, done=functools.partial(_keep, list(results)))
+            r = run_size(n, ex, work, done=functools.partial(_keep, list(results)), seeds=args.seeds)
             results = merged(results, r)
             write(results)
             print(json.dumps(r), flush=True)
