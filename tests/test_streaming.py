@@ -222,3 +222,22 @@ def test_the_fake_server_writes_near_unique_paragraphs_when_asked():
     url_hashes = [hashlib.sha256(url(i).encode()).hexdigest() for i in range(30)]
     assert default == [image_text(h) for h in url_hashes]  # tests keep the template paragraphs
     assert opted == [varied_text(h) for h in url_hashes] and len(set(opted)) == 30
+
+
+def test_export_is_written_a_chunk_at_a_time(tmp_path):
+    from derived_fixtures import build
+
+    from connote import labels, metadata, steps
+
+    d = build(tmp_path)
+    p = d.paths
+    (tmp_path / "m.csv").write_text(f"image,likes\n{p[0]},5\n{p[-1]},7\n")
+    metadata.import_metadata(d.study, tmp_path / "m.csv")
+    labels.label(d.study, d.run_id, progress=False)
+    columns, chunks = steps.iter_export_rows(d.study, d.run_id, chunk=4)
+    parts = list(chunks)
+    assert max(len(c) for c in parts) == 4 and len(parts) >= 3
+    rows = [r for c in parts for r in c]
+    assert rows == steps.export_rows(d.study, d.run_id) and list(rows[0]) == columns
+    likes = {r["image"]: r["likes"] for r in rows}
+    assert likes[p[0]] == 5.0 and likes[p[-1]] == 7.0 and sum(v is not None for v in likes.values()) == 2

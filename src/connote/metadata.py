@@ -15,6 +15,7 @@ import math
 import os
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -247,24 +248,41 @@ def join_columns(study: Study, run_id: int, rows: list[dict]) -> dict[str, str]:
     """Add the run's cluster labels (``label``, ``summary``; the latest labeller's) and the metadata columns
     to export rows (dicts with 'image' and 'cluster'), in place; returns the added columns and their types.
     Nothing is added when the run has no labels and the study no metadata."""
+    added, fill = export_columns(study, run_id, rows[0] if rows else ())
+    fill(rows)
+    return added
+
+
+def export_columns(study: Study, run_id: int, base) -> tuple[dict[str, str], Callable[[list[dict]], None]]:
+    """The columns :func:`join_columns` adds to export rows whose own columns are ``base`` (name -> type),
+    and a function that fills them in for one chunk of rows (an export streams chunk by chunk: only that
+    chunk's metadata is read)."""
     added: dict[str, str] = {}
     labels = store.labels(study, run_id)
     if labels:
         added.update(label="text", summary="text")
-        for r in rows:
-            lab = labels.get(r["cluster"]) if r["cluster"] not in (None, -1) else None
-            r["label"] = lab["label"] if lab else ""
-            r["summary"] = (lab["summary"] or "") if lab else ""
     types = store.metadata_columns(study)
-    if types:
-        values = store.metadata(study)
-        for name, kind in types.items():
-            column = name if name not in added and name not in (rows[0] if rows else {}) else f"meta_{name}"
-            added[column] = kind
+    columns = {}
+    for name, kind in types.items():
+        columns[name] = name if name not in added and name not in base else f"meta_{name}"
+        added[columns[name]] = kind
+
+    def fill(rows: list[dict]) -> None:
+        if labels:
             for r in rows:
-                raw = values.get(r["image"], {}).get(name)
-                r[column] = (parse_number(raw) if raw is not None else None) if kind == "number" else raw
-    return added
+                lab = labels.get(r["cluster"]) if r["cluster"] not in (None, -1) else None
+                r["label"] = lab["label"] if lab else ""
+                r["summary"] = (lab["summary"] or "") if lab else ""
+        if types:
+            values = store.metadata_of(study, [r["image"] for r in rows])
+            for name, kind in types.items():
+                for r in rows:
+                    raw = values.get(r["image"], {}).get(name)
+                    r[columns[name]] = (
+                        (parse_number(raw) if raw is not None else None) if kind == "number" else raw
+                    )
+
+    return added, fill
 
 
 # ---------------------------------------------------------------------------------------------- report

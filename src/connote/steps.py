@@ -112,7 +112,7 @@ def describe(
     from connote.describers.runner import DescribeRunner
 
     study = Study.of(study)
-    if not study.unique_images():
+    if not study.has_images():
         raise UserError(
             f"{study.path}: no readable images; add some with `connote init {study.path} --images DIR`"
         )
@@ -390,27 +390,37 @@ def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
 
     Images left out of the run (skipped files, images without a description) have an empty cluster.
     """
-    from connote.metadata import join_columns
+    _, chunks = iter_export_rows(study, run_id)
+    return [row for chunk in chunks for row in chunk]
+
+
+def iter_export_rows(study: Study, run_id: int | None = None, chunk: int = 4096):
+    """:func:`export_rows` a chunk at a time: (the columns, an iterator of lists of rows). Only one
+    chunk's rows (and their descriptions and metadata) are read at once."""
+    from connote.metadata import export_columns
 
     run = study.get_run(run_id)
-    assign = study.assignments(run["id"])
     keywords = study.keywords(run["id"])
-    texts: dict[str, str] = {}
+    set_id = None
     if run["description_set"]:
-        texts = study.descriptions(study.resolve_description_set(run["description_set"])["id"])
-    rows = []
-    for img in study.images(status="ok"):
-        c = assign.get(img["sha256"])
-        rows.append(
-            {
-                "image": img["path"],
-                "cluster": c,
-                "keywords": ", ".join(keywords.get(c, [])) if c is not None and c != -1 else "",
-                "description": texts.get(img["sha256"], ""),
-            }
-        )
-    join_columns(study, run["id"], rows)
-    return rows
+        set_id = study.resolve_description_set(run["description_set"])["id"]
+    added, fill = export_columns(study, run["id"], EXPORT_COLUMNS)
+
+    def chunks():
+        for part in study.iter_export(run["id"], set_id, chunk):
+            rows = [
+                {
+                    "image": path,
+                    "cluster": c,
+                    "keywords": ", ".join(keywords.get(c, [])) if c is not None and c != -1 else "",
+                    "description": text or "",
+                }
+                for path, c, text in part
+            ]
+            fill(rows)
+            yield rows
+
+    return [*EXPORT_COLUMNS, *added], chunks()
 
 
 def export(
@@ -423,10 +433,9 @@ def export(
     """Write the run's assignments as CSV or Parquet; returns the file written."""
     study = Study.of(study)
     run = study.get_run(run_id)
-    rows = export_rows(study, run["id"])
+    columns, chunks = iter_export_rows(study, run["id"])  # written chunk by chunk
     from connote.study.derived import metadata_columns
 
-    columns = list(rows[0]) if rows else list(EXPORT_COLUMNS)
     numbers = {n for n, kind in metadata_columns(study).items() if kind == "number"}
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
@@ -439,9 +448,12 @@ def export(
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
-            for r in rows:  # a whole number reads as one (5, not 5.0), as the user wrote it
-                cells = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in r.items()}
-                writer.writerow({**cells, "cluster": "" if r["cluster"] is None else r["cluster"]})
+            for rows in chunks:
+                for r in rows:  # a whole number reads as one (5, not 5.0), as the user wrote it
+                    cells = {
+                        k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in r.items()
+                    }
+                    writer.writerow({**cells, "cluster": "" if r["cluster"] is None else r["cluster"]})
     else:
         try:
             import pyarrow as pa
@@ -449,11 +461,10 @@ def export(
         except ImportError:
             raise UserError("Parquet export needs pyarrow: pip install 'connote[parquet]'") from None
         types = {"cluster": pa.int64(), **{c: pa.float64() for c in columns if c in numbers}}
-        table = pa.table(
-            {c: [r[c] for r in rows] for c in columns},
-            schema=pa.schema([(c, types.get(c, pa.string())) for c in columns]),
-        )
-        pq.write_table(table, tmp)
+        schema = pa.schema([(c, types.get(c, pa.string())) for c in columns])
+        with pq.ParquetWriter(tmp, schema) as writer:  # one row group per chunk
+            for rows in chunks:
+                writer.write_table(pa.table({c: [r[c] for r in rows] for c in columns}, schema=schema))
     os.replace(tmp, path)
     return path
 

@@ -186,8 +186,11 @@ def status_result(study) -> dict:
     from connote.cli.flagged import flagged_result
     from connote.study.calls import call_count
 
-    images = study.images(status=None)
-    ok = [r for r in images if r["status"] == "ok"]
+    usable, distinct, skipped_n = study.con.execute(  # counted in SQL: status stays fast at a million
+        """SELECT COUNT(*) FILTER (WHERE status='ok'), COUNT(DISTINCT sha256) FILTER (WHERE status='ok'),
+                  COUNT(*) FILTER (WHERE status!='ok') FROM images"""
+    ).fetchone()
+    skipped = study.images(status="skipped")
 
     def names(rows, role: str) -> list[str]:
         return sorted({r[role] for r in rows})
@@ -196,9 +199,9 @@ def status_result(study) -> dict:
         "study": study.path,
         "images_root": study.get_meta("images_root"),
         "images": {
-            "usable": len(ok),
-            "distinct": len({r["sha256"] for r in ok}),
-            "skipped": len(images) - len(ok),
+            "usable": usable,
+            "distinct": distinct,
+            "skipped": skipped_n,
         },
         "description_sets": [
             {"name": s["name"], "describer": s["describer"], "ok": s["n_ok"], "flagged_or_failed": s["n_bad"]}
@@ -228,7 +231,7 @@ def status_result(study) -> dict:
             }
             for ss in study.set_samples()
         ],
-        "skipped": [{"path": r["path"], "reason": r["reason"]} for r in images if r["status"] == "skipped"],
+        "skipped": [{"path": r["path"], "reason": r["reason"]} for r in skipped],
     }
 
 

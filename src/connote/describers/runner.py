@@ -26,6 +26,7 @@ with ``--retry-flagged``.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import random
 import threading
@@ -87,28 +88,32 @@ class DescribeEstimate:
 
 def pending_items(study: Study, set_id: int, *, retry_flagged: bool = False) -> tuple[list[ImageItem], int]:
     """Distinct images without a (good) description in the set; and how many are done already."""
-    rows = {r["sha256"]: r for r in study.description_rows(set_id)}
-    return _pending(study, rows, retry_flagged)
+    todo, done, _ = _pending(study, set_id, retry_flagged)
+    return todo, done
 
 
 def _row_state(row) -> tuple | None:
-    return None if row is None else (row["status"], row["call_id"], row["attempts"], row["created"])
+    if row is None or row["status"] is None:
+        return None
+    return (row["status"], row["call_id"], row["attempts"], row["created"])
 
 
-def _pending(study: Study, rows: dict, retry_flagged: bool) -> tuple[list[ImageItem], int]:
+def _pending(study: Study, set_id: int, retry_flagged: bool) -> tuple[list[ImageItem], int, dict]:
+    """The images to describe, how many are done, and the state of each one's row as it was seen (one
+    query; no description text is read)."""
     todo: list[ImageItem] = []
+    seen: dict[str, tuple | None] = {}
     done = 0
     root = study.images_root
-    for img in study.unique_images():
-        row = rows.get(img["sha256"])
-        transient = (
-            row is not None and row["status"] == "failed" and (row["reason"] or "").startswith(TRANSIENT)
-        )
-        if row is not None and not transient and (row["status"] == "ok" or not retry_flagged):
+    for row in study.describe_states(set_id):
+        status = row["status"]
+        transient = status == "failed" and (row["reason"] or "").startswith(TRANSIENT)
+        if status is not None and not transient and (status == "ok" or not retry_flagged):
             done += 1
             continue
-        todo.append(ImageItem(img["sha256"], root / img["path"], img["path"]))
-    return todo, done
+        todo.append(ImageItem(row["sha256"], root / row["path"], row["path"]))
+        seen[row["sha256"]] = _row_state(row)
+    return todo, done, seen
 
 
 #: Reason prefix of failures that may go away (rate limits, 5xx, timeouts): a re-run tries them again.
@@ -329,17 +334,15 @@ class DescribeRunner:
     def run(self, study: Study, *, retry_flagged: bool = False, progress: bool = True) -> DescribeSummary:
         d = self.describer
         name, set_id, prompt = self.open_set(study)
-        rows = {r["sha256"]: r for r in study.description_rows(set_id)}
-        items, done = _pending(study, rows, retry_flagged)
+        items, done, seen = _pending(study, set_id, retry_flagged)
         summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
         if not items:
             return summary
-        if not study.unique_images():
+        if not study.has_images():
             raise UserError(f"{study.path}: no readable images to describe")
         d.prepare()  # e.g. no API key: one clear error before anything is sent
         self._fatal = None
         claims = Claims(study.con, set_id)
-        seen = {sha: _row_state(rows.get(sha)) for sha in (it.sha256 for it in items)}
 
         def still_todo(sha: str) -> bool:  # nobody stored anything for it since this run looked
             return _row_state(description_row(study, set_id, sha)) == seen[sha]
@@ -354,7 +357,7 @@ class DescribeRunner:
         stop = threading.Event()
         spent = 0.0
         reserved = 0.0
-        queue = list(items)
+        queue = collections.deque(items)  # taken from the front a batch at a time (never re-copied)
         deferred: list[ImageItem] = []  # claimed by another process when their turn came
         busy: list = []
         second_look = False
@@ -368,8 +371,8 @@ class DescribeRunner:
                         return None
                     # Once our own queue is empty, look again at what others held: a claim of a process
                     # that died meanwhile is taken over; what they finished is skipped.
-                    second_look, queue, deferred = True, deferred, []
-                chunk, queue = queue[:batch_size], queue[batch_size:]
+                    second_look, queue, deferred = True, collections.deque(deferred), []
+                chunk = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
                 mine, held = claims.take([it.sha256 for it in chunk], still_todo)
                 taken = set(mine)
                 others = {c.sha256 for c in held}

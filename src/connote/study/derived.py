@@ -176,6 +176,17 @@ def metadata_columns(study: Study) -> dict[str, str]:
     return {r[0]: r[1] for r in study.con.execute("SELECT name, type FROM metadata_columns ORDER BY rowid")}
 
 
+def metadata_of(study: Study, paths: list[str]) -> dict[str, dict[str, str | None]]:
+    """image path -> {column: value} for these paths only (looked up in batches)."""
+    out: dict[str, dict[str, str | None]] = {}
+    for i in range(0, len(paths), 500):
+        part = paths[i : i + 500]
+        q = f"SELECT path, name, value FROM metadata WHERE path IN ({','.join('?' * len(part))})"
+        for r in study.con.execute(q, part):
+            out.setdefault(r[0], {})[r[1]] = r[2]
+    return out
+
+
 def metadata(study: Study) -> dict[str, dict[str, str | None]]:
     """image path -> {column: value}."""
     out: dict[str, dict[str, str | None]] = {}

@@ -95,6 +95,17 @@ class DescriptionsMixin:
             yield [(r[0], r[1]) for r in rows]
             after = rows[-1][0]
 
+    def describe_states(self, set_id: int) -> Iterator[sqlite3.Row]:
+        """Per distinct readable image (first path order): ``sha256``, ``path`` and its description row's
+        ``status``, ``reason``, ``call_id``, ``attempts``, ``created`` in the set (NULL when none); the
+        texts are not read. What the describe runner decides its work from."""
+        return self.con.execute(
+            """SELECT i.sha256, MIN(i.path) AS path, d.status, d.reason, d.call_id, d.attempts, d.created
+               FROM images i LEFT JOIN descriptions d ON d.set_id=? AND d.sha256=i.sha256
+               WHERE i.status='ok' GROUP BY i.sha256 ORDER BY MIN(i.path)""",
+            (set_id,),
+        )
+
     def count_descriptions(self, set_id: int, status: str = "ok") -> int:
         return self.con.execute(
             "SELECT COUNT(*) FROM descriptions WHERE set_id=? AND status=?", (set_id, status)

@@ -36,19 +36,20 @@ class Flagged:
 
 def flagged(study: Study, set_name: str | None = None, *, include_used: bool = True) -> list[Flagged]:
     """Flagged descriptions of one set (or of all sets), in image path order."""
-    paths = {r["sha256"]: r["path"] for r in study.unique_images()}
     sets = [study.resolve_description_set(set_name)] if set_name else study.description_sets()
     out = []
     for s in sets:
-        rows = study.con.execute(
-            """SELECT sha256, status, reason, text FROM descriptions
-               WHERE set_id=? AND reason IS NOT NULL AND status IN ('flagged', 'ok')""",
+        rows = study.con.execute(  # the path of each flagged image only (not every image's)
+            """SELECT d.sha256, d.status, d.reason, d.text,
+                      (SELECT MIN(i.path) FROM images i WHERE i.sha256=d.sha256 AND i.status='ok') AS path
+               FROM descriptions d
+               WHERE d.set_id=? AND d.reason IS NOT NULL AND d.status IN ('flagged', 'ok')""",
             (s["id"],),
         ).fetchall()
         for r in rows:
             if r["status"] == "ok" and not include_used:
                 continue
-            path = paths.get(r["sha256"], r["sha256"][:12])
+            path = r["path"] or r["sha256"][:12]
             out.append(Flagged(s["name"], r["sha256"], path, r["reason"], r["text"], r["status"] == "ok"))
     return sorted(out, key=lambda f: (f.set_name, f.path))
 
@@ -132,19 +133,16 @@ def accept(study: Study, set_name: str | None = None, refs: Iterable[str] | None
 def left_out(study: Study, set_name: str | None = None) -> dict[str, int]:
     """Distinct images of the study without a usable description in a set, by cause."""
     ds = study.resolve_description_set(set_name)
-    status = {
-        r["sha256"]: r["status"]
-        for r in study.con.execute("SELECT sha256, status FROM descriptions WHERE set_id=?", (ds["id"],))
-    }
     out = {"flagged": 0, "failed": 0, "not described": 0}
-    for r in study.unique_images():
-        s = status.get(r["sha256"])
-        if s == "flagged":
-            out["flagged"] += 1
-        elif s == "failed":
-            out["failed"] += 1
-        elif s is None:
-            out["not described"] += 1
+    for status, n in study.con.execute(  # counted in SQL: no row per image is loaded
+        """SELECT d.status, COUNT(*) FROM (SELECT DISTINCT sha256 FROM images WHERE status='ok') i
+           LEFT JOIN descriptions d ON d.set_id=? AND d.sha256=i.sha256 GROUP BY d.status""",
+        (ds["id"],),
+    ):
+        if status in ("flagged", "failed"):
+            out[status] += n
+        elif status is None:
+            out["not described"] += n
     out["total"] = sum(out.values())
     return out
 
@@ -154,5 +152,5 @@ def run_left_out(study: Study, kind: str, description_set: str | None, n_items: 
     (text features, by cause), or without an image vector (image features)."""
     if kind == "text" and description_set:
         return left_out(study, description_set)
-    n = len(study.unique_images()) - n_items
+    n = study.count_unique_images() - n_items
     return {"no image vector": max(n, 0), "total": max(n, 0)}

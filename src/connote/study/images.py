@@ -36,6 +36,13 @@ class ImagesMixin:
                WHERE status='ok' GROUP BY sha256 ORDER BY MIN(path)"""
         ).fetchall()
 
+    def count_unique_images(self) -> int:
+        """How many distinct readable images (one query; no row is loaded)."""
+        return self.con.execute("SELECT COUNT(DISTINCT sha256) FROM images WHERE status='ok'").fetchone()[0]
+
+    def has_images(self) -> bool:
+        return self.con.execute("SELECT 1 FROM images WHERE status='ok' LIMIT 1").fetchone() is not None
+
     def iter_unique_images(self, chunk: int = 4096) -> Iterator[list[sqlite3.Row]]:
         """:meth:`unique_images` a chunk at a time, in sha256 order (rows ``sha256``, ``path``): a step
         that streams holds one chunk, never every image."""

@@ -13,6 +13,7 @@ import json
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,23 @@ class RunsMixin:
             r[0]: r[1]
             for r in self.con.execute("SELECT sha256, cluster FROM assignments WHERE run_id=?", (run_id,))
         }
+
+    def iter_export(self, run_id: int, set_id: int | None, chunk: int = 4096) -> Iterator[list[sqlite3.Row]]:
+        """Per readable image file, in path order, a chunk at a time: ``path``, its ``cluster`` in the run
+        (NULL when left out) and its usable description ``text`` in the set (NULL when none)."""
+        after = ""
+        while True:
+            rows = self.con.execute(
+                """SELECT i.path, a.cluster, d.text FROM images i
+                   LEFT JOIN assignments a ON a.run_id=? AND a.sha256=i.sha256
+                   LEFT JOIN descriptions d ON d.set_id=? AND d.sha256=i.sha256 AND d.status='ok'
+                   WHERE i.status='ok' AND i.path > ? ORDER BY i.path LIMIT ?""",
+                (run_id, set_id, after, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            yield rows
+            after = rows[-1]["path"]
 
     def set_keywords(self, run_id: int, keywords: dict[int, list[tuple[str, float]]], params: dict) -> None:
         with self.transaction() as con:
