@@ -130,10 +130,12 @@ def run_features(study, run) -> RunFeatures | None:
         ds = description_set_row(study, run["description_set"])
         if ds is None:
             return None
-        texts = study.descriptions(ds["id"])
-        if any(s not in texts for s in shas):
+        wanted, key_of = set(shas), {}
+        for rows in study.iter_descriptions(ds["id"]):  # a chunk of texts at a time; only keys are kept
+            key_of.update((sha, text_key(t)) for sha, t in rows if sha in wanted)
+        if len(key_of) < len(wanted):
             return None
-        keys = [text_key(texts[s]) for s in shas]
+        keys = [key_of[s] for s in shas]
     else:
         keys = shas
     if len(study.vectors.present(embedder, keys)) < len(set(keys)):
