@@ -162,29 +162,38 @@ def test_images_are_embedded_a_chunk_at_a_time_and_a_broken_one_is_named(tmp_pat
     assert len(study.vectors.present(emb.name)) == 6
 
 
-def test_ray_executor_gathers_chunks_into_bounded_datasets(monkeypatch):
+def test_ray_executor_sends_the_local_batches_in_bounded_datasets(monkeypatch):
     from connote.executors import ray as ray_ex
+    from connote.executors.local import LocalExecutor
 
-    sizes = []
+    datasets = []
 
-    def fake_chunk(self, embedder, kind, group, batch_size):
-        sizes.append(len(group))
-        yield [k for k, _ in group], np.zeros((len(group), 2), np.float32), []
+    def fake_dataset(self, embedder, kind, batches):
+        datasets.append([[k for k, _ in b] for b in batches])
+        for b in batches:
+            yield [k for k, _ in b], np.zeros((len(b), 2), np.float32), []
 
     monkeypatch.setattr(ray_ex, "EMBED_CHUNK", 10)
-    monkeypatch.setattr(ray_ex.RayExecutor, "_embed_chunk", fake_chunk)
+    monkeypatch.setattr(ray_ex.RayExecutor, "_embed_chunk", fake_dataset)
     read = []
 
     def chunks():
-        for i in range(0, 30, 4):
+        for i in range(0, 30, 5):
             read.append(i)
-            yield [(str(j), "t") for j in range(i, min(i + 4, 30))]
+            yield [(str(j), "t") for j in range(i, min(i + 5, 30))]
 
-    out = ray_ex.RayExecutor("127.0.0.1:1").embed(None, "text", chunks(), 8)
-    first = next(out)
-    assert len(first[0]) == 12 and read == [0, 4, 8]  # only what one dataset needs was read
-    rest = list(out)
-    assert sizes == [12, 12, 6] and sum(len(k) for k, _, _ in [first, *rest]) == 30
+    out = ray_ex.RayExecutor("127.0.0.1:1").embed(None, "text", chunks(), 3)
+    next(out)
+    assert read == [0, 5]  # only what one dataset needs was read
+    list(out)
+    assert [sum(map(len, d)) for d in datasets] == [10, 10, 10]
+    local = Recording(batch_size=3)
+    list(
+        LocalExecutor().embed(
+            local, "text", ([(str(j), str(j)) for j in range(i, i + 5)] for i in range(0, 30, 5)), 3
+        )
+    )
+    assert [b for d in datasets for b in d] == local.batches  # the very batches the local executor makes
 
 
 def test_the_fake_server_writes_near_unique_paragraphs_when_asked():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import os
 import socket
@@ -179,28 +180,34 @@ class RayExecutor:
     # ------------------------------------------------------------------ embed
     def embed(self, embedder, kind: str, chunks: Iterable[list[tuple[str, object]]], batch_size: int):
         """Yield ``(keys, vectors, failures)`` per batch computed by Ray Data's actor pool. The caller's
-        chunks are gathered into datasets of about ``EMBED_CHUNK`` items (each dataset starts its actors,
-        which load the model once), so the driver holds one dataset's inputs, never every input."""
-        group: list = []
+        chunks are cut into the very batches the local executor makes (so a model sees the same inputs
+        together, and pads them alike: the same vectors), and gathered into datasets of about
+        ``EMBED_CHUNK`` items (each dataset starts its actors, which load the model once), so the driver
+        holds one dataset's inputs, never every input."""
+        group: list[list] = []
+        size = 0
         for chunk in chunks:
-            group.extend(chunk)
-            if len(group) >= EMBED_CHUNK:
-                yield from self._embed_chunk(embedder, kind, group, batch_size)
-                group = []
+            for i in range(0, len(chunk), batch_size):
+                group.append(chunk[i : i + batch_size])
+                size += len(group[-1])
+            if size >= EMBED_CHUNK:
+                yield from self._embed_chunk(embedder, kind, group)
+                group, size = [], 0
         if group:
-            yield from self._embed_chunk(embedder, kind, group, batch_size)
+            yield from self._embed_chunk(embedder, kind, group)
 
-    def _embed_chunk(self, embedder, kind, chunk, batch_size):
+    def _embed_chunk(self, embedder, kind, batches: list[list]):
+        """One Ray Data dataset whose rows are whole batches (one embed call each on a worker)."""
         self.connect()
         import ray.data
 
         gpus = self.n_gpus()
-        n = max(1, min(gpus if gpus else self.n_workers(), -(-len(chunk) // max(1, batch_size))))
-        ds = ray.data.from_items([{"key": k, "value": str(v)} for k, v in chunk])
+        n = max(1, min(gpus if gpus else self.n_workers(), len(batches)))
+        ds = ray.data.from_items([{"batch": json.dumps([[k, str(v)] for k, v in b])} for b in batches])
         ds = ds.map_batches(
             EmbedWorker,
             fn_constructor_args=(_portable(embedder), kind),
-            batch_size=max(1, batch_size),
+            batch_size=1,
             batch_format="numpy",
             concurrency=n,
             num_cpus=0 if gpus else 1,
@@ -248,10 +255,10 @@ class EmbedWorker:
         self.embedder = embedder
         self.kind = kind
 
-    def __call__(self, batch: dict) -> dict:
+    def __call__(self, rows: dict) -> dict:
         from connote.executors.local import embed_batch
 
-        items = [(str(k), str(v)) for k, v in zip(batch["key"], batch["value"])]
+        items = [(str(k), str(v)) for row in rows["batch"] for k, v in json.loads(str(row))]
         keys, X, failed = embed_batch(self.embedder, self.kind, items)
         vec = dict(zip(keys, X))
         err = dict(failed)
