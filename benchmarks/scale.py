@@ -247,16 +247,21 @@ def growth(results: list[dict]) -> dict:
 NOTES = [
     "The fake server writes a near-unique paragraph per image (`--varied-texts`: composed from pools of "
     "sentence fragments, about 50 million combinations), so `embed` computes about one MiniLM vector per "
-    "image (at 100,000: 99,9xx distinct texts).",
+    "image (9,990 distinct texts at 10,000 images; 99,747 at 100,000, where two generated images are "
+    "identical: 99,999 distinct images).",
+    "`sweep` ran with `--seeds 42` (one seed) at every size: UMAP 5 x 15 (exact kNN graph at 10,000, "
+    "NN-descent at 100,000) and PCA 5 / 10, two min cluster sizes each: 6 runs. The paper's three seeds "
+    "would take about three times the reductions.",
     "`vectors` measures the vector store with one 384-d vector per image (append all, read all back in "
     "another order, verify every checksum).",
     "Peak MB is wait4's: the largest resident set of the stage's process and its waited-for children. On "
     "Ray, `cluster MB` is the peak of the summed resident memory of every process of the Ray cluster "
-    "(head, second node, workers, driver) above the idle cluster's, sampled every 0.5 s; Ray's growth uses "
-    "the larger of the two.",
-    "Load is the 1-minute load average of the machine when the stage ended (2 cores; other work ran "
-    "beside the benchmark at times). Exponents from two sizes on a shared machine are rough; the 1M "
-    "figures extrapolate them (a negative exponent is projected as flat).",
+    "(head, second node, workers, driver) above the idle cluster's, sampled every 0.5 s; shared pages "
+    "(libraries, the object store) count once per process, so it over-counts; Ray's growth uses the "
+    "larger of the two.",
+    "Load is the 1-minute load average of the machine when the stage ended (2 cores). Exponents from two "
+    "sizes on a shared machine are rough; the 1M figures extrapolate them (a negative exponent is "
+    "projected as flat).",
 ]
 
 
