@@ -97,3 +97,15 @@ def test_missing_openvino_is_a_clear_message(monkeypatch):
     with pytest.raises(UserError, match="OpenVINO, which is not installed.*runtime=bundled"):
         ocr.check_runtime("openvino")
     ocr.check_runtime("onnxruntime")  # the bundled runtime needs nothing more
+
+
+def test_recurring_shapes_get_a_fixed_shape_copy_up_to_the_limit():
+    model = openvino_runtime.OpenVinoModel(_relu_model, threads=1, static_shapes=1)
+    a = np.array([[-1.0, 0.5, 2.0]], dtype=np.float32)
+    b = np.ones((4, 3), dtype=np.float32) * -2
+    for _ in range(3):
+        assert np.array_equal(model(a)[0], [[0.0, 0.5, 2.0]])
+        assert np.array_equal(model(b)[0], np.zeros((4, 3)))
+    static = model._local.__dict__["static"]
+    assert list(static) == [(1, 3)]  # the first shape to recur; the limit keeps the second dynamic
+    assert [p.get_partial_shape().is_static for p in static[(1, 3)].model_inputs] == [True]

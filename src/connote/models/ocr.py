@@ -161,7 +161,7 @@ def engine(threads: int = 0, runtime: str = "onnxruntime"):
         det, cls, rec = (paths[k]["model_path"] for k in ("Det", "Cls", "Rec"))
         eng.text_cls.cls_batch_num = 1  # one input shape (the same results: each line is classified alone)
         if runtime == "openvino":
-            eng.text_det.infer = openvino_runtime.OpenVinoModel(det, threads)
+            eng.text_det.infer = openvino_runtime.OpenVinoModel(det, threads, static_shapes=4)
             eng.text_cls.infer = openvino_runtime.OpenVinoModel(cls, threads)
             eng.text_rec.session = openvino_runtime.OpenVinoModel(rec, threads)
         else:

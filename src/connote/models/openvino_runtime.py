@@ -57,9 +57,15 @@ class OpenVinoModel:
     shared between threads.
     """
 
-    def __init__(self, source, threads: int = 1):
+    #: a shape seen this often in one thread gets a fixed-shape copy (with ``static_shapes``)
+    STATIC_AFTER = 2
+
+    def __init__(self, source, threads: int = 1, static_shapes: int = 0):
         self.source = source
         self.threads = max(1, threads)
+        #: compile a fixed-shape copy for up to this many recurring input shapes per thread (the detector
+        #: on a collection of same-sized images runs about a fifth faster with it); 0: never
+        self.static_shapes = static_shapes
         self._local = threading.local()
         self._lock = threading.Lock()
         self._model = None
@@ -84,10 +90,31 @@ class OpenVinoModel:
             request = self._local.request = compiled.create_infer_request()
         return request
 
+    def _static_request(self, shape: tuple):
+        """This thread's fixed-shape copy for ``shape``: made once the shape recurs, up to
+        ``static_shapes`` of them; None otherwise."""
+        local = self._local.__dict__
+        static = local.setdefault("static", {})
+        if shape in static or len(static) >= self.static_shapes:
+            return static.get(shape)
+        seen = local.setdefault("seen", {})
+        if len(seen) > 1000:  # many one-off shapes (memes of every size): forget them
+            seen.clear()
+        seen[shape] = seen.get(shape, 0) + 1
+        if seen[shape] < self.STATIC_AFTER:
+            return None
+        with self._lock:
+            model = self._read().clone()
+            model.reshape(list(shape))
+            compiled = core().compile_model(model, "CPU", _properties(self.threads))
+        static[shape] = compiled.create_infer_request()
+        return static[shape]
+
     def __call__(self, x) -> list:
         import numpy as np
 
-        result = self._request().infer([x])
+        request = self._static_request(tuple(x.shape)) if self.static_shapes else None
+        result = (request or self._request()).infer([x])
         return [np.array(result[i], copy=True) for i in range(len(result))]
 
 
