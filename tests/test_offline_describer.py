@@ -231,3 +231,33 @@ def test_progress_bar_counts_stored_images(tmp_path):
     final = proc.stderr.replace("\r", "\n").strip().splitlines()
     bar = [line for line in final if "Describing (offline)" in line][-1]
     assert "6/6" in bar and ("img/s" in bar or "s/img" in bar)  # the rate, however slow
+
+
+def test_describer_options_from_the_command_line(tmp_path):
+    images = tmp_path / "images"
+    make_group_images(images, per_group=1)
+    run_cli("init", tmp_path / "s", "--images", images, check=True)
+    proc = run_cli(
+        "describe",
+        tmp_path / "s",
+        "--describer-option",
+        "runtime=bundled",
+        "--name",
+        "b",
+        "--json",
+        "-q",
+        check=True,
+    )
+    assert json.loads(proc.stdout)["described"] == 3
+    from connote.study import Study
+
+    with Study.open(tmp_path / "s") as study:
+        row = study.resolve_description_set("b")
+        assert row["model"] == OfflineDescriber(runtime="bundled").model
+        assert json.loads(row["params"])["runtime"] == "bundled"
+    bad = run_cli("describe", tmp_path / "s", "--describer-option", "runtime")
+    assert bad.returncode != 0 and "takes KEY=VALUE" in bad.stderr
+    typo = run_cli("describe", tmp_path / "s", "--describer-option", "runtim=bundled")
+    assert typo.returncode != 0 and "runtim" in typo.stderr
+    both = run_cli("describe", tmp_path / "s", "--concurrency", "1", "--describer-option", "concurrency=2")
+    assert both.returncode != 0 and "given both as a flag" in both.stderr
