@@ -7,7 +7,7 @@
 Arms (``--configs``): ``legacy`` is ``offline:legacy``, the settings connote used before (RapidOCR's
 defaults, one image at a time); ``fast`` is today's default ``offline``; ``fast:KEY=VALUE,...`` passes
 options to the describer (ocr_scout_side, ocr_scout_threshold, ocr_regions_only, ocr_margin_cells,
-ocr_rec_per_line, ocr_angle, concurrency, batch_size).
+ocr_rec_per_line, ocr_rec_width_step, runtime, concurrency, batch_size).
 
 Each dataset is registered once in a fresh study (``connote init``); then each arm describes it end to
 end the way ``connote describe`` does (the runner, the SQLite store, model loading included) into its own
@@ -23,6 +23,7 @@ Writes benchmarks/results/offline_describe.json and .md (offline_describe-nN.* w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -92,7 +93,8 @@ def describer_for(config: str):
         key, _, value = part.partition("=")
         options[key] = {"true": True, "false": False}.get(value.lower(), value)
         if isinstance(options[key], str):
-            options[key] = float(value) if "." in value else int(value)
+            with contextlib.suppress(ValueError):  # else a word (runtime=bundled)
+                options[key] = float(value) if "." in value else int(value)
     return OfflineDescriber("legacy" if kind == "legacy" else "", **options)
 
 

@@ -110,15 +110,16 @@ def test_settings_are_recorded_and_sets_never_mix(tmp_path):
     assert (
         params["settings"] == "fast"
         and params["ocr_rec_per_line"] is True
-        and params["ocr_scout_side"] == 480
+        and params["ocr_scout_side"] == 0
+        and params["runtime"] is None
     )
     assert row["model"] == OfflineDescriber().model != LEGACY_MODEL
     call = study.con.execute("SELECT model, params FROM calls ORDER BY id DESC LIMIT 1").fetchone()
-    assert call["model"] == row["model"] and json.loads(call["params"])["ocr_scout_side"] == 480
+    assert call["model"] == row["model"] and json.loads(call["params"])["ocr_rec_width_step"] == 64
 
     # Other OCR settings are other settings: not written into the same set.
     with pytest.raises(UserError, match="choose another --name"):
-        steps.describe(study, "offline", name="offline-new", ocr_regions_only=True, progress=False)
+        steps.describe(study, "offline", name="offline-new", ocr_scout_side=480, progress=False)
     # The same settings again: the same set, nothing described twice.
     again = steps.describe(study, "offline", name="offline-new", progress=False)
     assert (again.described, again.already) == (0, 3)
@@ -146,6 +147,58 @@ def test_unknown_settings_are_a_clear_error():
         registry.describer("offline:legacy", ocr_scout_side=640)
     with pytest.raises(UserError, match="ocr_scout_sid"):  # a misspelt option: refused by name
         registry.describer("offline", ocr_scout_sid=640)
+    with pytest.raises(UserError, match="runtime is one of openvino, bundled"):
+        registry.describer("offline", runtime="tensorrt")
+    with pytest.raises(UserError, match="needs the quick detection pass"):
+        registry.describer("offline", ocr_regions_only=True)
+    with pytest.raises(UserError, match="legacy: bundled only"):
+        registry.describer("offline:legacy", runtime="openvino")
+
+
+def test_each_setting_has_its_own_model_name():
+    names = {
+        OfflineDescriber().model,
+        OfflineDescriber(runtime="bundled").model,
+        OfflineDescriber(ocr_rec_width_step=0).model,
+        OfflineDescriber(ocr_scout_side=480).model,
+        OfflineDescriber("legacy").model,
+    }
+    assert len(names) == 5
+    # The default settings of the previous release (onnxruntime and PyTorch, a scout pass, each line at
+    # its own width) keep the name their description sets were stored under, so those sets go on.
+    old = OfflineDescriber(runtime="bundled", ocr_scout_side=480, ocr_rec_width_step=0)
+    assert old.model == f"{LEGACY_MODEL}@aebd8f10"
+
+
+def test_openvino_and_the_bundled_runtimes_write_the_same_texts(tmp_path):
+    """OpenVINO computes in float32 as onnxruntime and PyTorch do: the same words and tags."""
+    make_group_images(tmp_path, per_group=1)
+    paths = sorted(tmp_path.glob("*.png")) + [EXAMPLES / "GGCC-002.jpg", EXAMPLES / "HSPW-002.jpg"]
+    fast, bundled = OfflineDescriber(), OfflineDescriber(runtime="bundled")
+    for d in (fast, bundled):
+        d.prepare()
+    a = [r.text for r in fast.describe(_items(paths))]
+    b = [r.text for r in bundled.describe(_items(paths))]
+    assert a == b and all('Written: "' in t for t in a)
+
+
+def test_the_cnn_on_openvino_gives_torchs_numbers():
+    import numpy as np
+    from PIL import Image
+
+    images = [Image.open(EXAMPLES / name).convert("RGB") for name in ("GGCC-002.jpg", "WCCA-020.jpg")]
+    pooled_t, logits_t = efficientnet.features_and_logits(images)
+    pooled_o, logits_o = efficientnet.features_and_logits(images, runtime="openvino", threads=1)
+    assert logits_o.shape == (2, 1000) and pooled_o.shape == (2, 1280)
+    np.testing.assert_allclose(logits_o, logits_t, atol=1e-3)
+    np.testing.assert_allclose(pooled_o, pooled_t, atol=1e-3)
+
+
+def test_rec_width_pads_to_few_shapes():
+    assert ocr.rec_width(48, 100, 64) == 320  # short lines: RapidOCR's minimum width
+    assert ocr.rec_width(48, 700, 64) == 704  # wider: rounded up to a multiple of 64
+    assert ocr.rec_width(24, 350, 64) == 704  # at the model's height of 48 px
+    assert ocr.rec_width(48, 700, 0) == 700  # no rounding
 
 
 def test_a_bad_image_fails_alone(tmp_path, describer):
@@ -178,3 +231,33 @@ def test_progress_bar_counts_stored_images(tmp_path):
     final = proc.stderr.replace("\r", "\n").strip().splitlines()
     bar = [line for line in final if "Describing (offline)" in line][-1]
     assert "6/6" in bar and ("img/s" in bar or "s/img" in bar)  # the rate, however slow
+
+
+def test_describer_options_from_the_command_line(tmp_path):
+    images = tmp_path / "images"
+    make_group_images(images, per_group=1)
+    run_cli("init", tmp_path / "s", "--images", images, check=True)
+    proc = run_cli(
+        "describe",
+        tmp_path / "s",
+        "--describer-option",
+        "runtime=bundled",
+        "--name",
+        "b",
+        "--json",
+        "-q",
+        check=True,
+    )
+    assert json.loads(proc.stdout)["described"] == 3
+    from connote.study import Study
+
+    with Study.open(tmp_path / "s") as study:
+        row = study.resolve_description_set("b")
+        assert row["model"] == OfflineDescriber(runtime="bundled").model
+        assert json.loads(row["params"])["runtime"] == "bundled"
+    bad = run_cli("describe", tmp_path / "s", "--describer-option", "runtime")
+    assert bad.returncode != 0 and "takes KEY=VALUE" in bad.stderr
+    typo = run_cli("describe", tmp_path / "s", "--describer-option", "runtim=bundled")
+    assert typo.returncode != 0 and "runtim" in typo.stderr
+    both = run_cli("describe", tmp_path / "s", "--concurrency", "1", "--describer-option", "concurrency=2")
+    assert both.returncode != 0 and "given both as a flag" in both.stderr

@@ -18,6 +18,7 @@ from connote.cli.common import (
     add_run_id_argument,
     add_seed_option,
     add_top_k_option,
+    describer_options,
     finish,
     open_study,
     print_skipped,
@@ -30,6 +31,14 @@ from connote.cli.common import (
 from connote.cli.describe import print_describe_summary
 from connote.cli.study import init_result
 from connote.defaults import DEFAULT_SEEDS
+
+
+def _describer(args):
+    """The ``--describer`` spec, or with ``--describer-option`` the describer they make."""
+    from connote import registry
+
+    extra = describer_options(args)
+    return registry.describer(args.describer, **extra) if extra else args.describer
 
 
 def cmd_run(args) -> int:
@@ -48,7 +57,7 @@ def cmd_run(args) -> int:
     steps.run(
         args.images,
         args.output,
-        describer=args.describer,
+        describer=_describer(args),
         prompt=read_prompt(args.prompt),
         text=args.text,
         reduce=args.reduce,

