@@ -2,7 +2,7 @@
 
     python benchmarks/offline_describe.py                      # all 998 MultiClimate frames and COCO-128
     python benchmarks/offline_describe.py --n 100              # an evenly spaced subset of each dataset
-    python benchmarks/offline_describe.py --configs legacy fast fast:ocr_regions_only=true
+    python benchmarks/offline_describe.py --configs legacy fast fast:runtime=bundled fast:ocr_scout_side=480
 
 Arms (``--configs``): ``legacy`` is ``offline:legacy``, the settings connote used before (RapidOCR's
 defaults, one image at a time); ``fast`` is today's default ``offline``; ``fast:KEY=VALUE,...`` passes
