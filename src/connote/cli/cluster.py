@@ -33,12 +33,17 @@ from connote.cli.study import init_result
 from connote.defaults import DEFAULT_SEEDS
 
 
-def _describer(args):
-    """The ``--describer`` spec, or with ``--describer-option`` the describer they make."""
-    from connote import registry
+def _run_describer_options(args) -> dict:
+    """``--describer-option`` for :func:`connote.steps.run` (a name it takes itself is refused)."""
+    import inspect
+
+    from connote import steps
+    from connote.errors import UserError
 
     extra = describer_options(args)
-    return registry.describer(args.describer, **extra) if extra else args.describer
+    if taken := sorted(set(extra) & set(inspect.signature(steps.run).parameters)):
+        raise UserError(f"{', '.join(taken)}: an option of connote run itself, not --describer-option")
+    return extra
 
 
 def cmd_run(args) -> int:
@@ -57,7 +62,7 @@ def cmd_run(args) -> int:
     steps.run(
         args.images,
         args.output,
-        describer=_describer(args),
+        describer=args.describer,
         prompt=read_prompt(args.prompt),
         text=args.text,
         reduce=args.reduce,
@@ -68,6 +73,7 @@ def cmd_run(args) -> int:
         top_k=args.top_k,
         progress=show_progress(args),
         on_stage=on_stage,
+        **_run_describer_options(args),
     )
     done["explain"] = keyword_lists(done["explain"])
     return finish(args, done, lambda _r: None)

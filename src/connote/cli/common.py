@@ -141,6 +141,7 @@ def add_describer_option(p: argparse.ArgumentParser) -> None:
         "--describer-option",
         action="append",
         default=[],
+        dest="describer_options",
         metavar="KEY=VALUE",
         help="any other option of the describer, repeatable (e.g. runtime=bundled for the offline one)",
     )
@@ -164,7 +165,7 @@ def describer_options(args) -> dict:
     from connote.errors import UserError
 
     options = {}
-    for item in getattr(args, "describer_option", None) or []:
+    for item in getattr(args, "describer_options", None) or []:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise UserError(f"--describer-option takes KEY=VALUE (e.g. runtime=bundled); got {item!r}")
