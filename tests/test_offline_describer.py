@@ -259,5 +259,8 @@ def test_describer_options_from_the_command_line(tmp_path):
     assert bad.returncode != 0 and "takes KEY=VALUE" in bad.stderr
     typo = run_cli("describe", tmp_path / "s", "--describer-option", "runtim=bundled")
     assert typo.returncode != 0 and "runtim" in typo.stderr
+    own = run_cli("describe", tmp_path / "s", "--describer-option", "name=x")
+    assert own.returncode != 0 and "an option of the command itself" in own.stderr
+    assert "Traceback" not in own.stderr
     both = run_cli("describe", tmp_path / "s", "--concurrency", "1", "--describer-option", "concurrency=2")
     assert both.returncode != 0 and "given both as a flag" in both.stderr

@@ -33,19 +33,6 @@ from connote.cli.study import init_result
 from connote.defaults import DEFAULT_SEEDS
 
 
-def _run_describer_options(args) -> dict:
-    """``--describer-option`` for :func:`connote.steps.run` (a name it takes itself is refused)."""
-    import inspect
-
-    from connote import steps
-    from connote.errors import UserError
-
-    extra = describer_options(args)
-    if taken := sorted(set(extra) & set(inspect.signature(steps.run).parameters)):
-        raise UserError(f"{', '.join(taken)}: an option of connote run itself, not --describer-option")
-    return extra
-
-
 def cmd_run(args) -> int:
     """The whole pipeline through :func:`connote.steps.run`; each stage is printed as soon as it ends."""
     from connote import steps
@@ -73,7 +60,7 @@ def cmd_run(args) -> int:
         top_k=args.top_k,
         progress=show_progress(args),
         on_stage=on_stage,
-        **_run_describer_options(args),
+        **describer_options(args, steps.run),
     )
     done["explain"] = keyword_lists(done["explain"])
     return finish(args, done, lambda _r: None)

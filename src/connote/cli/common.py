@@ -160,8 +160,11 @@ def option_value(text: str):
     return text
 
 
-def describer_options(args) -> dict:
-    """``--describer-option KEY=VALUE`` options as a dict (a clear message for one without '=')."""
+def describer_options(args, step) -> dict:
+    """``--describer-option KEY=VALUE`` options as a dict for ``step`` (``steps.describe`` or ``steps.run``),
+    with a clear message for one without '=' and for a name the step takes itself (``name``, ``prompt``)."""
+    import inspect
+
     from connote.errors import UserError
 
     options = {}
@@ -170,6 +173,10 @@ def describer_options(args) -> dict:
         if not eq or not key.strip():
             raise UserError(f"--describer-option takes KEY=VALUE (e.g. runtime=bundled); got {item!r}")
         options[key.strip().replace("-", "_")] = option_value(value)
+    params = inspect.signature(step).parameters
+    own = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if taken := sorted(set(options) & own):
+        raise UserError(f"{', '.join(taken)}: an option of the command itself, not --describer-option")
     return options
 
 

@@ -58,7 +58,7 @@ def cmd_describe(args) -> int:
     for opt in DESCRIBER_OPTIONS:
         if getattr(args, opt, None) is not None:
             options[opt] = getattr(args, opt)
-    extra = describer_options(args)
+    extra = describer_options(args, steps.describe)
     if clash := sorted(set(extra) & set(options)):
         raise UserError(f"{', '.join(clash)}: given both as a flag and with --describer-option; give it once")
     options.update(extra)
