@@ -36,6 +36,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 def build_study(folder: Path, n: int, seed: int = 0):
+    from connote import layout
     from connote.study import Study, reporting, text_key
 
     rng = np.random.default_rng(seed)
@@ -97,7 +98,7 @@ def build_study(folder: Path, n: int, seed: int = 0):
     feats = reporting.run_features(study, study.get_run(run_id))
     order = {s: i for i, s in enumerate(shas)}
     coords = xy[[order[s] for s in feats.shas]]
-    path = reporting.map_cache_path(study, feats.key)
+    path = layout.map_cache_path(study, feats.key)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
         np.savez(fh, xy=coords, shas=np.array(feats.shas), method=np.array("synthetic blobs"))

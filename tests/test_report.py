@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageOps
 
+from connote import layout
 from connote.evaluate.stability import seed_stability
 from connote.reports import make_thumbnails, render_report, render_study, typical
 from connote.study import Study, reporting, text_key
@@ -213,10 +214,10 @@ def test_map_layout_is_cached_per_feature_set(tmp_path, monkeypatch):
     study, run_id = make_study(tmp_path)
     feats = reporting.run_features(study, study.get_run(run_id))
     assert feats is not None and len(feats.shas) == 6
-    xy, method = reporting.map_layout(study, feats)
+    xy, method = layout.map_layout(study, feats)
     assert xy.shape == (6, 2) and xy.min() >= 0 and xy.max() <= 1 and "pca" in method
-    monkeypatch.setattr(reporting, "compute_layout", lambda X: (_ for _ in ()).throw(AssertionError("again")))
-    xy2, _ = reporting.map_layout(study, feats)  # from STUDY/cache/map2d, not computed again
+    monkeypatch.setattr(layout, "compute_layout", lambda X: (_ for _ in ()).throw(AssertionError("again")))
+    xy2, _ = layout.map_layout(study, feats)  # from STUDY/cache/map2d, not computed again
     assert np.array_equal(xy, xy2)
     assert len(list((study.path / "cache" / "map2d").glob("*.npz"))) == 1
 

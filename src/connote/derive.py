@@ -340,8 +340,7 @@ def _keywords_like_parent(study: Study, parent_id: int, run_id: int) -> None:
     """Keywords for a new derived run, computed as its parent's were (method, diversity, top k)."""
     from connote.keywords_step import explain
 
-    row = study.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (parent_id,)).fetchone()
-    p = json.loads(row[0]) if row else {}
+    p = study.keyword_params(parent_id)
     explain(
         study,
         run_id,
@@ -455,8 +454,7 @@ def report_context(study: Study, run) -> dict:
         suggestions = [asdict(s) | {"merge": s.merge} for s in suggest_merges(study, rid, top=5)]
     except UserError:  # no vectors for this run any more: no suggestions
         suggestions = []
-    row = study.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (rid,)).fetchone()
-    kp = json.loads(row[0]) if row else {}
+    kp = study.keyword_params(rid)
     method = {"tfidf": "TF-IDF", "ctfidf": "class-based TF-IDF"}.get(kp.get("method", "tfidf"), "TF-IDF")
     if kp.get("diversity"):
         method += f", diversity {kp['diversity']:g}"

@@ -49,7 +49,7 @@ def mutual_reachability_mst(X: np.ndarray, core: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _prim(X, core):  # pragma: no cover - compiled; tested through mutual_reachability_mst
+def _prim(X, core):  # noqa: C901  # pragma: no cover - compiled (one numba kernel: Prim's loop); tested through mutual_reachability_mst
     n, d = X.shape
     # Points not yet in the tree, packed at positions [0, m): coordinates (one row per dimension, so the
     # distance loop runs over contiguous memory), original index, core distance, best distance, source.

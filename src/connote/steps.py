@@ -36,17 +36,11 @@ from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability
 from connote.executors import executor_scope
+from connote.features import features, load_reduction, save_reduction
 from connote.keywords_step import explain
 from connote.params import recorded_params
 from connote.study import Study
-from connote.study.runs import (
-    features,
-    load_reduction,
-    run_key,
-    save_reduction,
-    store_run,
-    usable_set,
-)
+from connote.study.runs import run_key, store_run, usable_set
 
 
 # ---------------------------------------------------------------------------------------------- init
@@ -373,10 +367,10 @@ def report(
 
 
 def runs(study: Study | str | os.PathLike) -> list[dict]:
-    """One dict per run (see :func:`connote.study.runs.run_listing`): its settings and results, the run
+    """One dict per run (see :func:`connote.listing.run_listing`): its settings and results, the run
     it was derived from, and ``seed_stability``, the agreement of the runs of its setting that differ
     only by seed."""
-    from connote.study.runs import run_listing
+    from connote.listing import run_listing
 
     return run_listing(Study.of(study))
 

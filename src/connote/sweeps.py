@@ -307,9 +307,9 @@ def sweep(
     from connote import sweep_pool
     from connote.defaults import default_selection
     from connote.executors import executor_scope
+    from connote.features import features as load_features
     from connote.provenance import environment
     from connote.study import Study
-    from connote.study.runs import features as load_features
 
     if isinstance(executor, str) and executor != "local":  # e.g. 'ray:HOST:PORT': one connection for all
         with executor_scope(executor) as ex:
@@ -374,8 +374,9 @@ def _plan_jobs(study, feats, p: Plan, seeds, min_samples, sel, rows_by_key) -> t
     ``rows_by_key``). Keys are made as ``connote cluster`` makes them."""
     from connote import fitting, registry
     from connote.clustering import HDBSCANClusterer
+    from connote.features import load_reduction
     from connote.params import recorded_params
-    from connote.study.runs import load_reduction, run_key
+    from connote.study.runs import run_key
 
     n = len(feats.shas)
     order: list[str] = []
@@ -510,8 +511,9 @@ def _run_jobs(
 
 def _store(study, feats, job: _Job, Y, results, notes, graphs, label, min_samples, env) -> list:
     """Cache the reduction and add one run per min cluster size, in steps.cluster's record shape."""
+    from connote.features import save_reduction
     from connote.params import recorded_params
-    from connote.study.runs import save_reduction, store_run
+    from connote.study.runs import store_run
 
     if job.Y is None:
         save_reduction(study, feats, job.reducer, Y)

@@ -186,10 +186,7 @@ def status_result(study) -> dict:
     from connote.cli.flagged import flagged_result
     from connote.study.calls import call_count
 
-    usable, distinct, skipped_n = study.con.execute(  # counted in SQL: status stays fast at a million
-        """SELECT COUNT(*) FILTER (WHERE status='ok'), COUNT(DISTINCT sha256) FILTER (WHERE status='ok'),
-                  COUNT(*) FILTER (WHERE status!='ok') FROM images"""
-    ).fetchone()
+    usable, distinct, skipped_n = study.image_counts()
     skipped = study.images(status="skipped")
 
     def names(rows, role: str) -> list[str]:

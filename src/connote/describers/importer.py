@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,32 @@ def import_file(
     """
     path = Path(path)
     table = read_table_file(path)
+    image_col, text_col = _columns(path, table)
+    chosen, problems = _choose(table, image_col, text_col, image_resolver(study))
+    if not chosen:
+        shown = "; ".join(f"{w}: {r}" for w, r in problems[:3])
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise UserError(f"{path}: nothing to import, no description set made ({shown}{more})")
+
+    set_name = name or f"imported:{path.stem}"
+    with study.transaction():
+        set_id = study.description_set(set_name, "import", None, None, {"file": path.name})
+        summary = ImportSummary(set_name, set_id, total=len(study.unique_images()))
+        for sha, (where, text) in chosen.items():
+            problem = check(text) if check else None
+            status = "flagged" if problem and exclude_flagged else "ok"
+            study.put_description(set_id, sha, text, status, problem, None, 1)
+            if problem:
+                kept = "left out" if exclude_flagged else "kept"
+                problems.append((where, f"flagged ({kept}): {problem}"))
+    order = {w: i for i, w in enumerate(in_line_order([f"{w}: " for w, _ in problems], str(path)))}
+    summary.problems = sorted(problems, key=lambda p: order.get(f"{p[0]}: ", 0))
+    _count(study, summary)
+    return summary
+
+
+def _columns(path: Path, table) -> tuple[str, str]:
+    """The image and text columns of a table, refused in one line when it has rows but not both."""
     if not table.rows and not table.problems:
         raise UserError(f"{path}: no rows")
     image_col = next((c for c in IMAGE_COLUMNS if c in table.columns), None)
@@ -60,7 +87,12 @@ def import_file(
     if table.rows and (image_col is None or text_col is None):
         found = ", ".join(repr(c) for c in table.columns[:20]) or "none"
         raise UserError(f"{path}: needs the columns image and text (found: {found})")
+    return image_col or IMAGE_COLUMNS[0], text_col or TEXT_COLUMNS[0]
 
+
+def image_resolver(study: Study) -> Callable[[str], tuple[str | None, str | None]]:
+    """A function: an image reference (a path under the images root, a unique file name, an absolute
+    path under the root, a sha256) -> (sha256, None), or (None, why it names no image of the study)."""
     images = study.images()
     by_path = {r["path"]: r["sha256"] for r in images}
     by_name: dict[str, set[str]] = defaultdict(set)
@@ -91,8 +123,16 @@ def import_file(
             return None, "file name is ambiguous; give the path relative to the images root"
         return None, "not an image of the study"
 
-    problems: list[tuple[str, str]] = [tuple(p.split(": ", 1)) for p in table.problems]
-    chosen: dict[str, tuple[str, str]] = {}  # sha256 -> (where, text); a later line overrides
+    return resolve
+
+
+def _choose(
+    table, image_col: str, text_col: str, resolve: Callable[[str], tuple[str | None, str | None]]
+) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
+    """sha256 -> (where, text) of the table's usable lines (a later line for an image overrides an
+    earlier one), and the problems: the table's own and one per line left out or overridden."""
+    problems: list[tuple[str, str]] = [_problem(p) for p in table.problems]
+    chosen: dict[str, tuple[str, str]] = {}
     for row in table:
         ref, text = row.values.get(image_col, "").strip(), row.values.get(text_col, "")
         label = row.where
@@ -113,28 +153,19 @@ def import_file(
                 )
             )
         chosen[sha] = (row.where, text.strip())
-    if not chosen:
-        shown = "; ".join(f"{w}: {r}" for w, r in problems[:3])
-        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
-        raise UserError(f"{path}: nothing to import, no description set made ({shown}{more})")
+    return chosen, problems
 
-    set_name = name or f"imported:{path.stem}"
-    with study.transaction():
-        set_id = study.description_set(set_name, "import", None, None, {"file": path.name})
-        summary = ImportSummary(set_name, set_id, total=len(study.unique_images()))
-        for sha, (where, text) in chosen.items():
-            problem = check(text) if check else None
-            status = "flagged" if problem and exclude_flagged else "ok"
-            study.put_description(set_id, sha, text, status, problem, None, 1)
-            if problem:
-                kept = "left out" if exclude_flagged else "kept"
-                problems.append((where, f"flagged ({kept}): {problem}"))
-    order = {w: i for i, w in enumerate(in_line_order([f"{w}: " for w, _ in problems], str(path)))}
-    summary.problems = sorted(problems, key=lambda p: order.get(f"{p[0]}: ", 0))
-    rows = study.description_rows(set_id)
+
+def _problem(text: str) -> tuple[str, str]:
+    where, _, reason = text.partition(": ")
+    return where, reason
+
+
+def _count(study: Study, summary: ImportSummary) -> None:
+    """The summary's counts from what the set holds now."""
+    rows = study.description_rows(summary.set_id)
     have = {r["sha256"] for r in rows}
     summary.missing = sum(1 for r in study.unique_images() if r["sha256"] not in have)
     summary.imported = sum(1 for r in rows if r["status"] == "ok")
     summary.flagged = sum(1 for r in rows if r["reason"] and r["status"] in ("ok", "flagged"))
     summary.excluded = sum(1 for r in rows if r["status"] == "flagged")
-    return summary

@@ -179,7 +179,7 @@ def embed_images(
 ) -> EmbedSummary:
     """Embed every distinct readable image of the study, read ``chunk`` at a time; vectors are stored
     under the image's sha256."""
-    n = study.con.execute("SELECT COUNT(DISTINCT sha256) FROM images WHERE status='ok'").fetchone()[0]
+    n = study.count_unique_images()
     if not n:
         raise UserError(f"{study.path}: no readable images to embed")
     root = study.images_root

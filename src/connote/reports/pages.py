@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from connote import layout
 from connote.metadata import map_columns
 from connote.reports.typical import centroids, closeness, nearest_other, typical_order, unit_rows
 from connote.study import derived, reporting
@@ -127,7 +128,7 @@ class RunPages:
             cents = centroids(U, labels)
             close = closeness(U, labels, cents)
             other, margin = nearest_other(U, labels, cents)
-            xy, map_method = reporting.map_layout(study, feats)
+            xy, map_method = layout.map_layout(study, feats)
 
         keywords = reporting.keyword_scores(study, self.run_id)
         members: dict[int, list[int]] = {}

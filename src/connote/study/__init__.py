@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -127,37 +125,6 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
 
     def __repr__(self) -> str:
         return f"Study({str(self.path)!r})"
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.con
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        else:
-            self.con.execute("COMMIT")
-
-    # ------------------------------------------------------------------ meta
-    @property
-    def schema_version(self) -> int:
-        """The database's schema version (``meta.schema_version``: how many migrations it has had)."""
-        return int(self.get_meta("schema_version") or 0)
-
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        return row[0] if row else default
-
-    def set_meta(self, key: str, value: str) -> None:
-        self.con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
-
-    @property
-    def images_root(self) -> Path:
-        root = self.get_meta("images_root")
-        if not root:
-            raise UserError(f"{self.path}: no images added yet; run `connote init {self.path} --images DIR`")
-        return Path(root)
 
     # ------------------------------------------------------------------ vectors
     def register_embedder(self, name: str, kind: str, spec: str, dim: int | None, params: dict) -> None:

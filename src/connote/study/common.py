@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,3 +48,42 @@ def named_or_latest(
         shown = repr(value) if isinstance(value, str) else str(value)
         raise UserError(f"no {noun} {shown} in {path} ({known_label}: {known or 'none yet'})")
     return row
+
+
+class StudyBase:
+    """What every part of :class:`connote.study.Study` stands on (each part is a mixin of this class): the
+    folder, its connection, the one way to write (a transaction), and the meta table."""
+
+    path: Path
+    con: sqlite3.Connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: the write lock at once, so two writers queue)."""
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.con
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self.con.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        """The database's schema version (``meta.schema_version``: how many migrations it has had)."""
+        return int(self.get_meta("schema_version") or 0)
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def images_root(self) -> Path:
+        root = self.get_meta("images_root")
+        if not root:
+            raise UserError(f"{self.path}: no images added yet; run `connote init {self.path} --images DIR`")
+        return Path(root)

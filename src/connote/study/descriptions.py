@@ -8,10 +8,10 @@ import sqlite3
 from collections.abc import Iterator
 
 from connote.errors import UserError
-from connote.study.common import named_or_latest, now
+from connote.study.common import StudyBase, named_or_latest, now
 
 
-class DescriptionsMixin:
+class DescriptionsMixin(StudyBase):
     """Part of :class:`connote.study.Study`: description sets, descriptions and the call log."""
 
     def description_set(

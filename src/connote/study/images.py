@@ -6,10 +6,10 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from connote.study.common import now
+from connote.study.common import StudyBase, now
 
 
-class ImagesMixin:
+class ImagesMixin(StudyBase):
     """Part of :class:`connote.study.Study`: the image inventory."""
 
     def upsert_images(self, records: Iterable[dict]) -> None:
@@ -39,6 +39,15 @@ class ImagesMixin:
     def count_unique_images(self) -> int:
         """How many distinct readable images (one query; no row is loaded)."""
         return self.con.execute("SELECT COUNT(DISTINCT sha256) FROM images WHERE status='ok'").fetchone()[0]
+
+    def image_counts(self) -> tuple[int, int, int]:
+        """(readable files, distinct readable images, skipped files), counted in SQL: no row is loaded,
+        so `connote status` stays fast at a million images."""
+        usable, distinct, skipped = self.con.execute(
+            """SELECT COUNT(*) FILTER (WHERE status='ok'), COUNT(DISTINCT sha256) FILTER (WHERE status='ok'),
+                      COUNT(*) FILTER (WHERE status!='ok') FROM images"""
+        ).fetchone()
+        return int(usable or 0), int(distinct or 0), int(skipped or 0)
 
     def has_images(self) -> bool:
         return self.con.execute("SELECT 1 FROM images WHERE status='ok' LIMIT 1").fetchone() is not None

@@ -1,5 +1,6 @@
-"""Clustering runs in the study: the feature matrix a run is computed on, the key it is stored (and found
-again) under, the cached reductions, and the runs with their assignments and keywords.
+"""Clustering runs in the study: the feature matrix's record (:class:`Features`; :mod:`connote.features`
+reads it from the stored vectors), the key a run is stored (and found again) under, and the runs with their
+assignments and keywords.
 
 A run's key is a hash of its inputs (the feature vectors' content keys), the reducer's and clusterer's
 recorded parameters and the seed: asking for the same run again returns the stored one, also when two
@@ -10,21 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from connote.errors import UserError
-from connote.params import recorded_params
-from connote.study.common import named_or_latest, now, text_key
+from connote.study.common import StudyBase, named_or_latest, now
 
 
-class RunsMixin:
+class RunsMixin(StudyBase):
     """Part of :class:`connote.study.Study`: runs, assignments, keywords."""
 
     def find_run(self, key: str) -> sqlite3.Row | None:
@@ -99,6 +96,11 @@ class RunsMixin:
                 ],
             )
 
+    def keyword_params(self, run_id: int) -> dict:
+        """The parameters a run's keywords were computed with ({} when it has none)."""
+        row = self.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (run_id,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
     def keywords(self, run_id: int) -> dict[int, list[str]]:
         out: dict[int, list[str]] = {}
         for r in self.con.execute(
@@ -166,42 +168,8 @@ def usable_set(study, description_set: str | None) -> sqlite3.Row:
     return ds
 
 
-def features(
-    study,
-    kind: str = "text",
-    *,
-    text="minilm",
-    image="efficientnet-lite0",
-    description_set: str | None = None,
-) -> Features:
-    """The feature matrix a clustering runs on, rows in the order of ``shas``. ``text`` and ``image``
-    name the embedder (a spec string or the embedder object) whose stored vectors are used."""
-    from connote import registry
-
-    if kind == "text":
-        ds = usable_set(study, description_set)
-        emb = registry.text_embedder(text)
-        shas, keys = [], []  # in sha256 order, read a chunk at a time (the texts are not kept)
-        for rows in study.iter_descriptions(ds["id"]):
-            shas += [sha for sha, _ in rows]
-            keys += [text_key(t) for _, t in rows]
-        X = study.load_vectors(emb.name, keys)
-        key = hashlib.sha256(("\n".join(keys) + emb.name).encode()).hexdigest()
-        return Features("text", emb.name, ds["name"], shas, X, key)
-    if kind == "image":
-        emb = registry.image_embedder(image)
-        have = study.vectors.present(emb.name)  # one index query, not one per image
-        shas = sorted({r["sha256"] for r in study.unique_images() if r["sha256"] in have})
-        if not shas:
-            raise UserError(f"no {emb.name} vectors yet; run `connote embed {study.path} --image {image}`")
-        X = study.load_vectors(emb.name, shas)
-        key = hashlib.sha256(("\n".join(shas) + emb.name).encode()).hexdigest()
-        return Features("image", emb.name, None, shas, X, key)
-    raise UserError(f"unknown features {kind!r}; use text or image")
-
-
 # ---------------------------------------------------------------------------------------------- keys
-def _digest(value) -> str:
+def digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -210,39 +178,7 @@ def run_key(
 ) -> str:
     """The key a run is stored (and found again) under: features, reducer, clusterer, seed, and how they
     are computed (``method``: :func:`connote.fitting.method`, the neighbour search and library versions)."""
-    return _digest([feats.key, reducer_params, cluster_params, seed, method])
-
-
-def reduce_cache_path(study, feats: Features, reducer) -> Path:
-    """Where the reduction of ``feats`` by ``reducer`` is cached (STUDY/cache/reduce/KEY.npy); the key
-    holds how the reduction is computed (:func:`connote.fitting.stage_method`) besides its parameters."""
-    from connote.fitting import METHOD_VERSION, stage_method
-
-    how = [METHOD_VERSION, stage_method(reducer, len(feats.shas))]
-    return study.path / "cache" / "reduce" / f"{_digest([feats.key, recorded_params(reducer), how])[:24]}.npy"
-
-
-def load_reduction(study, feats: Features, reducer) -> np.ndarray | None:
-    """The cached reduction of ``feats`` by ``reducer``, or None."""
-    path = reduce_cache_path(study, feats, reducer)
-    return np.load(path) if path.is_file() else None
-
-
-def save_reduction(study, feats: Features, reducer, Y: np.ndarray) -> np.ndarray:
-    """Cache a reduction (atomically: a private temporary file renamed into place, so two processes
-    writing the same one never mix their bytes)."""
-    Y = np.asarray(Y, dtype=np.float32)
-    path = reduce_cache_path(study, feats, reducer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, Y)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Y
+    return digest([feats.key, reducer_params, cluster_params, seed, method])
 
 
 # ---------------------------------------------------------------------------------------------- storing
@@ -301,65 +237,3 @@ def store_run(
     }
     prob_map = {s: float(p) for s, p in zip(feats.shas, probabilities)} if probabilities is not None else None
     return study.add_run_if_new(record, dict(zip(feats.shas, labels.tolist())), prob_map)
-
-
-# ---------------------------------------------------------------------------------------------- seeds
-def seed_stability_by_setting(study, runs=None) -> list[tuple[list[sqlite3.Row], object]]:
-    """For each setting among ``runs`` (default: all of the study's), its runs and their
-    :class:`~connote.evaluate.stability.SeedStability` (pairwise ARI between the seeds' labels, aligned
-    by image; cluster-count range; unstable when the mean ARI is below 0.5), in order of first run."""
-    from connote.evaluate.stability import group_by_setting, seed_stability
-
-    out = []
-    for group in group_by_setting(study.runs() if runs is None else runs).values():
-        group = sorted(group, key=lambda r: (r["seed"] is None, r["seed"] or 0, r["id"]))
-        labels = {}
-        for r in group:  # one labeling per seed, in seed order (the first run of a seed, should there be two)
-            labels.setdefault(r["seed"], study.assignments(r["id"]))
-        out.append((group, seed_stability(labels)))
-    return out
-
-
-def run_listing(study) -> list[dict]:
-    """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
-    n_outliers, created, and ``seed_stability``: the agreement of the runs of its setting that differ only
-    by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
-    :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
-    from connote.study.derived import derivations
-
-    sets = {r["name"]: r["describer"] for r in study.description_sets()}
-    derived = derivations(study)
-    all_runs = study.runs()
-    stability = {}
-    for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
-        d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
-        stability.update({r["id"]: d for r in group})
-    out = []
-    for r in all_runs:
-        origin = derived.get(r["id"]) or {}
-        out.append(
-            {
-                "id": r["id"],
-                "parent": origin.get(
-                    "parent"
-                ),  # a derived run (merge, assign-outliers): the run it came from
-                "derived": {"kind": origin["kind"], **origin["params"]} if origin else None,
-                "features": r["features"],
-                "description_set": r["description_set"],
-                "describer": sets.get(r["description_set"]) if r["description_set"] else None,
-                "embedder": r["embedder"],
-                "reduce": r["reduce"],
-                "min_cluster_size": r["min_cluster_size"],
-                "min_samples": r["min_samples"],
-                "seed": r["seed"],
-                "n_items": r["n_items"],
-                "n_clusters": r["n_clusters"],
-                "n_outliers": r["n_outliers"],
-                # images of the study the run left out, by cause (no usable description, no vector)
-                "left_out": json.loads(r["params"] or "{}").get("left_out"),
-                "label": r["label"],
-                "created": r["created"],
-                "seed_stability": stability.get(r["id"]),
-            }
-        )
-    return out

@@ -8,10 +8,10 @@ import sqlite3
 from collections.abc import Iterable
 
 from connote.errors import UserError
-from connote.study.common import named_or_latest, now
+from connote.study.common import StudyBase, named_or_latest, now
 
 
-class ValidationMixin:
+class ValidationMixin(StudyBase):
     """Part of :class:`connote.study.Study`: pair samples, ratings, set samples, answers."""
 
     # ------------------------------------------------------------------ rated pairs (RQ1)

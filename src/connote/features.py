@@ -1,0 +1,90 @@
+"""The feature matrix a run is computed on, read from the study's stored vectors, and the cached
+reductions of it (STUDY/cache/reduce).
+
+Computing code (:mod:`connote.steps`, :mod:`connote.sweeps`) calls these; the study layer below
+(:mod:`connote.study.runs`) only stores: it knows :class:`~connote.study.runs.Features` and run keys, not
+embedder specs or how a stage computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from connote import registry
+from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_TEXT_EMBEDDER
+from connote.errors import UserError
+from connote.fitting import METHOD_VERSION, stage_method
+from connote.params import recorded_params
+from connote.study import Study, text_key
+from connote.study.runs import Features, digest, usable_set
+
+__all__ = ["Features", "features", "load_reduction", "reduce_cache_path", "save_reduction"]
+
+
+def features(
+    study: Study,
+    kind: str = "text",
+    *,
+    text=DEFAULT_TEXT_EMBEDDER,
+    image=DEFAULT_IMAGE_EMBEDDER,
+    description_set: str | None = None,
+) -> Features:
+    """The feature matrix a clustering runs on, rows in the order of ``shas``. ``text`` and ``image``
+    name the embedder (a spec string or the embedder object) whose stored vectors are used."""
+    if kind == "text":
+        ds = usable_set(study, description_set)
+        name = registry.text_embedder(text).name
+        shas: list[str] = []
+        keys: list[str] = []  # in sha256 order, read a chunk at a time (the texts are not kept)
+        for rows in study.iter_descriptions(ds["id"]):
+            shas += [sha for sha, _ in rows]
+            keys += [text_key(t) for _, t in rows]
+        X = study.load_vectors(name, keys)
+        key = hashlib.sha256(("\n".join(keys) + name).encode()).hexdigest()
+        return Features("text", name, ds["name"], shas, X, key)
+    if kind == "image":
+        name = registry.image_embedder(image).name
+        have = study.vectors.present(name)  # one index query, not one per image
+        shas = sorted({r["sha256"] for r in study.unique_images() if r["sha256"] in have})
+        if not shas:
+            raise UserError(f"no {name} vectors yet; run `connote embed {study.path} --image {image}`")
+        X = study.load_vectors(name, shas)
+        key = hashlib.sha256(("\n".join(shas) + name).encode()).hexdigest()
+        return Features("image", name, None, shas, X, key)
+    raise UserError(f"unknown features {kind!r}; use text or image")
+
+
+# ---------------------------------------------------------------------------------------------- reductions
+def reduce_cache_path(study: Study, feats: Features, reducer) -> Path:
+    """Where the reduction of ``feats`` by ``reducer`` is cached (STUDY/cache/reduce/KEY.npy); the key
+    holds how the reduction is computed (:func:`connote.fitting.stage_method`) besides its parameters."""
+    how = [METHOD_VERSION, stage_method(reducer, len(feats.shas))]
+    return study.path / "cache" / "reduce" / f"{digest([feats.key, recorded_params(reducer), how])[:24]}.npy"
+
+
+def load_reduction(study: Study, feats: Features, reducer) -> np.ndarray | None:
+    """The cached reduction of ``feats`` by ``reducer``, or None."""
+    path = reduce_cache_path(study, feats, reducer)
+    return np.load(path) if path.is_file() else None
+
+
+def save_reduction(study: Study, feats: Features, reducer, Y: np.ndarray) -> np.ndarray:
+    """Cache a reduction (atomically: a private temporary file renamed into place, so two processes
+    writing the same one never mix their bytes)."""
+    Y = np.asarray(Y, dtype=np.float32)
+    path = reduce_cache_path(study, feats, reducer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, Y)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return Y
