@@ -91,6 +91,7 @@ class HDBSCANClusterer(Params):
         X = np.asarray(X, dtype=np.float64)
         fit = self.resolved(len(X))
         fit.check(len(X))
+        assert fit.min_cluster_size is not None and fit.cluster_selection_method is not None  # resolved
         self.min_cluster_size_ = fit.min_cluster_size
         self.cluster_selection_method_ = fit.cluster_selection_method
         if len(X) < fit.min_cluster_size:
@@ -158,7 +159,9 @@ def fit_clusterers(X: np.ndarray, clusterers) -> list[tuple[np.ndarray, np.ndarr
     n = len(X)
     ours = [c for c in clusterers if isinstance(c, HDBSCANClusterer)]
     prims = [c.resolved(n) for c in ours]
-    prims = [c for c in prims if n >= c.min_cluster_size >= 2 and c.resolved_algorithm(*X.shape) == "prims"]
+    prims = [
+        c for c in prims if n >= (c.min_cluster_size or 0) >= 2 and c.resolved_algorithm(*X.shape) == "prims"
+    ]
     core = None
     if len(prims) > 1:
         from connote.mst import core_distances

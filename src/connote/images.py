@@ -19,6 +19,7 @@ import stat
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from connote.printable import is_utf8, shown
 
@@ -250,7 +251,7 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, max_sid
 def inspect_file(path: Path, root: Path, *, max_pixels: int = MAX_PIXELS) -> dict:
     """A record for the ``images`` table: hash, size and format, or status 'skipped' and the reason."""
     rel = path.relative_to(root).as_posix()
-    record = {
+    record: dict[str, Any] = {
         "path": rel,
         "sha256": None,
         "status": "skipped",

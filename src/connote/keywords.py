@@ -141,7 +141,9 @@ def ctfidf(counts: np.ndarray) -> np.ndarray:
     return tf * idf
 
 
-def mmr(relevance: Sequence[float], vectors: np.ndarray, top_k: int, diversity: float) -> list[int]:
+def mmr(
+    relevance: Sequence[float] | np.ndarray, vectors: np.ndarray, top_k: int, diversity: float
+) -> list[int]:
     """Maximal marginal relevance (Carbonell & Goldstein 1998): indices of ``top_k`` candidates, each
     next one maximising ``(1 - diversity) * relevance - diversity * max cosine to those chosen``; the
     most relevant comes first. ``diversity`` 0 keeps the order of relevance."""

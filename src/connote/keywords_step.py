@@ -74,4 +74,4 @@ def explain(
 
 def _describer_stop_words(spec: str) -> tuple[str, ...]:
     cls = registry.describer_class(spec)
-    return tuple(cls.keyword_stop_words) if cls is not None else ()
+    return tuple(getattr(cls, "keyword_stop_words", ()))

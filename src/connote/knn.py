@@ -18,9 +18,11 @@ of a run's key (:func:`method`): a run is never reused for a computation that wo
 from __future__ import annotations
 
 import contextlib
+import importlib
 import sys
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -39,9 +41,9 @@ def one_thread() -> Iterator[None]:
     machine's thread count."""
     from threadpoolctl import threadpool_limits
 
-    numba = None
+    numba: Any = None
     if "numba" in sys.modules:  # loaded, or being loaded by another thread (the sweep's preload):
-        import numba  # the import statement waits until it is complete
+        numba = importlib.import_module("numba")  # the import waits until it is complete
     before = numba.get_num_threads() if numba is not None else None
     with threadpool_limits(1):
         if numba is not None:

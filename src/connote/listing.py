@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Hashable, Mapping
 
 from connote.evaluate.stability import SeedStability, group_by_setting, seed_stability
 from connote.study import Study
@@ -24,7 +25,7 @@ def seed_stability_by_setting(
     out: list[tuple[list[sqlite3.Row], SeedStability]] = []
     for group in group_by_setting(study.runs() if runs is None else runs).values():
         group = sorted(group, key=lambda r: (r["seed"] is None, r["seed"] or 0, r["id"]))
-        labels: dict[int | None, dict[str, int]] = {}
+        labels: dict[Hashable, Mapping[str, int]] = {}
         for r in group:  # one labeling per seed, in seed order (the first run of a seed, should there be two)
             labels.setdefault(r["seed"], study.assignments(r["id"]))
         out.append((group, seed_stability(labels)))

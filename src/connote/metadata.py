@@ -232,7 +232,7 @@ def breakdown(
             )
         elif kind == "date":
             days = [d for v in present if (d := parse_date(v))]
-            out.clusters[c] = dict(sorted(Counter(bin_date(d, out.unit) for d in days).items()))
+            out.clusters[c] = dict(sorted(Counter(bin_date(d, out.unit or "day") for d in days).items()))
         else:
             counts = Counter(present).most_common()
             shown = dict(counts[:top])

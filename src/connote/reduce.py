@@ -224,7 +224,7 @@ def from_spec(spec: str, seed: int | None = DEFAULT_SEED):
     if kind == "umap":
         if "variance" in opts:
             raise UserError("variance= is a PCA option")
-        reducer = UMAPReducer(random_state=seed, **opts)
+        reducer: UMAPReducer | PCAReducer = UMAPReducer(random_state=seed, **opts)
     else:
         bad = set(opts) - {"n_components", "variance"}
         if bad:

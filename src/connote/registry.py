@@ -62,7 +62,7 @@ def _load(target: str) -> Any:
 def options_of(cls: type) -> list[str]:
     """The options a stage class takes: the keyword-only parameters of its ``__init__`` (a positional one
     is the argument of the spec string, e.g. the model name)."""
-    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    params = list(inspect.signature(cls).parameters.values())
     return [p.name for p in params if p.kind is p.KEYWORD_ONLY]
 
 

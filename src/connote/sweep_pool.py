@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import cast
 
 import numpy as np
 
@@ -44,8 +45,8 @@ def work(reducer, clusterers: list, Y: np.ndarray | None):
     """One job: (reduction, [(labels, probabilities)] per clusterer, reducer notes, seconds)."""
     from connote.fitting import fit
 
-    knn = _KNN.get(getattr(reducer, "metric", None)) if getattr(reducer, "kind", None) == "umap" else None
-    result = fit(_X, reducer, clusterers, knn=knn, Y=Y)
+    knn = _KNN.get(getattr(reducer, "metric", "")) if getattr(reducer, "kind", None) == "umap" else None
+    result = fit(cast(np.ndarray, _X), reducer, clusterers, knn=knn, Y=Y)
     return result.Y, result.results, result.notes, result.seconds
 
 

@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from connote.defaults import (
     DEFAULT_DESCRIBER,
@@ -95,7 +96,10 @@ def to_json(obj):
     return obj
 
 
-def finish(args, result, render: Callable[[object], None], status: int = 0) -> int:
+R = TypeVar("R")  # a command's result object
+
+
+def finish(args, result: R, render: Callable[[R], None], status: int = 0) -> int:
     """Print a command's result: as JSON with ``--json`` (everything the text shows), else as text."""
     if getattr(args, "json", False):
         say(json.dumps(to_json(result), indent=2))  # non-ASCII as \u escapes: valid, and safe in a terminal

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 from connote.describers.base import DescribeError, Description, ImageItem
 from connote.describers.openai_api import OpenAIDescriber
@@ -42,7 +43,7 @@ def submit(study: Study, runner: DescribeRunner, set_id: int, items: list[ImageI
     """Upload the requests and create the batch; returns the state stored in the study."""
     import io
 
-    d = runner.describer
+    d: Any = runner.describer  # an OpenAI-protocol describer (request_body, parse)
     client = _client(d)
     lines = []
     for item in items:
@@ -82,10 +83,10 @@ def _find_batch(client, file_id: str) -> str | None:
 
 
 def collect(
-    study: Study, runner: DescribeRunner, set_id: int, batch, prompt: str, summary: DescribeSummary
+    study: Study, runner: DescribeRunner, set_id: int, batch, prompt: str | None, summary: DescribeSummary
 ) -> int:
     """Store every line of a finished batch's output and error files; returns how many were stored."""
-    d = runner.describer
+    d: Any = runner.describer  # an OpenAI-protocol describer (parse)
     client = _client(d)
     wanted = {r["sha256"]: r["path"] for r in study.unique_images()}
     root = study.images_root

@@ -49,7 +49,7 @@ class HFDescriber(Describer):
         self._lock = threading.Lock()
 
     @property
-    def retry_bad_outputs(self) -> bool:
+    def retry_bad_outputs(self) -> bool:  # type: ignore[override]  # a class attribute on Describer
         """Greedy decoding gives the same text again: asking twice only helps when sampling."""
         return self.do_sample
 
@@ -129,7 +129,7 @@ class HFDescriber(Describer):
             inputs = {k: v.to(target) if hasattr(v, "to") else v for k, v in inputs.items()}
             if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
                 inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-            gen = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+            gen: dict[str, object] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
             if self.do_sample and self.temperature is not None:
                 gen["temperature"] = float(self.temperature)
             with torch.inference_mode():

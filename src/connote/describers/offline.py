@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+from typing import cast
 
 from connote.describers.base import DescribeError, Describer, Description, ImageItem
 from connote.errors import UserError
@@ -253,7 +254,7 @@ class OfflineDescriber(Describer):
             )
 
     @property
-    def model(self) -> str:
+    def model(self) -> str:  # type: ignore[override]  # a class attribute on Describer
         """The recorded model name: the weights, and for the default settings a hash of them."""
         return LEGACY_MODEL if self.legacy else f"{LEGACY_MODEL}@{self.settings_id()}"
 
@@ -390,4 +391,4 @@ class OfflineDescriber(Describer):
                     out[i] = DescribeError(f"OCR failed: {type(exc).__name__}: {exc}", permanent=True)
                     continue
                 out[i] = Description(compose(lines, labels, colour_words(img)), model=self.model)
-        return out
+        return cast(list[Description | DescribeError], out)  # every item has its result now

@@ -151,7 +151,7 @@ class OpenAIDescriber(Describer):
 
     # ------------------------------------------------------------------ setup
     def _api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) or None
+        return (os.environ.get(self.api_key_env) if self.api_key_env else None) or None
 
     def prepare(self) -> None:
         """Fail early, with a clear message, when no key is set for api.openai.com."""
@@ -204,7 +204,7 @@ class OpenAIDescriber(Describer):
         return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
     def request_body(self, item: ImageItem, prompt: str) -> dict:
-        body = {
+        body: dict[str, object] = {
             "model": self.model,
             "messages": [
                 {

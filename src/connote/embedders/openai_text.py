@@ -107,7 +107,7 @@ class OpenAITextEmbedder(TextEmbedder):
 
         from connote.study import now, text_key
 
-        kwargs = {"model": self.model, "input": list(texts), "encoding_format": "float"}
+        kwargs: dict[str, object] = {"model": self.model, "input": list(texts), "encoding_format": "float"}
         if self.dimensions:
             kwargs["dimensions"] = self.dimensions
         started, t0 = now(), time.perf_counter()

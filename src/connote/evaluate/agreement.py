@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Sequence
 
 
@@ -51,12 +51,12 @@ def krippendorff_alpha(data: Sequence[Sequence], level: str = "ordinal") -> floa
         if len(vals) >= 2:
             units.append(vals)
     # coincidence matrix o[c][k]
-    o: Counter = Counter()
+    o: dict[tuple, float] = defaultdict(float)
     for vals in units:
         m = len(vals)
         for i, j in itertools.permutations(range(m), 2):
             o[(vals[i], vals[j])] += 1.0 / (m - 1)
-    n_c: Counter = Counter()
+    n_c: dict[Hashable, float] = defaultdict(float)
     for (c, _k), w in o.items():
         n_c[c] += w
     n = sum(n_c.values())

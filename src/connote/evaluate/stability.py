@@ -228,7 +228,7 @@ def setting_of(run: Mapping) -> str:
     return json.dumps(setting, sort_keys=True, default=str)
 
 
-def group_by_setting(runs: Iterable[Mapping]) -> dict[str, list]:
+def group_by_setting(runs: Iterable) -> dict[str, list]:
     """Runs grouped by :func:`setting_of`, each group in the order given, groups in order of first run."""
     groups: dict[str, list] = {}
     for r in runs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class LocalExecutor:
         pass
 
 
-def embed_batch(embedder, kind: str, batch: list[tuple[str, object]]):
+def embed_batch(embedder, kind: str, batch: list[tuple[str, Any]]):
     """One batch: (keys, float32 vectors, [(key, reason)] of images that could not be read)."""
     if kind == "text":
         keys = [k for k, _ in batch]

@@ -105,7 +105,7 @@ def regions(marked, margin: int) -> list[tuple[int, int, int, int]]:
                     break
             if merged:
                 break
-    return [tuple(int(v) for v in r) for r in sorted(rects)]
+    return [(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in sorted(rects)]
 
 
 _lock = threading.Lock()

@@ -32,7 +32,7 @@ def stability(study, runs) -> dict[int, dict]:
 
     out: dict[int, dict] = {}
     for members in group_by_setting(runs).values():
-        by_seed = {}
+        by_seed: dict = {}
         for r in members:
             by_seed.setdefault(r["seed"], r)  # one run per seed
         if len(by_seed) < 2:

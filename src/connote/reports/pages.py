@@ -271,10 +271,12 @@ class RunPages:
         if set_row is not None:
             chunks: dict[str, dict] = {}
             for s, det in d["details"].items():  # the whole set: every run of it shares the chunks
-                chunks.setdefault(s[:2], {})[s] = {"text": det["text"], **_call_info(det)}
+                chunks.setdefault(s[:2], {})[s] = {"text": det["text"], **(_call_info(det) or {})}
             head = {k: set_row[k] for k in ("name", "describer", "model", "prompt")}
             for prefix, items in chunks.items():
-                self.write(out / set_dir / f"{prefix}.js", js_call("connoteDetails", prefix, head, items))
+                self.write(
+                    out / str(set_dir) / f"{prefix}.js", js_call("connoteDetails", prefix, head, items)
+                )
         run_data = {
             "id": self.run_id,
             "map": d["map_key"][:24] if d["map_key"] else None,

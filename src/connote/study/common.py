@@ -22,6 +22,13 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just made."""
+    if cur.lastrowid is None:
+        raise RuntimeError("the INSERT made no row")
+    return int(cur.lastrowid)
+
+
 def named_or_latest(
     con: sqlite3.Connection,
     path: Path,

@@ -98,7 +98,7 @@ def cached_call(study: Study, stage: str, input_ref: str) -> sqlite3.Row | None:
 def put_labels(study: Study, run_id: int, labeller: str, rows: Iterable[dict]) -> int:
     """Insert or replace labels (dicts with cluster, label, summary, model, prompt, call_id, status)."""
     stamp = now()
-    rows = [
+    records = [
         (
             int(run_id),
             int(r["cluster"]),
@@ -117,9 +117,9 @@ def put_labels(study: Study, run_id: int, labeller: str, rows: Iterable[dict]) -
         con.executemany(
             """INSERT OR REPLACE INTO labels(run_id, cluster, labeller, label, summary, model, prompt, call_id,
                                              status, created) VALUES (?,?,?,?,?,?,?,?,?,?)""",
-            rows,
+            records,
         )
-    return len(rows)
+    return len(records)
 
 
 def labellers(study: Study, run_id: int) -> list[str]:

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 
 from connote.errors import UserError
-from connote.study.common import StudyBase, named_or_latest, now
+from connote.study.common import StudyBase, inserted_id, named_or_latest, now
 
 
 class DescriptionsMixin(StudyBase):
@@ -155,7 +155,7 @@ class DescriptionsMixin(StudyBase):
                 now(),
             ),
         )
-        return cur.lastrowid
+        return inserted_id(cur)
 
     def calls(self, stage: str | None = None) -> list[sqlite3.Row]:
         if stage:

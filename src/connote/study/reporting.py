@@ -119,7 +119,7 @@ def run_features(study, run) -> RunFeatures | None:
         ds = description_set_row(study, run["description_set"])
         if ds is None:
             return None
-        wanted, key_of = set(shas), {}
+        wanted, key_of = set(shas), dict[str, str]()
         for rows in study.iter_descriptions(ds["id"]):  # a chunk of texts at a time; only keys are kept
             key_of.update((sha, text_key(t)) for sha, t in rows if sha in wanted)
         if len(key_of) < len(wanted):

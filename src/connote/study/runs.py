@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from connote.errors import UserError
-from connote.study.common import StudyBase, named_or_latest, now
+from connote.study.common import StudyBase, inserted_id, named_or_latest, now
 
 
 class RunsMixin(StudyBase):
@@ -126,7 +126,7 @@ def insert_run(
                    :min_samples, :seed, :n_items, :n_clusters, :n_outliers, :params, :label)""",
         {"created": now(), "label": None, **record},
     )
-    run_id = int(cur.lastrowid)
+    run_id = inserted_id(cur)
     con.executemany(
         "INSERT INTO assignments(run_id, sha256, cluster, probability) VALUES (?,?,?,?)",
         [(run_id, sha, int(c), (probabilities or {}).get(sha)) for sha, c in labels.items()],

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable
 
 from connote.errors import UserError
-from connote.study.common import StudyBase, named_or_latest, now
+from connote.study.common import StudyBase, inserted_id, named_or_latest, now
 
 
 class ValidationMixin(StudyBase):
@@ -23,7 +23,7 @@ class ValidationMixin(StudyBase):
                 "INSERT INTO pair_samples(name, created, seed, params) VALUES (?, ?, ?, ?)",
                 (name, now(), seed, json.dumps(params, sort_keys=True)),
             )
-            sample_id = int(cur.lastrowid)
+            sample_id = inserted_id(cur)
             con.executemany(
                 "INSERT INTO pairs(sample_id, pos, sha_a, sha_b) VALUES (?, ?, ?, ?)",
                 [(sample_id, i, a, b) for i, (a, b) in enumerate(pairs, start=1)],
@@ -54,16 +54,16 @@ class ValidationMixin(StudyBase):
     ) -> int:
         """Insert or update (pos, coder, dimension, value) ratings in one transaction; returns how many."""
         stamp = now()
-        rows = [(sample_id, pos, coder, dim, value, source, stamp) for pos, coder, dim, value in rows]
+        records = [(sample_id, pos, coder, dim, value, source, stamp) for pos, coder, dim, value in rows]
         with self.transaction() as con:
             con.executemany(
                 """INSERT INTO ratings(sample_id, pos, coder, dimension, value, source, updated)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(sample_id, pos, coder, dimension)
                    DO UPDATE SET value=excluded.value, source=excluded.source, updated=excluded.updated""",
-                rows,
+                records,
             )
-        return len(rows)
+        return len(records)
 
     def ratings(self, sample_id: int) -> list[sqlite3.Row]:
         return self.con.execute(
@@ -82,7 +82,7 @@ class ValidationMixin(StudyBase):
                 "INSERT INTO set_samples(name, run_id, created, seed, params) VALUES (?, ?, ?, ?, ?)",
                 (name, run_id, now(), seed, json.dumps(params, sort_keys=True)),
             )
-            sample_id = int(cur.lastrowid)
+            sample_id = inserted_id(cur)
             con.executemany(
                 "INSERT INTO image_sets(sample_id, pos, cluster, shas) VALUES (?, ?, ?, ?)",
                 [(sample_id, i, c, json.dumps(shas)) for i, (c, shas) in enumerate(sets, start=1)],
@@ -116,16 +116,16 @@ class ValidationMixin(StudyBase):
     ) -> int:
         """Insert or update (pos, evaluator, code) answers in one transaction; returns how many."""
         stamp = now()
-        rows = [(sample_id, pos, who, code, source, stamp) for pos, who, code in rows]
+        records = [(sample_id, pos, who, code, source, stamp) for pos, who, code in rows]
         with self.transaction() as con:
             con.executemany(
                 """INSERT INTO set_answers(sample_id, pos, evaluator, code, source, updated)
                    VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT(sample_id, pos, evaluator)
                    DO UPDATE SET code=excluded.code, source=excluded.source, updated=excluded.updated""",
-                rows,
+                records,
             )
-        return len(rows)
+        return len(records)
 
     def set_answers(self, sample_id: int) -> list[sqlite3.Row]:
         return self.con.execute(

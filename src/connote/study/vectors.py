@@ -35,10 +35,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from connote.errors import UserError
+from connote.study.common import inserted_id
 
 #: A new segment file is started when the current one would pass this size.
 SEGMENT_BYTES = 1 << 30
@@ -171,7 +173,7 @@ class VectorStore:
             meta = files.get(fid)
             path = self._file_path(meta["name"]) if meta else None
             reason, mm = self._map(path, dim)
-            if mm is None:
+            if mm is None or meta is None:
                 for _, _, _, key in entries:
                     damaged[key] = reason
                 continue
@@ -249,7 +251,7 @@ class VectorStore:
             )
         if damaged:
             raise DamagedVectors(embedder, damaged, len(keys))
-        return X
+        return cast(np.ndarray, X)
 
     def check(self, embedder: str, keys: Iterable[str], chunk: int = 65536) -> Check:
         """Which of ``keys`` have a vector that reads back intact (checksums verified, in chunks)."""
@@ -316,7 +318,7 @@ class VectorStore:
                 "INSERT INTO vector_files(embedder, name, dim, rows, created) VALUES (?,?,?,0,?)",
                 (embedder, name, dim, _now()),
             )
-        return int(cur.lastrowid), name, 0, max_rows
+        return inserted_id(cur), name, 0, max_rows
 
     @staticmethod
     def _write(path: Path, start: int, dim: int, rows: np.ndarray) -> None:
@@ -402,7 +404,7 @@ def migrate_legacy(store: VectorStore, embedder: str, batch: int = 4096) -> tupl
     moved, bad = 0, []
     have = store.present(embedder)
     for i in range(0, len(files), batch):
-        keys, rows, done = [], [], []
+        keys, rows, done = [], [], []  # type: list[str], list[np.ndarray], list[Path]
         for path in files[i : i + batch]:
             key = path.stem
             done.append(path)
