@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from connote.defaults import DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.study import Study, text_key
 from connote.study import derived as store
@@ -344,7 +345,7 @@ def _keywords_like_parent(study: Study, parent_id: int, run_id: int) -> None:
     explain(
         study,
         run_id,
-        top_k=int(p.get("top_k", 10)),
+        top_k=int(p.get("top_k", DEFAULT_TOP_K)),
         extra_stop_words=p.get("extra_stop_words", ()),
         filler=bool(p.get("filler", True)),
         method=p.get("method", "tfidf"),

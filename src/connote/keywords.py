@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from connote.defaults import DEFAULT_TOP_K
+
 #: Words that describe the act of describing, not the image (the paper removes "conveys", "suggests" ...).
 FILLER_WORDS = frozenset(
     """image images picture pictures photo photograph photographs scene depicts depict depicted depicting
@@ -178,7 +180,7 @@ def cluster_keywords(
     texts: Sequence[str],
     labels: Sequence[int],
     *,
-    top_k: int = 10,
+    top_k: int = DEFAULT_TOP_K,
     stop: Iterable[str] | None = None,
     ngram_range: tuple[int, int] = (1, 1),
     include_outliers: bool = False,

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from connote.defaults import DEFAULT_SEED
+
 #: Up to this many items the graph is exact (cosine, euclidean); NN-descent above.
 EXACT_MAX = 25_000
 #: Below this many items the graph is exact for any metric scikit-learn's pairwise_distances knows.
@@ -78,7 +80,7 @@ def method(n: int, metric: str) -> dict:
 
 
 def knn_graph(
-    X: np.ndarray, k: int, metric: str = "cosine", seed: int | None = 42
+    X: np.ndarray, k: int, metric: str = "cosine", seed: int | None = DEFAULT_SEED
 ) -> tuple[np.ndarray, np.ndarray]:
     """(indices int32, distances float32), each n x k: the ``k`` nearest neighbours of every row, nearest
     first, the row itself first. ``seed`` matters only for NN-descent."""

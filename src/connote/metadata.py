@@ -244,17 +244,8 @@ def breakdown(
 
 
 # ---------------------------------------------------------------------------------------------- export
-def join_columns(study: Study, run_id: int, rows: list[dict]) -> dict[str, str]:
-    """Add the run's cluster labels (``label``, ``summary``; the latest labeller's) and the metadata columns
-    to export rows (dicts with 'image' and 'cluster'), in place; returns the added columns and their types.
-    Nothing is added when the run has no labels and the study no metadata."""
-    added, fill = export_columns(study, run_id, rows[0] if rows else ())
-    fill(rows)
-    return added
-
-
 def export_columns(study: Study, run_id: int, base) -> tuple[dict[str, str], Callable[[list[dict]], None]]:
-    """The columns :func:`join_columns` adds to export rows whose own columns are ``base`` (name -> type),
+    """The columns added to export rows whose own columns are ``base`` (name -> type),
     and a function that fills them in for one chunk of rows (an export streams chunk by chunk: only that
     chunk's metadata is read)."""
     added: dict[str, str] = {}

@@ -37,6 +37,7 @@ from connote.coding.files import (
     write_csv,
     write_page,
 )
+from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
 from connote.study import Study
 from connote.tables import in_line_order
@@ -85,7 +86,7 @@ def sample_pairs(
     study,
     n: int = 500,
     *,
-    seed: int | None = 42,
+    seed: int | None = DEFAULT_SEED,
     name: str | None = None,
     thumb_size: int = 320,
     progress: bool = True,

@@ -38,6 +38,7 @@ from connote.coding.files import (
     write_csv,
     write_page,
 )
+from connote.defaults import DEFAULT_SEED, DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.study import Study
 from connote.tables import in_line_order
@@ -106,9 +107,9 @@ def sample_sets(
     *,
     per_cluster: int = 5,
     size: int = 3,
-    seed: int | None = 42,
+    seed: int | None = DEFAULT_SEED,
     name: str | None = None,
-    top_k: int = 10,
+    top_k: int = DEFAULT_TOP_K,
     thumb_size: int = 240,
     progress: bool = True,
     show: str = "keywords",
@@ -357,7 +358,7 @@ def score_sets(
             {
                 "cluster": c,
                 "description": code_of.get(c, ""),
-                "keywords": ", ".join(keywords.get(c, [])[: params.get("top_k", 10)]),
+                "keywords": ", ".join(keywords.get(c, [])[: params.get("top_k", DEFAULT_TOP_K)]),
                 "merged_in": ",".join(str(k) for k, v in sorted(merge.items()) if v == c),
                 "sets": n,
                 "precision": round(precision, 4),

@@ -251,14 +251,8 @@ class DescribeRunner:
     def call(self, items: list, stop: threading.Event | None = None) -> list[tuple | None]:
         """One batch through the machinery (retries with backoff, the output check with one more ask) for
         callers that store results themselves, such as cluster labels (:mod:`connote.labels`): per item
-        None (stopped) or (result, attempts, earlier flagged outputs, problem). The errors of retried
-        attempts are in :meth:`call_with_retries`' fifth item, for callers that log every request."""
+        None (stopped) or (result, attempts, earlier flagged outputs, problem)."""
         return [None if e[0] is None else e[:4] for e in self._call(items, stop or threading.Event())]
-
-    def call_with_retries(self, items: list, stop: threading.Event | None = None) -> list[tuple]:
-        """As :meth:`call`, per item (result or None, attempts, earlier flagged outputs, problem, errors
-        of the attempts that were tried again: requests that may have been billed)."""
-        return self._call(items, stop or threading.Event())
 
     # -------------------------------------------------------------- the whole study
     def open_set(self, study: Study) -> tuple[str, int, str | None]:

@@ -2,16 +2,19 @@
 
 An executor is chosen with ``--executor local | ray | ray:ADDRESS`` (``ray`` alone uses ``RAY_ADDRESS``
 when it is set, else starts Ray on this machine; ADDRESS is ``HOST:PORT`` of a cluster's head, or
-``ray://HOST:10001`` through Ray Client). Every executor offers the same three things:
+``ray://HOST:10001`` through Ray Client). Every executor offers the same two things:
 
-* ``map_unordered(fn, jobs, shared)``: ``fn(*shared, *job)`` for each job, yielded as each finishes
-  (``(index, result)``); ``shared`` arrays go to each worker once (sweep: the vectors and the kNN graph);
 * ``embed(embedder, kind, chunks, batch_size)``: ``chunks`` are lists of ``(key, text or image path)``
   as the caller reads them from the study (never every input at once); yields batches of ``(keys,
   vectors, failures)`` as they are computed, stored by the caller (the driver) the moment they arrive;
 * ``describer(describer, spec, options)``: a describer to hand to the describe runner; with Ray its batches run
   on workers (one describer, e.g. one ``hf:`` model, per worker) while retries, the call log, the budget
   and storing stay with the driver, so resume and "never pay twice" hold as locally.
+
+A remote executor (``remote = True``: Ray) also offers ``map_unordered(fn, jobs, shared)``:
+``fn(*shared, *job)`` for each job, yielded as each finishes (``(index, result)``), the ``shared`` arrays
+sent to the workers once (the sweep's vectors and kNN graphs). A local sweep runs its jobs in its own
+worker processes (:mod:`connote.sweep_pool`): one way to run them here, not two.
 
 Results do not depend on the executor: the same jobs run the same code with the same seeds.
 """

@@ -1,29 +1,16 @@
 """The local executor: today's behaviour, everything in this process tree.
 
-``map_unordered`` runs the jobs in worker processes (forkserver; the shared arrays handed to each worker
-once by its initializer) or, with one worker or one job, in this process. ``embed`` and ``describer`` run
-in this process (the describe runner keeps its own thread pool for API calls); ``embed`` takes the
-inputs chunk by chunk as the caller reads them from the study.
+``embed`` and ``describer`` run in this process (the describe runner keeps its own thread pool for API
+calls); ``embed`` takes the inputs chunk by chunk as the caller reads them from the study. A local sweep
+runs its jobs in its own worker processes (:mod:`connote.sweep_pool`), not through the executor.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-
-_SHARED: tuple = ()
-
-
-def _init(shared: tuple) -> None:
-    global _SHARED
-    _SHARED = shared
-
-
-def _run(fn: Callable, i: int, job: tuple):
-    return i, fn(*_SHARED, *job)
 
 
 class LocalExecutor:
@@ -35,37 +22,6 @@ class LocalExecutor:
 
     def __repr__(self) -> str:
         return "LocalExecutor()"
-
-    def record(self) -> dict:
-        """What runs record about where they ran."""
-        return {"executor": "local"}
-
-    def map_unordered(
-        self, fn: Callable, jobs: Iterable[tuple], shared: tuple = (), workers: int | None = None
-    ) -> Iterator[tuple[int, object]]:
-        jobs = list(jobs)
-        workers = workers or self.workers or 1
-        if workers <= 1 or len(jobs) <= 1:
-            for i, job in enumerate(jobs):
-                yield i, fn(*shared, *job)
-            return
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        method = "forkserver" if sys.platform.startswith("linux") else "spawn"
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)),
-            mp_context=mp.get_context(method),
-            initializer=_init,
-            initargs=(shared,),
-        ) as pool:
-            futures = [pool.submit(_run, fn, i, job) for i, job in enumerate(jobs)]
-            try:
-                for fut in as_completed(futures):
-                    yield fut.result()
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
 
     def embed(self, embedder, kind: str, chunks: Iterable[list[tuple[str, object]]], batch_size: int):
         """Yield ``(keys, vectors, failures)`` per batch, chunk after chunk (a batch never spans two, so

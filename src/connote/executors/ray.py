@@ -135,18 +135,6 @@ class RayExecutor:
     def n_gpus(self) -> int:
         return int(self.connect().cluster_resources().get("GPU", 0))
 
-    def record(self) -> dict:
-        ray = self.connect()
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        return {
-            "executor": "ray",
-            "address": self.address or os.environ.get("RAY_ADDRESS") or "local",
-            "nodes": len(nodes),
-            "cpus": ray.cluster_resources().get("CPU", 0),
-            "gpus": ray.cluster_resources().get("GPU", 0),
-            "ray": ray.__version__,
-        }
-
     def close(self) -> None:
         if not self._started:
             return
@@ -346,9 +334,6 @@ class RayDescriber:
         if name.startswith("__") or name == "_inner":
             raise AttributeError(name)
         return getattr(self._inner, name)
-
-    def pids(self) -> list[int]:
-        return self._ray.get([a.pid.remote() for a in self.actors])
 
     def describe(self, items, prompt):
         with self._lock:

@@ -64,14 +64,6 @@ def description_details(study, set_id: int) -> dict[str, dict]:
     return out
 
 
-def keyword_table(study) -> dict[int, dict[int, list[str]]]:
-    """run -> cluster -> terms, for every run (one query)."""
-    out: dict[int, dict[int, list[str]]] = {}
-    for r in study.con.execute("SELECT run_id, cluster, term FROM keywords ORDER BY run_id, cluster, rank"):
-        out.setdefault(int(r[0]), {}).setdefault(int(r[1]), []).append(r[2])
-    return out
-
-
 def validation_progress(study) -> list[dict]:
     """One row per validation sample: kind, name, run (RQ2), size, how much is rated or answered."""
     rows = []

@@ -53,11 +53,6 @@ def slug(name: str) -> str:
     return f"{safe[:60]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
-def row_crc(row: np.ndarray) -> int:
-    """CRC-32 of one row's float32 bytes (what the index stores and reads check)."""
-    return zlib.crc32(np.ascontiguousarray(row, dtype=DTYPE).tobytes())
-
-
 class DamagedVectors(UserError):
     """Stored vectors that cannot be read back as written; ``keys`` maps each key to the reason."""
 
