@@ -8,7 +8,7 @@ import pytest
 from connote import registry
 from connote.clustering import HDBSCANClusterer, default_min_cluster_size, relabel_by_size
 from connote.errors import UserError
-from connote.reduce import PCAReducer, UMAPReducer, from_spec
+from connote.reduce import PCAReducer, UMAPReducer
 
 
 def anisotropic(n: int = 200, d: int = 12, seed: int = 0) -> np.ndarray:
@@ -64,14 +64,14 @@ def test_pca_with_more_components_than_items_is_capped_with_a_note():
 
 
 def test_spec_strings():
-    r = from_spec("pca:components=7", seed=3)
+    r = registry.reducer("pca:components=7", seed=3)
     assert isinstance(r, PCAReducer) and r.n_components == 7 and r.random_state == 3
     assert r.spec == "pca:components=7"
-    r = from_spec("pca:variance=0.8")
+    r = registry.reducer("pca:variance=0.8")
     assert r.variance == 0.8 and r.n_components is None and r.spec == "pca:variance=0.8"
-    u = from_spec("umap")
+    u = registry.reducer("umap")
     assert isinstance(u, UMAPReducer) and u.spec == "umap:components=5,neighbors=15"
-    u = from_spec("umap:components=10,neighbours=30,metric=euclidean,min_dist=0.0", seed=None)
+    u = registry.reducer("umap:components=10,neighbours=30,metric=euclidean,min_dist=0.0", seed=None)
     assert (u.n_components, u.n_neighbors, u.metric, u.min_dist, u.random_state) == (
         10,
         30,
@@ -102,7 +102,7 @@ def test_spec_strings():
 )
 def test_spec_errors_are_user_errors(spec, message):
     with pytest.raises(UserError, match=message):
-        from_spec(spec)
+        registry.reducer(spec)
 
 
 # ------------------------------------------------------------------------------------------ HDBSCAN
@@ -159,7 +159,7 @@ def test_default_min_cluster_size(n, want):
 @pytest.mark.slow
 def test_umap_on_a_small_set_keeps_blobs_apart():
     X, truth = blobs(sizes=(12, 12, 12), d=10, spread=0.5, seed=1)
-    red = from_spec("umap:components=2,neighbors=8", seed=42)
+    red = registry.reducer("umap:components=2,neighbors=8", seed=42)
     Y = red.fit_transform(X)
     assert Y.shape == (36, 2) and Y.dtype == np.float32 and np.isfinite(Y).all()
     centres = np.array([Y[truth == k].mean(axis=0) for k in range(3)])
@@ -179,7 +179,7 @@ def test_umap_on_a_small_set_keeps_blobs_apart():
 )
 def test_out_of_range_numbers_are_user_errors(spec):
     with pytest.raises(UserError):
-        from_spec(spec)
+        registry.reducer(spec)
 
 
 # ------------------------------------------------------------------------------------------ MST

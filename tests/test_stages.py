@@ -15,7 +15,7 @@ from connote.clustering import HDBSCANClusterer
 from connote.defaults import DEFAULT_REDUCE, DEFAULT_SEED
 from connote.errors import UserError
 from connote.params import recorded_params
-from connote.reduce import PCAReducer, UMAPReducer, from_spec
+from connote.reduce import PCAReducer, UMAPReducer
 from connote.study import Study, text_key
 from tests.conftest import cli_env, connote_cmd
 
@@ -37,7 +37,7 @@ def test_get_params_and_checked_options():
     with pytest.raises(
         UserError, match=r"unknown reduce option 'componentz' in 'umap:componentz=5'.*components"
     ):
-        from_spec("umap:componentz=5")
+        registry.reducer("umap:componentz=5")
     with pytest.raises(TypeError):
         HDBSCANClusterer(min_clustr_size=5)
     # Values are checked when fitting (and when a spec string is read), not when the object is made.
@@ -61,11 +61,29 @@ def test_hdbscan_fills_data_dependent_defaults_when_fitted():
     assert clu.resolved(120).get_params()["min_cluster_size"] == 5
 
 
+def test_reducers_declare_their_spec_options_once():
+    """Registered in registry.REDUCERS like the other stages; each class's spec_options name its __init__
+    arguments (checked when a class is defined: a wrong one is a TypeError)."""
+    from connote.reduce import Reducer
+
+    for kind, target in registry.REDUCERS.items():
+        cls = registry._load(target)
+        assert issubclass(cls, Reducer) and cls.kind == kind
+        assert {arg for arg, _ in cls.spec_options.values()} <= set(cls.param_names())
+    with pytest.raises(TypeError, match="n_neighbours"):
+
+        class Wrong(Reducer):  # noqa: F841 - defining it is the test
+            spec_options = {"neighbours": ("n_neighbours", int)}
+
+            def __init__(self, n_neighbors: int = 15):
+                self.n_neighbors = n_neighbors
+
+
 def test_registry_and_spec_strings_agree_on_defaults():
-    a, b = registry.reducer("umap"), from_spec("umap")
+    a, b = registry.reducer("umap"), registry.reducer("umap:components=5,neighbors=15")
     assert a.get_params() == b.get_params() == UMAPReducer().get_params()
     assert a.random_state == DEFAULT_SEED
-    assert from_spec(DEFAULT_REDUCE).get_params() == UMAPReducer().get_params()
+    assert registry.reducer(DEFAULT_REDUCE).get_params() == UMAPReducer().get_params()
 
 
 class Custom:

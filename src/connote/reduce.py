@@ -14,13 +14,78 @@ from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
 from connote.jit import import_umap
 from connote.params import Params
-from connote.specs import parse_options, split_spec, unknown_option
+from connote.specs import unknown_option
 
 
-class UMAPReducer(Params):
+class Reducer(Params):
+    """What every S3 stage of connote declares: its ``kind`` (the spec's prefix, registered in
+    :data:`connote.registry.REDUCERS`) and ``spec_options``, the one declaration of what a spec string may
+    set (``umap:components=5``): spec name -> (``__init__`` argument, type). An ``__init__`` argument's own
+    name is taken too (``n_components=5``). Values are checked by ``check()``."""
+
+    kind = ""
+    label = ""  # the name in messages
+    spec_options: dict[str, tuple[str, type]] = {}
+    spec_aliases: dict[str, str] = {}  # other spellings of a spec option
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """The declaration is checked against ``__init__`` once, when the class is defined."""
+        super().__init_subclass__(**kwargs)
+        wrong = sorted(arg for arg, _ in cls.spec_options.values() if arg not in cls.param_names())
+        if wrong:
+            raise TypeError(f"{cls.__name__}.spec_options name no __init__ argument: {', '.join(wrong)}")
+
+    def check(self) -> None:
+        """Refuse values the reduction cannot use (by ``fit_transform``, and when a spec string is read)."""
+
+    @classmethod
+    def from_options(
+        cls, options: dict[str, str], *, seed: int | None, spec: str, others: tuple[type[Reducer], ...] = ()
+    ) -> Reducer:
+        """The reducer a spec string's options make (values converted to their declared types, then
+        checked); ``others``: the other registered reducers, to name the one an option belongs to."""
+        args = {}
+        for key, value in options.items():
+            arg, typ = cls._option(key, spec, others)
+            try:
+                args[arg] = typ(value)
+            except ValueError as exc:
+                raise UserError(f"bad number in {spec!r}: {exc}") from None
+        reducer = cls._from_args(args, seed)
+        reducer.check()  # a bad number is named now, not after the features are loaded
+        return reducer
+
+    @classmethod
+    def _option(cls, key: str, spec: str, others: tuple[type[Reducer], ...]) -> tuple[str, type]:
+        name = cls.spec_aliases.get(key, key)
+        by_arg = {arg: (arg, typ) for arg, typ in cls.spec_options.values()}
+        if name in cls.spec_options or name in by_arg:
+            return cls.spec_options.get(name) or by_arg[name]
+        owner = next((o for o in others if key in o.spec_options or key in o.spec_aliases), None)
+        if owner is not None:
+            raise UserError(
+                f"{cls.label} takes {', '.join(f'{k}=' for k in cls.spec_options)}, not {key}= "
+                f"({key}= is a {owner.label} option) in {spec!r}"
+            )
+        raise unknown_option("reduce", key, cls.spec_options, where=spec)
+
+    @classmethod
+    def _from_args(cls, args: dict, seed: int | None) -> Reducer:
+        return cls(**{"random_state": seed, **args})
+
+
+class UMAPReducer(Reducer):
     """UMAP (McInnes et al. 2018). The paper: 5 or 10 components x 5, 15 or 30 neighbours."""
 
     kind = "umap"
+    label = "UMAP"
+    spec_options = {
+        "components": ("n_components", int),
+        "neighbors": ("n_neighbors", int),
+        "metric": ("metric", str),
+        "min_dist": ("min_dist", float),
+    }
+    spec_aliases = {"neighbours": "neighbors"}
 
     def __init__(
         self,
@@ -122,10 +187,18 @@ class UMAPReducer(Params):
         return np.asarray(Y, dtype=np.float32)
 
 
-class PCAReducer(Params):
+class PCAReducer(Reducer):
     """PCA to a number of components, or to the fewest components explaining a share of the variance."""
 
     kind = "pca"
+    label = "PCA"
+    spec_options = {"components": ("n_components", int), "variance": ("variance", float)}
+
+    @classmethod
+    def _from_args(cls, args: dict, seed: int | None) -> Reducer:
+        if "variance" in args:  # pca:variance=0.8: no fixed number of components
+            args = {"n_components": None, **args}
+        return cls(**{"random_state": seed, **args})
 
     def __init__(
         self,
@@ -188,52 +261,3 @@ class PCAReducer(Params):
 
 def _is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-#: spec-string option -> (__init__ argument, type)
-_OPTIONS = {
-    "components": ("n_components", int),
-    "n_components": ("n_components", int),
-    "neighbors": ("n_neighbors", int),
-    "neighbours": ("n_neighbors", int),
-    "n_neighbors": ("n_neighbors", int),
-    "metric": ("metric", str),
-    "min_dist": ("min_dist", float),
-    "variance": ("variance", float),
-}
-_KNOWN = {"umap": ("components", "neighbors", "metric", "min_dist"), "pca": ("components", "variance")}
-
-
-def from_spec(spec: str, seed: int | None = DEFAULT_SEED):
-    """'umap:components=5,neighbors=15' | 'umap' | 'pca:components=10' | 'pca:variance=0.8'."""
-    kind, arg = split_spec(spec)
-    if kind not in _KNOWN:
-        raise UserError(
-            f"unknown reduction {spec!r}; use umap:components=5,neighbors=15, pca:components=10 "
-            "or pca:variance=0.8"
-        )
-    opts = {}
-    for key, value in parse_options(arg).items():
-        if key not in _OPTIONS:
-            raise unknown_option("reduce", key, _KNOWN["umap"] + _KNOWN["pca"][1:], where=spec)
-        name, typ = _OPTIONS[key]
-        try:
-            opts[name] = typ(value)
-        except ValueError as exc:
-            raise UserError(f"bad number in {spec!r}: {exc}") from None
-    if kind == "umap":
-        if "variance" in opts:
-            raise UserError("variance= is a PCA option")
-        reducer: UMAPReducer | PCAReducer = UMAPReducer(random_state=seed, **opts)
-    else:
-        bad = set(opts) - {"n_components", "variance"}
-        if bad:
-            raise UserError(f"PCA takes components= or variance=, not {', '.join(sorted(bad))}")
-        if "variance" in opts and "n_components" in opts:
-            raise UserError(f"PCA takes either components=N or variance=SHARE, not both ({spec!r})")
-        if "variance" in opts:
-            reducer = PCAReducer(n_components=None, variance=opts["variance"], random_state=seed)
-        else:
-            reducer = PCAReducer(n_components=opts.get("n_components", 10), random_state=seed)
-    reducer.check()  # a bad number is named now, not after the features are loaded
-    return reducer

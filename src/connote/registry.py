@@ -41,6 +41,11 @@ TEXT_EMBEDDERS = {
     "openai": "connote.embedders.openai_text:OpenAITextEmbedder",
 }
 
+REDUCERS = {
+    "umap": "connote.reduce:UMAPReducer",
+    "pca": "connote.reduce:PCAReducer",
+}
+
 IMAGE_EMBEDDERS = {
     "efficientnet-lite0": "connote.embedders.image:EfficientNetLiteEmbedder",
     "open_clip": "connote.embedders.image:OpenCLIPEmbedder",
@@ -152,10 +157,17 @@ def image_embedder(spec: Any, **options: Any):
 
 
 def reducer(spec: Any, seed: int | None = DEFAULT_SEED):
-    """'umap:components=5,neighbors=15' | 'pca:components=10' | 'pca:variance=0.8' | an object. The seed
-    defaults to connote's (as :func:`connote.reduce.from_spec`)."""
+    """'umap:components=5,neighbors=15' | 'umap' | 'pca:components=10' | 'pca:variance=0.8' | an object.
+    The options a spec may set are the reducer class's ``spec_options`` (:class:`connote.reduce.Reducer`);
+    the seed defaults to connote's."""
     if not isinstance(spec, str):
         return spec
-    from connote import reduce
-
-    return reduce.from_spec(spec, seed=seed)
+    kind, arg = split_spec(spec)
+    if kind not in REDUCERS:
+        raise UserError(
+            f"unknown reduction {spec!r}; use umap:components=5,neighbors=15, pca:components=10 "
+            "or pca:variance=0.8"
+        )
+    cls = _load(REDUCERS[kind])
+    others = tuple(_load(t) for k, t in REDUCERS.items() if k != kind)
+    return cls.from_options(parse_options(arg), seed=seed, spec=spec, others=others)
