@@ -566,3 +566,35 @@ def test_outliers_page_orders_by_nearness_to_a_cluster(tmp_path):
     # crimson sits right beside cluster 0's centre, blue far from every centre
     assert tile_order(page) == [sha(FILES["crimson.png"]), sha(FILES["blue.png"])]
     assert "nearest a cluster first" in page and "Most typical descriptions" not in page
+
+
+def test_validation_progress_counts_each_sample(tmp_path):
+    """The index page's validation table: per pair and set sample its size, how many items are rated or
+    answered, and by how many people."""
+    study = Study.create(tmp_path / "s")
+    con = study.con
+    con.execute("PRAGMA foreign_keys=OFF")  # samples without images and runs: only the counts matter here
+    con.execute("INSERT INTO pair_samples(id, name, created, seed, params) VALUES (1, 'p', 't', 1, '{}')")
+    con.execute("INSERT INTO pair_samples(id, name, created, seed, params) VALUES (2, 'q', 't', 1, '{}')")
+    con.executemany(
+        "INSERT INTO pairs(sample_id, pos, sha_a, sha_b) VALUES (1, ?, 'a', 'b')", [(i,) for i in range(3)]
+    )
+    con.executemany(
+        "INSERT INTO ratings(sample_id, pos, coder, dimension, value, source, updated) VALUES (1, ?, ?, ?, 1, 's', 't')",
+        [(0, "x", "denotative"), (1, "y", "denotative"), (1, "y", "connotative")],
+    )
+    con.execute(
+        "INSERT INTO set_samples(id, name, run_id, created, seed, params) VALUES (5, 's', 7, 't', 1, '{}')"
+    )
+    con.executemany(
+        "INSERT INTO image_sets(sample_id, pos, cluster, shas) VALUES (5, ?, 0, '[]')",
+        [(i,) for i in range(4)],
+    )
+    con.execute(
+        "INSERT INTO set_answers(sample_id, pos, evaluator, code, source, updated) VALUES (5, 2, 'e', 'c', 's', 't')"
+    )
+    assert reporting.validation_progress(study) == [
+        {"kind": "pairs", "name": "p", "run_id": None, "size": 3, "done": 2, "people": 2},
+        {"kind": "pairs", "name": "q", "run_id": None, "size": 0, "done": 0, "people": 0},
+        {"kind": "sets", "name": "s", "run_id": 7, "size": 4, "done": 1, "people": 1},
+    ]

@@ -84,17 +84,19 @@ def build(target: str, arg: str, options: dict, what: str):
     return cls(**options)
 
 
+def _own_object(obj: Any, options: dict, wrap: str, noun: str):
+    """An object of the user's own given for a stage, wrapped by ``wrap`` (its stage's defaults filled in);
+    options belong to a spec string, so any given with an object are refused."""
+    if options:
+        raise UserError(f"options ({', '.join(sorted(options))}) go to {noun} spec, not to an object")
+    return _load(wrap)(obj)
+
+
 def describer(spec: Any, **options: Any):
     """A describer from its spec (``offline``, ``openai:MODEL``, ``ollama:MODEL``, ``hf:REPO``) and options,
     or an object of your own (wrapped when it does not derive from :class:`~connote.describers.base.Describer`)."""
     if not isinstance(spec, str):
-        from connote.describers.base import as_describer
-
-        if options:
-            raise UserError(
-                f"options ({', '.join(sorted(options))}) go to a describer spec, not to an object"
-            )
-        return as_describer(spec)
+        return _own_object(spec, options, "connote.describers.base:as_describer", "a describer")
     kind, arg = split_spec(spec)
     if kind not in DESCRIBERS:
         raise UserError(
@@ -118,13 +120,7 @@ def text_embedder(spec: Any, **options: Any):
     """A text embedder from its spec (``minilm``, ``openai:MODEL``, a sentence-transformers name or path)
     and options, or an object of your own."""
     if not isinstance(spec, str):
-        from connote.embedders.base import as_text_embedder
-
-        if options:
-            raise UserError(
-                f"options ({', '.join(sorted(options))}) go to an embedder spec, not to an object"
-            )
-        return as_text_embedder(spec)
+        return _own_object(spec, options, "connote.embedders.base:as_text_embedder", "an embedder")
     kind, arg = split_spec(spec)
     what = f"{spec!r} text embedder"
     if kind in TEXT_EMBEDDERS and kind != "minilm":
@@ -139,13 +135,7 @@ def image_embedder(spec: Any, **options: Any):
     """An image embedder from its spec (``vgg16`` or another torchvision model, ``efficientnet-lite0``,
     ``open_clip:MODEL[@PRETRAINED]``) and options, or an object of your own."""
     if not isinstance(spec, str):
-        from connote.embedders.base import as_image_embedder
-
-        if options:
-            raise UserError(
-                f"options ({', '.join(sorted(options))}) go to an embedder spec, not to an object"
-            )
-        return as_image_embedder(spec)
+        return _own_object(spec, options, "connote.embedders.base:as_image_embedder", "an embedder")
     kind, arg = split_spec(spec)
     what = f"{spec!r} image embedder"
     if kind in IMAGE_EMBEDDERS and kind != "torchvision":

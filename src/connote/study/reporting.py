@@ -64,31 +64,28 @@ def description_details(study, set_id: int) -> dict[str, dict]:
     return out
 
 
+#: kind -> (samples table, items table, answers table, who answers): connote's own SQL names, never input
+_SAMPLES = {
+    "pairs": ("pair_samples", "pairs", "ratings", "coder"),
+    "sets": ("set_samples", "image_sets", "set_answers", "evaluator"),
+}
+
+
 def validation_progress(study) -> list[dict]:
     """One row per validation sample: kind, name, run (RQ2), size, how much is rated or answered."""
     rows = []
-    for s in study.con.execute("SELECT id, name FROM pair_samples ORDER BY id").fetchall():
-        n = study.con.execute("SELECT COUNT(*) FROM pairs WHERE sample_id=?", (s[0],)).fetchone()[0]
-        rated = study.con.execute(
-            "SELECT COUNT(DISTINCT pos) FROM ratings WHERE sample_id=?", (s[0],)
-        ).fetchone()[0]
-        coders = study.con.execute(
-            "SELECT COUNT(DISTINCT coder) FROM ratings WHERE sample_id=?", (s[0],)
-        ).fetchone()[0]
-        rows.append(
-            {"kind": "pairs", "name": s[1], "run_id": None, "size": n, "done": rated, "people": coders}
-        )
-    for s in study.con.execute("SELECT id, name, run_id FROM set_samples ORDER BY id").fetchall():
-        n = study.con.execute("SELECT COUNT(*) FROM image_sets WHERE sample_id=?", (s[0],)).fetchone()[0]
-        answered = study.con.execute(
-            "SELECT COUNT(DISTINCT pos) FROM set_answers WHERE sample_id=?", (s[0],)
-        ).fetchone()[0]
-        people = study.con.execute(
-            "SELECT COUNT(DISTINCT evaluator) FROM set_answers WHERE sample_id=?", (s[0],)
-        ).fetchone()[0]
-        rows.append(
-            {"kind": "sets", "name": s[1], "run_id": s[2], "size": n, "done": answered, "people": people}
-        )
+    for kind, (samples, items, answers, who) in _SAMPLES.items():
+        run = "run_id" if kind == "sets" else "NULL"
+        for s in study.con.execute(f"SELECT id, name, {run} FROM {samples} ORDER BY id").fetchall():
+            size, done, people = study.con.execute(
+                f"""SELECT (SELECT COUNT(*) FROM {items} WHERE sample_id=:s),
+                           (SELECT COUNT(DISTINCT pos) FROM {answers} WHERE sample_id=:s),
+                           (SELECT COUNT(DISTINCT {who}) FROM {answers} WHERE sample_id=:s)""",
+                {"s": s[0]},
+            ).fetchone()
+            rows.append(
+                {"kind": kind, "name": s[1], "run_id": s[2], "size": size, "done": done, "people": people}
+            )
     return rows
 
 
