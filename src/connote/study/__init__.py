@@ -11,10 +11,15 @@ Layout::
 Every stage reads its inputs from here and writes its outputs back, keyed by what produced them, so a
 re-run reuses finished work and a paper's numbers can be regenerated from the folder alone.
 
-:class:`Study` is the one way in. This module opens the folder (connection, migrations, meta) and holds the
-vectors (stored by :mod:`~connote.study.vectors`); each other concern has its own module, mixed into the class: :mod:`~connote.study.images`,
-:mod:`~connote.study.descriptions` (description sets and the call log), :mod:`~connote.study.runs` (feature
-matrices, run keys, cached reductions, runs) and :mod:`~connote.study.validation` (pair and set samples).
+:class:`Study` is the one way in. This module opens the folder (connection, migrations) and holds the
+vectors (stored by :mod:`~connote.study.vectors`); every other concern has its own module, a mixin of the
+class standing on :class:`~connote.study.common.StudyBase` (the folder, the connection, ``transaction()``,
+meta): :mod:`~connote.study.images`, :mod:`~connote.study.descriptions` (description sets and the call
+log), :mod:`~connote.study.runs` (run keys, runs, keywords), :mod:`~connote.study.validation` (pair and set
+samples), :mod:`~connote.study.flags` (flagged descriptions, images left out) and
+:mod:`~connote.study.derived` (derived runs, labels, metadata). Claims (:mod:`~connote.study.claims`) are
+handles a worker holds on the connection, and the call log's writers (:mod:`~connote.study.calls`) are
+used by the runners.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from connote.errors import UserError
 from connote.study import db
 from connote.study.common import now, text_key
 from connote.study.db import DB_NAME, ReadOnlyStudy
+from connote.study.derived import DerivedMixin
 from connote.study.descriptions import DescriptionsMixin
+from connote.study.flags import FlagsMixin
 from connote.study.images import ImagesMixin
 from connote.study.runs import RunsMixin
 from connote.study.schema import migrate
@@ -40,7 +47,7 @@ from connote.study.vectors import DamagedVectors, VectorStore, migrate_study, sl
 __all__ = ["DB_NAME", "DamagedVectors", "Study", "now", "slug", "text_key"]
 
 
-class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
+class Study(FlagsMixin, DerivedMixin, ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
     """A study folder. Open with :meth:`open` or make one with :meth:`create`."""
 
     def __init__(self, path: str | os.PathLike, con: sqlite3.Connection):
