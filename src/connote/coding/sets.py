@@ -303,7 +303,7 @@ def score_sets(
     maps clusters onto others first (the study merged near-twin clusters); ``run_id`` scores a run derived
     from the sample's run (`connote merge`): its recorded merges are applied. Ties between evaluators go
     to the first evaluator by name, as the study took its first evaluator's label."""
-    from connote.evaluate import cohen_kappa, majority_labels, match_scores
+    from connote.evaluate import match_scores
 
     study = Study.of(study)
     sample = study.set_sample(name)
@@ -316,55 +316,16 @@ def score_sets(
             f"no answers for set sample {sample['name']!r} yet: match the sets in "
             f"{sample_folder(study, sample['name']) / 'matching.html'} and `connote sets import` the download"
         )
-    merge = {int(k): int(v) for k, v in (merge or {}).items()}
-    scored_run = sample["run_id"]
-    if run_id is not None and int(run_id) != sample["run_id"]:
-        scored_run = study.get_run(run_id)["id"]
-        merge = {**derived_merges(study, scored_run, sample["run_id"]), **merge}
-    unknown = sorted((set(merge) | set(merge.values())) - set(cluster_of.values()))
-    if unknown:
-        raise UserError(f"--merge names cluster(s) {', '.join(map(str, unknown))}, not in this sample")
+    merge, scored_run = _merges(study, sample, set(cluster_of.values()), merge, run_id)
     by: dict[str, dict[int, str]] = {}
     for a in answers:
         by.setdefault(a["evaluator"], {})[a["pos"]] = a["code"]
     evaluators = sorted(by)
-    true, majority, per_eval_hits = [], [], {e: [0, 0] for e in evaluators}
-    with_majority = 0
-    for st in sets:
-        votes = [by[e][st["pos"]] for e in evaluators if st["pos"] in by[e]]
-        if not votes:
-            continue
-        labels, strict = majority_labels([[v] for v in votes])
-        with_majority += strict
-        true.append(st["cluster"])
-        majority.append(cluster_of[labels[0]])
-        for e in evaluators:
-            if st["pos"] in by[e]:
-                per_eval_hits[e][1] += 1
-                per_eval_hits[e][0] += _same(cluster_of[by[e][st["pos"]]], st["cluster"], merge)
-    pairwise = {}
-    for a, b in itertools.combinations(evaluators, 2):
-        both = [st["pos"] for st in sets if st["pos"] in by[a] and st["pos"] in by[b]]
-        pairwise[(a, b)] = (
-            cohen_kappa([by[a][p] for p in both], [by[b][p] for p in both]) if both else math.nan
-        )
+    true, majority, hits, with_majority = _tally(sets, by, cluster_of, merge)
+    pairwise = _pairwise_kappa(sets, by)
     kappa = sum(pairwise.values()) / len(pairwise) if pairwise else math.nan
     scores = match_scores(true, majority, merge=merge)
-    keywords = study.keywords(sample["run_id"])
-    code_of = {c: code for code, c in cluster_of.items()}
-    clusters = []
-    for c, (precision, recall, n) in scores.per_cluster.items():
-        clusters.append(
-            {
-                "cluster": c,
-                "description": code_of.get(c, ""),
-                "keywords": ", ".join(keywords.get(c, [])[: params.get("top_k", DEFAULT_TOP_K)]),
-                "merged_in": ",".join(str(k) for k, v in sorted(merge.items()) if v == c),
-                "sets": n,
-                "precision": round(precision, 4),
-                "recall": round(recall, 4),
-            }
-        )
+    clusters = _cluster_rows(study, sample, params, scores, cluster_of, merge)
     notes = []
     if len(evaluators) < 2:
         notes.append("one evaluator: no agreement to measure, and the majority label is theirs")
@@ -379,7 +340,7 @@ def score_sets(
         kappa,
         pairwise,
         with_majority,
-        {e: (h / n if n else math.nan) for e, (h, n) in per_eval_hits.items()},
+        {e: (h / n if n else math.nan) for e, (h, n) in hits.items()},
         scores,
         merge,
         clusters,
@@ -389,6 +350,80 @@ def score_sets(
     report.shown = params.get("shown", "keywords")
     report.scores_csv = write_csv(sample_folder(study, sample["name"]) / "scores.csv", clusters)
     return report
+
+
+def _merges(
+    study: Study, sample, clusters: set[int], merge: dict[int, int] | None, run_id: int | None
+) -> tuple[dict[int, int], int]:
+    """The merges to apply (given, and those recorded by the derived run scored) and the run scored;
+    a merge naming a cluster not in the sample is refused."""
+    merge = {int(k): int(v) for k, v in (merge or {}).items()}
+    scored_run = sample["run_id"]
+    if run_id is not None and int(run_id) != sample["run_id"]:
+        scored_run = study.get_run(run_id)["id"]
+        merge = {**derived_merges(study, scored_run, sample["run_id"]), **merge}
+    unknown = sorted((set(merge) | set(merge.values())) - clusters)
+    if unknown:
+        raise UserError(f"--merge names cluster(s) {', '.join(map(str, unknown))}, not in this sample")
+    return merge, scored_run
+
+
+def _tally(
+    sets, by: dict[str, dict[int, str]], cluster_of: dict[str, int], merge: dict[int, int]
+) -> tuple[list[int], list[int], dict[str, list[int]], int]:
+    """Per answered set its true cluster and the evaluators' majority cluster; per evaluator [hits,
+    answered]; how many sets had a strict majority."""
+    from connote.evaluate import majority_labels
+
+    true, majority = [], []
+    hits = {e: [0, 0] for e in sorted(by)}
+    with_majority = 0
+    for st in sets:
+        votes = [by[e][st["pos"]] for e in sorted(by) if st["pos"] in by[e]]
+        if not votes:
+            continue
+        labels, strict = majority_labels([[v] for v in votes])
+        with_majority += strict
+        true.append(st["cluster"])
+        majority.append(cluster_of[labels[0]])
+        for e, answered in by.items():
+            if st["pos"] in answered:
+                hits[e][1] += 1
+                hits[e][0] += _same(cluster_of[answered[st["pos"]]], st["cluster"], merge)
+    return true, majority, hits, with_majority
+
+
+def _pairwise_kappa(sets, by: dict[str, dict[int, str]]) -> dict[tuple[str, str], float]:
+    """Cohen's kappa of each pair of evaluators over the sets both answered (NaN when none)."""
+    from connote.evaluate import cohen_kappa
+
+    pairwise = {}
+    for a, b in itertools.combinations(sorted(by), 2):
+        both = [st["pos"] for st in sets if st["pos"] in by[a] and st["pos"] in by[b]]
+        pairwise[(a, b)] = (
+            cohen_kappa([by[a][p] for p in both], [by[b][p] for p in both]) if both else math.nan
+        )
+    return pairwise
+
+
+def _cluster_rows(
+    study: Study, sample, params: dict, scores, cluster_of: dict[str, int], merge: dict[int, int]
+):
+    """One row per cluster for scores.csv and the report: its code, keywords, merges, precision, recall."""
+    keywords = study.keywords(sample["run_id"])
+    code_of = {c: code for code, c in cluster_of.items()}
+    return [
+        {
+            "cluster": c,
+            "description": code_of.get(c, ""),
+            "keywords": ", ".join(keywords.get(c, [])[: params.get("top_k", DEFAULT_TOP_K)]),
+            "merged_in": ",".join(str(k) for k, v in sorted(merge.items()) if v == c),
+            "sets": n,
+            "precision": round(precision, 4),
+            "recall": round(recall, 4),
+        }
+        for c, (precision, recall, n) in scores.per_cluster.items()
+    ]
 
 
 def derived_merges(study, run_id: int, ancestor: int) -> dict[int, int]:

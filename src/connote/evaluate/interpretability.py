@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def majority_labels(labels_by_evaluator: Sequence[Sequence[Hashable]]) -> tuple[list, int]:
@@ -46,7 +47,7 @@ def match_scores(
     true: Sequence[Hashable],
     assigned: Sequence[Hashable],
     *,
-    merge: Mapping[Hashable, Hashable] | None = None,
+    merge: Mapping[Any, Hashable] | None = None,
 ) -> MatchScores:
     """Accuracy and per-cluster precision/recall of assigned descriptions against the true clusters.
 
