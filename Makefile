@@ -25,6 +25,7 @@ test: setup-test
 lint: setup
 	$(VENV)/ruff check src tests benchmarks
 	$(VENV)/ruff format --check src tests benchmarks
+	$(VENV)/python -m mypy
 
 bench: setup
 	$(VENV)/python benchmarks/describe_throughput.py
