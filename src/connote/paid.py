@@ -64,6 +64,8 @@ from connote.study.claims import Claim, Claims, process_alive
 JOURNAL_ROOM = 4 << 20
 #: The folder in a study that holds the journals of paid work.
 JOURNAL_DIR = "journal"
+#: Journals open in this process (a closed one of this process is an earlier run's, to replay).
+_OPEN: set[Path] = set()
 
 
 class JournalFull(UserError):
@@ -86,6 +88,7 @@ class Journal:
         self.entries = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        _OPEN.add(path)
         self.offset = 0
         self.size = 0
         self._grow(room)
@@ -111,6 +114,7 @@ class Journal:
         self.entries += 1
 
     def close(self, remove: bool) -> None:
+        _OPEN.discard(self.path)
         with contextlib.suppress(OSError):
             os.close(self.fd)
         if remove:
@@ -269,8 +273,8 @@ class PaidWork:
                 continue
             try:
                 _, host, pid, _ = path.name[len(prefix) - 1 :].split("@", 3)
-                alive = host == _safe(self.claims.host) and process_alive(int(pid))
-            except ValueError:
+                alive = self._journal_alive(path, host, int(pid))
+            except (ValueError, OSError):
                 alive = False
             if alive:  # another process is still working: its journal is its own
                 continue
@@ -279,6 +283,13 @@ class PaidWork:
                 if still_todo is None or still_todo(key):
                     self._replay_unstored.add(key)
                     yield key, payload
+
+    def _journal_alive(self, path: Path, host: str, pid: int) -> bool:
+        """Whether the process that writes ``path`` may still be working: on another host, until it has
+        not been written for as long as a claim lasts."""
+        if host != _safe(self.claims.host):
+            return time.time() - path.stat().st_mtime < self.claims.ttl
+        return path in _OPEN if pid == os.getpid() else process_alive(pid)
 
     @property
     def unstored(self) -> int:

@@ -352,8 +352,7 @@ class DescribeRunner:
             from connote.describers.batch import settle_pending_batch
 
             if settle_pending_batch(study, self, set_id, prompt, summary):
-                items, done, seen = _pending(study, set_id, retry_flagged)
-                summary.already = done
+                items, _, seen = _pending(study, set_id, retry_flagged)  # what the batch left
                 if not items:
                     return summary
         d.prepare()  # e.g. no API key: one clear error before anything is sent
