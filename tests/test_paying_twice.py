@@ -127,3 +127,49 @@ def test_max_page_count_is_a_disk_full_error_for_sqlite(tmp_path):
     with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
         con.execute("INSERT INTO t VALUES (?)", ("x" * 100_000,))
         con.commit()
+
+
+ANSWER = "Label: Floods and rising water\nSummary: Rivers burst their banks and streets fill with water."
+
+
+def test_two_label_processes_share_the_clusters_and_pay_once(tmp_path):
+    import subprocess
+
+    from conftest import cli_env, connote_cmd
+    from derived_fixtures import build
+
+    from connote.study import derived as store
+
+    d = build(tmp_path, per_cluster=6)
+    study, run_id = d.study.path, d.run_id
+    d.study.close()
+    env = {**cli_env(), "OPENAI_API_KEY": KEY}
+    with FakeOpenAI(decide=lambda _i: {"kind": "ok", "text": ANSWER}, latency=1.0, api_key=KEY) as srv:
+        cmd = connote_cmd(
+            "label",
+            study,
+            run_id,
+            "--llm",
+            f"openai:{MODEL}",
+            "--base-url",
+            srv.base_url,
+            "--concurrency",
+            "1",
+        )
+        procs = [
+            subprocess.Popen([*cmd, "-q"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=120) for p in procs]
+        prompts = [r for r in srv.requests if r["path"] == "chat"]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert out.count("Floods and rising water") == 3  # each shows every cluster's label
+    assert len(prompts) == 3  # one call per cluster, not one per cluster per process
+    s = steps.Study.open(study)
+    assert len(s.calls("label")) == 3 and all(c["status"] == "ok" for c in s.calls("label"))
+    assert [x["status"] for x in store.labels(s, run_id).values()] == ["ok"] * 3
+    # both sent some of the calls (the other's answers were read back from the call log)
+    sent = [int(out.split(" call(s), ")[0].rsplit(" ", 1)[1]) for out, _ in outs]
+    assert sum(sent) == 3 and min(sent) > 0, outs
+    assert not s.con.execute("SELECT COUNT(*) FROM claims").fetchone()[0]

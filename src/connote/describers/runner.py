@@ -366,10 +366,13 @@ class DescribeRunner:
                 and not batch_state(study, set_id)
             )
 
+        def store_one(item: ImageItem, entry) -> float:
+            return self.store(study, set_id, item, entry, prompt, summary)
+
         with PaidWork(study, set_id, stage="describe", max_cost=self.max_cost) as work:
-            items = self._replay(study, work, set_id, items, still_todo, prompt, summary)
+            items = self.replay(study, work, items, still_todo, store_one, summary)
             try:
-                self._send(study, work, set_id, items, still_todo, prompt, summary, progress)
+                self.send(study, work, items, still_todo, store_one, summary, progress=progress)
             finally:
                 summary.cost_usd += work.spent
         if work.busy:
@@ -389,9 +392,11 @@ class DescribeRunner:
             )
         return summary
 
-    def _replay(self, study, work: PaidWork, set_id, items, still_todo, prompt, summary) -> list[ImageItem]:
+    # -------------------------------------------------------------- the paid-call path of every stage
+    def replay(self, study, work: PaidWork, items, still_todo, store_one, summary) -> list:
         """Store the answers an earlier run was paid for and journaled but could not store (disk full,
-        kill -9): no new request. Returns the items still to send."""
+        kill -9) with ``store_one(item, entry) -> cost`` (inside a transaction): no new request. Returns the
+        items still to send; ``summary.from_journal`` counts the others."""
         by_sha = {it.sha256: it for it in items}
         replayed = {}
         for sha, payload in work.replay(lambda s: s in by_sha):
@@ -401,16 +406,33 @@ class DescribeRunner:
         mine, _ = work.claim(list(replayed), still_todo)
         for sha in mine:
             with study.transaction():
-                summary.cost_usd += self.store(study, set_id, by_sha[sha], replayed[sha], prompt, summary)
+                summary.cost_usd += store_one(by_sha[sha], replayed[sha])
                 work.stored([sha])
             summary.from_journal += 1
         return [it for it in items if it.sha256 not in replayed]
 
-    def _send(self, study, work: PaidWork, set_id, items, still_todo, prompt, summary, progress) -> None:
-        """Claim, reserve, send and store the items a batch at a time, ``concurrency`` batches in flight."""
+    def send(
+        self,
+        study,
+        work: PaidWork,
+        items,
+        still_todo,
+        store_one,
+        summary,
+        *,
+        progress=True,
+        what="Describing",
+    ) -> None:
+        """The one send loop of every paid stage: claim (``still_todo(key)`` asked in the claim's
+        transaction; ``item.sha256`` is the key), reserve the worst case (``describer.reserve``), send a
+        batch at a time with ``concurrency`` in flight, journal every answer, then store it with
+        ``store_one(item, entry) -> cost`` in one transaction with the end of its claim. ``summary`` gets
+        ``stopped`` (budget, interrupt) and ``elsewhere`` (done by another process). A failed store or
+        journal stops sending at once (a one-line :class:`UserError`)."""
         d = self.describer
         concurrency = max(1, int(d.concurrency))
-        bar = _bar(progress, len(items), f"Describing ({d.spec})", "img")
+        unit = "img" if what == "Describing" else "item"
+        bar = _bar(progress, len(items), f"{what} ({d.spec})", unit)
         queue = _ClaimQueue(work, items, max(1, int(d.batch_size)), still_todo, summary, bar)
         stop = threading.Event()
         failure: list[BaseException] = []  # the first store that failed (disk full): nothing more is sent
@@ -424,7 +446,7 @@ class DescribeRunner:
                 except UserError:
                     stop.set()
                     raise
-                cost = self._keep(study, work, set_id, batch, results, prompt, summary, failure)
+                cost = self._keep(study, work, batch, results, store_one, failure)
                 work.settle(held, cost)
                 if failure:
                     stop.set()
@@ -468,7 +490,7 @@ class DescribeRunner:
         if failure:
             raise _stored_nothing_more(study, failure[0], work.unstored)
 
-    def _keep(self, study, work: PaidWork, set_id, batch, results, prompt, summary, failure) -> float:
+    def _keep(self, study, work: PaidWork, batch, results, store_one, failure) -> float:
         """Journal a batch's answers (each may have been billed), then store them with the call log and
         the end of their claims in one transaction. When the journal or the database fails, ``failure``
         gets the error and the caller sends nothing more; what was journaled waits for the next run."""
@@ -486,7 +508,7 @@ class DescribeRunner:
             # cannot make an image look undescribed after it was paid for.
             with study.transaction():
                 for item, entry in zip(batch, results, strict=False):
-                    cost += self.store(study, set_id, item, entry, prompt, summary)
+                    cost += store_one(item, entry)
                 work.stored([item.sha256 for item in batch])
         except sqlite3.Error as exc:
             failure.insert(0, exc)
@@ -499,17 +521,7 @@ class DescribeRunner:
         superseded = rest[0] if rest else []
         params = recorded_params(d)
         model = d.model
-        for err in superseded:  # attempts that were tried again (or cut short): each may have been billed
-            study.record_call(
-                stage="describe",
-                backend=d.spec,
-                model=model,
-                input_ref=item.sha256,
-                prompt=prompt,
-                params={**params, "retried": True},
-                status="error",
-                error=str(err) if err.permanent else TRANSIENT + str(err),
-            )
+        log_retried_errors(study, "describe", d.spec, model, item.sha256, prompt, params, superseded)
         if res is None:
             summary.calls += len(superseded)
             return 0.0
@@ -662,6 +674,21 @@ def _stored_nothing_more(study: Study, exc: BaseException, unstored: int) -> Use
         else ""
     )
     return UserError(f"{line}; stopped sending at once{kept}")
+
+
+def log_retried_errors(study, stage, backend, model, input_ref, prompt, params, errors) -> None:
+    """Log the attempts that were tried again (or cut short by a stop): each may have been billed."""
+    for err in errors:
+        study.record_call(
+            stage=stage,
+            backend=backend,
+            model=model,
+            input_ref=input_ref,
+            prompt=prompt,
+            params={**params, "retried": True},
+            status="error",
+            error=str(err) if err.permanent else TRANSIENT + str(err),
+        )
 
 
 def entry_to_json(entry) -> dict:
