@@ -173,3 +173,42 @@ def test_two_label_processes_share_the_clusters_and_pay_once(tmp_path):
     sent = [int(out.split(" call(s), ")[0].rsplit(" ", 1)[1]) for out, _ in outs]
     assert sum(sent) == 3 and min(sent) > 0, outs
     assert not s.con.execute("SELECT COUNT(*) FROM claims").fetchone()[0]
+
+
+def test_two_embed_processes_send_each_text_once(tmp_path):
+    import subprocess
+
+    from conftest import cli_env, connote_cmd
+
+    from connote.study import Study
+
+    n = 24
+    study = Study.create(tmp_path / "s")
+    set_id = study.description_set("texts", "synthetic", None, None, {})
+    for i in range(n):
+        study.put_description(set_id, f"{i:064x}", f"The image evokes theme number {i} and feeling {i % 3}.")
+    study.close()
+    spec = "openai:text-embedding-3-small,dimensions=16,batch_size=2"
+    with FakeOpenAI(api_key=KEY, embed_latency=0.5) as srv:
+        env = {**cli_env(), "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": srv.base_url}
+        cmd = connote_cmd("embed", tmp_path / "s", "--text", spec, "-q", "--json")
+        procs = [
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=120) for p in procs]
+        sent = [r["n"] for r in srv.requests if r["path"] == "embeddings"]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    assert sum(sent) == n  # every text sent once, by one of the two
+    s = Study.open(tmp_path / "s")
+    name = "text:openai:text-embedding-3-small@16"
+    assert s.vectors.count(name) == n  # one row per text in the vector file
+    assert len(s.calls("embed")) == len(sent)
+    assert not s.con.execute("SELECT COUNT(*) FROM claims").fetchone()[0]
+    import json
+
+    results = [json.loads(out)[0] for out, _ in outs]
+    # both did some of the work; what each left to the other is counted as done elsewhere
+    assert sum(r["computed"] for r in results) == n and min(r["computed"] for r in results) > 0, outs
+    assert all(r["computed"] + r["elsewhere"] == n for r in results), outs
