@@ -17,7 +17,14 @@ Backends only turn images into texts (:mod:`connote.describers.base`). The runne
   word-salad text is asked for once more and, if still bad, stored as 'flagged' (kept apart, counted),
 * keeps a ``max_cost`` budget: each call in flight holds its worst-case cost (``describer.reserve``), so
   a run stops before the budget rather than after it,
-* estimates a run without sending anything (:meth:`DescribeRunner.estimate`, ``--dry-run``).
+* estimates a run without sending anything (:meth:`DescribeRunner.estimate`, ``--dry-run``),
+* journals every answer before it is stored (:mod:`connote.paid`): a store that fails (disk full) stops
+  sending at once, and the next run stores the journaled answers without a request,
+* never describes again the images of a batch in flight (``--batch``): it is collected once it has ended,
+  or the run refuses and says how to collect or cancel it.
+
+:meth:`DescribeRunner.send` and :meth:`DescribeRunner.replay` are the one paid-call loop: ``label`` (and
+the LLM coders) run their calls through them with their own store.
 
 Failures that may go away (rate limits, 5xx, timeouts, dropped connections) that outlast the retries are
 stored as 'failed' with a ``transient:`` reason and asked for again by the next run; permanent ones only
