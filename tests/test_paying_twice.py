@@ -212,3 +212,27 @@ def test_two_embed_processes_send_each_text_once(tmp_path):
     # both did some of the work; what each left to the other is counted as done elsewhere
     assert sum(r["computed"] for r in results) == n and min(r["computed"] for r in results) > 0, outs
     assert all(r["computed"] + r["elsewhere"] == n for r in results), outs
+
+
+def test_a_batch_leaves_out_images_another_process_is_describing(tmp_path):
+    import json
+    import os
+    import socket
+    import time
+
+    study = make_image_study(tmp_path, 4)
+    shas = sorted(r["sha256"] for r in study.unique_images())
+    set_id = study.description_set(f"openai:{MODEL}", f"openai:{MODEL}", MODEL, steps.PAPER_PROMPT, {})
+    with study.transaction() as con:  # a live describe process (this one, another owner) holds one image
+        con.execute(
+            "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+            (f"describe:{set_id}", shas[0], "other", os.getpid(), socket.gethostname(), time.time() + 600),
+        )
+    with FakeOpenAI(api_key=KEY, batch_polls=1) as srv:
+        s = describe(study, srv, batch=True, batch_poll=0.01)
+        (b,) = srv.batches.values()
+        sent = [
+            json.loads(x)["custom_id"]
+            for x in srv.files[b["obj"]["input_file_id"]]["content"].decode().splitlines()
+        ]
+    assert sorted(sent) == shas[1:] and s.described == 3 and s.elsewhere == 1
