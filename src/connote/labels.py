@@ -282,15 +282,7 @@ def label(
     if not material:
         raise UserError(f"run {run['id']} has no clusters to label")
     if llm is None or llm == KEYWORDS:
-        res = LabelResult(run["id"], KEYWORDS, None, None)
-        for c, (kw, _) in material.items():
-            lab, summary = keyword_label(kw)
-            res.labels.append(ClusterLabel(c, lab, summary))
-        if not dry_run:
-            store.put_labels(study, run["id"], KEYWORDS, [asdict(x) | {"model": None} for x in res.labels])
-        res.dry_run = dry_run
-        return res
-
+        return _keyword_labels(study, run["id"], material, dry_run)
     if not any(kw or ds for kw, ds in material.values()):
         raise UserError(
             f"run {run['id']} has neither keywords nor descriptions to label its clusters from "
@@ -306,6 +298,33 @@ def label(
     name = labeller_name(chat.spec, template)
     res = LabelResult(run["id"], name, chat.model, template, dry_run=dry_run)
     params = chat.params()
+    items = _items(chat, params, template, material)
+    cached = {
+        it.cluster: store.cached_call(study, "label", it.sha256, flagged=not retry_flagged) for it in items
+    }
+    todo = [it for it in items if cached[it.cluster] is None]
+    if dry_run:
+        return _estimate(chat, items, todo, res)
+    rows = _answer(study, chat, items, cached, template, params, res, max_cost, retry_flagged, progress)
+    _fill_failed(rows, items, material, chat, template, res)
+    store.put_labels(study, run["id"], name, rows)
+    res.labels.sort(key=lambda x: x.cluster)
+    return res
+
+
+def _keyword_labels(study: Study, run_id: int, material: dict, dry_run: bool) -> LabelResult:
+    """Offline: the top keywords stand in for a label (stored unless ``dry_run``)."""
+    res = LabelResult(run_id, KEYWORDS, None, None, dry_run=dry_run)
+    for c, (kw, _) in material.items():
+        lab, summary = keyword_label(kw)
+        res.labels.append(ClusterLabel(c, lab, summary))
+    if not dry_run:
+        store.put_labels(study, run_id, KEYWORDS, [asdict(x) | {"model": None} for x in res.labels])
+    return res
+
+
+def _items(chat: TextChat, params: dict, template: str, material: dict) -> list[LabelItem]:
+    """One call per cluster, keyed by the hash of its whole input (the call log is the cache)."""
     items = []
     for c, (kw, descriptions) in material.items():
         text = prompt_text(template, kw, descriptions)
@@ -313,30 +332,23 @@ def label(
             json.dumps([chat.spec, chat.model, params, text], sort_keys=True).encode()
         ).hexdigest()
         items.append(LabelItem(key, f"cluster {c}", text, c))
-    cached = {
-        it.cluster: store.cached_call(study, "label", it.sha256, flagged=not retry_flagged) for it in items
-    }
-    todo = [it for it in items if cached[it.cluster] is None]
-    if dry_run:
-        price = chat.price
-        cost = 0.0
-        for it in todo:
-            tin, tout = chat.estimate_tokens(it)
-            res.input_tokens += tin
-            res.output_tokens += tout
-            cost += price.cost(tin, tout) if price else 0.0
-        res.estimate_cost_usd = cost if price or not todo else None
-        res.cached = len(items) - len(todo)
-        res.notes.append(
-            f"{len(todo)} call(s) to make, {res.cached} answered from the call log; nothing sent"
-        )
-        if price is None and todo:
-            res.notes.append(f"no price known for {chat.model!r}: add it to prices.toml (or CONNOTE_PRICES)")
-        return res
-    rows = _answer(study, chat, items, cached, template, params, res, max_cost, retry_flagged, progress)
-    _fill_failed(rows, items, material, chat, template, res)
-    store.put_labels(study, run["id"], name, rows)
-    res.labels.sort(key=lambda x: x.cluster)
+    return items
+
+
+def _estimate(chat: TextChat, items: list, todo: list, res: LabelResult) -> LabelResult:
+    """``--dry-run``: the tokens and cost of the calls to make; nothing is sent."""
+    price = chat.price
+    cost = 0.0
+    for it in todo:
+        tin, tout = chat.estimate_tokens(it)
+        res.input_tokens += tin
+        res.output_tokens += tout
+        cost += price.cost(tin, tout) if price else 0.0
+    res.estimate_cost_usd = cost if price or not todo else None
+    res.cached = len(items) - len(todo)
+    res.notes.append(f"{len(todo)} call(s) to make, {res.cached} answered from the call log; nothing sent")
+    if price is None and todo:
+        res.notes.append(f"no price known for {chat.model!r}: add it to prices.toml (or CONNOTE_PRICES)")
     return res
 
 

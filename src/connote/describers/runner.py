@@ -462,24 +462,10 @@ class DescribeRunner:
                     if work.spent:
                         bar.set_postfix(cost=f"${work.spent:.4f}")
 
-            pending_batch = None
+            held_back = None
             try:
                 while True:
-                    while len(inflight) < concurrency and not stop.is_set():
-                        batch = pending_batch or queue.next()
-                        pending_batch = None
-                        if batch is None:
-                            break
-                        worst = self._reserve(batch)
-                        held = work.reserve(worst)
-                        if held is None:
-                            if inflight:  # wait for in-flight calls: their real cost may leave room
-                                pending_batch = batch
-                                break
-                            summary.stopped = work.budget_line(worst)
-                            stop.set()
-                            break
-                        inflight[pool.submit(self._call, batch, stop)] = (batch, held)
+                    held_back = self._fill(pool, inflight, concurrency, queue, work, stop, summary, held_back)
                     if not inflight:
                         break
                     finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -496,6 +482,25 @@ class DescribeRunner:
                     bar.close()
         if failure:
             raise _stored_nothing_more(study, failure[0], work.unstored)
+
+    def _fill(self, pool, inflight: dict, concurrency: int, queue, work: PaidWork, stop, summary, held_back):
+        """Send claimed batches until ``concurrency`` are in flight, each with its worst case kept aside;
+        returns a batch held back until calls in flight come back (their real cost may leave room)."""
+        while len(inflight) < concurrency and not stop.is_set():
+            batch = held_back or queue.next()
+            held_back = None
+            if batch is None:
+                return None
+            worst = self._reserve(batch)
+            held = work.reserve(worst)
+            if held is None:
+                if inflight:
+                    return batch
+                summary.stopped = work.budget_line(worst)
+                stop.set()
+                return None
+            inflight[pool.submit(self._call, batch, stop)] = (batch, held)
+        return held_back
 
     def _keep(self, study, work: PaidWork, batch, results, store_one, failure) -> float:
         """Journal a batch's answers (each may have been billed), then store them with the call log and
