@@ -39,6 +39,8 @@ def test_plain_describe_never_pays_again_for_a_batch_in_flight(tmp_path, capsys)
         with pytest.raises(UserError, match=r"still in_progress \(6 image\(s\), paid for\).*--cancel-batch"):
             describe(study, srv)
         assert srv.chat_requests() == []
+        est = describe(study, srv, dry_run=True)
+        assert any("in flight and paid for" in n for n in est.notes)
         rc = cli.main(
             ["describe", str(study.path), "--describer", f"openai:{MODEL}", "--base-url", srv.base_url]
         )

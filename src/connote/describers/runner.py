@@ -301,6 +301,12 @@ class DescribeRunner:
             images=len(items),
             batch=batch,
         )
+        pending = batch_state(study, set_id) if set_id is not None else {}
+        if pending:
+            est.notes.append(
+                f"a batch ({pending.get('batch_id') or 'being submitted'}, {pending.get('n', '?')} image(s)) is "
+                "in flight and paid for: it is collected, not sent again"
+            )
         sizes = {r["path"]: (r["width"], r["height"]) for r in study.images() if r["width"]}
         unknown = False
         cost = 0.0
