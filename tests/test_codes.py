@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import add_run, chromium_page, make_noise_images, run_cli
 from sklearn import metrics
+from test_cli_results import assert_json_carries_text, both
 
 from connote import steps
 from connote.coding.codes import CODES_META_KEY, load_codes, score_codes
@@ -206,6 +207,19 @@ def test_codes_equal_scikit_learn_on_the_export(tmp_path, source):
     assert "ARI frame_stance" in text.stdout and f"{first['quality']:.3f}" in text.stdout
     assert f"{first['columns']['video_id']['nmi']:.3f}" in text.stdout
     assert "all 780 pairs of the 40 coded images" in text.stdout
+
+
+def test_the_json_carries_everything_the_text_shows(tmp_path, capsys):
+    study, group = make_coded_study(tmp_path, "synthetic")
+    add_runs(study, group)
+    (tmp_path / "frames.csv").write_text(
+        "image,frames\n" + "".join(f"{n},a;b\n" if group[n] else f"{n},b\n" for n in group), encoding="utf-8"
+    )
+    import_metadata(study, tmp_path / "frames.csv")
+    study.close()
+    text, doc, code = both(capsys, "codes", tmp_path / "study", "video_id", "frame_stance", "frames")
+    assert code == 0 and "several codes in a cell" in text and len(doc["runs"]) == 3
+    assert_json_carries_text(text, doc)
 
 
 def test_one_line_messages_and_notes(tmp_path):

@@ -23,7 +23,7 @@ def render_codes(r: dict) -> None:
     head += f"{'outl.':>5}  {'quality':>7}  {'same/diff':>13}"
     say(head + "".join(f"  {'ARI ' + c['name']:>{max(7, len(c['name']) + 4)}}" for c in cols))
     for row in r["runs"]:
-        share = f"{100 * row['outlier_share']:.0f}%" if row["outlier_share"] is not None else "-"
+        share = f"{row['outlier_percent']:.0f}%" if row["outlier_percent"] is not None else "-"
         sd = f"{row['pairs_same']}/{row['pairs_different']}"
         line = (
             f"{row['run']:>4}  {row['features']:8}  {row['reduce'][:32]:32}  {row['min_cluster_size']:>4}  "

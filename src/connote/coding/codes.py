@@ -76,6 +76,7 @@ class RunCodes:
             "coded": self.coded,
             "outliers": self.outliers,
             "outlier_share": self.outliers / self.coded if self.coded else None,
+            "outlier_percent": round(100 * self.outliers / self.coded, 1) if self.coded else None,
             "not_in_run": self.not_in_run,
             "quality": _num(q.score) if q else None,
             "mean_same": _num(q.mean_same) if q else None,
