@@ -214,7 +214,7 @@ def score_codes(study, columns: list[str], *, runs="all", remember: bool = True)
                 if col.multi:
                     continue
                 keep = scored & col.coded
-                res.columns[c] = label_scores(col.ids[keep].tolist(), lab[keep].tolist())
+                res.columns[c] = label_scores(col.ids[keep], lab[keep])
         out.append(res)
     short = [r.run_id for r in out if r.quality is not None and math.isnan(r.quality.score)]
     if short:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from connote.evaluate.quality import Quality, as_labels, cluster_quality
-from connote.evaluate.stability import adjusted_rand_index
+from connote.evaluate.stability import adjusted_rand_index_of_table
 
 #: Separator of several codes in one cell (a frame column: ``cause;impact``).
 MULTI_SEPARATOR = ";"
@@ -59,11 +59,17 @@ def contingency(a: Sequence[Hashable], b: Sequence[Hashable]) -> np.ndarray:
     """Counts n_ij of items with label i in ``a`` and label j in ``b`` (labels in sorted order)."""
     if len(a) != len(b):
         raise ValueError(f"labelings of different lengths: {len(a)} and {len(b)}")
-    _, ia = np.unique(np.asarray(a, dtype=object).astype(str), return_inverse=True)
-    _, ib = np.unique(np.asarray(b, dtype=object).astype(str), return_inverse=True)
+    ia, ib = (np.unique(_keys(x), return_inverse=True)[1].reshape(-1) for x in (a, b))
     table = np.zeros((ia.max() + 1 if len(a) else 0, ib.max() + 1 if len(b) else 0), dtype=np.int64)
     np.add.at(table, (ia, ib), 1)
     return table
+
+
+def _keys(labels) -> np.ndarray:
+    """Labels as an array np.unique can sort: integer arrays as they are, anything else as text."""
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
+        return labels
+    return np.asarray(labels, dtype=object).astype(str)
 
 
 def entropy(counts: np.ndarray) -> float:
@@ -107,7 +113,7 @@ def label_scores(codes: Sequence[Hashable], clusters: Sequence[Hashable]) -> Lab
     else:
         nmi = mi / ((h_code + h_cluster) / 2)
     return LabelScores(
-        adjusted_rand_index(list(codes), list(clusters)),
+        adjusted_rand_index_of_table(table),
         float(nmi),
         mi / h_code if h_code else 1.0,
         mi / h_cluster if h_cluster else 1.0,
