@@ -98,12 +98,12 @@ def label_scores(codes: Sequence[Hashable], clusters: Sequence[Hashable]) -> Lab
     """ARI, NMI, homogeneity and completeness of ``clusters`` against ``codes`` (the classes), one entry
     per image. Homogeneity: each cluster holds one code (1 - H(code|cluster)/H(code)); completeness: each
     code lies in one cluster (1 - H(cluster|code)/H(cluster)); a labelling with no entropy counts as 1,
-    and NMI = MI / mean(H(code), H(cluster)), as scikit-learn defines them."""
+    and NMI = MI / mean(H(code), H(cluster)), as scikit-learn defines them. NaN below two images."""
     table = contingency(codes, clusters)
     n = int(table.sum())
-    if n == 0:
+    if n < 2:  # nothing to compare: no score (scikit-learn would call one image a perfect match)
         nan = float("nan")
-        return LabelScores(nan, nan, nan, nan, 0)
+        return LabelScores(nan, nan, nan, nan, n)
     mi = mutual_information(table)
     h_code, h_cluster = entropy(table.sum(axis=1)), entropy(table.sum(axis=0))
     if table.shape[0] == table.shape[1] == 1:
