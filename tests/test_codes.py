@@ -310,3 +310,23 @@ def test_the_index_shows_the_codes_and_report_keeps_them_current(tmp_path):
         assert int(first) == best.run_id
         assert page.locator("#codes svg").count() == 1
         assert errors == []
+
+
+def test_derived_runs_are_scored_with_the_others(tmp_path):
+    from derived_fixtures import build
+
+    from connote import derive
+
+    d = build(tmp_path)  # clusters 0 and 1 about floods, 2 about fire, two outliers
+    topic = {0: "flood", 1: "flood", 2: "fire", -1: "other"}
+    (tmp_path / "codes.csv").write_text(
+        "image,topic\n" + "".join(f"{p},{topic[c]}\n" for p, c in d.cluster_of.items()), encoding="utf-8"
+    )
+    import_metadata(d.study, tmp_path / "codes.csv")
+    merged = derive.merge(d.study, d.run_id, {1: 0}).run_id
+    rep = score_codes(d.study, ["topic"])
+    assert [r.run_id for r in rep.runs] == [d.run_id, merged]
+    parent, child = (r.columns["topic"] for r in rep.runs)
+    assert child.ari == pytest.approx(1.0) and parent.ari < 1.0  # the merge joins the two flood clusters
+    assert parent.homogeneity == pytest.approx(1.0) and child.completeness == pytest.approx(1.0)
+    assert rep.runs[1].outliers == 2 and rep.runs[1].coded == len(d.paths)
