@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -177,3 +178,17 @@ def test_bad_values_are_refused_before_any_reduction(tmp_path):
     with pytest.raises(UserError, match="at least 1 component"):
         fitting.method(PCAReducer(n_components=0), HDBSCANClusterer(), 40)
     assert cli_main(["cluster", str(study.path), "--seeds", "", "-q"]) == 2
+
+
+def test_an_embedders_name_does_not_load_its_model():
+    """Reading the name a run's vectors are stored under (connote.features) builds the embedder object
+    only: no model is loaded, neither torch nor sentence-transformers is imported."""
+    code = (
+        "import sys; from connote import registry; "
+        "names = [registry.text_embedder('minilm').name, registry.image_embedder('efficientnet-lite0').name]; "
+        "print(names, [m for m in ('torch', 'sentence_transformers') if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "['text:minilm', 'image:efficientnet-lite0'] []", out.stdout + out.stderr
