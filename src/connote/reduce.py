@@ -212,7 +212,9 @@ class PCAReducer(Reducer):
 
     def check(self) -> None:
         """Refuse values PCA cannot use (called by ``fit_transform``, and when a spec string is read)."""
-        if (self.n_components is None) == (self.variance is None):
+        if self.n_components is not None and self.variance is not None:
+            raise UserError("PCA takes either components=N or variance=SHARE, not both")
+        if self.n_components is None and self.variance is None:
             raise UserError("PCA needs either components=N or variance=SHARE (e.g. pca:variance=0.8)")
         if self.n_components is not None and (not _is_int(self.n_components) or self.n_components < 1):
             raise UserError(f"PCA needs at least 1 component, got {self.n_components}")
