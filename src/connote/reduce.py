@@ -58,10 +58,12 @@ class Reducer(Params):
     @classmethod
     def _option(cls, key: str, spec: str, others: tuple[type[Reducer], ...]) -> tuple[str, type]:
         name = cls.spec_aliases.get(key, key)
+        if name in cls.spec_options:
+            return cls.spec_options[name]
         by_arg = {arg: (arg, typ) for arg, typ in cls.spec_options.values()}
-        if name in cls.spec_options or name in by_arg:
-            return cls.spec_options.get(name) or by_arg[name]
-        owner = next((o for o in others if key in o.spec_options or key in o.spec_aliases), None)
+        if name in by_arg:
+            return by_arg[name]
+        owner = next((o for o in others if o._takes(key)), None)
         if owner is not None:
             raise UserError(
                 f"{cls.label} takes {', '.join(f'{k}=' for k in cls.spec_options)}, not {key}= "
@@ -72,6 +74,12 @@ class Reducer(Params):
     @classmethod
     def _from_args(cls, args: dict, seed: int | None) -> Reducer:
         return cls(**{"random_state": seed, **args})
+
+    @classmethod
+    def _takes(cls, key: str) -> bool:
+        """Whether a spec of this reducer takes the option ``key`` (a spec name, alias or argument)."""
+        args = {arg for arg, _ in cls.spec_options.values()}
+        return key in cls.spec_options or key in cls.spec_aliases or key in args
 
 
 class UMAPReducer(Reducer):
