@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from connote import numbers
 from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
@@ -266,6 +267,8 @@ def label(
     from connote import registry
     from connote.keywords_step import explain
 
+    max_cost = numbers.budget(max_cost)  # nan, inf or < 0 would switch the budget off
+    n_descriptions = numbers.whole(n_descriptions, "descriptions per cluster", low=1)
     study = study if isinstance(study, Study) else Study.open(study)
     run = study.get_run(run_id)
     if not study.keywords(run["id"]) and run["description_set"]:

@@ -19,6 +19,8 @@ from connote.cli.common import (
     add_seed_option,
     add_top_k_option,
     describer_options,
+    positive_int,
+    share,
     finish,
     open_study,
     print_skipped,
@@ -117,12 +119,10 @@ def add_run(sub) -> None:
 
 def parse_seeds(text: str) -> list[int]:
     """'42,48,112' -> [42, 48, 112]; a one-line error for anything else."""
+    from connote import numbers
     from connote.errors import UserError
 
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds takes whole numbers separated by commas, not {text!r}") from None
+    seeds = [numbers.seed(s, "--seeds") for s in text.split(",") if s.strip()]
     if not seeds:
         raise UserError("--seeds needs at least one seed, e.g. --seeds 42,48,112")
     return seeds
@@ -280,7 +280,7 @@ def add_sweep(sub) -> None:
         "how far its seeds agree",
     )
     add_hdbscan_options(p)
-    p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
+    p.add_argument("--workers", type=positive_int, help="parallel processes (default: from cores and free memory)")
     add_feature_sources(p)
     add_json_option(p)
     add_executor_option(p)
@@ -324,7 +324,7 @@ def add_explain(sub) -> None:
         help="tfidf (the paper's, default) or ctfidf (class-based TF-IDF, as BERTopic)",
     )
     p.add_argument(
-        "--diversity", type=float, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
+        "--diversity", type=share, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
     )
     add_json_option(p)
     add_quiet_option(p)
