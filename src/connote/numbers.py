@@ -83,11 +83,7 @@ def real(
         raise _fail(what, expected, value) from None
     if not math.isfinite(x):
         raise _fail(what, expected, value)
-    if (
-        (low is not None and x < low)
-        or (high is not None and x > high)
-        or (above is not None and x <= above)
-    ):
+    if (low is not None and x < low) or (high is not None and x > high) or (above is not None and x <= above):
         raise _fail(what, expected, value)
     return x + 0.0  # -0.0 -> 0.0
 

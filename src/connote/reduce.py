@@ -16,7 +16,6 @@ from connote.jit import import_umap
 from connote.params import Params
 from connote.specs import parse_options, split_spec, unknown_option
 
-
 #: Distances the neighbour graph (exact: scikit-learn; approximate: pynndescent) and UMAP all know, and that
 #: need no parameters of their own.
 UMAP_METRICS = (

@@ -13,8 +13,8 @@ import importlib
 import inspect
 from typing import Any
 
-from connote.defaults import DEFAULT_SEED
 from connote import numbers
+from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
 from connote.params import check_options
 from connote.specs import parse_options, split_spec

@@ -43,8 +43,8 @@ import numpy as np
 
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_SEEDS, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
-from connote.numbers import real, whole
 from connote.evaluate.stability import SeedStability, seed_stability, stability_table
+from connote.numbers import real, whole
 
 
 # ---------------------------------------------------------------------------------------------- grid

@@ -19,13 +19,13 @@ from connote.cli.common import (
     add_seed_option,
     add_top_k_option,
     describer_options,
-    positive_int,
-    share,
     finish,
     open_study,
+    positive_int,
     print_skipped,
     read_prompt,
     say,
+    share,
     show_progress,
     to_json,
     warn,
@@ -280,7 +280,9 @@ def add_sweep(sub) -> None:
         "how far its seeds agree",
     )
     add_hdbscan_options(p)
-    p.add_argument("--workers", type=positive_int, help="parallel processes (default: from cores and free memory)")
+    p.add_argument(
+        "--workers", type=positive_int, help="parallel processes (default: from cores and free memory)"
+    )
     add_feature_sources(p)
     add_json_option(p)
     add_executor_option(p)

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from connote import numbers
 from connote.defaults import (
     DEFAULT_DESCRIBER,
     DEFAULT_IMAGE_EMBEDDER,
@@ -20,7 +21,6 @@ from connote.defaults import (
     DEFAULT_TEXT_EMBEDDER,
     DEFAULT_TOP_K,
 )
-from connote import numbers
 from connote.errors import UserError
 from connote.printable import safe_line, shown
 
@@ -132,7 +132,9 @@ min_cluster_size_int = _option_type(lambda t: numbers.whole(t, low=2), "min_clus
 
 # --------------------------------------------------------------------------------------------- option groups
 def add_seed_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=seed_int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    p.add_argument(
+        "--seed", type=seed_int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
+    )
 
 
 def add_top_k_option(p: argparse.ArgumentParser, what: str = "keywords per cluster") -> None:
@@ -141,7 +143,9 @@ def add_top_k_option(p: argparse.ArgumentParser, what: str = "keywords per clust
     )
 
 
-def add_max_cost_option(p: argparse.ArgumentParser, help: str = "stop cleanly once this much is spent") -> None:
+def add_max_cost_option(
+    p: argparse.ArgumentParser, help: str = "stop cleanly once this much is spent"
+) -> None:
     """``--max-cost USD`` of every command that pays for model calls: a finite number >= 0."""
     p.add_argument("--max-cost", type=budget_usd, metavar="USD", help=help)
 
@@ -212,11 +216,17 @@ def describer_options(args, step) -> dict:
 
 
 def add_min_cluster_size_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min-cluster-size", type=min_cluster_size_int, help="HDBSCAN min cluster size (default: ~1%% of images)")
+    p.add_argument(
+        "--min-cluster-size",
+        type=min_cluster_size_int,
+        help="HDBSCAN min cluster size (default: ~1%% of images)",
+    )
 
 
 def add_hdbscan_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min-samples", type=positive_int, help="HDBSCAN min samples (default: = min cluster size)")
+    p.add_argument(
+        "--min-samples", type=positive_int, help="HDBSCAN min samples (default: = min cluster size)"
+    )
     p.add_argument(
         "--selection",
         choices=["eom", "leaf"],

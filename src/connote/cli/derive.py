@@ -15,8 +15,8 @@ from connote.cli.common import (
     positive_int,
     read_prompt,
     run_id_int,
-    share,
     say,
+    share,
     show_progress,
     warn,
 )
@@ -79,7 +79,9 @@ def add_label(sub) -> None:
     p.add_argument("--base-url", help="any OpenAI-compatible server")
     p.add_argument("--concurrency", type=positive_int, help="requests at once (default 8)")
     p.add_argument("--prompt", help="prompt text or @file; {keywords} and {descriptions} are filled in")
-    p.add_argument("--descriptions", type=positive_int, default=5, help="typical descriptions shown per cluster (5)")
+    p.add_argument(
+        "--descriptions", type=positive_int, default=5, help="typical descriptions shown per cluster (5)"
+    )
     add_max_cost_option(p, "stop before spending more than this many USD")
     p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost; send nothing")
     p.add_argument("--json", action="store_true")

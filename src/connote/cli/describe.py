@@ -191,7 +191,9 @@ def add_describe(sub) -> None:
         help="use the OpenAI Batch API (half price, within 24 h); "
         "resumable: run the same command again to pick the batch up",
     )
-    p.add_argument("--batch-poll", type=positive_float, default=30.0, metavar="S", help="seconds between batch polls")
+    p.add_argument(
+        "--batch-poll", type=positive_float, default=30.0, metavar="S", help="seconds between batch polls"
+    )
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
     add_json_option(p)
     add_executor_option(p)

@@ -24,6 +24,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connote import numbers
 from connote.coding.files import (
     Imported,
     answerer,
@@ -38,7 +39,6 @@ from connote.coding.files import (
     write_csv,
     write_page,
 )
-from connote import numbers
 from connote.errors import UserError
 from connote.study import Study
 from connote.tables import in_line_order

@@ -62,7 +62,7 @@ def check_prices(table: dict, source: str) -> dict:
     sections = [("defaults", table.get("defaults", {}))]
     models = table.get("models", {})
     if not isinstance(models, dict):
-        raise UserError(f"{source}: [models] must be a table of models, e.g. [models.\"gpt-4o\"]")
+        raise UserError(f'{source}: [models] must be a table of models, e.g. [models."gpt-4o"]')
     sections += [(f'models."{name}"', entry) for name, entry in models.items()]
     for where, entry in sections:
         if not isinstance(entry, dict):
