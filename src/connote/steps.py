@@ -434,9 +434,10 @@ def export(
     study = Study.of(study)
     run = study.get_run(run_id)
     columns, chunks = iter_export_rows(study, run["id"])  # written chunk by chunk
-    from connote.study.derived import metadata_columns
+    from connote.metadata import export_columns
 
-    numbers = {n for n, kind in metadata_columns(study).items() if kind == "number"}
+    # number columns by their name in the file (a metadata column 'cluster' is written as meta_cluster)
+    numbers = {c for c, kind in export_columns(study, run["id"], EXPORT_COLUMNS)[0].items() if kind == "number"}
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"
