@@ -437,7 +437,9 @@ def export(
     from connote.metadata import export_columns
 
     # number columns by their name in the file (a metadata column 'cluster' is written as meta_cluster)
-    numbers = {c for c, kind in export_columns(study, run["id"], EXPORT_COLUMNS)[0].items() if kind == "number"}
+    numbers = {
+        c for c, kind in export_columns(study, run["id"], EXPORT_COLUMNS)[0].items() if kind == "number"
+    }
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"

@@ -61,6 +61,7 @@ class Table:
     rows: list[Row]
     problems: list[str] = field(default_factory=list)  # 'FILE:LINE: reason' for lines left out
     encoding: str = "utf-8"
+    unnamed: list[int] = field(default_factory=list)  # CSV columns (1-based) without a name but with values
 
     def __iter__(self) -> Iterator[Row]:
         return iter(self.rows)
@@ -181,6 +182,10 @@ def parse_csv(text: str, source: str) -> Table:
             table.problems.append(f"{where}: {problem}; line skipped")
             continue
         values = {h: c for h, c in zip(header, cells, strict=False) if h}
+        table.unnamed += [
+            i for i, (h, c) in enumerate(zip(header, cells, strict=False), 1)
+            if not h and c.strip() and i not in table.unnamed
+        ]  # fmt: skip
         for h in table.columns:
             values.setdefault(h, "")
         table.rows.append(Row(start, prev, values, where))

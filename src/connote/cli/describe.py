@@ -209,7 +209,8 @@ def cmd_import_descriptions(args) -> int:
         study, args.file, name=args.name, check=args.check, exclude_flagged=args.exclude_flagged
     )
     checked = args.check or args.exclude_flagged
-    return finish(args, res, lambda r: render_import(r, checked))
+    # exit 1 when a line was skipped, as every importer (pairs import, sets import, metadata)
+    return finish(args, res, lambda r: render_import(r, checked), 1 if res.skipped else 0)
 
 
 def render_import(r, checked: bool) -> None:
