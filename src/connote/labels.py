@@ -48,7 +48,26 @@ MIN_WORDS, MAX_WORDS = 2, 6
 
 
 # ---------------------------------------------------------------------------------------------- pure parts
+#: Longest label and summary stored, in characters (a model that rambles is cut there, and flagged).
+MAX_LABEL_CHARS, MAX_SUMMARY_CHARS = 120, 1000
+
+
 def parse_label(text: str | None) -> tuple[str, str | None, str | None]:
+    """:func:`read_label`, with a label or summary over :data:`MAX_LABEL_CHARS` or
+    :data:`MAX_SUMMARY_CHARS` cut to it and flagged (a field that long is no label, and would be over the
+    csv module's default limit in an export)."""
+    label, summary, problem = read_label(text)
+    cut = []
+    if len(label) > MAX_LABEL_CHARS:
+        cut.append(f"label of {len(label):,} characters cut to {MAX_LABEL_CHARS}")
+        label = label[:MAX_LABEL_CHARS].rstrip() + "…"
+    if summary is not None and len(str(summary)) > MAX_SUMMARY_CHARS:
+        cut.append(f"summary of {len(str(summary)):,} characters cut to {MAX_SUMMARY_CHARS}")
+        summary = str(summary)[:MAX_SUMMARY_CHARS].rstrip() + "…"
+    return label, summary, "; ".join([*cut, *([problem] if problem else [])]) or None
+
+
+def read_label(text: str | None) -> tuple[str, str | None, str | None]:
     """(label, summary, problem) from an answer: 'Label: ...' and 'Summary: ...' lines (markdown and quotes
     tolerated) or a JSON object with 'label' and 'summary'. ``problem`` says why it does not fit the form."""
     text = (text or "").strip()

@@ -215,6 +215,11 @@ def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | 
                 rows.append((pos, who, d, v))
                 wheres.append(record.where)
     rows, notes = last_wins(rows, wheres, 3, lambda r: f"pair {r[0]}, coder {r[1]!r}, {r[2]}")
+    notes += [
+        f"{source}: no {d!r} column: only {' and '.join(dims)} ratings were imported from this file"
+        for d in DIMENSIONS
+        if d not in dims
+    ]
     return rows, in_line_order(problems, source), notes
 
 
