@@ -112,6 +112,7 @@ OPTION_CASES = [
     *[(["describe", "S", "--max-cost", b], "--max-cost") for b in ("nan", "-1", "inf", "1e999", "-0.5")],
     (["describe", "S", "--max-cost=-inf"], "--max-cost"),
     *[(["label", "S", "--max-cost", b], "--max-cost") for b in ("nan", "-0.01")],
+    *[(["run", "imgs", "-o", "S", "--max-cost", b], "--max-cost") for b in ("nan", "-1")],
 ]
 
 
@@ -138,7 +139,7 @@ def test_budgets_everywhere_are_one_option_type():
     with_budget = {
         name: a.type for name, p in parsers.items() for a in p._actions if "--max-cost" in a.option_strings
     }
-    assert set(with_budget) >= {"connote describe", "connote label"}
+    assert set(with_budget) >= {"connote describe", "connote label", "connote run"}
     assert {t.__name__ for t in with_budget.values()} == {"budget"}
     # no option takes a bare int or float: every number goes through one check of connote.numbers
     bare = [(name, a.dest) for name, p in parsers.items() for a in p._actions if a.type in (int, float)]
@@ -265,6 +266,20 @@ def test_describer_option_on_the_command_line_is_checked_too(capsys, fake_env, t
         )  # fmt: skip
         assert not srv.chat_requests()
     assert "max_side" in line and "-5" in line
+
+
+def test_run_takes_the_budget_once_and_checks_it_as_describe_does(capsys, fake_env, tmp_path):
+    from connote.testing import make_images
+
+    make_images(tmp_path / "images", 3)
+    with FakeOpenAI(api_key=KEY) as srv:
+        common = ["run", tmp_path / "images", "-o", tmp_path / "s", "--describer", "openai:gpt-4o-mini",
+                  "--describer-option", f"base_url={srv.base_url}", "-q"]  # fmt: skip
+        line = one_line_error(capsys, *common, "--describer-option", "max_cost=nan")
+        assert "--max-cost: expected a number of at least 0, got nan" in line
+        line = one_line_error(capsys, *common, "--max-cost", "1", "--describer-option", "max_cost=2")
+        assert "give it once" in line
+        assert not srv.chat_requests()
 
 
 def test_a_huge_label_is_cut_and_flagged(fake_env, tmp_path):

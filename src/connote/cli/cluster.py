@@ -13,6 +13,7 @@ from connote.cli.common import (
     add_feature_sources,
     add_hdbscan_options,
     add_json_option,
+    add_max_cost_option,
     add_min_cluster_size_option,
     add_quiet_option,
     add_run_id_argument,
@@ -38,8 +39,14 @@ from connote.defaults import DEFAULT_SEEDS
 def cmd_run(args) -> int:
     """The whole pipeline through :func:`connote.steps.run`; each stage is printed as soon as it ends."""
     from connote import steps
+    from connote.errors import UserError
 
     done: dict = {"images": args.images}
+    options = describer_options(args, steps.run)
+    if args.max_cost is not None:
+        if "max_cost" in options:
+            raise UserError("max_cost: given both as --max-cost and with --describer-option; give it once")
+        options["max_cost"] = args.max_cost
 
     def on_stage(name: str, result) -> None:
         done[name] = init_result(args.output, result) if name == "init" else result
@@ -62,7 +69,7 @@ def cmd_run(args) -> int:
         top_k=args.top_k,
         progress=show_progress(args),
         on_stage=on_stage,
-        **describer_options(args, steps.run),
+        **options,
     )
     done["explain"] = keyword_lists(done["explain"])
     return finish(args, done, lambda _r: None)
@@ -112,6 +119,7 @@ def add_run(sub) -> None:
     add_hdbscan_options(p)
     add_seed_option(p)
     add_top_k_option(p)
+    add_max_cost_option(p, "with a paid describer: stop describing cleanly once this much is spent")
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_run)
