@@ -84,8 +84,10 @@ class Grid:
                 pca=pca,
                 min_cluster_sizes=mcs,
                 metric=str(u.get("metric", "cosine")),
-                reference_n=int(ref) if ref else None,
-                min_cluster_size_floor=int(d.get("min_cluster_size_floor", 5)),
+                reference_n=whole(ref, "reference_n", low=1) if ref else None,
+                min_cluster_size_floor=whole(
+                    d.get("min_cluster_size_floor", 5), "min_cluster_size_floor", low=2
+                ),
             )
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad number in grid: {exc}") from None
