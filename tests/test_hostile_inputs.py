@@ -229,11 +229,30 @@ def test_bad_price_files_are_refused_before_any_request(fake_env, tmp_path, pric
     fake_env.setenv("CONNOTE_PRICES", str(price_file))
     study = make_image_study(tmp_path, 3)
     with FakeOpenAI(api_key=KEY) as srv:
-        with pytest.raises(UserError) as err:
-            steps.describe(study, "openai:gpt-4o-mini", base_url=srv.base_url, max_cost=0.05, progress=False)
+        for budget in (0.05, None):  # with a budget and without one (the cost is still counted)
+            with pytest.raises(UserError) as err:
+                steps.describe(
+                    study, "openai:gpt-4o-mini", base_url=srv.base_url, max_cost=budget, progress=False
+                )
+            assert str(price_file) in str(err.value) and words in str(err.value), err.value
         assert not srv.chat_requests()
-    assert str(price_file) in str(err.value) and words in str(err.value), err.value
-    assert study.total_cost() == 0
+    assert study.total_cost() == 0 and not study.calls("describe")
+
+
+def test_a_bad_price_file_stops_label_and_embed_before_any_request(fake_env, tmp_path):
+    price_file = tmp_path / "prices.toml"
+    price_file.write_text(
+        '[models."gpt-4o-mini"]\noutput = nan\n[models."text-embedding-3-small"]\ninput = -1\n'
+    )
+    fake_env.setenv("CONNOTE_PRICES", str(price_file))
+    d = build(tmp_path)
+    with FakeOpenAI(api_key=KEY) as srv:
+        with pytest.raises(UserError, match=r"prices\.toml: \[models\.\"gpt-4o-mini\"\] output"):
+            labels.label(d.study, d.run_id, "openai:gpt-4o-mini", base_url=srv.base_url, progress=False)
+        with pytest.raises(UserError, match="prices.toml"):
+            steps.embed(d.study, "openai:text-embedding-3-small", base_url=srv.base_url, progress=False)
+        assert not srv.requests
+    assert not d.study.calls("label")
 
 
 @pytest.mark.parametrize(
