@@ -41,6 +41,7 @@ def cmd_label(args) -> int:
         progress=show_progress(args),
         base_url=args.base_url,
         concurrency=args.concurrency,
+        retry_flagged=args.retry_flagged,
     )
     if args.json:
         _json(res.to_dict())
@@ -84,6 +85,11 @@ def add_label(sub) -> None:
     )
     add_max_cost_option(p, "stop before spending more than this many USD")
     p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost; send nothing")
+    p.add_argument(
+        "--retry-flagged",
+        action="store_true",
+        help="ask again for the clusters whose answer was flagged (kept and not asked again otherwise)",
+    )
     p.add_argument("--json", action="store_true")
     add_quiet_option(p)
     p.set_defaults(func=cmd_label)
