@@ -511,6 +511,7 @@ def run(
     selection: str | None = None,
     seed: int | None = DEFAULT_SEED,
     top_k: int = DEFAULT_TOP_K,
+    max_cost: float | None = None,
     progress: bool = True,
     on_stage: Callable[[str, object], None] | None = None,
     **describer_options,
@@ -526,7 +527,9 @@ def run(
     tell("init", summary)
     if summary.ok == 0:
         raise UserError(f"no usable images under {images}")
-    described = describe(study, describer, prompt=prompt, progress=progress, **describer_options)
+    described = describe(
+        study, describer, prompt=prompt, max_cost=max_cost, progress=progress, **describer_options
+    )
     tell("describe", described)
     tell("embed", embed(study, text, progress=progress))
     res = cluster(

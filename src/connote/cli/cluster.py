@@ -39,14 +39,8 @@ from connote.defaults import DEFAULT_SEEDS
 def cmd_run(args) -> int:
     """The whole pipeline through :func:`connote.steps.run`; each stage is printed as soon as it ends."""
     from connote import steps
-    from connote.errors import UserError
 
     done: dict = {"images": args.images}
-    options = describer_options(args, steps.run)
-    if args.max_cost is not None:
-        if "max_cost" in options:
-            raise UserError("max_cost: given both as --max-cost and with --describer-option; give it once")
-        options["max_cost"] = args.max_cost
 
     def on_stage(name: str, result) -> None:
         done[name] = init_result(args.output, result) if name == "init" else result
@@ -68,8 +62,9 @@ def cmd_run(args) -> int:
         seed=args.seed,
         top_k=args.top_k,
         progress=show_progress(args),
+        max_cost=args.max_cost,
         on_stage=on_stage,
-        **options,
+        **describer_options(args, steps.run),
     )
     done["explain"] = keyword_lists(done["explain"])
     return finish(args, done, lambda _r: None)
