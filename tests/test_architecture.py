@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "leaves",
         [
             "errors",
+            "numbers",
             "defaults",
             "specs",
             "params",

@@ -16,6 +16,13 @@ from connote.jit import import_umap
 from connote.params import Params
 from connote.specs import unknown_option
 
+#: Distances the neighbour graph (exact: scikit-learn; approximate: pynndescent) and UMAP all know, and that
+#: need no parameters of their own.
+UMAP_METRICS = (
+    "braycurtis", "canberra", "chebyshev", "correlation", "cosine", "euclidean", "l1", "l2", "manhattan",
+    "minkowski",
+)  # fmt: skip
+
 
 class Reducer(Params):
     """What every S3 stage of connote declares: its ``kind`` (the spec's prefix, registered in
@@ -47,6 +54,8 @@ class Reducer(Params):
         args = {}
         for key, value in options.items():
             arg, typ = cls._option(key, spec, others)
+            if arg in args:  # components= and n_components= are one option
+                raise UserError(f"{key!r} repeats an option given before in {spec!r}; give it once")
             try:
                 args[arg] = typ(value)
             except ValueError as exc:
@@ -122,6 +131,8 @@ class UMAPReducer(Reducer):
             )
         if not 0 <= float(self.min_dist) <= 1:
             raise UserError(f"UMAP min_dist must be between 0 and 1, got {self.min_dist}")
+        if self.metric not in UMAP_METRICS:
+            raise UserError(f"unknown UMAP metric {self.metric!r} (known: {', '.join(UMAP_METRICS)})")
 
     @property
     def spec(self) -> str:

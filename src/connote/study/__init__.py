@@ -40,7 +40,7 @@ from connote.study.descriptions import DescriptionsMixin
 from connote.study.flags import FlagsMixin
 from connote.study.images import ImagesMixin
 from connote.study.runs import RunsMixin
-from connote.study.schema import migrate
+from connote.study.schema import DamagedSchema, check_tables, migrate
 from connote.study.validation import ValidationMixin
 from connote.study.vectors import DamagedVectors, VectorStore, migrate_study, slug
 
@@ -96,6 +96,10 @@ class Study(FlagsMixin, DerivedMixin, ImagesMixin, DescriptionsMixin, RunsMixin,
         con, readonly = db.connect(path, create=create)
         try:
             migrate(con)
+            check_tables(con)
+        except DamagedSchema as exc:
+            con.close()
+            raise db.damaged(path / db.DB_NAME, str(exc)) from None
         except RuntimeError as exc:
             con.close()
             raise UserError(f"{path}: {exc}") from None
