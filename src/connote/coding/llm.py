@@ -198,7 +198,7 @@ class ImagesChat:
         inner = self.inner
         extra = {"response_format": {"type": "json_object"}} if self.json_mode else {}
         res = inner.complete(lambda: inner.images_body(list(item.images), item.prompt, **extra))
-        if self.json_mode and isinstance(res, DescribeError) and "response_format" in str(res):
+        if extra and isinstance(res, DescribeError) and "response_format" in str(res):
             self.json_mode = False  # the server does not support it: ask in plain text from now on
             res = inner.complete(lambda: inner.images_body(list(item.images), item.prompt))
         return res

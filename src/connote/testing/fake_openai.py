@@ -255,6 +255,10 @@ class FakeOpenAI(FilesAndBatches):
         """Chat requests per image hash (every attempt counts)."""
         return collections.Counter(r["image"] for r in self.chat_requests() if r["image"] is not None)
 
+    def request_counts(self) -> collections.Counter:
+        """Chat requests per content asked (prompt and images; every attempt counts)."""
+        return collections.Counter(r["key"] for r in self.chat_requests() if r.get("key"))
+
     def _next_id(self, prefix: str) -> str:
         with self._lock:
             self._ids += 1
@@ -372,6 +376,10 @@ class FakeOpenAI(FilesAndBatches):
             return
         image, _ = image_of(req)
         info = {"path": "chat", "model": req.get("model"), "image": image, "t": time.time()}
+        # what was asked (prompt and every image): two requests with one key asked the same thing
+        info["key"] = hashlib.sha256(json.dumps(req.get("messages"), sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
         fault = self._choose(info)
         info["fault"] = fault["kind"]
         with self._lock:
