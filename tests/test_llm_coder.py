@@ -339,3 +339,142 @@ def test_sets_answer_and_score_keep_the_llm_apart(study_dir, tmp_path):
     out = run_cli("sets", "score", study_dir, check=True).stdout
     assert f"Cohen's kappa {CODER} / eve" in out and f"accuracy of {CODER} alone: 1.000" in out
     assert not math.isnan(rep.kappa)
+
+
+# ---------------------------------------------------------------------------------------------- frames
+def test_multiclimate_frames_end_to_end_on_the_command_line(tmp_path):
+    """Done as the issue states it, on 30 MultiClimate frames (three videos): a pair sample, two human
+    coders' files and the loopback server; `pairs rate` rates every pair once, `pairs score` prints human,
+    LLM and human-vs-LLM alpha and the three qualities of every run; `sets answer` and `sets score` the same
+    for the sets."""
+    import shutil
+
+    from test_one_key_one_result import FRAMES
+
+    if FRAMES is None:
+        pytest.skip("../shared/datasets/multiclimate_frames is absent")
+    with open(FRAMES / "labels.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    videos = sorted({r["video_id"] for r in rows})[:3]
+    chosen = [r for r in rows if r["video_id"] in videos][:30]
+    (tmp_path / "images").mkdir()
+    for r in chosen:
+        shutil.copyfile(FRAMES / r["filename"], tmp_path / "images" / Path(r["filename"]).name)
+    info = {Path(r["filename"]).name: r for r in chosen}
+    study_dir = tmp_path / "study"
+    run_cli("init", study_dir, "--images", tmp_path / "images", "-q", check=True)
+    study = Study.open(study_dir)
+    paths = sorted(r["path"] for r in study.unique_images())
+    add_run(study, {p: videos.index(info[p]["video_id"]) for p in paths}, seed=1)
+    add_run(study, {p: i % 3 for i, p in enumerate(paths)}, seed=2)
+    run_id = study.runs()[0]["id"]
+    study.set_keywords(run_id, {i: [(v.lower(), 1.0)] for i, v in enumerate(videos)}, {})
+    study.close()
+    n = 150
+    run_cli("pairs", "sample", study_dir, "--n", n, "-q", check=True)
+    study = Study.open(study_dir)
+    by_sha = {r["sha256"]: info[r["path"]] for r in study.unique_images()}
+    pairs = study.pairs(study.pair_sample()["id"])
+    rng = random.Random(7)
+    for coder in ("ann", "bob"):
+        path = tmp_path / f"{coder}.csv"
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["pair", "denotative", "connotative"])
+            for p in pairs:
+                a, b = by_sha[p["sha_a"]], by_sha[p["sha_b"]]
+                den = 2 if a["video_id"] == b["video_id"] else 0
+                con = 2 if a["frame_stance"] == b["frame_stance"] else 1
+                w.writerow([p["pos"], min(2, den + (rng.random() < 0.2)), max(0, con - (rng.random() < 0.2))])
+        run_cli("pairs", "import", study_dir, path, "--coder", coder, check=True)
+    study.close()
+    with FakeOpenAI(api_key=KEY) as srv:
+        proc = run(rate_cmd(study_dir, srv))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert len(srv.chat_requests()) == n and set(srv.request_counts().values()) == {1}
+        assert run(rate_cmd(study_dir, srv)).returncode == 0 and len(srv.chat_requests()) == n
+        out = run_cli("pairs", "score", study_dir, check=True).stdout
+        for text in (
+            "Krippendorff's alpha (ordinal)",
+            f"{CODER} / ann",
+            f"{CODER} / bob",
+            f"{CODER} / (humans)",
+        ):
+            assert text in out, out
+        table = out.split("humans den.")[1]
+        assert all(f"\n{r:>4}  " in table for r in (1, 2))  # the three qualities of every run
+        run_cli("sets", "sample", study_dir, str(run_id), "--per-cluster", "3", "-q", check=True)
+        sets = Study.open(study_dir).image_sets(Study.open(study_dir).set_sample()["id"])
+        answers = tmp_path / "eve.csv"
+        params = json.loads(Study.open(study_dir).set_sample()["params"])
+        code_of = {int(c): code for code, c in params["codes"].items()}
+        answers.write_text(
+            "set,description\n" + "".join(f"{st['pos']},{code_of[st['cluster']]}\n" for st in sets),
+            encoding="utf-8",
+        )
+        run_cli("sets", "import", study_dir, answers, "--evaluator", "eve", check=True)
+        ask = connote_cmd(
+            "sets", "answer", study_dir, "--llm", f"openai:{MODEL}", "--base-url", srv.base_url, "-q"
+        )
+        proc = run(ask)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert len(srv.chat_requests()) == n + len(sets)
+    out = run_cli("sets", "score", study_dir, check=True).stdout
+    assert f"Cohen's kappa {CODER} / eve" in out and f"accuracy of {CODER} alone" in out
+    assert "accuracy of eve alone: 1.000" in out
+
+
+def test_a_paid_answer_that_could_not_be_stored_is_stored_by_the_next_run_without_a_request(
+    study_dir, monkeypatch
+):
+    import sqlite3
+
+    from connote.errors import UserError
+
+    fake_openai_env(monkeypatch, KEY)
+    real = llm._store
+    calls = {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*args, **kwargs)
+
+    with FakeOpenAI(api_key=KEY) as srv:
+        monkeypatch.setattr(llm, "_store", failing)
+        with pytest.raises(UserError, match="stopped sending at once"):
+            llm.rate_pairs(study_dir, f"openai:{MODEL}", base_url=srv.base_url, concurrency=1, progress=False)
+        sent = len(srv.chat_requests())
+        assert sent == 3  # nothing more after the failed store
+        assert list((study_dir / "journal").glob("*.jsonl"))
+        monkeypatch.setattr(llm, "_store", real)
+        res = llm.rate_pairs(study_dir, f"openai:{MODEL}", base_url=srv.base_url, progress=False)
+        assert res.answered == N_PAIRS - 2 and len(srv.chat_requests()) == sent + N_PAIRS - 3
+    assert len(exported(Study.open(study_dir), CODER)["connotative"]) == N_PAIRS
+    assert not list(study_dir.glob("journal/*.jsonl"))  # the journal is gone once its answer is stored
+
+
+def test_kill_9_loses_no_answer_that_came_back(study_dir):
+    import signal
+    import time
+
+    with FakeOpenAI(api_key=KEY, latency=0.05) as srv:
+        proc = subprocess.Popen(
+            rate_cmd(study_dir, srv, "--concurrency", "2"),
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.time() + 120
+        while len(srv.chat_requests()) < 20 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert 0 < len(srv.chat_requests()) < N_PAIRS
+        again = run(rate_cmd(study_dir, srv, "--json"))
+        assert again.returncode == 0, again.stderr[-2000:]
+        counts = srv.request_counts()
+    # every pair is rated; only the asks in flight when the process was killed were asked twice
+    assert len(exported(Study.open(study_dir), CODER)["denotative"]) == N_PAIRS
+    assert len(counts) == N_PAIRS and sum(n - 1 for n in counts.values()) <= 2

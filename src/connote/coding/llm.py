@@ -21,22 +21,23 @@ with ``@BA`` appended, so they never mix with the (A, B) ones, and their agreeme
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import hashlib
 import json
 import math
 import re
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 from connote.describers.base import DescribeError, Description, ImageItem
+from connote.describers.runner import entry_to_json
 from connote.errors import UserError
+from connote.paid import JournalFull, PaidWork
 from connote.study import Study
 from connote.study.calls import log_retried_output
-from connote.study.claims import Claims, describe_others, scope
+from connote.study.claims import describe_others, scope
 
 DIMENSIONS = ("denotative", "connotative")
 REVERSED = "@BA"  # suffix of the coder name under which the (B, A) answers of --both-orders are kept
@@ -337,115 +338,34 @@ def run_job(
 
 
 def _send(study, chat, job: Job, todo: list[CodingItem], res: CodingResult, max_cost, progress) -> None:
+    """The paid-call path (:mod:`connote.paid`) once per coder name (the (B, A) answers have their own):
+    answers an earlier run journaled and could not store are stored first, without a request; the rest is
+    claimed, reserved, sent through the runner, journaled and stored with its call, one ask at a time,
+    ``concurrency`` in flight."""
     from connote.describers.runner import DescribeRunner
 
     runner = DescribeRunner(chat, prompt="", check=lambda text: job.parse(text)[1])
-    claims: dict[str, Claims] = {}
-
-    def claims_of(it: CodingItem) -> Claims:
-        where = scope(job.stage, job.sample_id, it.coder)
-        if where not in claims:
-            claims[where] = Claims(study.con, where)
-        return claims[where]
-
-    def still_todo(it: CodingItem) -> bool:
-        return not job.stored(it) and _logged(study, job, it) is None
-
-    price = chat.price if max_cost is not None else None
-    stop = threading.Event()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"{job.stage.title()} ({chat.spec})", unit="ask")
-    queue = collections.deque(todo)
-    deferred: list[CodingItem] = []
+    by_coder: dict[str, list[CodingItem]] = {}
+    for it in todo:
+        by_coder.setdefault(it.coder, []).append(it)
     busy: list = []
-    second_look = False
-    reserved = 0.0
-
-    def next_item() -> CodingItem | None:
-        nonlocal queue, deferred, second_look
-        while True:
-            if not queue:
-                if second_look or not deferred:
-                    return None
-                second_look, queue, deferred = True, collections.deque(deferred), []
-            it = queue.popleft()
-            mine, held = claims_of(it).take([str(it.pos)], lambda _key, it=it: still_todo(it))
-            if mine:
-                return it
-            if held:
-                deferred.append(it)
-                if second_look:
-                    busy.extend(held)
-            else:  # done by another process since this one looked
-                res.elsewhere += 1
-                if bar is not None:
-                    bar.update(1)
-
-    with ThreadPoolExecutor(max_workers=chat.concurrency, thread_name_prefix=job.stage) as pool:
-        inflight: dict = {}
-        waiting = None
-
-        def collect(fut) -> None:
-            nonlocal reserved
-            it, held = inflight.pop(fut)
-            reserved -= held
-            entry = fut.result()[0]
-            with study.transaction() as con:
-                _store(study, con, chat, job, it, entry, res)
-                claims_of(it).release([str(it.pos)])
-                claims_of(it).refresh()
-            if bar is not None and entry[0] is not None:
-                bar.update(1)
-
-        try:
-            while True:
-                while len(inflight) < chat.concurrency and not stop.is_set():
-                    it = waiting or next_item()
-                    waiting = None
-                    if it is None:
-                        break
-                    held = chat.reserve(it) if price is not None else 0.0
-                    if max_cost is not None and res.cost_usd + reserved + held > max_cost:
-                        if inflight:
-                            waiting = it
-                            break
-                        res.stopped = f"budget of ${max_cost:g} reached (spent ${res.cost_usd:.4f})"
-                        stop.set()
-                        break
-                    reserved += held
-                    inflight[pool.submit(runner.call_with_retries, [it], stop)] = (it, held)
-                if not inflight:
-                    break
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    collect(fut)
-        except KeyboardInterrupt:
-            stop.set()
-            res.stopped = "interrupted"
-            for fut in list(inflight):
-                if fut.cancel():
-                    inflight.pop(fut)
-            with contextlib.suppress(BaseException):
-                for fut in list(inflight):
-                    wait([fut], timeout=60)
-                    if fut.done():
-                        collect(fut)
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            for c in claims.values():
-                with contextlib.suppress(Exception):
-                    c.release_all()
-    if busy:
-        res.elsewhere += len(busy)
-        res.elsewhere_note = (
-            f"{len(busy)} ask(s) were still in the hands of another connote process ({describe_others(busy)}); "
-            "run again later for any it leaves undone"
-        )
+    try:
+        for coder, items in by_coder.items():
+            budget = None if max_cost is None else max_cost - res.cost_usd
+            with PaidWork(
+                study, scope(job.stage, job.sample_id, coder), stage=job.stage, max_cost=budget
+            ) as work:
+                _send_scope(study, chat, runner, work, job, items, res, progress)
+            busy += work.busy
+            if res.stopped:
+                break
+    finally:
+        if runner._fatal is None and busy:
+            res.elsewhere += len(busy)
+            res.elsewhere_note = (
+                f"{len(busy)} ask(s) were still in the hands of another connote process "
+                f"({describe_others(busy)}); run again later for any it leaves undone"
+            )
     if runner._fatal is not None:
         key = chat.api_key_env
         raise UserError(
@@ -454,6 +374,86 @@ def _send(study, chat, job: Job, todo: list[CodingItem], res: CodingResult, max_
             + (f"check {key} and " if key else "")
             + "run the same command again"
         )
+
+
+def _send_scope(study, chat, runner, work, job: Job, items: list[CodingItem], res: CodingResult, progress):
+    from connote.describers.runner import _bar, _ClaimQueue, _drain, _stored_nothing_more, entry_from_json
+
+    by_key = {it.sha256: it for it in items}
+
+    def still_todo(key: str) -> bool:
+        it = by_key.get(key)
+        return it is not None and not job.stored(it) and _logged(study, job, it) is None
+
+    replayed = {key: entry_from_json(payload) for key, payload in work.replay(lambda k: k in by_key)}
+    if replayed:  # paid for by an earlier run that could not store it (disk full, kill -9)
+        mine, _ = work.claim(list(replayed), still_todo)
+        for key in mine:
+            with study.transaction() as con:
+                _store(study, con, chat, job, by_key[key], replayed[key], res)
+                work.stored([key])
+        items = [it for it in items if it.sha256 not in replayed]
+    bar = _bar(progress, len(items), f"{job.stage.title()} ({chat.spec})", "ask")
+    queue = _ClaimQueue(work, items, 1, still_todo, res, bar)
+    stop = threading.Event()
+    failure: list[BaseException] = []  # the first store that failed: nothing more is sent
+    with ThreadPoolExecutor(max_workers=chat.concurrency, thread_name_prefix=job.stage) as pool:
+        inflight: dict = {}
+
+        def collect(fut) -> None:
+            (it,), held = inflight.pop(fut)
+            entry = fut.result()[0]
+            before = res.cost_usd
+            if entry[0] is not None or entry[4]:
+                try:
+                    work.journal(it.sha256, entry_to_json(entry))
+                except JournalFull as exc:
+                    failure.append(exc)
+                try:
+                    with study.transaction() as con:
+                        _store(study, con, chat, job, it, entry, res)
+                        work.stored([it.sha256])
+                except sqlite3.Error as exc:
+                    failure.insert(0, exc)
+            work.settle(held, res.cost_usd - before)
+            if failure:
+                stop.set()
+            if bar is not None and entry[0] is not None:
+                bar.update(1)
+
+        waiting = None
+        try:
+            while True:
+                while len(inflight) < chat.concurrency and not stop.is_set():
+                    batch = waiting or queue.next()
+                    waiting = None
+                    if batch is None:
+                        break
+                    worst = chat.reserve(batch[0])
+                    held = work.reserve(worst)
+                    if held is None:
+                        if inflight:  # wait for the calls in flight: their real cost may leave room
+                            waiting = batch
+                            break
+                        res.stopped = work.budget_line(worst)
+                        stop.set()
+                        break
+                    inflight[pool.submit(runner.call_with_retries, batch, stop)] = (batch, held)
+                if not inflight:
+                    break
+                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    collect(fut)
+        except KeyboardInterrupt:
+            stop.set()
+            res.stopped = "interrupted"
+            _drain(inflight, collect)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+    if failure:
+        raise _stored_nothing_more(study, failure[0], work.unstored)
 
 
 def _store(study, con, chat, job: Job, it: CodingItem, entry, res: CodingResult) -> None:
