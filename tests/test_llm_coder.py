@@ -478,3 +478,45 @@ def test_kill_9_loses_no_answer_that_came_back(study_dir):
     # every pair is rated; only the asks in flight when the process was killed were asked twice
     assert len(exported(Study.open(study_dir), CODER)["denotative"]) == N_PAIRS
     assert len(counts) == N_PAIRS and sum(n - 1 for n in counts.values()) <= 2
+
+
+@pytest.mark.slow
+def test_a_local_model_rates_pairs_through_the_same_path(study_dir, tmp_path):
+    """hf:MODEL (a tiny random LLaVA, no hub): both images go into one prompt; its word salad is flagged,
+    logged, and not asked again."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from connote.testing.tiny_models import tiny_llava
+
+    model = tiny_llava(tmp_path / "tiny-llava")
+    sample_pairs(study_dir, 4, seed=9, name="few", progress=False)
+    res = llm.rate_pairs(study_dir, f"hf:{model}", name="few", max_tokens=8, progress=False)
+    assert res.asks == 4 and res.answered + res.flagged == 4 and res.failed == 0
+    study = Study.open(study_dir)
+    calls = study.calls("rate")
+    assert len(calls) == 4 and all(c["backend"] == f"hf:{model}" for c in calls)
+    again = llm.rate_pairs(study, f"hf:{model}", name="few", max_tokens=8, progress=False)
+    assert again.calls == 0 and len(study.calls("rate")) == 4
+
+
+# ---------------------------------------------------------------------------------------------- index
+def test_study_index_shows_llm_quality_in_its_own_columns(study_dir, monkeypatch):
+    import re
+
+    from connote.reports import render_study
+
+    fake_openai_env(monkeypatch, KEY)
+    study = Study.open(study_dir)
+    page = render_study(study, progress=False).read_text(encoding="utf-8")
+    assert "LLM denotative quality" not in page  # no LLM coded: no LLM columns
+    human = dict(re.findall(r'<tr data-run="(\d+)">(.*?)</tr>', page, re.S))
+    with FakeOpenAI(api_key=KEY) as srv:
+        llm.rate_pairs(study, f"openai:{MODEL}", base_url=srv.base_url, progress=False)
+    page = render_study(study, progress=False).read_text(encoding="utf-8")
+    rows = dict(re.findall(r'<tr data-run="(\d+)">(.*?)</tr>', page, re.S))
+    assert "LLM denotative quality" in page and "LLM connotative quality" in page
+    for run_id, row in rows.items():  # the humans' columns are as they were
+        without = re.sub(r'<td class="num llm"[^>]*>.*?</td>', "", row)
+        assert without.split() == human[run_id].split()
+    assert '<td class="num llm" data-v="2.0">2.000</td>' in rows["1"]  # the LLM's quality of the true run
+    assert f"{CODER} / the humans, denotative: Krippendorff" in page

@@ -15,6 +15,7 @@ from connote.cli.common import (
 from connote.cli.llmcoder import add_llm_options
 
 DIMS = ("denotative", "connotative")
+WHOSE = {"humans": "humans'", "llm": "LLM's", "all": "humans' and the LLM's"}
 
 
 def cmd_pairs_sample(args) -> int:
@@ -116,7 +117,7 @@ def render_llm_agreement(r: dict) -> None:
         return
     say(
         f"LLM coder(s), kept apart from the humans: {', '.join(r['llm_coders'])}; the quality below is "
-        f"from the {r['coders']} ratings"
+        f"from the {WHOSE[r['coders']]} ratings"
     )
     for a in r["llm_agreement"]:
         alpha = "-" if a["alpha"] != a["alpha"] else f"{a['alpha']:.3f}"
