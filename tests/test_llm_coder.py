@@ -269,6 +269,8 @@ def test_json_mode_fallback_prompt_file_dry_run_and_budget(study_dir, tmp_path, 
         # every later one goes without it
         refused = [r for r in srv.chat_requests() if r["status"] == 400]
         assert 1 <= len(refused) <= 8 and not res["failed"] and not res["problems"]
+        taken = run(rate_cmd(study_dir, srv, "--coder", "ann"))
+        assert taken.returncode == 2 and "a person's answers" in taken.stderr
     study = Study.open(study_dir)
     coder = res["coder"]
     assert coder.startswith(CODER + "#")  # another prompt, another coder name

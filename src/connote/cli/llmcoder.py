@@ -74,7 +74,7 @@ def render_coding(r) -> None:
         cost = "unknown" if r.estimate_cost_usd is None else f"${r.estimate_cost_usd:.4f}"
         say(
             f"Dry run, sample {r.sample!r} as {r.coder}: {r.asks} ask(s), {r.already} answered already; about "
-            f"{r.input_tokens} input and {r.output_tokens} output tokens at most, {cost}."
+            f"{r.input_tokens} input and {r.output_tokens} output tokens, {cost} (the budget holds each call's worst case)."
         )
         for note in r.notes:
             say(f"  {note}")

@@ -28,7 +28,6 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 from connote.describers.base import DescribeError, Description, ImageItem
@@ -41,6 +40,7 @@ from connote.study.claims import describe_others, scope
 
 DIMENSIONS = ("denotative", "connotative")
 REVERSED = "@BA"  # suffix of the coder name under which the (B, A) answers of --both-orders are kept
+EXPECTED_OUTPUT_TOKENS = 20  # a JSON answer's tokens, for estimates (the budget holds max_tokens)
 MACHINE_SOURCE = "call:"  # prefix of the source of an answer an LLM gave (the call's id follows)
 
 RATE_PROMPT = """You are a coder in a study of what images mean. You see two images: image A first, then \
@@ -314,10 +314,11 @@ def run_job(
         price = chat.price
         cost = 0.0
         for it in todo:
-            tin, tout = chat.tokens(it)
+            tin, most = chat.tokens(it)
+            tout = min(most, EXPECTED_OUTPUT_TOKENS)
             res.input_tokens += tin
             res.output_tokens += tout
-            cost += price.cost(tin, min(tout, 30)) if price else 0.0
+            cost += price.cost(tin, tout) if price else 0.0
         res.estimate_cost_usd = cost if (price or not todo) else None
         res.notes.append(
             f"{len(todo)} call(s) to make, {len(pending) - len(todo)} answered from the call log; nothing sent"
@@ -377,7 +378,7 @@ def _send(study, chat, job: Job, todo: list[CodingItem], res: CodingResult, max_
 
 
 def _send_scope(study, chat, runner, work, job: Job, items: list[CodingItem], res: CodingResult, progress):
-    from connote.describers.runner import _bar, _ClaimQueue, _drain, _stored_nothing_more, entry_from_json
+    from connote.describers.runner import _bar, _ClaimQueue, _stored_nothing_more, entry_from_json, send_all
 
     by_key = {it.sha256: it for it in items}
 
@@ -397,61 +398,31 @@ def _send_scope(study, chat, runner, work, job: Job, items: list[CodingItem], re
     queue = _ClaimQueue(work, items, 1, still_todo, res, bar)
     stop = threading.Event()
     failure: list[BaseException] = []  # the first store that failed: nothing more is sent
-    with ThreadPoolExecutor(max_workers=chat.concurrency, thread_name_prefix=job.stage) as pool:
-        inflight: dict = {}
 
-        def collect(fut) -> None:
-            (it,), held = inflight.pop(fut)
-            entry = fut.result()[0]
-            before = res.cost_usd
-            if entry[0] is not None or entry[4]:
-                try:
-                    work.journal(it.sha256, entry_to_json(entry))
-                except JournalFull as exc:
-                    failure.append(exc)
-                try:
-                    with study.transaction() as con:
-                        _store(study, con, chat, job, it, entry, res)
-                        work.stored([it.sha256])
-                except sqlite3.Error as exc:
-                    failure.insert(0, exc)
-            work.settle(held, res.cost_usd - before)
-            if failure:
-                stop.set()
-            if bar is not None and entry[0] is not None:
-                bar.update(1)
-
-        waiting = None
-        try:
-            while True:
-                while len(inflight) < chat.concurrency and not stop.is_set():
-                    batch = waiting or queue.next()
-                    waiting = None
-                    if batch is None:
-                        break
-                    worst = chat.reserve(batch[0])
-                    held = work.reserve(worst)
-                    if held is None:
-                        if inflight:  # wait for the calls in flight: their real cost may leave room
-                            waiting = batch
-                            break
-                        res.stopped = work.budget_line(worst)
-                        stop.set()
-                        break
-                    inflight[pool.submit(runner.call_with_retries, batch, stop)] = (batch, held)
-                if not inflight:
-                    break
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    collect(fut)
-        except KeyboardInterrupt:
+    def keep(batch, held, results) -> None:
+        (it,), (entry,) = batch, results
+        before = res.cost_usd
+        if entry[0] is not None or entry[4]:
+            try:
+                work.journal(it.sha256, entry_to_json(entry))
+            except JournalFull as exc:
+                failure.append(exc)
+            try:
+                with study.transaction() as con:
+                    _store(study, con, chat, job, it, entry, res)
+                    work.stored([it.sha256])
+            except sqlite3.Error as exc:
+                failure.insert(0, exc)
+        work.settle(held, res.cost_usd - before)
+        if failure:
             stop.set()
-            res.stopped = "interrupted"
-            _drain(inflight, collect)
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
+        if bar is not None and entry[0] is not None:
+            bar.update(1)
+
+    def worst(batch) -> float:
+        return chat.reserve(batch[0])
+
+    send_all(work, queue, worst, runner.call_with_retries, keep, res, stop, bar, chat.concurrency, job.stage)
     if failure:
         raise _stored_nothing_more(study, failure[0], work.unstored)
 
@@ -511,6 +482,15 @@ def _count(res: CodingResult, d: Description) -> None:
     res.cost_usd += float(d.cost_usd or 0.0)
 
 
+def _not_a_person(rows, role: str, name: str, sample: str) -> None:
+    """Refuse an LLM coder name that a person's answers in the sample already carry (they would be
+    overwritten, and the person counted as a machine)."""
+    if any(r[role] == name and not is_machine(r["source"]) for r in rows):
+        raise UserError(
+            f"--{role} {name!r}: a person's answers in sample {sample!r} carry that name; choose another"
+        )
+
+
 def _images(study: Study) -> dict[str, ImageItem]:
     root = study.images_root
     return {r["sha256"]: ImageItem(r["sha256"], root / r["path"], r["path"]) for r in study.unique_images()}
@@ -551,6 +531,7 @@ def rate_pairs(
         raise UserError(
             f"--coder {coder!r}: choose a name that does not end in {REVERSED!r} and is not a role"
         )
+    _not_a_person(study.ratings(sample["id"]), "coder", coder, sample["name"])
     images = _images(study)
     items = []
     for p in study.pairs(sample["id"]):
@@ -647,6 +628,7 @@ def answer_sets(
     text = answer_prompt(template, descriptions)
     chat = make_chat(llm, _options(size, concurrency, max_tokens, base_url, options))
     evaluator = evaluator or coder_name(chat.spec, template, ANSWER_PROMPT)
+    _not_a_person(study.set_answers(sample["id"]), "evaluator", evaluator, sample["name"])
     images = _images(study)
     items = []
     sets = study.image_sets(sample["id"])

@@ -409,62 +409,24 @@ class DescribeRunner:
     def _send(self, study, work: PaidWork, set_id, items, still_todo, prompt, summary, progress) -> None:
         """Claim, reserve, send and store the items a batch at a time, ``concurrency`` batches in flight."""
         d = self.describer
-        concurrency = max(1, int(d.concurrency))
         bar = _bar(progress, len(items), f"Describing ({d.spec})", "img")
         queue = _ClaimQueue(work, items, max(1, int(d.batch_size)), still_todo, summary, bar)
         stop = threading.Event()
         failure: list[BaseException] = []  # the first store that failed (disk full): nothing more is sent
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="describe") as pool:
-            inflight: dict[Future, tuple[list[ImageItem], float]] = {}
 
-            def collect(fut: Future) -> None:
-                batch, held = inflight.pop(fut)
-                try:
-                    results = fut.result()
-                except UserError:
-                    stop.set()
-                    raise
-                cost = self._keep(study, work, set_id, batch, results, prompt, summary, failure)
-                work.settle(held, cost)
-                if failure:
-                    stop.set()
-                if bar is not None:
-                    bar.update(sum(e[0] is not None for e in results))
-                    if work.spent:
-                        bar.set_postfix(cost=f"${work.spent:.4f}")
-
-            pending_batch = None
-            try:
-                while True:
-                    while len(inflight) < concurrency and not stop.is_set():
-                        batch = pending_batch or queue.next()
-                        pending_batch = None
-                        if batch is None:
-                            break
-                        worst = self._reserve(batch)
-                        held = work.reserve(worst)
-                        if held is None:
-                            if inflight:  # wait for in-flight calls: their real cost may leave room
-                                pending_batch = batch
-                                break
-                            summary.stopped = work.budget_line(worst)
-                            stop.set()
-                            break
-                        inflight[pool.submit(self._call, batch, stop)] = (batch, held)
-                    if not inflight:
-                        break
-                    finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        collect(fut)
-            except KeyboardInterrupt:
-                # Stop sending; keep what the calls already in flight bring back (they are paid for).
+        def keep(batch, held, results) -> None:
+            cost = self._keep(study, work, set_id, batch, results, prompt, summary, failure)
+            work.settle(held, cost)
+            if failure:
                 stop.set()
-                summary.stopped = "interrupted"
-                _drain(inflight, collect)
-                raise
-            finally:
-                if bar is not None:
-                    bar.close()
+            if bar is not None:
+                bar.update(sum(e[0] is not None for e in results))
+                if work.spent:
+                    bar.set_postfix(cost=f"${work.spent:.4f}")
+
+        send_all(
+            work, queue, self._reserve, self._call, keep, summary, stop, bar, int(d.concurrency), "describe"
+        )
         if failure:
             raise _stored_nothing_more(study, failure[0], work.unstored)
 
@@ -631,6 +593,61 @@ class _ClaimQueue:
             batch = [it for it in chunk if it.sha256 in taken]
             if batch:
                 return batch
+
+
+def send_all(
+    work: PaidWork, queue, worst, call, keep, summary, stop, bar, concurrency: int, name: str
+) -> None:
+    """The send loop of the paid-call path, for describing and for any stage built on the runner (an LLM
+    coder): the batches ``queue.next()`` hands out (claimed) go to ``call(batch, stop)``, ``concurrency`` in
+    flight, each holding ``worst(batch)`` of the budget while it is; ``keep(batch, held, results)`` stores
+    what comes back. It stops before the budget (``summary.stopped`` says so), when ``stop`` is set, and at
+    Ctrl-C (what is in flight is kept: it is paid for)."""
+    concurrency = max(1, concurrency)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name) as pool:
+        inflight: dict[Future, tuple[list, float]] = {}
+
+        def collect(fut: Future) -> None:
+            batch, held = inflight.pop(fut)
+            try:
+                results = fut.result()
+            except UserError:
+                stop.set()
+                raise
+            keep(batch, held, results)
+
+        pending_batch = None
+        try:
+            while True:
+                while len(inflight) < concurrency and not stop.is_set():
+                    batch = pending_batch or queue.next()
+                    pending_batch = None
+                    if batch is None:
+                        break
+                    usd = worst(batch)
+                    held = work.reserve(usd)
+                    if held is None:
+                        if inflight:  # wait for in-flight calls: their real cost may leave room
+                            pending_batch = batch
+                            break
+                        summary.stopped = work.budget_line(usd)
+                        stop.set()
+                        break
+                    inflight[pool.submit(call, batch, stop)] = (batch, held)
+                if not inflight:
+                    break
+                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    collect(fut)
+        except KeyboardInterrupt:
+            # Stop sending; keep what the calls already in flight bring back (they are paid for).
+            stop.set()
+            summary.stopped = "interrupted"
+            _drain(inflight, collect)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
 
 
 def _drain(inflight: dict, collect) -> None:
