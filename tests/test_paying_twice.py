@@ -39,6 +39,8 @@ def test_plain_describe_never_pays_again_for_a_batch_in_flight(tmp_path, capsys)
         with pytest.raises(UserError, match=r"still in_progress \(6 image\(s\), paid for\).*--cancel-batch"):
             describe(study, srv)
         assert srv.chat_requests() == []
+        est = describe(study, srv, dry_run=True)
+        assert any("in flight and paid for" in n for n in est.notes)
         rc = cli.main(
             ["describe", str(study.path), "--describer", f"openai:{MODEL}", "--base-url", srv.base_url]
         )
@@ -127,3 +129,112 @@ def test_max_page_count_is_a_disk_full_error_for_sqlite(tmp_path):
     with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
         con.execute("INSERT INTO t VALUES (?)", ("x" * 100_000,))
         con.commit()
+
+
+ANSWER = "Label: Floods and rising water\nSummary: Rivers burst their banks and streets fill with water."
+
+
+def test_two_label_processes_share_the_clusters_and_pay_once(tmp_path):
+    import subprocess
+
+    from conftest import cli_env, connote_cmd
+    from derived_fixtures import build
+
+    from connote.study import derived as store
+
+    d = build(tmp_path, per_cluster=6)
+    study, run_id = d.study.path, d.run_id
+    d.study.close()
+    env = {**cli_env(), "OPENAI_API_KEY": KEY}
+    with FakeOpenAI(decide=lambda _i: {"kind": "ok", "text": ANSWER}, latency=1.0, api_key=KEY) as srv:
+        cmd = connote_cmd(
+            "label",
+            study,
+            run_id,
+            "--llm",
+            f"openai:{MODEL}",
+            "--base-url",
+            srv.base_url,
+            "--concurrency",
+            "1",
+        )
+        procs = [
+            subprocess.Popen([*cmd, "-q"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=120) for p in procs]
+        prompts = [r for r in srv.requests if r["path"] == "chat"]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert out.count("Floods and rising water") == 3  # each shows every cluster's label
+    assert len(prompts) == 3  # one call per cluster, not one per cluster per process
+    s = steps.Study.open(study)
+    assert len(s.calls("label")) == 3 and all(c["status"] == "ok" for c in s.calls("label"))
+    assert [x["status"] for x in store.labels(s, run_id).values()] == ["ok"] * 3
+    # both sent some of the calls (the other's answers were read back from the call log)
+    sent = [int(out.split(" call(s), ")[0].rsplit(" ", 1)[1]) for out, _ in outs]
+    assert sum(sent) == 3 and min(sent) > 0, outs
+    assert not s.con.execute("SELECT COUNT(*) FROM claims").fetchone()[0]
+
+
+def test_two_embed_processes_send_each_text_once(tmp_path):
+    import subprocess
+
+    from conftest import cli_env, connote_cmd
+
+    from connote.study import Study
+
+    n = 24
+    study = Study.create(tmp_path / "s")
+    set_id = study.description_set("texts", "synthetic", None, None, {})
+    for i in range(n):
+        study.put_description(set_id, f"{i:064x}", f"The image evokes theme number {i} and feeling {i % 3}.")
+    study.close()
+    spec = "openai:text-embedding-3-small,dimensions=16,batch_size=2"
+    with FakeOpenAI(api_key=KEY, embed_latency=0.5) as srv:
+        env = {**cli_env(), "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": srv.base_url}
+        cmd = connote_cmd("embed", tmp_path / "s", "--text", spec, "-q", "--json")
+        procs = [
+            subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=120) for p in procs]
+        sent = [r["n"] for r in srv.requests if r["path"] == "embeddings"]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    assert sum(sent) == n  # every text sent once, by one of the two
+    s = Study.open(tmp_path / "s")
+    name = "text:openai:text-embedding-3-small@16"
+    assert s.vectors.count(name) == n  # one row per text in the vector file
+    assert len(s.calls("embed")) == len(sent)
+    assert not s.con.execute("SELECT COUNT(*) FROM claims").fetchone()[0]
+    import json
+
+    results = [json.loads(out)[0] for out, _ in outs]
+    # both did some of the work; what each left to the other is counted as done elsewhere
+    assert sum(r["computed"] for r in results) == n and min(r["computed"] for r in results) > 0, outs
+    assert all(r["computed"] + r["elsewhere"] == n for r in results), outs
+
+
+def test_a_batch_leaves_out_images_another_process_is_describing(tmp_path):
+    import json
+    import os
+    import socket
+    import time
+
+    study = make_image_study(tmp_path, 4)
+    shas = sorted(r["sha256"] for r in study.unique_images())
+    set_id = study.description_set(f"openai:{MODEL}", f"openai:{MODEL}", MODEL, steps.PAPER_PROMPT, {})
+    with study.transaction() as con:  # a live describe process (this one, another owner) holds one image
+        con.execute(
+            "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+            (f"describe:{set_id}", shas[0], "other", os.getpid(), socket.gethostname(), time.time() + 600),
+        )
+    with FakeOpenAI(api_key=KEY, batch_polls=1) as srv:
+        s = describe(study, srv, batch=True, batch_poll=0.01)
+        (b,) = srv.batches.values()
+        sent = [
+            json.loads(x)["custom_id"]
+            for x in srv.files[b["obj"]["input_file_id"]]["content"].decode().splitlines()
+        ]
+    assert sorted(sent) == shas[1:] and s.described == 3 and s.elsewhere == 1

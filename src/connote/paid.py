@@ -42,6 +42,11 @@ Usage (``rate`` stands for any stage; ``item_to_json``/``json_to_item`` are the 
         work.wait_for_others([c.key for c in busy], still_todo)  # optional: what others held, once done or dead
     # closing releases this process's claims and removes its journal when all it holds is stored
 
+Calls to a chat model need not write that loop: :meth:`connote.describers.runner.DescribeRunner.send`
+(and ``.replay``) run it with the runner's concurrency, retries, output checks and budget, given a
+``store_one(item, entry) -> cost`` that logs and stores one answer (``item.sha256`` is the claim key; see
+``connote.labels._call_all``).
+
 ``busy`` (and :attr:`PaidWork.busy`) are the :class:`~connote.study.claims.Claim` s other live processes
 hold; :func:`connote.study.claims.describe_others` names them for a message.
 """

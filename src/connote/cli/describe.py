@@ -53,6 +53,11 @@ def cmd_describe(args) -> int:
         return finish(
             args, accept_result(study, args.name, args.accept or None), lambda r: print_accept(args.study, r)
         )
+    if args.cancel_batch and (
+        clash := [o for o in ("batch", "dry_run", "retry_flagged") if getattr(args, o)]
+    ):
+        flags = ", ".join("--" + o.replace("_", "-") for o in clash)
+        raise UserError(f"--cancel-batch sends nothing: give it without {flags}")
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size

@@ -25,18 +25,15 @@ import hashlib
 import json
 import math
 import re
-import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from connote.describers.base import DescribeError, Description, ImageItem
-from connote.describers.runner import entry_to_json
 from connote.errors import UserError
-from connote.paid import JournalFull, PaidWork
+from connote.paid import PaidWork
 from connote.study import Study
 from connote.study.calls import log_retried_output
-from connote.study.claims import describe_others, scope
+from connote.study.claims import scope
 
 DIMENSIONS = ("denotative", "connotative")
 REVERSED = "@BA"  # suffix of the coder name under which the (B, A) answers of --both-orders are kept
@@ -186,9 +183,10 @@ class ImagesChat:
         tin += text_tokens(item.prompt) + 10
         return tin, int(getattr(self.inner, "max_tokens", None) or 60)
 
-    def reserve(self, item: CodingItem) -> float:
+    def reserve(self, item: CodingItem, prompt: str = "") -> float | None:
+        """The most one ask may cost (the runner keeps it aside from a budget); None: no price known."""
         price = self.price
-        return price.cost(*self.tokens(item)) if price is not None else 0.0
+        return None if price is None else price.cost(*self.tokens(item))
 
     def describe(self, items: list[CodingItem], prompt: str) -> list[Description | DescribeError]:
         if not hasattr(self.inner, "images_body"):  # a local model
@@ -243,6 +241,7 @@ class CodingResult:
     cost_usd: float = 0.0
     elsewhere: int = 0  # answered (or being answered) by another process meanwhile
     elsewhere_note: str | None = None
+    from_journal: int = 0  # paid for by an earlier run that could not store it; stored now, no call
     stopped: str | None = None
     dry_run: bool = False
     estimate_cost_usd: float | None = None
@@ -339,118 +338,83 @@ def run_job(
 
 
 def _send(study, chat, job: Job, todo: list[CodingItem], res: CodingResult, max_cost, progress) -> None:
-    """The paid-call path (:mod:`connote.paid`) once per coder name (the (B, A) answers have their own):
-    answers an earlier run journaled and could not store are stored first, without a request; the rest is
-    claimed, reserved, sent through the runner, journaled and stored with its call, one ask at a time,
-    ``concurrency`` in flight."""
+    """The paid-call path (:mod:`connote.paid`, the describe runner's :meth:`replay` and :meth:`send`) once
+    per coder name (the (B, A) answers have their own claims): answers an earlier run journaled and could
+    not store are stored first, without a request; the rest is claimed, reserved, sent, journaled and
+    stored with its call; asks another live process holds are waited for and taken over if it dies."""
     from connote.describers.runner import DescribeRunner
 
-    runner = DescribeRunner(chat, prompt="", check=lambda text: job.parse(text)[1])
     by_coder: dict[str, list[CodingItem]] = {}
     for it in todo:
         by_coder.setdefault(it.coder, []).append(it)
-    busy: list = []
-    try:
-        for coder, items in by_coder.items():
-            budget = None if max_cost is None else max_cost - res.cost_usd
-            with PaidWork(
-                study, scope(job.stage, job.sample_id, coder), stage=job.stage, max_cost=budget
-            ) as work:
-                _send_scope(study, chat, runner, work, job, items, res, progress)
-            busy += work.busy
-            if res.stopped:
-                break
-    finally:
-        if runner._fatal is None and busy:
-            res.elsewhere += len(busy)
-            res.elsewhere_note = (
-                f"{len(busy)} ask(s) were still in the hands of another connote process "
-                f"({describe_others(busy)}); run again later for any it leaves undone"
+    for coder, items in by_coder.items():
+        budget = None if max_cost is None else max_cost - res.cost_usd
+        runner = DescribeRunner(chat, prompt="", check=lambda text: job.parse(text)[1], max_cost=budget)
+        by_key = {it.sha256: it for it in items}
+
+        def still_todo(key: str, by_key=by_key) -> bool:  # asked in the claim's transaction
+            it = by_key.get(key)
+            return it is not None and not job.stored(it) and _logged(study, job, it) is None
+
+        def store_one(it: CodingItem, entry) -> float:
+            return _store(study, study.con, chat, job, it, entry, res)
+
+        with PaidWork(
+            study, scope(job.stage, job.sample_id, coder), stage=job.stage, max_cost=budget
+        ) as work:
+            try:
+                left = runner.replay(study, work, items, still_todo, store_one, res)
+                what = "Rating" if job.stage == "rate" else "Answering"
+                runner.send(study, work, left, still_todo, store_one, res, progress=progress, what=what)
+                while (
+                    work.busy and not res.stopped
+                ):  # held by another live process: wait, take over if it dies
+                    keys = [c.key for c in work.busy]
+                    work.busy = []
+                    mine = work.wait_for_others(keys, still_todo)
+                    if mine:
+                        runner.send(
+                            study, work, [by_key[k] for k in mine], still_todo, store_one, res, progress=False
+                        )
+            finally:
+                res.cost_usd += work.spent
+        if runner._fatal is not None:
+            key = chat.api_key_env
+            raise UserError(
+                f"{study.path}: {chat.spec} refused the request ({runner._fatal}); stopped at this first "
+                f"authentication error, nothing more was sent; {res.answered} answer(s) stored in this run: "
+                + (f"check {key} and " if key else "")
+                + "run the same command again"
             )
-    if runner._fatal is not None:
-        key = chat.api_key_env
-        raise UserError(
-            f"{study.path}: {chat.spec} refused the request ({runner._fatal}); stopped at this first "
-            f"authentication error, nothing more was sent; {res.answered} answer(s) stored in this run: "
-            + (f"check {key} and " if key else "")
-            + "run the same command again"
-        )
+        if res.stopped:
+            break
 
 
-def _send_scope(study, chat, runner, work, job: Job, items: list[CodingItem], res: CodingResult, progress):
-    from connote.describers.runner import _bar, _ClaimQueue, _stored_nothing_more, entry_from_json, send_all
+def _store(study, con, chat, job: Job, it: CodingItem, entry, res: CodingResult) -> float:
+    """Log the calls of one ask and store its answer (inside the caller's transaction); returns what
+    the calls cost (the runner adds it to the run's spending)."""
+    from connote.describers.runner import log_retried_errors
 
-    by_key = {it.sha256: it for it in items}
-
-    def still_todo(key: str) -> bool:
-        it = by_key.get(key)
-        return it is not None and not job.stored(it) and _logged(study, job, it) is None
-
-    replayed = {key: entry_from_json(payload) for key, payload in work.replay(lambda k: k in by_key)}
-    if replayed:  # paid for by an earlier run that could not store it (disk full, kill -9)
-        mine, _ = work.claim(list(replayed), still_todo)
-        for key in mine:
-            with study.transaction() as con:
-                _store(study, con, chat, job, by_key[key], replayed[key], res)
-                work.stored([key])
-        items = [it for it in items if it.sha256 not in replayed]
-    bar = _bar(progress, len(items), f"{job.stage.title()} ({chat.spec})", "ask")
-    queue = _ClaimQueue(work, items, 1, still_todo, res, bar)
-    stop = threading.Event()
-    failure: list[BaseException] = []  # the first store that failed: nothing more is sent
-
-    def keep(batch, held, results) -> None:
-        (it,), (entry,) = batch, results
-        before = res.cost_usd
-        if entry[0] is not None or entry[4]:
-            try:
-                work.journal(it.sha256, entry_to_json(entry))
-            except JournalFull as exc:
-                failure.append(exc)
-            try:
-                with study.transaction() as con:
-                    _store(study, con, chat, job, it, entry, res)
-                    work.stored([it.sha256])
-            except sqlite3.Error as exc:
-                failure.insert(0, exc)
-        work.settle(held, res.cost_usd - before)
-        if failure:
-            stop.set()
-        if bar is not None and entry[0] is not None:
-            bar.update(1)
-
-    def worst(batch) -> float:
-        return chat.reserve(batch[0])
-
-    send_all(work, queue, worst, runner.call_with_retries, keep, res, stop, bar, chat.concurrency, job.stage)
-    if failure:
-        raise _stored_nothing_more(study, failure[0], work.unstored)
-
-
-def _store(study, con, chat, job: Job, it: CodingItem, entry, res: CodingResult) -> None:
-    """Log the calls of one ask and store its answer (inside the caller's transaction)."""
     result, attempts, earlier, problem, superseded = entry
     params = {**chat.params(), "sample": job.sample_id, "pos": it.pos, "coder": it.coder}
     if it.order:
         params["order"] = it.order
     common = dict(stage=job.stage, backend=chat.spec, input_ref=it.sha256, prompt=it.prompt)
-    for err in superseded:  # attempts tried again or cut short: each may have been billed
-        study.record_call(
-            **common, model=chat.model, params={**params, "retried": True}, status="error", error=str(err)
-        )
+    log_retried_errors(study, job.stage, chat.spec, chat.model, it.sha256, it.prompt, params, superseded)
     if result is None:
         res.calls += len(superseded)
-        return
+        return 0.0
     res.calls += attempts
+    cost = 0.0
     for bad, reason in earlier:  # answers not in the form asked for, asked again: logged and paid
         log_retried_output(study, model=chat.model, params=params, bad=bad, reason=reason, **common)
-        _count(res, bad)
+        cost += _count(res, bad)
     if isinstance(result, DescribeError):
         study.record_call(**common, model=chat.model, params=params, status="error", error=str(result))
         if not getattr(result, "fatal", False):
             res.failed += 1
             res.problems.append(f"{it.rel_path}: {result}")
-        return
+        return cost
     value, parse_problem = job.parse(result.text)
     problem = problem or parse_problem
     call_id = study.record_call(
@@ -465,21 +429,23 @@ def _store(study, con, chat, job: Job, it: CodingItem, entry, res: CodingResult)
         cost_usd=result.cost_usd,
         latency_s=result.latency_s,
     )
-    _count(res, result)
+    cost += _count(res, result)
     if problem or value is None:
         res.flagged += 1
         res.problems.append(
             f"{it.rel_path}: {problem} (flagged: kept in the call log; --retry-flagged asks again)"
         )
-        return
-    job.put(con, it, value, f"{MACHINE_SOURCE}{call_id}")
-    res.answered += 1
+    else:
+        job.put(con, it, value, f"{MACHINE_SOURCE}{call_id}")
+        res.answered += 1
+    return cost
 
 
-def _count(res: CodingResult, d: Description) -> None:
+def _count(res: CodingResult, d: Description) -> float:
+    """Count an answer's tokens; returns its cost."""
     res.input_tokens += d.input_tokens or 0
     res.output_tokens += d.output_tokens or 0
-    res.cost_usd += float(d.cost_usd or 0.0)
+    return float(d.cost_usd or 0.0)
 
 
 def _not_a_person(rows, role: str, name: str, sample: str) -> None:

@@ -17,7 +17,14 @@ Backends only turn images into texts (:mod:`connote.describers.base`). The runne
   word-salad text is asked for once more and, if still bad, stored as 'flagged' (kept apart, counted),
 * keeps a ``max_cost`` budget: each call in flight holds its worst-case cost (``describer.reserve``), so
   a run stops before the budget rather than after it,
-* estimates a run without sending anything (:meth:`DescribeRunner.estimate`, ``--dry-run``).
+* estimates a run without sending anything (:meth:`DescribeRunner.estimate`, ``--dry-run``),
+* journals every answer before it is stored (:mod:`connote.paid`): a store that fails (disk full) stops
+  sending at once, and the next run stores the journaled answers without a request,
+* never describes again the images of a batch in flight (``--batch``): it is collected once it has ended,
+  or the run refuses and says how to collect or cancel it.
+
+:meth:`DescribeRunner.send` and :meth:`DescribeRunner.replay` are the one paid-call loop: ``label`` (and
+the LLM coders) run their calls through them with their own store.
 
 Failures that may go away (rate limits, 5xx, timeouts, dropped connections) that outlast the retries are
 stored as 'failed' with a ``transient:`` reason and asked for again by the next run; permanent ones only
@@ -294,6 +301,12 @@ class DescribeRunner:
             images=len(items),
             batch=batch,
         )
+        pending = batch_state(study, set_id) if set_id is not None else {}
+        if pending:
+            est.notes.append(
+                f"a batch ({pending.get('batch_id') or 'being submitted'}, {pending.get('n', '?')} image(s)) is "
+                "in flight and paid for: it is collected, not sent again"
+            )
         sizes = {r["path"]: (r["width"], r["height"]) for r in study.images() if r["width"]}
         unknown = False
         cost = 0.0
@@ -366,10 +379,13 @@ class DescribeRunner:
                 and not batch_state(study, set_id)
             )
 
+        def store_one(item: ImageItem, entry) -> float:
+            return self.store(study, set_id, item, entry, prompt, summary)
+
         with PaidWork(study, set_id, stage="describe", max_cost=self.max_cost) as work:
-            items = self._replay(study, work, set_id, items, still_todo, prompt, summary)
+            items = self.replay(study, work, items, still_todo, store_one, summary)
             try:
-                self._send(study, work, set_id, items, still_todo, prompt, summary, progress)
+                self.send(study, work, items, still_todo, store_one, summary, progress=progress)
             finally:
                 summary.cost_usd += work.spent
         if work.busy:
@@ -389,9 +405,11 @@ class DescribeRunner:
             )
         return summary
 
-    def _replay(self, study, work: PaidWork, set_id, items, still_todo, prompt, summary) -> list[ImageItem]:
+    # -------------------------------------------------------------- the paid-call path of every stage
+    def replay(self, study, work: PaidWork, items, still_todo, store_one, summary) -> list:
         """Store the answers an earlier run was paid for and journaled but could not store (disk full,
-        kill -9): no new request. Returns the items still to send."""
+        kill -9) with ``store_one(item, entry) -> cost`` (inside a transaction): no new request. Returns the
+        items still to send; ``summary.from_journal`` counts the others."""
         by_sha = {it.sha256: it for it in items}
         replayed = {}
         for sha, payload in work.replay(lambda s: s in by_sha):
@@ -401,36 +419,96 @@ class DescribeRunner:
         mine, _ = work.claim(list(replayed), still_todo)
         for sha in mine:
             with study.transaction():
-                summary.cost_usd += self.store(study, set_id, by_sha[sha], replayed[sha], prompt, summary)
+                summary.cost_usd += store_one(by_sha[sha], replayed[sha])
                 work.stored([sha])
             summary.from_journal += 1
         return [it for it in items if it.sha256 not in replayed]
 
-    def _send(self, study, work: PaidWork, set_id, items, still_todo, prompt, summary, progress) -> None:
-        """Claim, reserve, send and store the items a batch at a time, ``concurrency`` batches in flight."""
+    def send(
+        self,
+        study,
+        work: PaidWork,
+        items,
+        still_todo,
+        store_one,
+        summary,
+        *,
+        progress=True,
+        what="Describing",
+    ) -> None:
+        """The one send loop of every paid stage: claim (``still_todo(key)`` asked in the claim's
+        transaction; ``item.sha256`` is the key), reserve the worst case (``describer.reserve``), send a
+        batch at a time with ``concurrency`` in flight, journal every answer, then store it with
+        ``store_one(item, entry) -> cost`` in one transaction with the end of its claim. ``summary`` gets
+        ``stopped`` (budget, interrupt) and ``elsewhere`` (done by another process). A failed store or
+        journal stops sending at once (a one-line :class:`UserError`)."""
         d = self.describer
-        bar = _bar(progress, len(items), f"Describing ({d.spec})", "img")
+        concurrency = max(1, int(d.concurrency))
+        unit = "img" if what == "Describing" else "item"
+        bar = _bar(progress, len(items), f"{what} ({d.spec})", unit)
         queue = _ClaimQueue(work, items, max(1, int(d.batch_size)), still_todo, summary, bar)
         stop = threading.Event()
         failure: list[BaseException] = []  # the first store that failed (disk full): nothing more is sent
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="describe") as pool:
+            inflight: dict[Future, tuple[list[ImageItem], float]] = {}
 
-        def keep(batch, held, results) -> None:
-            cost = self._keep(study, work, set_id, batch, results, prompt, summary, failure)
-            work.settle(held, cost)
-            if failure:
+            def collect(fut: Future) -> None:
+                batch, held = inflight.pop(fut)
+                try:
+                    results = fut.result()
+                except UserError:
+                    stop.set()
+                    raise
+                cost = self._keep(study, work, batch, results, store_one, failure)
+                work.settle(held, cost)
+                if failure:
+                    stop.set()
+                if bar is not None:
+                    bar.update(sum(e[0] is not None for e in results))
+                    if work.spent:
+                        bar.set_postfix(cost=f"${work.spent:.4f}")
+
+            held_back = None
+            try:
+                while True:
+                    held_back = self._fill(pool, inflight, concurrency, queue, work, stop, summary, held_back)
+                    if not inflight:
+                        break
+                    finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        collect(fut)
+            except KeyboardInterrupt:
+                # Stop sending; keep what the calls already in flight bring back (they are paid for).
                 stop.set()
-            if bar is not None:
-                bar.update(sum(e[0] is not None for e in results))
-                if work.spent:
-                    bar.set_postfix(cost=f"${work.spent:.4f}")
-
-        send_all(
-            work, queue, self._reserve, self._call, keep, summary, stop, bar, int(d.concurrency), "describe"
-        )
+                summary.stopped = "interrupted"
+                _drain(inflight, collect)
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
         if failure:
             raise _stored_nothing_more(study, failure[0], work.unstored)
 
-    def _keep(self, study, work: PaidWork, set_id, batch, results, prompt, summary, failure) -> float:
+    def _fill(self, pool, inflight: dict, concurrency: int, queue, work: PaidWork, stop, summary, held_back):
+        """Send claimed batches until ``concurrency`` are in flight, each with its worst case kept aside;
+        returns a batch held back until calls in flight come back (their real cost may leave room)."""
+        while len(inflight) < concurrency and not stop.is_set():
+            batch = held_back or queue.next()
+            held_back = None
+            if batch is None:
+                return None
+            worst = self._reserve(batch)
+            held = work.reserve(worst)
+            if held is None:
+                if inflight:
+                    return batch
+                summary.stopped = work.budget_line(worst)
+                stop.set()
+                return None
+            inflight[pool.submit(self._call, batch, stop)] = (batch, held)
+        return held_back
+
+    def _keep(self, study, work: PaidWork, batch, results, store_one, failure) -> float:
         """Journal a batch's answers (each may have been billed), then store them with the call log and
         the end of their claims in one transaction. When the journal or the database fails, ``failure``
         gets the error and the caller sends nothing more; what was journaled waits for the next run."""
@@ -448,7 +526,7 @@ class DescribeRunner:
             # cannot make an image look undescribed after it was paid for.
             with study.transaction():
                 for item, entry in zip(batch, results, strict=False):
-                    cost += self.store(study, set_id, item, entry, prompt, summary)
+                    cost += store_one(item, entry)
                 work.stored([item.sha256 for item in batch])
         except sqlite3.Error as exc:
             failure.insert(0, exc)
@@ -461,17 +539,7 @@ class DescribeRunner:
         superseded = rest[0] if rest else []
         params = recorded_params(d)
         model = d.model
-        for err in superseded:  # attempts that were tried again (or cut short): each may have been billed
-            study.record_call(
-                stage="describe",
-                backend=d.spec,
-                model=model,
-                input_ref=item.sha256,
-                prompt=prompt,
-                params={**params, "retried": True},
-                status="error",
-                error=str(err) if err.permanent else TRANSIENT + str(err),
-            )
+        log_retried_errors(study, "describe", d.spec, model, item.sha256, prompt, params, superseded)
         if res is None:
             summary.calls += len(superseded)
             return 0.0
@@ -595,61 +663,6 @@ class _ClaimQueue:
                 return batch
 
 
-def send_all(
-    work: PaidWork, queue, worst, call, keep, summary, stop, bar, concurrency: int, name: str
-) -> None:
-    """The send loop of the paid-call path, for describing and for any stage built on the runner (an LLM
-    coder): the batches ``queue.next()`` hands out (claimed) go to ``call(batch, stop)``, ``concurrency`` in
-    flight, each holding ``worst(batch)`` of the budget while it is; ``keep(batch, held, results)`` stores
-    what comes back. It stops before the budget (``summary.stopped`` says so), when ``stop`` is set, and at
-    Ctrl-C (what is in flight is kept: it is paid for)."""
-    concurrency = max(1, concurrency)
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name) as pool:
-        inflight: dict[Future, tuple[list, float]] = {}
-
-        def collect(fut: Future) -> None:
-            batch, held = inflight.pop(fut)
-            try:
-                results = fut.result()
-            except UserError:
-                stop.set()
-                raise
-            keep(batch, held, results)
-
-        pending_batch = None
-        try:
-            while True:
-                while len(inflight) < concurrency and not stop.is_set():
-                    batch = pending_batch or queue.next()
-                    pending_batch = None
-                    if batch is None:
-                        break
-                    usd = worst(batch)
-                    held = work.reserve(usd)
-                    if held is None:
-                        if inflight:  # wait for in-flight calls: their real cost may leave room
-                            pending_batch = batch
-                            break
-                        summary.stopped = work.budget_line(usd)
-                        stop.set()
-                        break
-                    inflight[pool.submit(call, batch, stop)] = (batch, held)
-                if not inflight:
-                    break
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    collect(fut)
-        except KeyboardInterrupt:
-            # Stop sending; keep what the calls already in flight bring back (they are paid for).
-            stop.set()
-            summary.stopped = "interrupted"
-            _drain(inflight, collect)
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-
-
 def _drain(inflight: dict, collect) -> None:
     """After Ctrl-C: cancel what has not started, keep what the calls in flight bring back."""
     for fut in list(inflight):
@@ -679,6 +692,21 @@ def _stored_nothing_more(study: Study, exc: BaseException, unstored: int) -> Use
         else ""
     )
     return UserError(f"{line}; stopped sending at once{kept}")
+
+
+def log_retried_errors(study, stage, backend, model, input_ref, prompt, params, errors) -> None:
+    """Log the attempts that were tried again (or cut short by a stop): each may have been billed."""
+    for err in errors:
+        study.record_call(
+            stage=stage,
+            backend=backend,
+            model=model,
+            input_ref=input_ref,
+            prompt=prompt,
+            params={**params, "retried": True},
+            status="error",
+            error=str(err) if err.permanent else TRANSIENT + str(err),
+        )
 
 
 def entry_to_json(entry) -> dict:

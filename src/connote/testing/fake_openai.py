@@ -185,6 +185,7 @@ class FakeOpenAI(FilesAndBatches):
         varied_texts: bool = False,
         json_mode: bool = True,
         position_bias: int = 0,
+        embed_latency: float = 0.0,
     ):
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ValueError("the fake server binds to loopback only")
@@ -199,10 +200,9 @@ class FakeOpenAI(FilesAndBatches):
         self.host, self.port = host, port
         # False: one of 800 template paragraphs per image (tests); True: near-unique ones (benchmarks)
         self.varied_texts = varied_texts
-        self.json_mode = (
-            json_mode  # False: a request with response_format is refused (400), as some servers do
-        )
+        self.json_mode = json_mode  # False: response_format is refused (400), as some servers do
         self.position_bias = position_bias  # added to the connotative rating of some (A, B) orders
+        self.embed_latency = embed_latency  # seconds per embeddings request (chat has ``latency``)
         self.requests: list[dict] = []
         self.inflight = 0
         self.max_inflight = 0
@@ -433,6 +433,8 @@ class FakeOpenAI(FilesAndBatches):
             h._error(400, "'input' must be a non-empty string or array")
             return
         dim = int(req.get("dimensions") or EMBED_DIMS.get(model, 1536))
+        if self.embed_latency:
+            time.sleep(self.embed_latency)
         b64 = req.get("encoding_format") == "base64"
         data, tokens = [], 0
         for i, text in enumerate(inputs):
