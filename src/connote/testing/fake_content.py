@@ -171,24 +171,36 @@ def unit_vector(text: str, dim: int) -> list[float]:
 EMBED_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 
 
-def image_of(req: dict) -> tuple[str | None, bytes | None]:
-    """(hash of the first image_url payload, its decoded bytes) of a chat request."""
+def _image_urls(req: dict) -> list[str]:
+    """The image_url URLs of a chat request's messages, in order."""
+    urls = []
     for msg in req.get("messages") or []:
         content = msg.get("content")
-        if not isinstance(content, list):
-            continue
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "image_url":
-                url = (part.get("image_url") or {}).get("url", "")
-                h = hashlib.sha256(url.encode()).hexdigest()
-                data = None
-                if url.startswith("data:") and "," in url:
-                    try:
-                        data = base64.b64decode(url.split(",", 1)[1], validate=True)
-                    except ValueError:
-                        data = b""
-                return h, data
-    return None, None
+        if isinstance(content, list):
+            urls += [
+                (part.get("image_url") or {}).get("url", "")
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "image_url"
+            ]
+    return urls
+
+
+def _decoded(url: str) -> bytes | None:
+    """A data URL's bytes (b'' when they are not base64); None for another kind of URL."""
+    if not (url.startswith("data:") and "," in url):
+        return None
+    try:
+        return base64.b64decode(url.split(",", 1)[1], validate=True)
+    except ValueError:
+        return b""
+
+
+def image_of(req: dict) -> tuple[str | None, bytes | None]:
+    """(hash of the first image_url payload, its decoded bytes) of a chat request."""
+    urls = _image_urls(req)
+    if not urls:
+        return None, None
+    return hashlib.sha256(urls[0].encode()).hexdigest(), _decoded(urls[0])
 
 
 # ---------------------------------------------------------------------------------------------- coding
@@ -198,19 +210,7 @@ _COLOURS = ("red", "green", "blue")
 
 def images_of(req: dict) -> list[bytes]:
     """The decoded bytes of every image_url data URL of a chat request, in order."""
-    out = []
-    for msg in req.get("messages") or []:
-        content = msg.get("content")
-        if not isinstance(content, list):
-            continue
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "image_url":
-                url = (part.get("image_url") or {}).get("url", "")
-                try:
-                    out.append(base64.b64decode(url.split(",", 1)[1], validate=True))
-                except (ValueError, IndexError):
-                    out.append(b"")
-    return out
+    return [_decoded(url) or b"" for url in _image_urls(req)]
 
 
 def prompt_of(req: dict) -> str:
