@@ -522,3 +522,12 @@ def test_study_index_shows_llm_quality_in_its_own_columns(study_dir, monkeypatch
         assert without.split() == human[run_id].split()
     assert '<td class="num llm" data-v="2.0">2.000</td>' in rows["1"]  # the LLM's quality of the true run
     assert f"{CODER} / the humans, denotative: Krippendorff" in page
+
+
+def test_a_describer_that_is_not_a_chat_model_is_refused_in_one_line(study_dir):
+    from connote.errors import UserError
+
+    with pytest.raises(UserError, match="needs a vision chat model"):
+        llm.rate_pairs(study_dir, "offline", progress=False)
+    proc = run_cli("sets", "answer", study_dir, "--llm", f"openai:{MODEL}", "--json")
+    assert proc.returncode == 2 and "no image-set sample yet" in json.loads(proc.stdout)["error"]

@@ -6,9 +6,11 @@ import math
 
 from connote.cli.common import (
     add_json_option,
+    add_max_cost_option,
     add_quiet_option,
     describer_options,
     finish,
+    positive_int,
     read_prompt,
     say,
     show_progress,
@@ -24,13 +26,18 @@ def add_llm_options(q, size: int, who: str) -> None:
     q.add_argument("--name", help="sample (default: the latest)")
     q.add_argument(f"--{who}", help=f"store the answers as this {who} (default llm:MODEL)")
     q.add_argument("--base-url", help="any OpenAI-compatible server")
-    q.add_argument("--concurrency", type=int, help="requests at once (default: the describer's)")
+    q.add_argument("--concurrency", type=positive_int, help="requests at once (default: the describer's)")
     q.add_argument("--prompt", help="prompt text or @file (recorded with every answer)")
     q.add_argument(
-        "--size", type=int, default=size, help=f"longest side of the images sent (px, default {size})"
+        "--size",
+        type=positive_int,
+        default=size,
+        help=f"longest side of the images sent (px, default {size})",
     )
-    q.add_argument("--max-tokens", type=int, default=60, help="most output tokens per answer (default 60)")
-    q.add_argument("--max-cost", type=float, help="stop before spending more than this many USD")
+    q.add_argument(
+        "--max-tokens", type=positive_int, default=60, help="most output tokens per answer (default 60)"
+    )
+    add_max_cost_option(q, "stop before spending more than this many USD")
     q.add_argument("--dry-run", action="store_true", help="estimate tokens and cost; send nothing")
     q.add_argument("--retry-flagged", action="store_true", help="ask again where the answer was flagged")
     q.add_argument(

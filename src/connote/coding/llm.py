@@ -206,6 +206,11 @@ class ImagesChat:
 def make_chat(llm, options: dict) -> ImagesChat:
     from connote import registry
 
+    cls = registry.describer_class(llm) if isinstance(llm, str) else type(llm)
+    if cls is not None and not (hasattr(cls, "images_body") or hasattr(cls, "describe_images")):
+        raise UserError(
+            f"{llm}: an LLM coder needs a vision chat model (openai:MODEL, ollama:MODEL or hf:MODEL)"
+        )
     inner = registry.describer(llm, **{k: v for k, v in options.items() if v is not None})
     if not (hasattr(inner, "images_body") or hasattr(inner, "describe_images")):
         raise UserError(
