@@ -103,7 +103,7 @@ def render_coding(r) -> None:
         warn(f"  {problem}")
     if len(r.problems) > 20:
         warn(f"  ... and {len(r.problems) - 20} more (see the call log)")
-    for note in r.notes + ([r.elsewhere_note] if r.elsewhere_note else []):
+    for note in r.notes:
         warn(f"note: {note}")
     if r.stopped:
         warn(f"Stopped: {r.stopped}. Run the same command again to continue.")

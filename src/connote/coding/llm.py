@@ -6,8 +6,9 @@ Each ask (a pair in one order, or a set) is an item the describe runner drives t
 (``openai:MODEL``, ``ollama:MODEL``, ``hf:MODEL``): the runner's retries, error mapping and output check (an
 answer that is not the JSON object asked for is asked again once, then kept as 'flagged'). Around it:
 
-* claims in the study (scope ``rate:SAMPLE:CODER`` / ``answer:SAMPLE:EVALUATOR``, key = the pair or set
-  number) so two processes share the work and never pay twice; the call, the answer and the end of the
+* the paid-call path (:mod:`connote.paid` through the runner's ``replay``/``send``): claims in the study
+  (scope ``rate:SAMPLE:CODER`` / ``answer:SAMPLE:EVALUATOR``, key = the ask's cache key) so two processes
+  share the work and never pay twice, the budget, the journal; the call, the answer and the end of the
   claim land in one transaction;
 * the call log (stage ``rate`` or ``answer``): every request with its prompt, tokens and cost; the answer
   row's ``source`` is ``call:ID``, which is also how scoring tells a machine's answer from a person's;
@@ -245,7 +246,6 @@ class CodingResult:
     output_tokens: int = 0
     cost_usd: float = 0.0
     elsewhere: int = 0  # answered (or being answered) by another process meanwhile
-    elsewhere_note: str | None = None
     from_journal: int = 0  # paid for by an earlier run that could not store it; stored now, no call
     stopped: str | None = None
     dry_run: bool = False
