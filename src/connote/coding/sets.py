@@ -296,6 +296,9 @@ class SetReport:
     scores_csv: Path | None = None  # where the per-cluster table was written
     scored_run: int | None = None  # the run scored: the sample's, or a run derived from it by merges
     shown: str = "keywords"  # what the evaluators matched the sets to: keywords or labels
+    llm_evaluators: list = field(default_factory=list)  # LLM evaluators: kept apart from the majority
+    llm_kappa: list = field(default_factory=list)  # Cohen's kappa of each LLM evaluator with each human
+    llm_accuracy: dict = field(default_factory=dict)  # each LLM evaluator's accuracy alone
 
 
 def score_sets(
@@ -305,6 +308,7 @@ def score_sets(
     maps clusters onto others first (the study merged near-twin clusters); ``run_id`` scores a run derived
     from the sample's run (`connote merge`): its recorded merges are applied. Ties between evaluators go
     to the first evaluator by name, as the study took its first evaluator's label."""
+    from connote.coding import llm
     from connote.evaluate import match_scores
 
     study = Study.of(study)
@@ -322,10 +326,12 @@ def score_sets(
     by: dict[str, dict[int, str]] = {}
     for a in answers:
         by.setdefault(a["evaluator"], {})[a["pos"]] = a["code"]
-    evaluators = sorted(by)
-    true, majority, hits, with_majority = _tally(sets, by, cluster_of, merge)
-    pairwise = _pairwise_kappa(sets, by)
+    people, machines = llm.split_answers(answers)
+    evaluators = people or machines  # the majority is the humans' (the LLM's only when no human answered)
+    true, majority, hits, with_majority = _tally(sets, by, evaluators, cluster_of, merge)
+    pairwise = _pairwise_kappa(sets, by, evaluators)
     kappa = sum(pairwise.values()) / len(pairwise) if pairwise else math.nan
+    llm_kappa, llm_accuracy = llm.set_agreement(sets, by, people, machines, cluster_of, merge)
     scores = match_scores(true, majority, merge=merge)
     clusters = _cluster_rows(study, sample, params, scores, cluster_of, merge)
     notes = []
@@ -350,6 +356,7 @@ def score_sets(
     )
     report.scored_run = scored_run
     report.shown = params.get("shown", "keywords")
+    report.llm_evaluators, report.llm_kappa, report.llm_accuracy = machines, llm_kappa, llm_accuracy
     report.scores_csv = write_csv(sample_folder(study, sample["name"]) / "scores.csv", clusters)
     return report
 
@@ -371,36 +378,42 @@ def _merges(
 
 
 def _tally(
-    sets, by: dict[str, dict[int, str]], cluster_of: dict[str, int], merge: dict[int, int]
+    sets,
+    by: dict[str, dict[int, str]],
+    evaluators: list[str],
+    cluster_of: dict[str, int],
+    merge: dict[int, int],
 ) -> tuple[list[int], list[int], dict[str, list[int]], int]:
-    """Per answered set its true cluster and the evaluators' majority cluster; per evaluator [hits,
-    answered]; how many sets had a strict majority."""
+    """Per set the ``evaluators`` answered its true cluster and their majority cluster; per evaluator
+    [hits, answered]; how many sets had a strict majority."""
     from connote.evaluate import majority_labels
 
     true, majority = [], []
-    hits = {e: [0, 0] for e in sorted(by)}
+    hits = {e: [0, 0] for e in evaluators}
     with_majority = 0
     for st in sets:
-        votes = [by[e][st["pos"]] for e in sorted(by) if st["pos"] in by[e]]
+        votes = [by[e][st["pos"]] for e in evaluators if st["pos"] in by[e]]
         if not votes:
             continue
         labels, strict = majority_labels([[v] for v in votes])
         with_majority += strict
         true.append(st["cluster"])
         majority.append(cluster_of[labels[0]])
-        for e, answered in by.items():
-            if st["pos"] in answered:
+        for e in evaluators:
+            if st["pos"] in by[e]:
                 hits[e][1] += 1
-                hits[e][0] += _same(cluster_of[answered[st["pos"]]], st["cluster"], merge)
+                hits[e][0] += _same(cluster_of[by[e][st["pos"]]], st["cluster"], merge)
     return true, majority, hits, with_majority
 
 
-def _pairwise_kappa(sets, by: dict[str, dict[int, str]]) -> dict[tuple[str, str], float]:
-    """Cohen's kappa of each pair of evaluators over the sets both answered (NaN when none)."""
+def _pairwise_kappa(
+    sets, by: dict[str, dict[int, str]], evaluators: list[str]
+) -> dict[tuple[str, str], float]:
+    """Cohen's kappa of each pair of ``evaluators`` over the sets both answered (NaN when none)."""
     from connote.evaluate import cohen_kappa
 
     pairwise = {}
-    for a, b in itertools.combinations(sorted(by), 2):
+    for a, b in itertools.combinations(evaluators, 2):
         both = [st["pos"] for st in sets if st["pos"] in by[a] and st["pos"] in by[b]]
         pairwise[(a, b)] = (
             cohen_kappa([by[a][p] for p in both], [by[b][p] for p in both]) if both else math.nan

@@ -157,6 +157,18 @@ class DescriptionsMixin(StudyBase):
         )
         return inserted_id(cur)
 
+    def latest_call(
+        self, stage: str, input_ref: str, statuses: tuple[str, ...] = ("ok",)
+    ) -> sqlite3.Row | None:
+        """The latest call of ``stage`` for exactly this input whose status is one of ``statuses``
+        (``id``, ``output``, ``status``), or None."""
+        marks = ",".join("?" * len(statuses))
+        return self.con.execute(
+            f"SELECT id, output, status FROM calls WHERE stage=? AND input_ref=? AND status IN ({marks}) "
+            "ORDER BY id DESC LIMIT 1",
+            (stage, input_ref, *statuses),
+        ).fetchone()
+
     def calls(self, stage: str | None = None) -> list[sqlite3.Row]:
         if stage:
             return self.con.execute("SELECT * FROM calls WHERE stage=? ORDER BY id", (stage,)).fetchall()

@@ -53,21 +53,33 @@ class ValidationMixin(StudyBase):
         self, sample_id: int, rows: Iterable[tuple[int, str, str, int]], source: str | None
     ) -> int:
         """Insert or update (pos, coder, dimension, value) ratings in one transaction; returns how many."""
+        with self.transaction() as con:
+            return self.insert_ratings(con, sample_id, rows, source)
+
+    @staticmethod
+    def insert_ratings(con, sample_id: int, rows: Iterable[tuple[int, str, str, int]], source) -> int:
+        """:meth:`put_ratings` inside the caller's transaction (an LLM coder stores its call with them)."""
         stamp = now()
         records = [(sample_id, pos, coder, dim, value, source, stamp) for pos, coder, dim, value in rows]
-        with self.transaction() as con:
-            con.executemany(
-                """INSERT INTO ratings(sample_id, pos, coder, dimension, value, source, updated)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(sample_id, pos, coder, dimension)
-                   DO UPDATE SET value=excluded.value, source=excluded.source, updated=excluded.updated""",
-                records,
-            )
+        con.executemany(
+            """INSERT INTO ratings(sample_id, pos, coder, dimension, value, source, updated)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(sample_id, pos, coder, dimension)
+               DO UPDATE SET value=excluded.value, source=excluded.source, updated=excluded.updated""",
+            records,
+        )
         return len(records)
+
+    def count_ratings(self, sample_id: int, pos: int, coder: str) -> int:
+        """How many ratings (one per dimension) a coder gave one pair of a sample."""
+        return self.con.execute(
+            "SELECT COUNT(*) FROM ratings WHERE sample_id=? AND pos=? AND coder=?", (sample_id, pos, coder)
+        ).fetchone()[0]
 
     def ratings(self, sample_id: int) -> list[sqlite3.Row]:
         return self.con.execute(
-            "SELECT pos, coder, dimension, value FROM ratings WHERE sample_id=? ORDER BY pos, coder, dimension",
+            "SELECT pos, coder, dimension, value, source FROM ratings WHERE sample_id=? "
+            "ORDER BY pos, coder, dimension",
             (sample_id,),
         ).fetchall()
 
@@ -115,20 +127,33 @@ class ValidationMixin(StudyBase):
         self, sample_id: int, rows: Iterable[tuple[int, str, str]], source: str | None
     ) -> int:
         """Insert or update (pos, evaluator, code) answers in one transaction; returns how many."""
+        with self.transaction() as con:
+            return self.insert_set_answers(con, sample_id, rows, source)
+
+    @staticmethod
+    def insert_set_answers(con, sample_id: int, rows: Iterable[tuple[int, str, str]], source) -> int:
+        """:meth:`put_set_answers` inside the caller's transaction."""
         stamp = now()
         records = [(sample_id, pos, who, code, source, stamp) for pos, who, code in rows]
-        with self.transaction() as con:
-            con.executemany(
-                """INSERT INTO set_answers(sample_id, pos, evaluator, code, source, updated)
-                   VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(sample_id, pos, evaluator)
-                   DO UPDATE SET code=excluded.code, source=excluded.source, updated=excluded.updated""",
-                records,
-            )
+        con.executemany(
+            """INSERT INTO set_answers(sample_id, pos, evaluator, code, source, updated)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(sample_id, pos, evaluator)
+               DO UPDATE SET code=excluded.code, source=excluded.source, updated=excluded.updated""",
+            records,
+        )
         return len(records)
+
+    def has_set_answer(self, sample_id: int, pos: int, evaluator: str) -> bool:
+        """Whether an evaluator answered one set of a sample."""
+        row = self.con.execute(
+            "SELECT 1 FROM set_answers WHERE sample_id=? AND pos=? AND evaluator=?",
+            (sample_id, pos, evaluator),
+        ).fetchone()
+        return row is not None
 
     def set_answers(self, sample_id: int) -> list[sqlite3.Row]:
         return self.con.execute(
-            "SELECT pos, evaluator, code FROM set_answers WHERE sample_id=? ORDER BY pos, evaluator",
+            "SELECT pos, evaluator, code, source FROM set_answers WHERE sample_id=? ORDER BY pos, evaluator",
             (sample_id,),
         ).fetchall()
