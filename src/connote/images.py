@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from connote.printable import is_utf8, shown
+from connote.safe_write import is_study_folder, replacing
 
 #: Extensions looked at, in any case (.JPG, .Jpeg ...).
 IMAGE_EXTENSIONS = {
@@ -56,6 +57,14 @@ class ImageError(Exception):
     """An image that cannot be used; the message is the reason shown to the user."""
 
 
+class ImageChanged(ImageError):
+    """The file no longer holds the content the study recorded for it (replaced after ``init``)."""
+
+
+#: What to do about a changed image (the end of :class:`ImageChanged`'s message).
+RESCAN = "rescan the images with `connote init STUDY --images FOLDER` and run the command again"
+
+
 def decode_budget() -> int:
     """:data:`DECODE_PIXELS`, or ``CONNOTE_DECODE_PIXELS`` when set to a positive whole number."""
     raw = os.environ.get("CONNOTE_DECODE_PIXELS", "").replace("_", "").strip()
@@ -70,7 +79,9 @@ def iter_files(root: Path) -> Iterator[Path]:
     """Files under ``root`` with an image extension, recursively, in a stable order. Links are followed
     (dangling ones are yielded so that they can be reported); a folder reached twice (a link loop such as
     ``ln -s .. up``, or a second link to the same folder) is walked only once. A folder named like an
-    image (``photo.jpg/``) is yielded, not walked, so that it is reported as not an image file."""
+    image (``photo.jpg/``) is yielded, not walked, so that it is reported as not an image file. A study
+    folder (one holding a connote database, e.g. a study made inside the images folder) is never entered:
+    its report thumbnails are not images of the collection."""
     seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         try:
@@ -84,7 +95,13 @@ def iter_files(root: Path) -> Iterator[Path]:
         seen.add((st.st_dev, st.st_ino))
         names = [n for n in filenames if not n.startswith(".") and _has_image_suffix(n)]
         names += [d for d in dirnames if not d.startswith(".") and _has_image_suffix(d)]
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _has_image_suffix(d))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and not _has_image_suffix(d)
+            and not is_study_folder(os.path.join(dirpath, d))
+        )
         for name in sorted(names):
             yield Path(dirpath) / name
 
@@ -128,7 +145,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _open(path: Path, max_pixels: int):
+def _open(path, max_pixels: int):
     """Open (header only) and refuse images over ``max_pixels``. Pillow's global ``MAX_IMAGE_PIXELS`` is
     left alone (changing it per call is not thread-safe and leaks into every other Pillow user); its own
     hard limit (2x its default, the same as :data:`MAX_PIXELS`) still applies on top of ``max_pixels``."""
@@ -225,12 +242,22 @@ def to_rgb(img):
     return img
 
 
-def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, max_side: int | None = None):
+def load_image(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_side: int | None = None,
+    sha256: str | None = None,
+):
     """Decode one image as an upright 8-bit RGB Pillow image (first frame of animations).
 
     A JPEG larger than the decode budget (or, with ``max_side``, larger than the caller needs) comes back
     scaled down by 2, 4 or 8; callers that need an exact size resize anyway. Raises :class:`ImageError`
     with a user-readable reason for anything that cannot be used.
+
+    With ``sha256`` (the content the study recorded for the file), the bytes read are hashed and the
+    very bytes that match are decoded: a file replaced since it was scanned raises :class:`ImageChanged`,
+    so that nothing made from other content is ever stored under the recorded hash.
     """
     from PIL import ImageOps
 
@@ -238,13 +265,29 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, max_sid
     try:
         if check_regular(path).st_size == 0:
             raise ImageError("empty file (0 bytes)")
-        with _open(path, max_pixels) as img:
+        source = path if sha256 is None else _checked_bytes(path, sha256)
+        with _open(source, max_pixels) as img:
             _bound_decode(img, max_side)
             img.load()
             img = ImageOps.exif_transpose(img) or img
             return to_rgb(img)
+    except ImageChanged:
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
         raise ImageError(_explain(exc, path)) from None
+
+
+def _checked_bytes(path: Path, sha256: str):
+    """The file's bytes (as a file object) when they hash to ``sha256``; :class:`ImageChanged` if not."""
+    import io
+
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise ImageChanged(
+            f"changed since it was scanned: the file no longer holds the image the study recorded "
+            f"(sha256 {sha256[:12]}...), so nothing is made or stored from it; {RESCAN}"
+        )
+    return io.BytesIO(data)
 
 
 def inspect_file(path: Path, root: Path, *, max_pixels: int = MAX_PIXELS) -> dict:
@@ -333,9 +376,8 @@ def thumbnail(path: str | os.PathLike, dest: str | os.PathLike, size: int = 256)
     img = load_image(path, max_side=size)
     img.thumbnail((size, size))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
-    img.save(tmp, "JPEG", quality=85)
-    os.replace(tmp, dest)
+    with replacing(dest) as tmp:
+        img.save(tmp, "JPEG", quality=85)
     return dest
 
 

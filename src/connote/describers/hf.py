@@ -117,7 +117,7 @@ class HFDescriber(Describer):
         images, idx = [], []
         for i, item in enumerate(items):
             try:
-                images.append(downscale(load_image(item.path), self.max_side))
+                images.append(downscale(load_image(item.path, sha256=item.sha256), self.max_side))
                 idx.append(i)
             except ImageError as exc:
                 out[i] = DescribeError(f"cannot read image: {exc}", permanent=True)

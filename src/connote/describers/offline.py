@@ -371,7 +371,7 @@ class OfflineDescriber(Describer):
         loaded = []
         for i, item in enumerate(items):
             try:
-                img = load_image(item.path)
+                img = load_image(item.path, sha256=item.sha256)
             except ImageError as exc:
                 out[i] = DescribeError(str(exc), permanent=True)
                 continue

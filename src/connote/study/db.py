@@ -21,8 +21,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from connote.errors import UserError
+from connote.safe_write import DB_NAME  # defined in the leaf that refuses to write over it
 
-DB_NAME = "connote.db"
 BUSY_TIMEOUT_S = 30
 
 _MAGIC = b"SQLite format 3\x00"
