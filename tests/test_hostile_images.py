@@ -106,8 +106,9 @@ def test_decode_budget(tmp_path, monkeypatch):
     for name in ("big.png", "prog.jpg"):
         reason = recs[name]["reason"]
         assert recs[name]["status"] == "skipped" and "memory budget" in reason, reason
-        assert "400x300" in reason and "CONNOTE_DECODE_PIXELS=120000" in reason
-    monkeypatch.setenv("CONNOTE_DECODE_PIXELS", "120000")
+        # the budget is in bytes (8 x the setting): 400 x 300 RGB takes 4 bytes a pixel, 480,000 bytes
+        assert "400x300" in reason and "CONNOTE_DECODE_PIXELS=60000" in reason and "0.5 MB" in reason
+    monkeypatch.setenv("CONNOTE_DECODE_PIXELS", "60000")
     assert images.load_image(tmp_path / "big.png").size == (400, 300)
 
 

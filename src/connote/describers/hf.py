@@ -117,7 +117,11 @@ class HFDescriber(Describer):
         images, idx = [], []
         for i, item in enumerate(items):
             try:
-                images.append(downscale(load_image(item.path, sha256=item.sha256), self.max_side))
+                images.append(
+                    downscale(
+                        load_image(item.path, sha256=item.sha256, max_side=self.max_side), self.max_side
+                    )
+                )
                 idx.append(i)
             except ImageError as exc:
                 out[i] = DescribeError(f"cannot read image: {exc}", permanent=True)
