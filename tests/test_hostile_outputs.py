@@ -21,6 +21,8 @@ from connote import steps
 from connote.coding.pairs import sample_pairs
 from connote.coding.sets import sample_sets
 from connote.errors import UserError
+from connote.reports import write_file
+from connote.reports.thumbnails import make_thumbnails
 from connote.safe_write import check_output, write_bytes
 from connote.study import DB_NAME, Study
 
@@ -85,6 +87,13 @@ def test_written_files_follow_the_umask(study, tmp_path):
         exported = steps.export(study, path=tmp_path / "run.csv")
         sample = sample_pairs(study, 3, progress=False, thumb_size=16)
         thumbs = list((sample.sheet.parent / "thumbs").glob("*.jpg"))
+        # files an earlier connote wrote 0600 and that are kept as they are get the umask's mode too
+        for path in (thumbs[0], exported):
+            path.chmod(0o600)
+        paths = {r["sha256"]: study.image_file(r["path"]) for r in study.unique_images()}
+        sha = thumbs[0].stem
+        assert make_thumbnails(study, {sha: paths[sha]}, thumbs[0].parent, 16, progress=False)  # reused
+        write_file(exported, exported.read_bytes())
         os.umask(0o077)
         private = write_bytes(tmp_path / "private.txt", b"x")
     finally:

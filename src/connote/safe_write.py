@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from connote.errors import UserError
@@ -36,6 +37,7 @@ __all__ = [
     "check_output",
     "file_mode",
     "is_study_folder",
+    "keep_mode",
     "replacing",
     "write_bytes",
     "write_text",
@@ -52,6 +54,14 @@ def file_mode() -> int:
 def is_study_folder(folder: str | os.PathLike) -> bool:
     """True when ``folder`` holds a connote study database."""
     return os.path.isfile(os.path.join(folder, DB_NAME))
+
+
+def keep_mode(path: str | os.PathLike) -> None:
+    """Give a file connote wrote earlier, and now keeps as it is, the umask's mode: earlier versions
+    wrote reports and coding sheets 0600, unreadable to a coder or a web server running as another user."""
+    with suppress(OSError):
+        if stat.S_IMODE(os.stat(path).st_mode) != (mode := file_mode()):
+            os.chmod(path, mode)
 
 
 @contextmanager

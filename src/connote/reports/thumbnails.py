@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from connote.errors import UserError
+from connote.safe_write import keep_mode
 from connote.safe_write import write_bytes as atomic_write_bytes  # the report's name for it
 
 log = logging.getLogger("connote.reports")
@@ -74,6 +75,7 @@ def make_thumbnails(
         thumb = dest / f"{sha}.jpg"
         rel = f"{dest.name}/{sha}.jpg"
         if same_size and thumb.is_file():
+            keep_mode(thumb)
             out[sha] = rel
             continue
         src = Path(path)
