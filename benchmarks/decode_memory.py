@@ -107,14 +107,29 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = "decode_memory" + (f"-{args.label}" if args.label else "")
     (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "cases": rows}, indent=2) + "\n")
+    render(out, stem)
+
+
+def render(out: Path, stem: str) -> None:
+    """Write STEM.md from STEM.json, with the peaks of decode_memory-main.json beside them if present."""
+    data = json.loads((out / f"{stem}.json").read_text())
+    meta, rows = data["meta"], data["cases"]
+    main_file = out / "decode_memory-main.json"
+    before = {}
+    if stem != "decode_memory-main" and main_file.is_file():
+        before = {r["case"]: r["peak_mb"] for r in json.loads(main_file.read_text())["cases"]}
     lines = [
         f"# Peak memory reading huge 16-bit PNGs ({meta['label']})",
         "",
         f"{meta}",
         "",
-        "| case | peak MB | seconds | exit |",
-        "|---|---:|---:|---:|",
-        *(f"| {r['case']} | {r['peak_mb']} | {r['seconds']} | {r['exit']} |" for r in rows),
+        "| case | peak MB | seconds | exit |" + (" main's peak MB |" if before else ""),
+        "|---|---:|---:|---:|" + ("---:|" if before else ""),
+        *(
+            f"| {r['case']} | {r['peak_mb']} | {r['seconds']} | {r['exit']} |"
+            + (f" {before.get(r['case'])} |" if before else "")
+            for r in rows
+        ),
     ]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -205,7 +205,7 @@ def _bound_decode(img, max_side: int | None = None, *, convert: bool = True) -> 
     its RGB copy when ``convert`` (see :func:`decode_bytes`): a JPEG is decoded scaled down by 2, 4 or 8
     when it is over the budget (or larger than the ``max_side`` the caller needs); anything else over
     the budget raises :class:`ImageError` with the reason. A progressive JPEG holds all its coefficients
-    while decoding, so its full size counts."""
+    while decoding (up to 6 bytes a pixel), so its full size counts."""
     budget = decode_budget_bytes()
     w, h = img.size
     alpha = "transparency" in img.info or "A" in img.mode
@@ -226,12 +226,19 @@ def _bound_decode(img, max_side: int | None = None, *, convert: bool = True) -> 
                 scale = s
         if scale > 1:
             img.draft(None, (w // scale, h // scale))
-    need = max(cost(*img.size), cost(w, h) if progressive else 0)
+    # a progressive JPEG holds every DCT coefficient of the whole image while decoding it (2 bytes each,
+    # up to 3 full-size components), whatever size it is decoded at
+    need = cost(*img.size) + (6 * w * h if progressive else 0)
     if need > budget:
-        kind = "a progressive JPEG" if jpeg else f"a {img.format or 'image'} file of mode {img.mode}"
+        if progressive:
+            kind = "a progressive JPEG, which holds all of its data while it is decoded"
+        elif jpeg:
+            kind = "a JPEG, even decoded at 1/8 of its size"
+        else:
+            kind = f"a {img.format or 'image'} file of mode {img.mode}, which cannot be decoded scaled down"
         raise ImageError(
             f"too large to decode within connote's memory budget: {w}x{h} = {w * h:,} pixels "
-            f"({kind}, which cannot be decoded scaled down) needs about {_mb(need)}, over "
+            f"({kind}) needs about {_mb(need)}, over "
             f"{_mb(budget)}; to allow it, set CONNOTE_DECODE_PIXELS={-(-need // 8)}"
         )
 
