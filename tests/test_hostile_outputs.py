@@ -6,6 +6,7 @@ files, real SQLite, the real CLI in a subprocess where the message is what is te
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import add_run, make_noise_images, run_cli
+from conftest import add_run, make_group_images, make_noise_images, run_cli
 
 from connote import steps
 from connote.coding.pairs import sample_pairs
@@ -121,6 +122,18 @@ def test_a_study_inside_its_images_folder_never_scans_itself(tmp_path):
     with pytest.raises(UserError, match="cannot be the images folder itself"):
         steps.init(images, images, progress=False)
     assert not (images / DB_NAME).exists()
+
+
+def test_connote_run_twice_into_its_images_folder_keeps_its_images(tmp_path):
+    """`connote run imgs -o imgs/study`, twice: the second run finds the same images, not its own report
+    thumbnails too (before: 60 images became 120)."""
+    images = tmp_path / "imgs"
+    make_group_images(images, per_group=2)
+    for _ in range(2):
+        proc = run_cli("run", images, "-o", images / "study", "--min-cluster-size", "2", "-q", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["init"]["found"] == 6
+        assert list((images / "study" / "report" / "thumbs").glob("*.jpg"))
 
 
 def test_a_sample_whose_sheet_fails_is_not_stored(study, tmp_path):
