@@ -375,7 +375,7 @@ class DescribeRunner:
                 chunk = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
                 mine, held = claims.take([it.sha256 for it in chunk], still_todo)
                 taken = set(mine)
-                others = {c.sha256 for c in held}
+                others = {c.key for c in held}
                 deferred += [it for it in chunk if it.sha256 in others]
                 if second_look:
                     busy += held

@@ -272,7 +272,27 @@ CREATE TABLE vectors (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6]
+#: Version 7: claims on any paid work, not only describing: a claim names its scope ('describe:SET_ID',
+#: 'embed:EMBEDDER', 'label:RUN:LABELLER', 'rate:SAMPLE:CODER', ...) and the key of the item within it, so
+#: every paid call (describe, embed through an API, label, LLM coding) shares work between processes the
+#: same way (see connote.study.claims). The describe claims of version 5 are kept under 'describe:SET_ID'.
+V7 = """
+CREATE TABLE work_claims (
+    scope    TEXT NOT NULL,                  -- what kind of work, and in what: 'describe:3', 'embed:NAME', ...
+    key      TEXT NOT NULL,                  -- the item within the scope (image sha256, text key, pair, ...)
+    owner    TEXT NOT NULL,                  -- host:pid:random, one per process and scope
+    pid      INTEGER NOT NULL,
+    host     TEXT NOT NULL,
+    expires  REAL NOT NULL,                  -- unix time; refreshed while the process works
+    PRIMARY KEY (scope, key)
+);
+INSERT INTO work_claims(scope, key, owner, pid, host, expires)
+    SELECT 'describe:' || set_id, sha256, owner, pid, host, expires FROM claims;
+DROP TABLE claims;
+ALTER TABLE work_claims RENAME TO claims;
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
