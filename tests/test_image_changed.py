@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import fake_openai_env, make_image_study
 
-from connote import steps
+from connote import images, steps
 from connote.describers.base import ImageItem
 from connote.describers.offline import OfflineDescriber
 from connote.errors import DescribeError
@@ -55,7 +55,7 @@ def test_describe_skips_a_replaced_image_and_stores_nothing_from_it(replaced, mo
     assert s2.failed == 0 and s2.described == 0
 
 
-def test_every_reader_checks_the_recorded_hash(replaced, tmp_path):
+def test_every_reader_checks_the_recorded_hash(replaced, tmp_path, monkeypatch):
     study, files, old = replaced
     b = files[1]
     stale = old[b.name]
@@ -63,6 +63,13 @@ def test_every_reader_checks_the_recorded_hash(replaced, tmp_path):
     with pytest.raises(ImageChanged, match="changed since it was scanned"):
         load_image(b, sha256=stale)
     assert load_image(b, sha256=sha256_file(b)).size == load_image(files[0]).size
+    with (
+        monkeypatch.context() as m
+    ):  # a file too large to hold whole is hashed, then decoded, through one handle
+        m.setattr(images, "CHECK_IN_MEMORY", 0)
+        with pytest.raises(ImageChanged):
+            load_image(b, sha256=stale)
+        assert load_image(b, sha256=sha256_file(b)).size == load_image(files[0]).size
     # the offline describer: a per-image error, no models loaded for it
     [res] = OfflineDescriber().describe([ImageItem(stale, b, b.name)])
     assert isinstance(res, DescribeError) and res.permanent and "changed since it was scanned" in str(res)

@@ -19,10 +19,12 @@ Pillow's ``draft``); any other image over the budget is skipped with a reason th
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from connote.printable import is_utf8, shown
@@ -336,8 +338,7 @@ def load_image(
     try:
         if check_regular(path).st_size == 0:
             raise ImageError("empty file (0 bytes)")
-        source = path if sha256 is None else _checked_bytes(path, sha256)
-        with _open(source, max_pixels) as img:
+        with _checked(path, sha256) as source, _open(source, max_pixels) as img:
             _bound_decode(img, max_side)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)  # no copy of an image already upright
@@ -348,17 +349,34 @@ def load_image(
         raise ImageError(_explain(exc, path)) from None
 
 
-def _checked_bytes(path: Path, sha256: str):
-    """The file's bytes (as a file object) when they hash to ``sha256``; :class:`ImageChanged` if not."""
-    import io
+#: Files up to this size are read into memory whole when checked, so that the bytes decoded are exactly
+#: the bytes hashed; a larger one is hashed and then decoded through the same open file.
+CHECK_IN_MEMORY = 64 << 20
 
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise ImageChanged(
-            f"changed since it was scanned: the file no longer holds the image the study recorded "
-            f"(sha256 {sha256[:12]}...), so nothing is made or stored from it; {RESCAN}"
-        )
-    return io.BytesIO(data)
+
+@contextmanager
+def _checked(path: Path, sha256: str | None) -> Iterator:
+    """``path`` itself (no check), or a file object over its content once that hashes to ``sha256``;
+    :class:`ImageChanged` if it does not."""
+    if sha256 is None:
+        yield path
+        return
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size <= CHECK_IN_MEMORY:
+            data = fh.read()
+            digest, source = hashlib.sha256(data).hexdigest(), io.BytesIO(data)
+        else:
+            h = hashlib.sha256()
+            while block := fh.read(1 << 20):
+                h.update(block)
+            digest, source = h.hexdigest(), fh
+            fh.seek(0)
+        if digest != sha256:
+            raise ImageChanged(
+                f"changed since it was scanned: the file no longer holds the image the study recorded "
+                f"(sha256 {sha256[:12]}...), so nothing is made or stored from it; {RESCAN}"
+            )
+        yield source
 
 
 def inspect_file(path: Path, root: Path, *, max_pixels: int = MAX_PIXELS) -> dict:
