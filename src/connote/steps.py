@@ -109,11 +109,13 @@ def describe(
     batch: bool = False,
     batch_poll: float = 30.0,
     batch_wait: bool = True,
+    cancel_batch: bool = False,
     executor=None,
     **describer_options,
 ):
     """S1: describe every distinct image that has no description in the set yet. Returns a summary
-    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API.
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API;
+    ``cancel_batch`` cancels the set's batch in flight and stores what it had finished (sends nothing else).
     ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (batches on Ray workers; see executors/)."""
     from connote.describers.runner import DescribeRunner
 
@@ -128,6 +130,10 @@ def describe(
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
     study.require_writable("describe")  # before anything is sent (and paid for)
+    if cancel_batch:
+        from connote.describers.batch import cancel_batch as cancel
+
+        return cancel(study, runner)
     if batch:
         from connote.describers.batch import run_batch
 

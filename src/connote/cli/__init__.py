@@ -4,7 +4,7 @@ Nothing else lives here.
 One module per command group, each command's options defined beside its handler: ``study`` (init, status,
 runs, export, report), ``describe`` (describe, import-descriptions), ``embed``, ``cluster`` (run, cluster,
 sweep, explain), ``derive`` (label, merge, assign-outliers, metadata), ``pairs`` and ``sets`` (the validation
-studies); ``common`` holds the printing helpers and
+studies), ``codes`` (runs against the team's own codes); ``common`` holds the printing helpers and
 the option groups several commands share. Heavy modules are imported inside the handlers so that
 ``connote --help`` is instant.
 """
@@ -17,7 +17,7 @@ import sqlite3
 import sys
 
 from connote import __version__
-from connote.cli import cluster, derive, describe, embed, pairs, sets, study
+from connote.cli import cluster, codes, derive, describe, embed, pairs, sets, study
 from connote.cli.common import warn
 
 #: The sub-commands in the order ``connote --help`` lists them.
@@ -40,6 +40,7 @@ COMMANDS = (
     study.add_status,
     pairs.add_pairs,
     sets.add_sets,
+    codes.add_codes,
 )
 
 

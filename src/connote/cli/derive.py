@@ -36,6 +36,7 @@ def cmd_label(args) -> int:
         progress=show_progress(args),
         base_url=args.base_url,
         concurrency=args.concurrency,
+        retry_flagged=args.retry_flagged,
     )
     if args.json:
         _json(res.to_dict())
@@ -77,6 +78,11 @@ def add_label(sub) -> None:
     p.add_argument("--descriptions", type=int, default=5, help="typical descriptions shown per cluster (5)")
     p.add_argument("--max-cost", type=float, help="stop before spending more than this many USD")
     p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost; send nothing")
+    p.add_argument(
+        "--retry-flagged",
+        action="store_true",
+        help="ask again for the clusters whose answer was flagged (kept and not asked again otherwise)",
+    )
     p.add_argument("--json", action="store_true")
     add_quiet_option(p)
     p.set_defaults(func=cmd_label)

@@ -45,6 +45,7 @@ def cmd_describe(args) -> int:
 
         clash = [o for o, on in (("--dry-run", args.dry_run), ("--retry-flagged", args.retry_flagged)) if on]
         clash += ["--batch"] if args.batch else []
+        clash += ["--cancel-batch"] if args.cancel_batch else []
         if clash or (args.accept and args.accept_flagged):
             both = clash or ["--accept-flagged"]
             raise UserError(f"--accept describes nothing: give it without {', '.join(both)}")
@@ -52,6 +53,11 @@ def cmd_describe(args) -> int:
         return finish(
             args, accept_result(study, args.name, args.accept or None), lambda r: print_accept(args.study, r)
         )
+    if args.cancel_batch and (
+        clash := [o for o in ("batch", "dry_run", "retry_flagged") if getattr(args, o)]
+    ):
+        flags = ", ".join("--" + o.replace("_", "-") for o in clash)
+        raise UserError(f"--cancel-batch sends nothing: give it without {flags}")
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size
@@ -74,6 +80,7 @@ def cmd_describe(args) -> int:
         batch=args.batch,
         batch_poll=args.batch_poll,
         batch_wait=not args.no_wait,
+        cancel_batch=args.cancel_batch,
         executor=args.executor,
         **options,
     )
@@ -123,6 +130,12 @@ def print_describe_summary(summary) -> None:
         f"Described {summary.described} image(s) now; {summary.already} were already described; "
         f"{summary.total} distinct image(s) in all."
     )
+    if getattr(summary, "from_journal", 0):
+        say(
+            f"{summary.from_journal} answer(s) paid for by an earlier run were stored from its journal (not asked again)."
+        )
+    if getattr(summary, "note", None):
+        say(f"Batch: {summary.note}.")
     if summary.cost_usd:
         say(f"Cost of this run: ${summary.cost_usd:.4f}")
     if summary.flagged or summary.failed:
@@ -189,6 +202,11 @@ def add_describe(sub) -> None:
     )
     p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
+    p.add_argument(
+        "--cancel-batch",
+        action="store_true",
+        help="cancel the set's batch in flight and store what it had finished (paid for); sends nothing else",
+    )
     add_json_option(p)
     add_executor_option(p)
     add_quiet_option(p)

@@ -134,10 +134,16 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
         try:
             yield self.con
         except BaseException:
-            self.con.execute("ROLLBACK")
+            if self.con.in_transaction:  # SQLite ends some failed transactions itself (a full disk)
+                self.con.execute("ROLLBACK")
             raise
         else:
-            self.con.execute("COMMIT")
+            try:
+                self.con.execute("COMMIT")
+            except sqlite3.Error:
+                if self.con.in_transaction:
+                    self.con.execute("ROLLBACK")
+                raise
 
     # ------------------------------------------------------------------ meta
     @property

@@ -101,7 +101,8 @@ class Claims:
                 )
                 mine.append(key)
         except BaseException:
-            self.con.execute("ROLLBACK")
+            if self.con.in_transaction:  # SQLite ends some failed transactions itself (a full disk)
+                self.con.execute("ROLLBACK")
             raise
         self.con.execute("COMMIT")
         return mine, busy
