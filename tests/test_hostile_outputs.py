@@ -57,6 +57,7 @@ def test_export_refuses_the_study_and_its_images_and_loses_nothing(study, tmp_pa
         study.path / f"{DB_NAME}-wal": "is the database of the study",
         segment: "is inside vectors/",
         study.path / "cache" / "reduce" / "x.npy": "is inside cache/",
+        study.path / "journal" / "host-1.jsonl": "is inside journal/",
         study.path: "is a study folder",
         images / "noise-003.png": "is an image under the study's images folder",
         images / "new.JPG": "is an image file name under the study's images folder",

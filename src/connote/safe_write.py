@@ -8,6 +8,7 @@ disk leaves the old file as it was and no temporary file behind.
 
 :func:`check_output` refuses, before anything is written, a path that would destroy what a study holds:
 its database (``connote.db`` and its ``-wal``, ``-shm`` and ``-journal`` files), its vectors, its caches,
+its journal of paid answers (``journal/``),
 the coders' files kept with it (``validation/NAME/imported/``), the study folder itself, or an image
 under the study's images root (a file with an image extension there, which the next scan would also
 take for one of the collection's images). Every path a user chooses to write to (``export -o``) goes
@@ -30,7 +31,11 @@ from connote.errors import UserError
 DB_NAME = "connote.db"
 
 #: Top-level folders of a study that hold what it stores (as opposed to what it renders).
-_STUDY_DATA = {"vectors": "the study's stored vectors", "cache": "the study's cached results"}
+_STUDY_DATA = {
+    "vectors": "the study's stored vectors",
+    "cache": "the study's cached results",
+    "journal": "the study's journal of paid answers not yet stored",
+}
 
 __all__ = [
     "DB_NAME",
