@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from connote import numbers
 from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
@@ -45,7 +46,26 @@ MIN_WORDS, MAX_WORDS = 2, 6
 
 
 # ---------------------------------------------------------------------------------------------- pure parts
+#: Longest label and summary stored, in characters (a model that rambles is cut there, and flagged).
+MAX_LABEL_CHARS, MAX_SUMMARY_CHARS = 120, 1000
+
+
 def parse_label(text: str | None) -> tuple[str, str | None, str | None]:
+    """:func:`read_label`, with a label or summary over :data:`MAX_LABEL_CHARS` or
+    :data:`MAX_SUMMARY_CHARS` cut to it and flagged (a field that long is no label, and would be over the
+    csv module's default limit in an export)."""
+    label, summary, problem = read_label(text)
+    cut = []
+    if len(label) > MAX_LABEL_CHARS:
+        cut.append(f"label of {len(label):,} characters cut to {MAX_LABEL_CHARS}")
+        label = label[:MAX_LABEL_CHARS].rstrip() + "…"
+    if summary is not None and len(str(summary)) > MAX_SUMMARY_CHARS:
+        cut.append(f"summary of {len(str(summary)):,} characters cut to {MAX_SUMMARY_CHARS}")
+        summary = str(summary)[:MAX_SUMMARY_CHARS].rstrip() + "…"
+    return label, summary, "; ".join([*cut, *([problem] if problem else [])]) or None
+
+
+def read_label(text: str | None) -> tuple[str, str | None, str | None]:
     """(label, summary, problem) from an answer: 'Label: ...' and 'Summary: ...' lines (markdown and quotes
     tolerated) or a JSON object with 'label' and 'summary'. ``problem`` says why it does not fit the form."""
     text = (text or "").strip()
@@ -274,6 +294,8 @@ def label(
     from connote import registry
     from connote.keywords_step import explain
 
+    max_cost = numbers.budget(max_cost)  # nan, inf or < 0 would switch the budget off
+    n_descriptions = numbers.whole(n_descriptions, "descriptions per cluster", low=1)
     study = study if isinstance(study, Study) else Study.open(study)
     run = study.get_run(run_id)
     if not study.keywords(run["id"]) and run["description_set"]:

@@ -446,9 +446,12 @@ def export(
     study = Study.of(study)
     run = study.get_run(run_id)
     columns, chunks = iter_export_rows(study, run["id"])  # written chunk by chunk
-    from connote.study.derived import metadata_columns
+    from connote.metadata import export_columns
 
-    numbers = {n for n, kind in metadata_columns(study).items() if kind == "number"}
+    # number columns by their name in the file (a metadata column 'cluster' is written as meta_cluster)
+    numbers = {
+        c for c, kind in export_columns(study, run["id"], EXPORT_COLUMNS)[0].items() if kind == "number"
+    }
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"
@@ -518,6 +521,7 @@ def run(
     selection: str | None = None,
     seed: int | None = DEFAULT_SEED,
     top_k: int = DEFAULT_TOP_K,
+    max_cost: float | None = None,
     progress: bool = True,
     on_stage: Callable[[str, object], None] | None = None,
     **describer_options,
@@ -533,7 +537,9 @@ def run(
     tell("init", summary)
     if summary.ok == 0:
         raise UserError(f"no usable images under {images}")
-    described = describe(study, describer, prompt=prompt, progress=progress, **describer_options)
+    described = describe(
+        study, describer, prompt=prompt, max_cost=max_cost, progress=progress, **describer_options
+    )
     tell("describe", described)
     tell("embed", embed(study, text, progress=progress))
     res = cluster(

@@ -8,10 +8,14 @@ from connote.cli.common import (
     add_describer_option,
     add_executor_option,
     add_json_option,
+    add_max_cost_option,
     add_quiet_option,
     describer_options,
     finish,
+    nonneg_float,
     open_study,
+    positive_float,
+    positive_int,
     read_prompt,
     say,
     show_progress,
@@ -160,8 +164,8 @@ def add_describe(sub) -> None:
     add_describer_option(p)
     p.add_argument("--prompt", help="prompt text or @file.txt (default: the paper's prompt)")
     p.add_argument("--name", help="name of the description set (default: the describer, plus a prompt hash)")
-    p.add_argument("--batch-size", type=int, help="images per model call (local models)")
-    p.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly once this much is spent")
+    p.add_argument("--batch-size", type=positive_int, help="images per model call (local models)")
+    add_max_cost_option(p)
     p.add_argument("--retry-flagged", action="store_true", help="describe flagged and failed images again")
     p.add_argument(
         "--accept",
@@ -178,21 +182,21 @@ def add_describe(sub) -> None:
     )
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=positive_int,
         help="requests in flight at once for API describers (default 8); images read at once for offline",
     )
     p.add_argument("--base-url", help="any OpenAI-compatible server, e.g. http://localhost:8000/v1")
     p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
     p.add_argument(
         "--max-side",
-        type=int,
+        type=positive_int,
         help="downscale images to this many pixels on the long side before "
         "upload (default 1024; 512 with --detail low)",
     )
     p.add_argument("--detail", choices=["low", "high", "auto"], help="image detail level (default low)")
-    p.add_argument("--max-tokens", type=int, help="most output tokens per description (default 400)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default: the model's)")
-    p.add_argument("--timeout", type=float, help="seconds per request (default 120)")
+    p.add_argument("--max-tokens", type=positive_int, help="most output tokens per description (default 400)")
+    p.add_argument("--temperature", type=nonneg_float, help="sampling temperature (default: the model's)")
+    p.add_argument("--timeout", type=positive_float, help="seconds per request (default 120)")
     p.add_argument("--device", help="local models: cuda, cpu, ... (default: a GPU when present)")
     p.add_argument(
         "--batch",
@@ -200,7 +204,9 @@ def add_describe(sub) -> None:
         help="use the OpenAI Batch API (half price, within 24 h); "
         "resumable: run the same command again to pick the batch up",
     )
-    p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
+    p.add_argument(
+        "--batch-poll", type=positive_float, default=30.0, metavar="S", help="seconds between batch polls"
+    )
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
     p.add_argument(
         "--cancel-batch",
@@ -221,7 +227,8 @@ def cmd_import_descriptions(args) -> int:
         study, args.file, name=args.name, check=args.check, exclude_flagged=args.exclude_flagged
     )
     checked = args.check or args.exclude_flagged
-    return finish(args, res, lambda r: render_import(r, checked))
+    # exit 1 when a line was skipped, as every importer (pairs import, sets import, metadata)
+    return finish(args, res, lambda r: render_import(r, checked), 1 if res.skipped else 0)
 
 
 def render_import(r, checked: bool) -> None:

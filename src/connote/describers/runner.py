@@ -43,6 +43,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from connote import numbers
 from connote.describers.base import PAPER_PROMPT, Description, ImageItem, as_describer
 from connote.errors import DescribeError, UserError
 from connote.paid import JOURNAL_DIR, JournalFull, PaidWork
@@ -165,7 +166,7 @@ class DescribeRunner:
         self.backoff_base = BACKOFF_BASE if backoff_base is None else backoff_base
         self.backoff_cap = BACKOFF_CAP if backoff_cap is None else backoff_cap
         self.check = check
-        self.max_cost = max_cost
+        self.max_cost = numbers.budget(max_cost)  # nan, inf or < 0 would switch the budget off
         self.retry_bad = retry_bad  # ask once more when an output fails a check
         self._fatal: DescribeError | None = None  # the first authentication error of a run
 

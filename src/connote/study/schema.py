@@ -7,6 +7,7 @@ message rather than silently misread.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 
 V1 = """
@@ -296,12 +297,40 @@ MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class DamagedSchema(Exception):
+    """The database opens but is not a study's: a table missing, a schema version that is no number."""
+
+
 def current_version(con: sqlite3.Connection) -> int:
     has_meta = con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
     if not has_meta:
         return 0
     row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    if row is None:
+        return 0
+    text = str(row[0]).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise DamagedSchema(f"meta.schema_version is {row[0]!r}, not a whole number")
+    return int(text)
+
+
+@functools.lru_cache(maxsize=1)
+def expected_tables() -> frozenset[str]:
+    """The tables a study of the current schema has (all migrations applied to an empty database)."""
+    con = sqlite3.connect(":memory:")
+    try:
+        migrate(con)
+        return frozenset(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+    finally:
+        con.close()
+
+
+def check_tables(con: sqlite3.Connection) -> None:
+    """Raise :class:`DamagedSchema` naming the tables a study must have and this one lacks."""
+    have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = sorted(expected_tables() - have)
+    if missing:
+        raise DamagedSchema(f"table(s) {', '.join(missing)} missing")
 
 
 def migrate(con: sqlite3.Connection) -> int:
