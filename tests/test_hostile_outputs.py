@@ -139,7 +139,7 @@ def test_connote_run_twice_into_its_images_folder_keeps_its_images(tmp_path):
 
 def test_a_sample_whose_sheet_fails_is_not_stored(study, tmp_path):
     good = sample_pairs(study, 3, name="good", progress=False, thumb_size=16)
-    proc = run_cli("pairs", "sample", study.path, "--n", "3", "--thumb-size", "0", "--name", "bad")
+    proc = run_cli("pairs", "sample", study.path, "--n", "3", "--thumb-size", "8", "--name", "bad")
     assert proc.returncode == 2 and "thumbnail size must be at least 16" in proc.stderr
     # a sheet that cannot be written (its file name taken by a folder): nothing stored either
     (study.path / "validation" / "bad2" / "coding.html").mkdir(parents=True)
