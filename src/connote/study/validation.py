@@ -64,21 +64,27 @@ class ValidationMixin:
         self, sample_id: int, rows: Iterable[tuple[int, str, str, int]], source: str | None
     ) -> int:
         """Insert or update (pos, coder, dimension, value) ratings in one transaction; returns how many."""
+        with self.transaction() as con:
+            return self.insert_ratings(con, sample_id, rows, source)
+
+    @staticmethod
+    def insert_ratings(con, sample_id: int, rows: Iterable[tuple[int, str, str, int]], source) -> int:
+        """:meth:`put_ratings` inside the caller's transaction (an LLM coder stores its call with them)."""
         stamp = now()
         rows = [(sample_id, pos, coder, dim, value, source, stamp) for pos, coder, dim, value in rows]
-        with self.transaction() as con:
-            con.executemany(
-                """INSERT INTO ratings(sample_id, pos, coder, dimension, value, source, updated)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(sample_id, pos, coder, dimension)
-                   DO UPDATE SET value=excluded.value, source=excluded.source, updated=excluded.updated""",
-                rows,
-            )
+        con.executemany(
+            """INSERT INTO ratings(sample_id, pos, coder, dimension, value, source, updated)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(sample_id, pos, coder, dimension)
+               DO UPDATE SET value=excluded.value, source=excluded.source, updated=excluded.updated""",
+            rows,
+        )
         return len(rows)
 
     def ratings(self, sample_id: int) -> list[sqlite3.Row]:
         return self.con.execute(
-            "SELECT pos, coder, dimension, value FROM ratings WHERE sample_id=? ORDER BY pos, coder, dimension",
+            "SELECT pos, coder, dimension, value, source FROM ratings WHERE sample_id=? "
+            "ORDER BY pos, coder, dimension",
             (sample_id,),
         ).fetchall()
 
@@ -134,20 +140,25 @@ class ValidationMixin:
         self, sample_id: int, rows: Iterable[tuple[int, str, str]], source: str | None
     ) -> int:
         """Insert or update (pos, evaluator, code) answers in one transaction; returns how many."""
+        with self.transaction() as con:
+            return self.insert_set_answers(con, sample_id, rows, source)
+
+    @staticmethod
+    def insert_set_answers(con, sample_id: int, rows: Iterable[tuple[int, str, str]], source) -> int:
+        """:meth:`put_set_answers` inside the caller's transaction."""
         stamp = now()
         rows = [(sample_id, pos, who, code, source, stamp) for pos, who, code in rows]
-        with self.transaction() as con:
-            con.executemany(
-                """INSERT INTO set_answers(sample_id, pos, evaluator, code, source, updated)
-                   VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(sample_id, pos, evaluator)
-                   DO UPDATE SET code=excluded.code, source=excluded.source, updated=excluded.updated""",
-                rows,
-            )
+        con.executemany(
+            """INSERT INTO set_answers(sample_id, pos, evaluator, code, source, updated)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(sample_id, pos, evaluator)
+               DO UPDATE SET code=excluded.code, source=excluded.source, updated=excluded.updated""",
+            rows,
+        )
         return len(rows)
 
     def set_answers(self, sample_id: int) -> list[sqlite3.Row]:
         return self.con.execute(
-            "SELECT pos, evaluator, code FROM set_answers WHERE sample_id=? ORDER BY pos, evaluator",
+            "SELECT pos, evaluator, code, source FROM set_answers WHERE sample_id=? ORDER BY pos, evaluator",
             (sample_id,),
         ).fetchall()
