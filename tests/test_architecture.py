@@ -23,6 +23,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "errors",
             "numbers",
+            "safe_write",
             "defaults",
             "specs",
             "params",
@@ -170,7 +171,12 @@ def test_storage_imports_only_leaves():
 #: Cycles known and owned elsewhere, each with the reason; the test fails when one is gone (remove it then).
 #: The describe runner settles a batch in flight through batch.py, which builds on the runner's
 #: DescribeSummary and pending_items: being reworked on the runner's branch (move those two below both).
-KNOWN_CYCLES = [{"connote.describers.batch", "connote.describers.runner"}]
+#: safe_write.py (a leaf) asks images.py, which writes through it, what an image file name is: landed
+#: just now from the safe-writes branch (IMAGE_EXTENSIONS could move into a leaf both import).
+KNOWN_CYCLES = [
+    {"connote.describers.batch", "connote.describers.runner"},
+    {"connote.images", "connote.safe_write"},
+]
 
 
 def test_no_import_cycles():

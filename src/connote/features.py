@@ -9,8 +9,6 @@ embedder specs or how a stage computes.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,7 @@ from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
 from connote.fitting import METHOD_VERSION, stage_method
 from connote.params import recorded_params
+from connote.safe_write import replacing
 from connote.study import Study, text_key
 from connote.study.runs import Features, digest, usable_set
 
@@ -79,12 +78,6 @@ def save_reduction(study: Study, feats: Features, reducer, Y: np.ndarray) -> np.
     Y = np.asarray(Y, dtype=np.float32)
     path = reduce_cache_path(study, feats, reducer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, Y)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, Y)
     return Y

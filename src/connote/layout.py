@@ -9,13 +9,13 @@ feature key a run records) and kept in ``STUDY/cache/map2d/<key>.npz`` (rows in 
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
 from connote.defaults import DEFAULT_SEED
 from connote.reduce import UMAPReducer
+from connote.safe_write import replacing
 from connote.study import Study
 from connote.study.reporting import RunFeatures
 
@@ -65,8 +65,6 @@ def map_layout(study: Study, feats: RunFeatures) -> tuple[np.ndarray, str]:
             pass  # damaged: computed again below
     xy, method = compute_layout(feats.X)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, xy=xy, shas=np.array(feats.shas), method=np.array(method))
-    os.replace(tmp, path)
     return xy, method

@@ -33,6 +33,7 @@ from connote.coding.files import (
     read_text,
     sample_folder,
     store_import,
+    store_sample,
     thumbnails,
     whole_number,
     write_csv,
@@ -40,6 +41,7 @@ from connote.coding.files import (
 )
 from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
+from connote.safe_write import write_text
 from connote.study import Study
 from connote.tables import in_line_order
 
@@ -116,8 +118,10 @@ def sample_pairs(
         "scale": SCALE,
         "min_pairs_per_side": MIN_PAIRS,
     }
-    study.add_pair_sample(name, seed, params, pairs)
-    sheet, template = write_sheet(study, name, thumb_size=thumb_size, progress=progress)
+    sheet, template = store_sample(
+        study, "pair_samples", name, [s for p in pairs for s in p], thumb_size, progress,
+        lambda then: study.add_pair_sample(name, seed, params, pairs, then=then), write_sheet,
+    )  # fmt: skip
     return PairSample(name, n, len(images), sheet, template, notes)
 
 
@@ -455,7 +459,7 @@ def write_scores(study, report: PairReport) -> Path:
             if not math.isnan(q):
                 groups.setdefault(r.setting(), []).append(q)
         panels.append((f"{d} quality (same - different cluster)", groups))
-    (out / "quality.svg").write_text(
-        boxplot_svg(panels, title=f"Cluster quality from rated pairs ({report.sample})"), encoding="utf-8"
+    write_text(
+        out / "quality.svg", boxplot_svg(panels, title=f"Cluster quality from rated pairs ({report.sample})")
     )
     return path

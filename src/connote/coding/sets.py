@@ -35,6 +35,7 @@ from connote.coding.files import (
     read_text,
     sample_folder,
     store_import,
+    store_sample,
     thumbnails,
     write_csv,
     write_page,
@@ -181,8 +182,10 @@ def sample_sets(
         "descriptions": descriptions,
         "method": "per cluster, sets of distinct images drawn at random; sets shown in random order",
     }
-    study.add_set_sample(name, run["id"], seed, params, sets)
-    sheet, template = write_sheet(study, name, thumb_size=thumb_size, progress=progress)
+    sheet, template = store_sample(
+        study, "set_samples", name, [s for _, st in sets for s in st], thumb_size, progress,
+        lambda then: study.add_set_sample(name, run["id"], seed, params, sets, then=then), write_sheet,
+    )  # fmt: skip
     return SetSample(name, run["id"], len(sets), len(clusters), sheet, template, notes)
 
 

@@ -115,7 +115,11 @@ class HFDescriber(Describer):
         images, idx = [], []
         for i, item in enumerate(items):
             try:
-                images.append(downscale(load_image(item.path), self.max_side))
+                images.append(
+                    downscale(
+                        load_image(item.path, sha256=item.sha256, max_side=self.max_side), self.max_side
+                    )
+                )
                 idx.append(i)
             except ImageError as exc:
                 out[i] = DescribeError(f"cannot read image: {exc}", permanent=True)
@@ -131,7 +135,10 @@ class HFDescriber(Describer):
 
         processor, _model, _device = self.load()
         try:
-            images = [downscale(load_image(item.path), self.max_side) for item in items]
+            images = [
+                downscale(load_image(item.path, sha256=item.sha256, max_side=self.max_side), self.max_side)
+                for item in items
+            ]
         except ImageError as exc:
             return DescribeError(f"cannot read image: {exc}", permanent=True)
         return self._generate([images], [self._prompt_text(processor, prompt, len(images))])[0]

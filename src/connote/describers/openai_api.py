@@ -198,7 +198,9 @@ class OpenAIDescriber(Describer):
         from connote.images import ImageError, downscale, load_image
 
         try:
-            img = downscale(load_image(item.path, max_side=self.upload_side), self.upload_side)
+            img = downscale(
+                load_image(item.path, max_side=self.upload_side, sha256=item.sha256), self.upload_side
+            )
         except ImageError as exc:
             raise DescribeError(f"cannot read image: {exc}", permanent=True) from None
         buf = io.BytesIO()

@@ -14,11 +14,20 @@ from connote.study.common import StudyBase, inserted_id, named_or_latest, now
 class ValidationMixin(StudyBase):
     """Part of :class:`connote.study.Study`: pair samples, ratings, set samples, answers."""
 
+    def check_new_sample(self, table: str, name: str) -> None:
+        """:class:`UserError` when ``table`` (pair_samples or set_samples) already has a sample ``name``."""
+        if self.con.execute(f"SELECT 1 FROM {table} WHERE name=?", (name,)).fetchone():
+            noun = "pair" if table == "pair_samples" else "set"
+            raise UserError(f"there is already a {noun} sample named {name!r}; choose another --name")
+
     # ------------------------------------------------------------------ rated pairs (RQ1)
-    def add_pair_sample(self, name: str, seed: int | None, params: dict, pairs: list[tuple[str, str]]) -> int:
+    def add_pair_sample(
+        self, name: str, seed: int | None, params: dict, pairs: list[tuple[str, str]], then=None
+    ) -> int:
+        """Store a pair sample; ``then(sample_id)`` (writing its sheet) runs before the commit, so that a
+        sample whose sheet could not be written is never stored."""
         with self.transaction() as con:
-            if con.execute("SELECT 1 FROM pair_samples WHERE name=?", (name,)).fetchone():
-                raise UserError(f"there is already a pair sample named {name!r}; choose another --name")
+            self.check_new_sample("pair_samples", name)
             cur = con.execute(
                 "INSERT INTO pair_samples(name, created, seed, params) VALUES (?, ?, ?, ?)",
                 (name, now(), seed, json.dumps(params, sort_keys=True)),
@@ -28,6 +37,8 @@ class ValidationMixin(StudyBase):
                 "INSERT INTO pairs(sample_id, pos, sha_a, sha_b) VALUES (?, ?, ?, ?)",
                 [(sample_id, i, a, b) for i, (a, b) in enumerate(pairs, start=1)],
             )
+            if then is not None:
+                then(sample_id)
         return sample_id
 
     def pair_samples(self) -> list[sqlite3.Row]:
@@ -85,11 +96,17 @@ class ValidationMixin(StudyBase):
 
     # ------------------------------------------------------------------ image sets (RQ2)
     def add_set_sample(
-        self, name: str, run_id: int, seed: int | None, params: dict, sets: list[tuple[int, list[str]]]
+        self,
+        name: str,
+        run_id: int,
+        seed: int | None,
+        params: dict,
+        sets: list[tuple[int, list[str]]],
+        then=None,
     ) -> int:
+        """Store a set sample; ``then(sample_id)`` runs before the commit (see :meth:`add_pair_sample`)."""
         with self.transaction() as con:
-            if con.execute("SELECT 1 FROM set_samples WHERE name=?", (name,)).fetchone():
-                raise UserError(f"there is already a set sample named {name!r}; choose another --name")
+            self.check_new_sample("set_samples", name)
             cur = con.execute(
                 "INSERT INTO set_samples(name, run_id, created, seed, params) VALUES (?, ?, ?, ?, ?)",
                 (name, run_id, now(), seed, json.dumps(params, sort_keys=True)),
@@ -99,6 +116,8 @@ class ValidationMixin(StudyBase):
                 "INSERT INTO image_sets(sample_id, pos, cluster, shas) VALUES (?, ?, ?, ?)",
                 [(sample_id, i, c, json.dumps(shas)) for i, (c, shas) in enumerate(sets, start=1)],
             )
+            if then is not None:
+                then(sample_id)
         return sample_id
 
     def set_samples(self) -> list[sqlite3.Row]:
