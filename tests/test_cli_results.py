@@ -98,6 +98,7 @@ def test_pipeline_commands(study_copy, shared_study, capsys):
     assert doc["images"] == {"usable": 12, "distinct": 12, "skipped": 0}
     assert doc["description_sets"][0]["ok"] == 12 and doc["calls"] == 12
     text, doc, _ = both(capsys, "explain", study_copy, "--top-k", "3")
+    doc = doc["clusters"]
     assert all(len(words) == 3 and {"term", "score"} <= set(words[0]) for words in doc.values())
     assert all(f"cluster {c}: " + ", ".join(w["term"] for w in words) in text for c, words in doc.items())
 

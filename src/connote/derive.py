@@ -350,6 +350,7 @@ def _keywords_like_parent(study: Study, parent_id: int, run_id: int) -> None:
         filler=bool(p.get("filler", True)),
         method=p.get("method", "tfidf"),
         diversity=float(p.get("diversity", 0.0)),
+        keep_common=bool(p.get("keep_common", False)),
     )
 
 
@@ -460,9 +461,11 @@ def report_context(study: Study, run) -> dict:
     method = {"tfidf": "TF-IDF", "ctfidf": "class-based TF-IDF"}.get(kp.get("method", "tfidf"), "TF-IDF")
     if kp.get("diversity"):
         method += f", diversity {kp['diversity']:g}"
+    common = {"terms": kp.get("common_terms") or [], "rule": kp.get("common_rule")}
     return {
         "labels": labels,
         "keyword_method": method,
+        "common_terms": common,  # left out of each cluster's keywords as common to the whole run
         "derived": derived,
         "assigned": store.assigned_outliers(study, rid),
         "suggestions": suggestions,

@@ -23,6 +23,13 @@ from connote.errors import UserError
 from connote.params import recorded_params
 from connote.study.common import named_or_latest, now, text_key
 
+#: The study's latest run: the newest one stored or kept (:meth:`RunsMixin.keep_run`): of several seeds,
+#: the representative run is the result even when another seed's run was stored after it.
+LATEST_RUN = (
+    "MAX(id, COALESCE(json_extract(params, '$.seeds.kept_after'), 0)) DESC, "
+    "json_extract(params, '$.seeds.kept_at') DESC, id DESC"
+)
+
 
 class RunsMixin:
     """Part of :class:`connote.study.Study`: runs, assignments, keywords."""
@@ -62,7 +69,28 @@ class RunsMixin:
             column="id",
             known_label="runs",
             empty=f"no clustering runs yet; run `connote cluster {self.path}` first",
+            latest=LATEST_RUN,
         )
+
+    def keep_run(self, run_id: int, seeds: dict) -> None:
+        """Record on a run that it is the one kept of several seeds (``seeds``: which ran, which was kept
+        and why, their stability) and make it the study's latest run, the one a command without a run id
+        uses, until another run is stored or kept. The run's key, labels and parameters do not change."""
+        from datetime import datetime, timezone
+
+        with self.transaction() as con:
+            row = con.execute("SELECT params FROM runs WHERE id=?", (run_id,)).fetchone()
+            record = json.loads(row[0] or "{}")
+            newest = con.execute("SELECT MAX(id) FROM runs").fetchone()[0]
+            record["seeds"] = {
+                **seeds,
+                "kept_after": int(newest),  # latest as of this run id ...
+                "kept_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),  # ... and time
+            }
+            con.execute(
+                "UPDATE runs SET params=? WHERE id=?",
+                (json.dumps(record, sort_keys=True, default=str), run_id),
+            )
 
     def assignments(self, run_id: int) -> dict[str, int]:
         return {
@@ -304,10 +332,11 @@ def store_run(
 
 
 # ---------------------------------------------------------------------------------------------- seeds
-def seed_stability_by_setting(study, runs=None) -> list[tuple[list[sqlite3.Row], object]]:
+def seed_stability_by_setting(study, runs=None, labels_out: dict | None = None) -> list[tuple[list, object]]:
     """For each setting among ``runs`` (default: all of the study's), its runs and their
     :class:`~connote.evaluate.stability.SeedStability` (pairwise ARI between the seeds' labels, aligned
-    by image; cluster-count range; unstable when the mean ARI is below 0.5), in order of first run."""
+    by image; cluster-count range; unstable when the mean ARI is below 0.5), in order of first run.
+    ``labels_out``, when given, receives each setting's first run's id -> {seed: labels} (read once)."""
     from connote.evaluate.stability import group_by_setting, seed_stability
 
     out = []
@@ -316,24 +345,63 @@ def seed_stability_by_setting(study, runs=None) -> list[tuple[list[sqlite3.Row],
         labels = {}
         for r in group:  # one labeling per seed, in seed order (the first run of a seed, should there be two)
             labels.setdefault(r["seed"], study.assignments(r["id"]))
+        if labels_out is not None:
+            labels_out[group[0]["id"]] = labels
         out.append((group, seed_stability(labels)))
     return out
+
+
+def cluster_stability_by_run(group, labels: dict) -> dict[int, dict[str, float] | None]:
+    """run id -> the cluster-wise stability of each of its clusters against the other seeds of its
+    setting (cluster id as a string -> mean best Jaccard; :func:`connote.evaluate.stability.cluster_stability`),
+    None where the setting has one seed. ``labels``: seed -> labels, as :func:`seed_stability_by_setting`
+    read them."""
+    from connote.evaluate.stability import cluster_stability
+
+    out = {}
+    for r in group:
+        mine = labels.get(r["seed"])
+        others = [v for seed, v in labels.items() if seed != r["seed"]]
+        per = cluster_stability(mine, others) if mine is not None and others else None
+        out[r["id"]] = None if per is None else {str(c): round(v, 4) for c, v in per.items()}
+    return out
+
+
+def run_cluster_stability(study, run_id: int) -> dict[int, float] | None:
+    """The cluster-wise stability of one run's clusters against the other seeds of its setting (cluster ->
+    mean best Jaccard); None for a derived run or a setting with one seed."""
+    from connote.evaluate.stability import group_by_setting
+    from connote.study.derived import derivations
+
+    if run_id in derivations(study):
+        return None
+    run = study.get_run(run_id)
+    for group in group_by_setting(study.runs()).values():
+        if any(r["id"] == run["id"] for r in group):
+            labels: dict = {}
+            seed_stability_by_setting(study, group, labels)
+            per = cluster_stability_by_run(group, next(iter(labels.values())))[run["id"]]
+            return None if per is None else {int(c): v for c, v in per.items()}
+    return None
 
 
 def run_listing(study) -> list[dict]:
     """One dict per run: id, features, describer, embedder, reduce, min_cluster_size, seed, n_clusters,
     n_outliers, created, and ``seed_stability``: the agreement of the runs of its setting that differ only
-    by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable; see
-    :mod:`connote.evaluate.stability`), the same dict for every run of a setting; None for derived runs."""
+    by seed (seeds, pairwise ARI, mean and lowest ARI, cluster-count range, unstable, the representative
+    seed ``kept``; see :mod:`connote.evaluate.stability`), the same dict for every run of a setting;
+    ``cluster_stability``: each of its clusters' stability against the other seeds; ``kept``: where the
+    run was kept as the representative of several seeds, which ran and why. None for derived runs."""
     from connote.study.derived import derivations
 
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
     derived = derivations(study)
     all_runs = study.runs()
-    stability = {}
-    for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived]):
+    stability, per_cluster, labels = {}, {}, {}
+    for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived], labels):
         d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
         stability.update({r["id"]: d for r in group})
+        per_cluster.update(cluster_stability_by_run(group, labels[group[0]["id"]]))
     out = []
     for r in all_runs:
         origin = derived.get(r["id"]) or {}
@@ -360,6 +428,11 @@ def run_listing(study) -> list[dict]:
                 "label": r["label"],
                 "created": r["created"],
                 "seed_stability": stability.get(r["id"]),
+                # cluster -> mean best Jaccard over the other seeds of the setting; None for one seed, and
+                # for a derived run (merge, assign-outliers), which has none of its own
+                "cluster_stability": per_cluster.get(r["id"]),
+                # of several seeds: which ran, which was kept and why (connote cluster without --seed)
+                "kept": json.loads(r["params"] or "{}").get("seeds"),
             }
         )
     return out
