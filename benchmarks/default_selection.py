@@ -98,7 +98,11 @@ def nested(n: int, dim: int, themes: int = 5, topics: int = 6, seed: int = 0) ->
     basis, _ = np.linalg.qr(rng.normal(size=(dim, latent)))
     X = Z @ basis.T + rng.normal(0, 0.15, (n, dim))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    return f"generated {n:,}, nested ({dim}-d, {themes} x {topics} groups)", X.astype(np.float32), truth.tolist()
+    return (
+        f"generated {n:,}, nested ({dim}-d, {themes} x {topics} groups)",
+        X.astype(np.float32),
+        truth.tolist(),
+    )
 
 
 def measure(name: str, X: np.ndarray, truth: list, seeds, say) -> dict:

@@ -293,6 +293,8 @@ def cluster(
         )
     if selection not in (None, "eom", "leaf"):
         raise UserError(f"unknown cluster selection {selection!r}; use eom or leaf")
+    if seed is not None and seeds is not None:
+        raise UserError("give one seed (exactly one run) or several seeds, not both")
     seed_list = [seed] if seed is not None else list(dict.fromkeys(DEFAULT_SEEDS if seeds is None else seeds))
     if not seed_list:
         raise UserError("give at least one seed")

@@ -56,7 +56,7 @@ def cmd_run(args) -> int:
         min_samples=args.min_samples,
         selection=args.selection,
         seed=args.seed,
-        seeds=parse_seeds(args.seeds) if args.seeds else None,
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
         top_k=args.top_k,
         keep_common=args.keep_common,
         progress=show_progress(args),
@@ -207,11 +207,7 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
-    if args.seed is not None and args.seeds:
-        from connote.errors import UserError
-
-        raise UserError("give --seed (one run) or --seeds (several), not both")
-    seeds = parse_seeds(args.seeds) if args.seeds else None
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     res = steps.cluster(study, args.features, seed=args.seed, seeds=seeds, **options)
     result = {**to_json(res), "study": study.path, "left_out": left_out(study, res.run_id)}
     return finish(args, result, render_cluster)

@@ -398,7 +398,9 @@ def run_listing(study) -> list[dict]:
     derived = derivations(study)
     all_runs = study.runs()
     stability, per_cluster, labels = {}, {}, {}
-    for group, st in seed_stability_by_setting(study, [r for r in all_runs if r["id"] not in derived], labels):
+    for group, st in seed_stability_by_setting(
+        study, [r for r in all_runs if r["id"] not in derived], labels
+    ):
         d = {**st.to_dict(), "run_ids": [r["id"] for r in group]}
         stability.update({r["id"]: d for r in group})
         per_cluster.update(cluster_stability_by_run(group, labels[group[0]["id"]]))
