@@ -54,18 +54,26 @@ def known_labels(study, shas: list[str], dataset: Path, column: str) -> list[str
     return [by_name.get(name.get(s, ""), "?") for s in shas]
 
 
-def real(studies: Path, shared: Path) -> list[tuple[str, np.ndarray, list]]:
+def real(studies: Path, shared: Path, sets: str | None = None) -> list[tuple[str, np.ndarray, list]]:
+    from connote.errors import UserError
     from connote.study import Study
     from connote.study.runs import features
 
     out = []
-    for folder, dataset, sets, column in (
+    wanted = set(sets.split(",")) if sets else None
+    for folder, dataset, chosen, column in (
         ("mc", "multiclimate_frames", ("transcripts", "offline"), "label"),
         ("coco", "coco128", ("captions",), "dominant_category"),
     ):
         study = Study.open(studies / folder)
-        for name in sets:
-            feats = features(study, "text", description_set=name)
+        for name in chosen:
+            if wanted and name not in wanted:
+                continue
+            try:
+                feats = features(study, "text", description_set=name)
+            except UserError as exc:  # not described or embedded yet
+                print(f"{dataset}: {name}: skipped: {exc}", file=sys.stderr)
+                continue
             truth = known_labels(study, feats.shas, shared / dataset, column)
             out.append((f"{dataset}: {name}", feats.X, truth))
     return out
@@ -221,6 +229,7 @@ def main() -> None:
     ap.add_argument("--studies", type=Path, default=Path("/tmp/trust"))
     ap.add_argument("--shared", type=Path, default=HERE.parent.parent / "shared" / "datasets")
     ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--sets", help="description sets of the real collections (default: all)")
     ap.add_argument("--only", help="real, synthetic (flat groups) or nested (groups within groups)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "default_selection")
     args = ap.parse_args()
@@ -237,7 +246,9 @@ def main() -> None:
         load_start=round(os.getloadavg()[0], 2),
     )
 
-    def save(entry):
+    def save(entry):  # merged with what is on disk now (another arm may have written meanwhile)
+        if out_json.is_file():
+            result["collections"] = json.loads(out_json.read_text())["collections"]
         result["collections"] = [c for c in result["collections"] if c["collection"] != entry["collection"]]
         result["collections"].append(entry)
         result["load_end"] = round(os.getloadavg()[0], 2)
@@ -246,7 +257,7 @@ def main() -> None:
 
     collections = []
     if args.only in (None, "real"):
-        collections += [(c, SEEDS) for c in real(args.studies, args.shared)]
+        collections += [(c, SEEDS) for c in real(args.studies, args.shared, args.sets)]
     if args.only in (None, "synthetic"):
         for n in (int(s) for s in args.sizes.split(",") if s):
             collections.append(

@@ -116,7 +116,9 @@ def test_without_a_seed_three_runs_are_stored_and_the_representative_one_kept(tm
         str(c) for c in res.cluster_stability
     }
     assert cli_main(args) == 0
-    text = capsys.readouterr().out
+    out = capsys.readouterr()
+    assert out.out.strip() == str(res.run_id)  # stdout: the run id alone
+    text = out.err
     assert f"Kept run {res.run_id}: seed {st.kept} of 42, 48, 112" in text
     assert "Seed stability: 3 seeds" in text and "Cluster stability" in text
 

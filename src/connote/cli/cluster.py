@@ -227,16 +227,16 @@ def render_cluster(r: dict) -> None:
     for run in r["runs"] or [r]:
         _render_made(run)
     warn_left_out(r["study"], r["left_out"])
-    if r["runs"]:
+    if r["runs"]:  # on stderr, as the lines above: stdout is the run id alone (RUN=$(connote cluster S))
         for run in r["runs"]:
             kept = "  <- kept" if run["run_id"] == r["run_id"] else ""
-            say(
+            warn(
                 f"run {run['run_id']}  seed {run['seed']}  {run['n_clusters']} cluster(s)  "
                 f"{run['n_outliers']} outlier(s){kept}"
             )
-        say(f"Kept run {r['run_id']}: {r['kept_why']}.")
-        say(f"Seed stability: {r['stability_text']}")
-        say(
+        warn(f"Kept run {r['run_id']}: {r['kept_why']}.")
+        warn(f"Seed stability: {r['stability_text']}")
+        warn(
             f"Cluster stability (mean best Jaccard over the other seeds): {stability_line(r['cluster_stability'])}"
         )
     say(str(r["run_id"]))
