@@ -139,6 +139,20 @@ def test_the_export_has_each_images_cluster_stability(shared_study, tmp_path):
             assert float(r["cluster_stability"]) == pytest.approx(res.cluster_stability[c])
     assert res.runs[0].reused and res.runs[0].run_id == shared_study.run_id  # seed 42 was there already
 
+    # the run page says which seeds ran, which was kept and why, and what to publish; each cluster page
+    # and the map's data carry the cluster's stability; the study index marks the kept run
+    page = steps.report(study, res.run_id, progress=False)
+    html = page.read_text()
+    assert 'id="seeds"' in html and "representative" in html and "What to publish" in html
+    assert f"seed {res.seed} of 42, 48, 112" in html and "Seed stability: 3 seeds" in html
+    c = min(res.cluster_stability)
+    cluster_html = (page.parent / f"cluster-{c}.html").read_text()
+    assert f"Stability across seeds: <b>{res.cluster_stability[c]:.2f}</b>" in cluster_html
+    run_js = json.loads((page.parent / "run.js").read_text().split("=", 1)[1].rstrip().rstrip(";"))
+    assert run_js["clusters"][str(c)]["stability"] == pytest.approx(res.cluster_stability[c])
+    assert run_js["clusters"][str(c)]["unstable"] == (res.cluster_stability[c] < 0.5)
+    assert "kept of 42,48,112" in (page.parent.parent / "index.html").read_text()
+
 
 def test_a_derived_run_has_no_stability_of_its_own(tmp_path):
     study = _vector_study(tmp_path / "s", n=120, dim=8, k=4)

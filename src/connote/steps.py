@@ -25,6 +25,7 @@ from connote.defaults import (
     DEFAULT_DESCRIBER,
     DEFAULT_IMAGE_EMBEDDER,
     DEFAULT_REDUCE,
+    DEFAULT_SEED,
     DEFAULT_SEEDS,
     DEFAULT_TEXT_EMBEDDER,
     DEFAULT_TOP_K,
@@ -295,6 +296,8 @@ def cluster(
         raise UserError(f"unknown cluster selection {selection!r}; use eom or leaf")
     if seed is not None and seeds is not None:
         raise UserError("give one seed (exactly one run) or several seeds, not both")
+    if seed is None and seeds is None and not _takes_seed(reduce):
+        seed = DEFAULT_SEED  # a reducer object without a random state: nothing to vary, one run
     seed_list = [seed] if seed is not None else list(dict.fromkeys(DEFAULT_SEEDS if seeds is None else seeds))
     if not seed_list:
         raise UserError("give at least one seed")
@@ -312,6 +315,10 @@ def cluster(
     return _keep_representative(study, runs)
 
 
+def _takes_seed(reduce) -> bool:
+    return isinstance(reduce, str) or "random_state" in getattr(reduce, "get_params", dict)()
+
+
 def _seeded(reduce, seed, count: int):
     """The reducer for one seed: from a spec string, or a reducer object (with its ``random_state`` set to
     the seed when there are several seeds)."""
@@ -319,7 +326,7 @@ def _seeded(reduce, seed, count: int):
         return registry.reducer(reduce, seed=seed)
     if count == 1:
         return reduce
-    if "random_state" not in getattr(reduce, "get_params", dict)():
+    if not _takes_seed(reduce):
         raise UserError("several seeds need a reducer spec string or a reducer with a random_state parameter")
     return type(reduce)(**{**reduce.get_params(), "random_state": seed})
 

@@ -386,7 +386,11 @@ class RunPages:
         n = len(d["shas"])
         n_out = len(d["members"].get(OUTLIER, []))
         unstable = sorted(c for c, v in (self.stability or {}).items() if v < 0.5)
+        sizes = [len(m) for c, m in d["members"].items() if c != OUTLIER]
+        largest = max(sizes, default=0) / max(1, sum(sizes))
         return {
+            # one cluster holds more than half of the clustered images: said, not hidden
+            "collapse": f"{largest:.0%}" if largest > 0.5 else None,
             "seeds": seeds,
             "seed_text": SeedStability.from_dict(seeds["seed_stability"]).describe() if seeds else None,
             "has_stability": self.stability is not None,
