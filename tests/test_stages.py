@@ -56,7 +56,7 @@ def test_hdbscan_fills_data_dependent_defaults_when_fitted():
     clu = HDBSCANClusterer()
     labels = clu.fit_predict(X)
     assert clu.min_cluster_size is None and clu.min_cluster_size_ == 5  # about 1% of 120, at least 5
-    assert clu.cluster_selection_method_ == "leaf"  # below 500 items
+    assert clu.cluster_selection_method_ == "leaf"  # the default at every size
     assert (clu.labels_ == labels).all() and clu.probabilities_.shape == (120,)
     assert clu.resolved(120).get_params()["min_cluster_size"] == 5
 

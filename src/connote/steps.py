@@ -290,7 +290,7 @@ def cluster(
     if selection is None and clusterer is None:
         selection = default_selection(n)
         notes.append(
-            f"cluster selection '{selection}' (default for {n} items; set with --selection eom|leaf)"
+            f"cluster selection '{selection}' (the default; set with --selection eom|leaf)"
         )
     if selection not in (None, "eom", "leaf"):
         raise UserError(f"unknown cluster selection {selection!r}; use eom or leaf")
