@@ -227,6 +227,7 @@ def render(result: dict) -> str:
         "truth ARI = mean over seeds of the ARI with the known labels, over all items (outliers one group) "
         "/ over the clustered items; kept = the representative seed, its clusters and their mean "
         "cluster-wise stability (mean best Jaccard over the other seeds)",
+        *[f"- {note}" for note in result.get("notes", [])],
         "",
         "| collection | n | groups | mcs | arm | clusters | outliers | largest | seed ARI | truth ARI all / clustered "
         "| kept: clusters, stability | collapse |",
