@@ -20,6 +20,7 @@ DEFAULT_IMAGE_EMBEDDER = "efficientnet-lite0"
 #: S5: keywords per cluster.
 DEFAULT_TOP_K = 10
 
+
 def default_min_cluster_size(n: int) -> int:
     """S4: about 1% of the collection, at least 5 (the paper used 50-200 for 11,873 images), and never more
     than a third of a very small collection."""

@@ -248,7 +248,7 @@ def suggest_merges(
     if len(clusters) < 2:
         return []
     S = similarity_matrix(C)
-    keywords = study.keywords(run["id"])
+    keywords = keyword_lists_with_common(study, run["id"])
     paths = {r["sha256"]: r["path"] for r in study.unique_images()}
     order = sorted(
         ((i, j) for i in range(len(clusters)) for j in range(i + 1, len(clusters))),
@@ -334,6 +334,18 @@ def _derive(study: Study, parent, kind: str, params: dict, labels: dict[str, int
         old = study.get_run(run_id)
         return DerivedRun(run_id, parent["id"], kind, True, old["n_clusters"], old["n_outliers"], params)
     return DerivedRun(run_id, parent["id"], kind, False, record["n_clusters"], record["n_outliers"], params)
+
+
+def keyword_lists_with_common(study: Study, run_id: int) -> dict[int, list[str]]:
+    """Each cluster's keywords with the terms common to the run that its list had (left out of the stored
+    lists, :func:`connote.keywords.distinct_keywords`): twin clusters share just such terms."""
+    keywords = study.keywords(run_id)
+    row = study.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (run_id,)).fetchone()
+    common_in = (json.loads(row[0]) if row else {}).get("common_in") or {}
+    for term, clusters in common_in.items():
+        for c in clusters:
+            keywords.setdefault(int(c), []).append(term)
+    return keywords
 
 
 def _keywords_like_parent(study: Study, parent_id: int, run_id: int) -> None:

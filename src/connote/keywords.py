@@ -267,12 +267,14 @@ def common_terms(lists: Mapping[int, Sequence[str]], share: float = COMMON_SHARE
 
 def distinct_keywords(
     texts: Sequence[str], labels: Sequence[int], *, top_k: int = 10, share: float = COMMON_SHARE, **options
-) -> tuple[dict[int, list[tuple[str, float]]], list[str]]:
+) -> tuple[dict[int, list[tuple[str, float]]], dict[str, list[int]]]:
     """:func:`cluster_keywords` without the terms common to the run: (each cluster's ``top_k`` terms, the
-    common terms). The common terms are found in the clusters' first lists (:func:`common_terms`) and left
-    out of every list, which the next-best terms fill; scores are unchanged."""
+    common terms, each with the clusters whose first list had it). The common terms are found in the
+    clusters' first lists (:func:`common_terms`) and left out of every list, which the next-best terms
+    fill; scores are unchanged."""
     first = cluster_keywords(texts, labels, top_k=top_k, **options)
     common = common_terms({c: [t for t, _ in terms] for c, terms in first.items()}, share)
     if not common:
-        return first, []
-    return cluster_keywords(texts, labels, top_k=top_k, exclude=common, **options), common
+        return first, {}
+    had = {t: [c for c in sorted(first) if t in {x for x, _ in first[c]}] for t in common}
+    return cluster_keywords(texts, labels, top_k=top_k, exclude=common, **options), had

@@ -17,12 +17,13 @@ __all__ = ["Keywords", "explain"]
 
 class Keywords(dict):
     """cluster -> [(term, score), ...] as :func:`explain` stores them, with ``common``: the terms left out
-    of every cluster's list as common to the whole run, and ``rule``: the rule that found them (None with
-    ``keep_common``)."""
+    of every cluster's list as common to the whole run, ``common_in``: each of them with the clusters
+    whose list had it, and ``rule``: the rule that found them (None with ``keep_common``)."""
 
-    def __init__(self, lists=(), common=(), rule: str | None = None):
+    def __init__(self, lists=(), common_in=None, rule: str | None = None):
         super().__init__(lists)
-        self.common, self.rule = list(common), rule
+        self.common_in = dict(common_in or {})
+        self.common, self.rule = list(self.common_in), rule
 
 
 def explain(
@@ -84,6 +85,7 @@ def explain(
             "describer_stop_words": list(template_words),
             "filler": filler,
             "common_terms": keywords.common,  # left out of every cluster's list (none with keep_common)
+            "common_in": keywords.common_in,  # term -> the clusters whose list had it
             "common_rule": keywords.rule,
             "keep_common": keep_common,
         },

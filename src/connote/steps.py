@@ -289,9 +289,7 @@ def cluster(
         )
     if selection is None and clusterer is None:
         selection = default_selection(n)
-        notes.append(
-            f"cluster selection '{selection}' (the default; set with --selection eom|leaf)"
-        )
+        notes.append(f"cluster selection '{selection}' (the default; set with --selection eom|leaf)")
     if selection not in (None, "eom", "leaf"):
         raise UserError(f"unknown cluster selection {selection!r}; use eom or leaf")
     if seed is not None and seeds is not None:
