@@ -103,11 +103,13 @@ def describe(
     batch: bool = False,
     batch_poll: float = 30.0,
     batch_wait: bool = True,
+    cancel_batch: bool = False,
     executor=None,
     **describer_options,
 ):
     """S1: describe every distinct image that has no description in the set yet. Returns a summary
-    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API.
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API;
+    ``cancel_batch`` cancels the set's batch in flight and stores what it had finished (sends nothing else).
     ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (batches on Ray workers; see executors/)."""
     from connote.describers.runner import DescribeRunner
 
@@ -122,6 +124,10 @@ def describe(
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
     study.require_writable("describe")  # before anything is sent (and paid for)
+    if cancel_batch:
+        from connote.describers.batch import cancel_batch as cancel
+
+        return cancel(study, runner)
     if batch:
         from connote.describers.batch import run_batch
 
@@ -561,9 +567,12 @@ def export(
     study = Study.of(study)
     run = study.get_run(run_id)
     columns, chunks = iter_export_rows(study, run["id"])  # written chunk by chunk
-    from connote.study.derived import metadata_columns
+    from connote.metadata import export_columns
 
-    numbers = {n for n, kind in metadata_columns(study).items() if kind == "number"}
+    # number columns by their name in the file (a metadata column 'cluster' is written as meta_cluster)
+    numbers = {
+        c for c, kind in export_columns(study, run["id"], EXPORT_COLUMNS)[0].items() if kind == "number"
+    }
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"
@@ -632,6 +641,7 @@ def run(
     seeds=None,
     top_k: int = DEFAULT_TOP_K,
     keep_common: bool = False,
+    max_cost: float | None = None,
     progress: bool = True,
     on_stage: Callable[[str, object], None] | None = None,
     **describer_options,
@@ -647,7 +657,9 @@ def run(
     tell("init", summary)
     if summary.ok == 0:
         raise UserError(f"no usable images under {images}")
-    described = describe(study, describer, prompt=prompt, progress=progress, **describer_options)
+    described = describe(
+        study, describer, prompt=prompt, max_cost=max_cost, progress=progress, **describer_options
+    )
     tell("describe", described)
     tell("embed", embed(study, text, progress=progress))
     res = cluster(

@@ -13,6 +13,7 @@ from connote.cli.common import (
     add_feature_sources,
     add_hdbscan_options,
     add_json_option,
+    add_max_cost_option,
     add_min_cluster_size_option,
     add_quiet_option,
     add_run_id_argument,
@@ -20,9 +21,12 @@ from connote.cli.common import (
     describer_options,
     finish,
     open_study,
+    positive_int,
     print_skipped,
     read_prompt,
     say,
+    seed_int,
+    share,
     show_progress,
     to_json,
     warn,
@@ -60,6 +64,7 @@ def cmd_run(args) -> int:
         top_k=args.top_k,
         keep_common=args.keep_common,
         progress=show_progress(args),
+        max_cost=args.max_cost,
         on_stage=on_stage,
         **describer_options(args, steps.run),
     )
@@ -148,6 +153,7 @@ def add_run(sub) -> None:
     add_seed_options(p)
     add_top_k_option(p)
     add_keep_common_option(p)
+    add_max_cost_option(p, "with a paid describer: stop describing cleanly once this much is spent")
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_run)
@@ -158,7 +164,7 @@ def add_seed_options(p) -> None:
     default = ",".join(map(str, DEFAULT_SEEDS))
     p.add_argument(
         "--seed",
-        type=int,
+        type=seed_int,
         help=f"exactly one run, with this seed (default: one run per seed of {default}, the representative "
         "one kept: the seed whose labels agree best with the others')",
     )
@@ -182,12 +188,10 @@ def add_keep_common_option(p) -> None:
 
 def parse_seeds(text: str) -> list[int]:
     """'42,48,112' -> [42, 48, 112]; a one-line error for anything else."""
+    from connote import numbers
     from connote.errors import UserError
 
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds takes whole numbers separated by commas, not {text!r}") from None
+    seeds = [numbers.seed(s, "--seeds") for s in text.split(",") if s.strip()]
     if not seeds:
         raise UserError("--seeds needs at least one seed, e.g. --seeds 42,48,112")
     return seeds
@@ -331,7 +335,9 @@ def add_sweep(sub) -> None:
         "how far its seeds agree",
     )
     add_hdbscan_options(p)
-    p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
+    p.add_argument(
+        "--workers", type=positive_int, help="parallel processes (default: from cores and free memory)"
+    )
     add_feature_sources(p)
     add_json_option(p)
     add_executor_option(p)
@@ -378,7 +384,7 @@ def add_explain(sub) -> None:
         help="tfidf (the paper's, default) or ctfidf (class-based TF-IDF, as BERTopic)",
     )
     p.add_argument(
-        "--diversity", type=float, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
+        "--diversity", type=share, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
     )
     add_keep_common_option(p)
     add_json_option(p)

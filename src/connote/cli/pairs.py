@@ -8,6 +8,7 @@ from connote.cli.common import (
     add_seed_option,
     finish,
     import_files,
+    positive_int,
     print_sample,
     say,
     show_progress,
@@ -107,10 +108,14 @@ def add_pairs(sub) -> None:
     pairs.required = True
     q = pairs.add_parser("sample", help="draw random image pairs and write the coding sheet")
     q.add_argument("study")
-    q.add_argument("--n", type=int, default=500, help="number of pairs (default 500, as in the study)")
+    q.add_argument(
+        "--n", type=positive_int, default=500, help="number of pairs (default 500, as in the study)"
+    )
     add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'pairs')")
-    q.add_argument("--thumb-size", type=int, default=320, help="longest side of the images shown (px)")
+    q.add_argument(
+        "--thumb-size", type=positive_int, default=320, help="longest side of the images shown (px)"
+    )
     add_json_option(q)
     add_quiet_option(q)
     q.set_defaults(func=cmd_pairs_sample)

@@ -11,7 +11,9 @@ from connote.cli.common import (
     add_top_k_option,
     finish,
     import_files,
+    positive_int,
     print_sample,
+    run_id_int,
     say,
     show_progress,
 )
@@ -22,7 +24,7 @@ def cmd_sets_sample(args) -> int:
 
     res = sample_sets(
         args.study,
-        int(args.run_id) if args.run_id else None,
+        args.run_id,
         per_cluster=args.per_cluster,
         size=args.size,
         seed=args.seed,
@@ -146,8 +148,10 @@ def add_sets(sub) -> None:
     q = sets.add_parser("sample", help="draw image sets per cluster of a run and write the matching sheet")
     q.add_argument("study")
     add_run_id_argument(q)
-    q.add_argument("--per-cluster", type=int, default=5, help="sets per cluster (default 5, as in the study)")
-    q.add_argument("--size", type=int, default=3, help="images per set (default 3, as in the study)")
+    q.add_argument(
+        "--per-cluster", type=positive_int, default=5, help="sets per cluster (default 5, as in the study)"
+    )
+    q.add_argument("--size", type=positive_int, default=3, help="images per set (default 3, as in the study)")
     add_top_k_option(q, "keywords per description")
     add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'sets-runID')")
@@ -171,6 +175,10 @@ def add_sets(sub) -> None:
     q.add_argument("study")
     q.add_argument("--name", help="set sample (default: the latest)")
     q.add_argument("--merge", help="merge near-twin clusters first: CLUSTER=INTO[,...], e.g. 7=3")
-    q.add_argument("--run", help="score a run derived from the sample's run by `connote merge` (its merges)")
+    q.add_argument(
+        "--run",
+        type=run_id_int,
+        help="score a run derived from the sample's run by `connote merge` (its merges)",
+    )
     add_json_option(q)
     q.set_defaults(func=cmd_sets_score)

@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connote import numbers
 from connote.coding.files import (
     Imported,
     answerer,
@@ -215,6 +216,11 @@ def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | 
                 rows.append((pos, who, d, v))
                 wheres.append(record.where)
     rows, notes = last_wins(rows, wheres, 3, lambda r: f"pair {r[0]}, coder {r[1]!r}, {r[2]}")
+    notes += [
+        f"{source}: no {d!r} column: only {' and '.join(dims)} ratings were imported from this file"
+        for d in DIMENSIONS
+        if d not in dims
+    ]
     return rows, in_line_order(problems, source), notes
 
 
@@ -334,10 +340,7 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
     consensus of 'closely related', or coders who on average lean to it)."""
     from connote.evaluate import cluster_quality, krippendorff_alpha, rated_pair_scores
 
-    try:
-        wanted = None if runs is None else {int(r) for r in runs}
-    except ValueError:
-        raise UserError(f"runs must be run ids (numbers), got {', '.join(map(str, runs))}") from None
+    wanted = None if runs is None else {numbers.run_id(r, "--runs: run ids") for r in runs}
     study = Study.of(study)
     sample = study.pair_sample(name)
     pairs = study.pairs(sample["id"])

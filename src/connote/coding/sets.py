@@ -24,6 +24,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connote import numbers
 from connote.coding.files import (
     Imported,
     answerer,
@@ -129,6 +130,7 @@ def sample_sets(
     study = Study.of(study)
     if per_cluster < 1 or size < 1:
         raise UserError(f"sets per cluster and set size must be at least 1, got {per_cluster} and {size}")
+    top_k = numbers.whole(top_k, "--top-k", low=1)  # 0 would show every set as "(no keywords)"
     run = study.get_run(run_id)
     name = check_name(name or f"sets-run{run['id']}")
     notes = []

@@ -154,12 +154,14 @@ class OpenAIDescriber(Describer):
         return os.environ.get(self.api_key_env) or None
 
     def prepare(self) -> None:
-        """Fail early, with a clear message, when no key is set for api.openai.com."""
+        """Fail early, with a clear message, when no key is set for api.openai.com, or when the price file
+        (``CONNOTE_PRICES``) holds a price that is no price: before anything is sent and paid for."""
         if self._api_key() is None and self.base_url is None:
             raise UserError(
                 f"set {self.api_key_env} to your OpenAI API key (or give --base-url for another "
                 "OpenAI-compatible server)"
             )
+        self.price  # noqa: B018 - reads and checks the price table
 
     def client(self):
         with self._lock:

@@ -97,6 +97,42 @@ def accuracy_scores(study) -> tuple[dict[int, dict], list[str]]:
     return out, notes
 
 
+# ---------------------------------------------------------------------------------------------- codes
+def codes_scores(study) -> dict:
+    """The runs scored against the codes ``connote codes`` was last asked about (remembered in the study):
+    {columns, runs: run id -> {quality, ari: {column: ARI}}, svg: box plots per setting over seeds, how,
+    notes}; empty columns when none were scored."""
+    from connote.coding.codes import remembered_columns, score_codes
+
+    columns = remembered_columns(study)
+    out: dict = {"columns": [], "runs": {}, "svg": None, "how": None, "notes": []}
+    if not columns:
+        return out
+    try:
+        rep = score_codes(study, columns, remember=False)
+    except UserError as exc:
+        out["notes"].append(f"codes ({', '.join(columns)}): {exc}")
+        return out
+    scored = [c.name for c in rep.columns if not c.multi]
+    out.update(columns=scored, how=rep.pairs.describe(), notes=list(rep.notes))
+    panels: list[tuple[str, dict[str, list[float]]]] = [(f"ARI {c}", {}) for c in scored]
+    panels.append(("quality from the codes", {}))
+    for r in rep.runs:
+        row = r.to_dict()
+        out["runs"][r.run_id] = {
+            "quality": row["quality"],
+            "ari": {c: row["columns"].get(c, {}).get("ari") for c in scored},
+        }
+        values = [*(row["columns"].get(c, {}).get("ari") for c in scored), row["quality"]]
+        for (_, groups), v in zip(panels, values):
+            if v is not None:
+                groups.setdefault(r.setting(), []).append(v)
+    out["svg"] = boxplot_svg(
+        panels, title=f"Agreement with the codes per setting over seeds ({', '.join(columns)})"
+    )
+    return out
+
+
 def _num(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
@@ -154,6 +190,9 @@ def index_context(study, out: Path) -> dict:
                 "created": r["created"],
             }
         )
+    codes = codes_scores(study)
+    for row in rows:
+        row["codes"] = codes["runs"].get(row["id"], {})
     validation = []
     for v in reporting.validation_progress(study):
         sheet = "coding.html" if v["kind"] == "pairs" else "matching.html"
@@ -164,6 +203,7 @@ def index_context(study, out: Path) -> dict:
     return {
         "rows": rows,
         "quality_svg": svg,
+        "codes": codes,
         "pair_sample": pair_sample,
         "validation": validation,
         "notes": notes,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from connote import numbers
 from connote.errors import UserError
 from connote.params import recorded_params
 from connote.study.common import named_or_latest, now, text_key
@@ -55,11 +56,8 @@ class RunsMixin:
 
     def get_run(self, run_id: int | str | None = None) -> sqlite3.Row:
         """The run with this id, or the latest one."""
-        if run_id is not None:
-            try:
-                run_id = int(run_id)
-            except (TypeError, ValueError):
-                raise UserError(f"run id must be a number, not {run_id!r}") from None
+        if run_id is not None and run_id != "":
+            run_id = numbers.run_id(run_id)  # a number SQLite can hold, or a one-line error
         return named_or_latest(
             self.con,
             self.path,

@@ -167,6 +167,7 @@ class FakeOpenAI(FilesAndBatches):
         host: str = "127.0.0.1",
         port: int = 0,
         varied_texts: bool = False,
+        embed_latency: float = 0.0,
     ):
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ValueError("the fake server binds to loopback only")
@@ -181,6 +182,7 @@ class FakeOpenAI(FilesAndBatches):
         self.host, self.port = host, port
         # False: one of 800 template paragraphs per image (tests); True: near-unique ones (benchmarks)
         self.varied_texts = varied_texts
+        self.embed_latency = embed_latency  # seconds per embeddings request (chat has ``latency``)
         self.requests: list[dict] = []
         self.inflight = 0
         self.max_inflight = 0
@@ -380,6 +382,8 @@ class FakeOpenAI(FilesAndBatches):
             h._error(400, "'input' must be a non-empty string or array")
             return
         dim = int(req.get("dimensions") or EMBED_DIMS.get(model, 1536))
+        if self.embed_latency:
+            time.sleep(self.embed_latency)
         b64 = req.get("encoding_format") == "base64"
         data, tokens = [], 0
         for i, text in enumerate(inputs):
