@@ -120,6 +120,7 @@ def measure(name: str, X: np.ndarray, truth: list, seeds, say) -> dict:
     from connote.evaluate.stability import adjusted_rand_index, cluster_stability, seed_stability
 
     n = len(X)
+    load = round(os.getloadavg()[0], 1)
     mcs = default_min_cluster_size(n)
     clusterers = [HDBSCANClusterer(min_cluster_size=mcs, cluster_selection_method=a) for a in ARMS]
     reducers = [registry.reducer(DEFAULT_REDUCE, seed=s) for s in seeds]
@@ -177,6 +178,7 @@ def measure(name: str, X: np.ndarray, truth: list, seeds, say) -> dict:
         "groups": groups,
         "min_cluster_size": mcs,
         "seconds": seconds,
+        "load": [load, round(os.getloadavg()[0], 1)],  # 1-minute load average before and after
         "arms": arms,
     }
 
@@ -262,6 +264,8 @@ def main() -> None:
     ap.add_argument("--sets", help="description sets of the real collections (default: all)")
     ap.add_argument("--only", help="real, synthetic (flat groups) or nested (groups within groups)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "default_selection")
+    ap.add_argument("--merge", type=Path, help="add this results JSON's collections (another arm's) and stop")
+    ap.add_argument("--note", action="append", default=[], help="a note for the results file (repeatable)")
     args = ap.parse_args()
     if not args.shared.is_dir():
         args.shared = Path("/work/shared/datasets")
@@ -271,10 +275,11 @@ def main() -> None:
 
     out_json = args.out.with_suffix(".json")
     result = json.loads(out_json.read_text()) if out_json.is_file() else {"collections": []}
-    result.update(
-        machine=f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
-        load_start=round(os.getloadavg()[0], 2),
-    )
+    if not (args.merge or args.note):
+        result.update(
+            machine=f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
+            load_start=round(os.getloadavg()[0], 2),
+        )
 
     def save(entry):  # merged with what is on disk now (another arm may have written meanwhile)
         if out_json.is_file():
@@ -284,6 +289,16 @@ def main() -> None:
         result["load_end"] = round(os.getloadavg()[0], 2)
         out_json.write_text(json.dumps(result, indent=2))
         args.out.with_suffix(".md").write_text(render(result))
+
+    if args.merge or args.note:
+        if args.merge:
+            other = json.loads(args.merge.read_text())
+            for entry in other["collections"]:
+                save(entry)
+            result["load_start"] = f"{result['load_start']} and {other['load_start']} (the other arm)"
+        result["notes"] = result.get("notes", []) + args.note
+        save(result["collections"][-1])
+        return
 
     collections = []
     if args.only in (None, "real"):
