@@ -38,6 +38,7 @@ from connote.evaluate.stability import SeedStability, seed_stability
 from connote.executors import executor_scope
 from connote.keywords_step import explain
 from connote.params import recorded_params
+from connote.safe_write import check_output, replacing
 from connote.study import Study
 from connote.study.runs import (
     features,
@@ -70,6 +71,11 @@ def init(study_dir: str | os.PathLike, images: str | os.PathLike, *, progress: b
         raise UserError(f"{root}: no such folder")
     if not root.is_dir():
         raise UserError(f"{root}: not a folder")
+    if Path(study_dir).resolve() == root.resolve():
+        raise UserError(
+            f"{study_dir}: the study folder cannot be the images folder itself (its report would be scanned "
+            "as images); use a folder beside it or inside it"
+        )
     study = Study.create(study_dir, root)
     records = images_mod.scan(root, progress=progress)
     study.upsert_images(records)
@@ -576,8 +582,14 @@ def export(
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"
+    check_output(path, images_root=study.get_meta("images_root"))  # never over the study or its images
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    with replacing(path) as tmp:
+        _write_export(tmp, format, columns, chunks, numbers)
+    return path
+
+
+def _write_export(tmp: Path, format: str, columns: list[str], chunks, numbers: set[str]) -> None:
     if format == "csv":
         import csv
 
@@ -602,8 +614,6 @@ def export(
         with pq.ParquetWriter(tmp, schema) as writer:  # one row group per chunk
             for rows in chunks:
                 writer.write_table(pa.table({c: [r[c] for r in rows] for c in columns}, schema=schema))
-    os.replace(tmp, path)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- all

@@ -17,6 +17,7 @@ from connote.cli.common import (
     say,
     show_progress,
 )
+from connote.cli.llmcoder import add_llm_options
 
 
 def cmd_sets_sample(args) -> int:
@@ -56,6 +57,13 @@ def cmd_sets_import(args) -> int:
     )
 
 
+def cmd_sets_answer(args) -> int:
+    from connote.cli.llmcoder import run_llm_command
+    from connote.coding.llm import answer_sets
+
+    return run_llm_command(args, answer_sets, "evaluator")
+
+
 def parse_merge_option(text: str | None) -> dict[int, int]:
     """``--merge 7=3,9=3`` as ``{7: 3, 9: 3}``."""
     from connote.errors import UserError
@@ -87,6 +95,9 @@ def score_result(rep) -> dict:
         "kappa": rep.kappa,
         "pairwise_kappa": [{"evaluators": [a, b], "kappa": k} for (a, b), k in rep.pairwise_kappa.items()],
         "accuracy_by_evaluator": rep.accuracy_by_evaluator,
+        "llm_evaluators": rep.llm_evaluators,
+        "llm_kappa": rep.llm_kappa,
+        "llm_accuracy": rep.llm_accuracy,
         "with_majority": rep.with_majority,
         "accuracy": s.accuracy,
         "macro_precision": s.macro_precision,
@@ -112,6 +123,13 @@ def render_score(r: dict) -> None:
         say(f"  Cohen's kappa {a} / {b}: {pk['kappa']:.3f}")
     for e, acc in r["accuracy_by_evaluator"].items():
         say(f"  accuracy of {e} alone: {acc:.3f}")
+    if r["llm_evaluators"]:
+        say(f"LLM evaluator(s), kept apart from the majority: {', '.join(r['llm_evaluators'])}")
+        for k in r["llm_kappa"]:
+            kappa = "-" if k["kappa"] != k["kappa"] else f"{k['kappa']:.3f}"
+            say(f"  Cohen's kappa {k['llm']} / {k['with']}: {kappa} on {k['sets']} set(s)")
+        for e, acc in r["llm_accuracy"].items():
+            say(f"  accuracy of {e} alone: {'-' if acc != acc else f'{acc:.3f}'}")
     say(
         f"Majority label: {r['with_majority']} of {r['answered']} set(s) had a strict majority (ties: the first "
         "evaluator by name)."
@@ -182,3 +200,6 @@ def add_sets(sub) -> None:
     )
     add_json_option(q)
     q.set_defaults(func=cmd_sets_score)
+    q = sets.add_parser("answer", help="a vision LLM matches every set as one more evaluator, kept apart")
+    add_llm_options(q, 240, "evaluator")
+    q.set_defaults(func=cmd_sets_answer)

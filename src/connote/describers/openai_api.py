@@ -198,7 +198,9 @@ class OpenAIDescriber(Describer):
         from connote.images import ImageError, downscale, load_image
 
         try:
-            img = downscale(load_image(item.path, max_side=self.upload_side), self.upload_side)
+            img = downscale(
+                load_image(item.path, max_side=self.upload_side, sha256=item.sha256), self.upload_side
+            )
         except ImageError as exc:
             raise DescribeError(f"cannot read image: {exc}", permanent=True) from None
         buf = io.BytesIO()
@@ -206,21 +208,20 @@ class OpenAIDescriber(Describer):
         return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
     def request_body(self, item: ImageItem, prompt: str) -> dict:
+        return self.images_body([item], prompt)
+
+    def images_body(self, items: list[ImageItem], prompt: str, **extra) -> dict:
+        """One user message: the prompt, then every image in order (an LLM coder sends two or three);
+        ``extra`` adds request fields such as ``response_format``."""
+        images = [
+            {"type": "image_url", "image_url": {"url": self.image_url(it), "detail": self.detail}}
+            for it in items
+        ]
         body = {
             "model": self.model,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": prompt},
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": self.image_url(item), "detail": self.detail},
-                        },
-                    ],
-                }
-            ],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}, *images]}],
             "max_tokens": self.max_tokens,
+            **extra,
         }
         if self.temperature is not None:
             body["temperature"] = self.temperature

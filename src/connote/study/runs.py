@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 from connote import numbers
 from connote.errors import UserError
 from connote.params import recorded_params
+from connote.safe_write import replacing
 from connote.study.common import named_or_latest, now, text_key
 
 #: The study's latest run: the newest one stored or kept (:meth:`RunsMixin.keep_run`): of several seeds,
@@ -260,14 +259,8 @@ def save_reduction(study, feats: Features, reducer, Y: np.ndarray) -> np.ndarray
     Y = np.asarray(Y, dtype=np.float32)
     path = reduce_cache_path(study, feats, reducer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, Y)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, Y)
     return Y
 
 
