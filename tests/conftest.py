@@ -104,7 +104,7 @@ def shared_study(tmp_path_factory) -> SharedStudy:
     study = steps.init(study_dir, images, progress=False)
     steps.describe(study, "offline", progress=False)
     steps.embed(study, "minilm", progress=False)
-    res = steps.cluster(study, "text", reduce="pca:components=5", min_cluster_size=3)
+    res = steps.cluster(study, "text", reduce="pca:components=5", min_cluster_size=3, seed=42)  # one run
     steps.explain(study, res.run_id)
     study.close()
     return SharedStudy(study_dir, images, groups, res.run_id)

@@ -98,6 +98,14 @@ def test_pipeline_commands(study_copy, shared_study, capsys):
     assert doc["images"] == {"usable": 12, "distinct": 12, "skipped": 0}
     assert doc["description_sets"][0]["ok"] == 12 and doc["calls"] == 12
     text, doc, _ = both(capsys, "explain", study_copy, "--top-k", "3")
+    # terms in half the clusters' lists are named once, as common to the run, and left out of each list
+    assert all(
+        t not in [w["term"] for w in words] for t in doc["common_terms"] for words in doc["clusters"].values()
+    )
+    assert not doc["common_terms"] or ", ".join(doc["common_terms"]) in text
+    text, doc, _ = both(capsys, "explain", study_copy, "--top-k", "3", "--keep-common")
+    assert doc["common_terms"] == []
+    doc = doc["clusters"]
     assert all(len(words) == 3 and {"term", "score"} <= set(words[0]) for words in doc.values())
     assert all(f"cluster {c}: " + ", ".join(w["term"] for w in words) in text for c, words in doc.items())
 

@@ -332,7 +332,8 @@ def test_cli_end_to_end_on_a_messy_folder(folder, tmp_path):
 
     with open(csv_path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["image", "cluster", "keywords", "description"]
+    # three seeds by default: each cluster's stability against the other two is a column
+    assert list(rows[0]) == ["image", "cluster", "keywords", "description", "cluster_stability"]
     by_path = {r["image"]: r for r in rows}
     assert len(by_path) == len(rows)
     assert set(by_path) == set(GOOD)  # every valid image, duplicates included; no broken file

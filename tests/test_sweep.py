@@ -201,12 +201,13 @@ def test_seed_stability_in_cluster_sweep_and_runs_output(tmp_path, capsys):
     cluster = ["cluster", path, "--reduce", "pca:components=3", "--min-cluster-size", "8"]
     cluster += ["--seeds", "42,48,112"]
     assert cli_main([*cluster, "-q"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("seed ") == 3 and "Seed stability: 3 seeds: ARI mean" in out
+    both = capsys.readouterr()  # stdout: the kept run's id; the seeds and their agreement on stderr
+    assert both.out.strip().isdigit() and "Seed stability: 3 seeds: ARI mean" in both.err
+    assert sum(ln.startswith("run ") and "  seed " in ln for ln in both.err.splitlines()) == 3
     assert cli_main([*cluster, "--json", "-q"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["seed"] for r in data["runs"]] == [42, 48, 112] and all(r["reused"] for r in data["runs"])
-    st = data["stability"]
+    st = data["seed_stability"]
     assert (
         len(st["pairs"]) == 3
         and st["unstable"] == (st["mean_ari"] < 0.5)

@@ -40,7 +40,7 @@ class HDBSCANClusterer(Params):
 
     def resolved(self, n: int) -> HDBSCANClusterer:
         """A copy with the data-dependent defaults filled in for ``n`` items (min cluster size about 1%,
-        'leaf' selection below 500 items: :mod:`connote.defaults`); what a run is keyed and recorded by."""
+        'leaf' selection: :mod:`connote.defaults`); what a run is keyed and recorded by."""
         return type(self)(
             **{
                 **self.get_params(),

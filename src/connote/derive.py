@@ -251,7 +251,7 @@ def suggest_merges(
     if len(clusters) < 2:
         return []
     S = similarity_matrix(C)
-    keywords = study.keywords(run["id"])
+    keywords = keyword_lists_with_common(study, run["id"])
     paths = {r["sha256"]: r["path"] for r in study.unique_images()}
     order = sorted(
         ((i, j) for i in range(len(clusters)) for j in range(i + 1, len(clusters))),
@@ -339,6 +339,18 @@ def _derive(study: Study, parent, kind: str, params: dict, labels: dict[str, int
     return DerivedRun(run_id, parent["id"], kind, False, record["n_clusters"], record["n_outliers"], params)
 
 
+def keyword_lists_with_common(study: Study, run_id: int) -> dict[int, list[str]]:
+    """Each cluster's keywords with the terms common to the run that its list had (left out of the stored
+    lists, :func:`connote.keywords.distinct_keywords`): twin clusters share just such terms."""
+    keywords = study.keywords(run_id)
+    row = study.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (run_id,)).fetchone()
+    common_in = (json.loads(row[0]) if row else {}).get("common_in") or {}
+    for term, clusters in common_in.items():
+        for c in clusters:
+            keywords.setdefault(int(c), []).append(term)
+    return keywords
+
+
 def _keywords_like_parent(study: Study, parent_id: int, run_id: int) -> None:
     """Keywords for a new derived run, computed as its parent's were (method, diversity, top k)."""
     from connote.keywords_step import explain
@@ -352,6 +364,7 @@ def _keywords_like_parent(study: Study, parent_id: int, run_id: int) -> None:
         filler=bool(p.get("filler", True)),
         method=p.get("method", "tfidf"),
         diversity=float(p.get("diversity", 0.0)),
+        keep_common=bool(p.get("keep_common", False)),
     )
 
 
@@ -467,9 +480,11 @@ def report_context(study: Study, run) -> dict:
     method = {"tfidf": "TF-IDF", "ctfidf": "class-based TF-IDF"}.get(kp.get("method", "tfidf"), "TF-IDF")
     if kp.get("diversity"):
         method += f", diversity {kp['diversity']:g}"
+    common = {"terms": kp.get("common_terms") or [], "rule": kp.get("common_rule")}
     return {
         "labels": labels,
         "keyword_method": method,
+        "common_terms": common,  # left out of each cluster's keywords as common to the whole run
         "derived": derived,
         "assigned": store.assigned_outliers(study, rid),
         "suggestions": suggestions,

@@ -13,6 +13,11 @@ Two weightings, both over one document per cluster (its descriptions joined):
 ``(1 - diversity) * relevance - diversity * max similarity to the terms already chosen``, with the
 similarity the cosine of term vectors (by default the packaged MiniLM's).
 
+A term that stands in half or more of the clusters' keyword lists (and in at least two) tells nothing
+about any one cluster: :func:`distinct_keywords` names such terms once, as common to the whole run, and
+leaves them out of each cluster's list, which the next terms fill (as BERTopic's ``reduce_frequent_words``
+is meant to keep words frequent everywhere from the topics).
+
 English stop words, contractions ("it's", "don't"), bare numbers and the filler words vision LLMs use in
 every answer ("conveys", "suggests", ...) are removed before weighting.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -188,12 +193,14 @@ def cluster_keywords(
     diversity: float = 0.0,
     term_vectors: Callable[[Sequence[str]], np.ndarray] | None = None,
     candidates: int = 3,
+    exclude: Iterable[str] = (),
 ) -> dict[int, list[tuple[str, float]]]:
     """``{cluster: [(term, score), ...]}`` with the ``top_k`` best terms per cluster.
 
     ``method`` is ``tfidf`` (the paper's) or ``ctfidf``; with ``diversity`` > 0 the best
     ``candidates * top_k`` terms are re-ranked by :func:`mmr` over ``term_vectors(terms)`` (MiniLM by
     default). Outliers (-1) are neither described nor part of the IDF corpus unless ``include_outliers``.
+    Terms in ``exclude`` are weighted with the others but left out of every list.
     """
     if method not in METHODS:
         raise ValueError(f"unknown keyword method {method!r}; use {' or '.join(METHODS)}")
@@ -213,9 +220,14 @@ def cluster_keywords(
     out: dict[int, list[tuple[str, float]]] = {}
     pool = max(top_k, top_k * candidates) if diversity > 0 else top_k
     ranked_rows = []
+    excluded = set(exclude)
     for row, c in enumerate(clusters):
         scores = weights[row]
-        order = [i for i in sorted(range(len(terms)), key=lambda i: (-scores[i], terms[i])) if scores[i] > 0]
+        order = [
+            i
+            for i in sorted(range(len(terms)), key=lambda i: (-scores[i], terms[i]))
+            if scores[i] > 0 and terms[i] not in excluded
+        ]
         ranked_rows.append((c, scores, order[:pool]))
     vectors = None
     if diversity > 0:
@@ -231,3 +243,42 @@ def cluster_keywords(
             order = [order[j] for j in picked]
         out[c] = [(str(terms[i]), float(scores[i])) for i in order[:top_k] if not math.isnan(scores[i])]
     return out
+
+
+#: A term in at least this share of the clusters' keyword lists is common to the run (:func:`common_terms`).
+COMMON_SHARE = 0.5
+
+
+def common_rule(top_k: int, share: float = COMMON_SHARE) -> str:
+    """The rule :func:`common_terms` applies, in words (recorded with the keywords)."""
+    return (
+        f"a term in at least {share:.0%} of the clusters' top-{top_k} keyword lists (and in at least two) "
+        "is common to the whole run and left out of each cluster's list"
+    )
+
+
+def common_terms(lists: Mapping[int, Sequence[str]], share: float = COMMON_SHARE) -> list[str]:
+    """The terms that stand in at least ``max(2, ceil(share * n))`` of the ``n`` clusters' keyword lists,
+    the most widespread first (ties by best rank, then alphabetically). With fewer than two lists, none."""
+    need = max(2, math.ceil(share * len(lists)))
+    seen: dict[str, list[int]] = {}
+    for terms in lists.values():
+        for rank, term in enumerate(dict.fromkeys(terms)):
+            seen.setdefault(term, []).append(rank)
+    common = [t for t, ranks in seen.items() if len(ranks) >= need]
+    return sorted(common, key=lambda t: (-len(seen[t]), min(seen[t]), t))
+
+
+def distinct_keywords(
+    texts: Sequence[str], labels: Sequence[int], *, top_k: int = 10, share: float = COMMON_SHARE, **options
+) -> tuple[dict[int, list[tuple[str, float]]], dict[str, list[int]]]:
+    """:func:`cluster_keywords` without the terms common to the run: (each cluster's ``top_k`` terms, the
+    common terms, each with the clusters whose first list had it). The common terms are found in the
+    clusters' first lists (:func:`common_terms`) and left out of every list, which the next-best terms
+    fill; scores are unchanged."""
+    first = cluster_keywords(texts, labels, top_k=top_k, **options)
+    common = common_terms({c: [t for t, _ in terms] for c, terms in first.items()}, share)
+    if not common:
+        return first, {}
+    had = {t: [c for c in sorted(first) if t in {x for x, _ in first[c]}] for t in common}
+    return cluster_keywords(texts, labels, top_k=top_k, exclude=common, **options), had

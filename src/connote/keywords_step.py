@@ -12,7 +12,18 @@ from connote.defaults import DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.study import Study
 
-__all__ = ["explain"]
+__all__ = ["Keywords", "explain"]
+
+
+class Keywords(dict):
+    """cluster -> [(term, score), ...] as :func:`explain` stores them, with ``common``: the terms left out
+    of every cluster's list as common to the whole run, ``common_in``: each of them with the clusters
+    whose list had it, and ``rule``: the rule that found them (None with ``keep_common``)."""
+
+    def __init__(self, lists=(), common_in=None, rule: str | None = None):
+        super().__init__(lists)
+        self.common_in = dict(common_in or {})
+        self.common, self.rule = list(self.common_in), rule
 
 
 def explain(
@@ -25,11 +36,14 @@ def explain(
     description_set: str | None = None,
     method: str = "tfidf",
     diversity: float = 0.0,
-) -> dict[int, list[tuple[str, float]]]:
+    keep_common: bool = False,
+) -> Keywords:
     """S5: the top terms of each cluster's joined descriptions, stored with the run: the paper's TF-IDF
     (``method='tfidf'``) or class-based TF-IDF (``'ctfidf'``), re-ranked for ``diversity`` (0-1, maximal
-    marginal relevance) when above 0. The method and diversity are recorded with the keywords."""
-    from connote.keywords import METHODS, cluster_keywords, stop_words
+    marginal relevance) when above 0. Terms in half or more of the clusters' lists are left out of each
+    list and named once as common to the run (:func:`connote.keywords.distinct_keywords`) unless
+    ``keep_common``. The method, diversity and that rule are recorded with the keywords."""
+    from connote.keywords import METHODS, cluster_keywords, common_rule, distinct_keywords, stop_words
 
     if method not in METHODS:
         raise UserError(f"unknown keyword method {method!r}; use {' or '.join(METHODS)}")
@@ -49,14 +63,17 @@ def explain(
     # A describer can name words of its own fixed phrasing that say nothing about a cluster (the offline
     # describer's colour words); they are left out with the filler words.
     template_words = _describer_stop_words(ds["describer"]) if filler else ()
-    keywords = cluster_keywords(
-        [texts[s] for s in shas],
-        [assign[s] for s in shas],
+    options = dict(
         top_k=top_k,
         stop=stop_words([*extra_stop_words, *template_words], filler=filler),
         method=method,
         diversity=float(diversity),
     )
+    docs, labels = [texts[s] for s in shas], [assign[s] for s in shas]
+    if keep_common:
+        keywords = Keywords(cluster_keywords(docs, labels, **options))
+    else:
+        keywords = Keywords(*distinct_keywords(docs, labels, **options), rule=common_rule(top_k))
     study.set_keywords(
         run["id"],
         keywords,
@@ -68,6 +85,10 @@ def explain(
             "extra_stop_words": list(extra_stop_words),
             "describer_stop_words": list(template_words),
             "filler": filler,
+            "common_terms": keywords.common,  # left out of every cluster's list (none with keep_common)
+            "common_in": keywords.common_in,  # term -> the clusters whose list had it
+            "common_rule": keywords.rule,
+            "keep_common": keep_common,
         },
     )
     return keywords

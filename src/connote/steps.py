@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from connote import registry
@@ -219,6 +219,10 @@ def embed(
 # ---------------------------------------------------------------------------------------------- S3 + S4
 @dataclass
 class ClusterResult:
+    """A clustering's result: one run, or, of several seeds, the representative run (``run_id``, ``seed``)
+    with every seed's run (``runs``), their ``stability`` (pairwise ARI; ``kept`` the representative
+    seed), why it was kept (``kept_why``) and the cluster-wise stability of its clusters."""
+
     run_id: int
     reused: bool
     n_items: int
@@ -227,14 +231,31 @@ class ClusterResult:
     min_cluster_size: int
     notes: list[str]
     seed: int | None = None
+    runs: list[ClusterResult] = field(default_factory=list)  # every seed's run, in seed order
+    stability: SeedStability | None = None
+    kept_why: str | None = None
+    cluster_stability: dict[int, float] | None = None  # cluster -> mean best Jaccard over the other seeds
 
     @classmethod
     def of_run(cls, run, reused: bool, notes: list[str], seed: int | None) -> ClusterResult:
         keys = ("n_items", "n_clusters", "n_outliers", "min_cluster_size")
         return cls(run["id"], reused, *(run[k] for k in keys), notes, seed)
 
+    @property
+    def seeds(self) -> list:
+        return [r.seed for r in self.runs] or [self.seed]
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = {
+            f: getattr(self, f) for f in ClusterResult.__dataclass_fields__ if f not in ("runs", "stability")
+        }
+        d.update(
+            seeds=self.seeds,
+            runs=[{k: v for k, v in r.to_dict().items() if k not in ("notes",)} for r in self.runs],
+            seed_stability=self.stability.to_dict() if self.stability else None,
+            stability_text=self.stability.describe() if self.stability else None,
+        )
+        return d
 
 
 def cluster(
@@ -245,7 +266,8 @@ def cluster(
     min_cluster_size: int | None = None,
     min_samples: int | None = None,
     selection: str | None = None,
-    seed: int | None = DEFAULT_SEED,
+    seed: int | None = None,
+    seeds=None,
     text: str = DEFAULT_TEXT_EMBEDDER,
     image: str = DEFAULT_IMAGE_EMBEDDER,
     description_set: str | None = None,
@@ -254,9 +276,13 @@ def cluster(
 ) -> ClusterResult:
     """S3 + S4: reduce the features and cluster them with HDBSCAN. The run (every parameter, seed, method
     and package version) is stored; an identical earlier run is returned instead of computed again.
-    The computation is :func:`connote.fitting.fit`, the sweep's too: one key, one result."""
-    from connote import fitting
+    The computation is :func:`connote.fitting.fit`, the sweep's too: one key, one result.
 
+    With ``seed``: exactly one run. Without: one run per seed of ``seeds`` (default
+    :data:`connote.defaults.DEFAULT_SEEDS`), each stored as an ordinary run, sharing the features and the
+    neighbour graph; the result is the *representative* run, the seed whose labels agree best with the
+    others' (highest mean ARI; ties to the first seed), with the seeds' stability and the cluster-wise
+    stability of its clusters (:mod:`connote.evaluate.stability`), recorded with the run."""
     study = Study.of(study)
     feats = features(study, features_kind, text=text, image=image, description_set=description_set)
     feats.require_enough()
@@ -269,23 +295,84 @@ def cluster(
         )
     if selection is None and clusterer is None:
         selection = default_selection(n)
-        notes.append(
-            f"cluster selection '{selection}' (default for {n} items; set with --selection eom|leaf)"
-        )
+        notes.append(f"cluster selection '{selection}' (the default; set with --selection eom|leaf)")
     if selection not in (None, "eom", "leaf"):
         raise UserError(f"unknown cluster selection {selection!r}; use eom or leaf")
-    reducer = registry.reducer(reduce, seed=seed)
+    if seed is not None and seeds is not None:
+        raise UserError("give one seed (exactly one run) or several seeds, not both")
+    if seed is None and seeds is None and not _takes_seed(reduce):
+        seed = DEFAULT_SEED  # a reducer object without a random state: nothing to vary, one run
+    seed_list = [seed] if seed is not None else list(dict.fromkeys(DEFAULT_SEEDS if seeds is None else seeds))
+    if not seed_list:
+        raise UserError("give at least one seed")
+    reducers = [_seeded(reduce, s, len(seed_list)) for s in seed_list]
     clusterer = clusterer or HDBSCANClusterer(
         min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection
     )
+    shared = _SharedGraph(feats, reducers)
+    runs = [
+        _cluster_one(study, feats, r, clusterer, s, notes, label, min_cluster_size, min_samples, shared)
+        for r, s in zip(reducers, seed_list)
+    ]
+    if len(runs) == 1:
+        return runs[0]
+    return _keep_representative(study, runs)
+
+
+def _takes_seed(reduce) -> bool:
+    return isinstance(reduce, str) or "random_state" in getattr(reduce, "get_params", dict)()
+
+
+def _seeded(reduce, seed, count: int):
+    """The reducer for one seed: from a spec string, or a reducer object (with its ``random_state`` set to
+    the seed when there are several seeds)."""
+    if isinstance(reduce, str):
+        return registry.reducer(reduce, seed=seed)
+    if count == 1:
+        return reduce
+    if not _takes_seed(reduce):
+        raise UserError("several seeds need a reducer spec string or a reducer with a random_state parameter")
+    return type(reduce)(**{**reduce.get_params(), "random_state": seed})
+
+
+class _SharedGraph:
+    """The exact neighbour graph the seeds' UMAP reductions share (it does not depend on the seed),
+    computed when the first seed needs it; none for one seed, an approximate graph, or other reducers."""
+
+    def __init__(self, feats, reducers):
+        from connote import knn
+
+        self.X, self.graph, n = feats.X, None, len(feats.shas)
+        umap = [r for r in reducers if getattr(r, "kind", None) == "umap"]
+        metrics = {r.metric for r in umap}
+        self.wanted = len(reducers) > 1 and len(umap) == len(reducers) and len(metrics) == 1
+        self.wanted = self.wanted and knn.can_slice(n, next(iter(metrics)))
+        self.k = max((r.effective(n)[1] for r in umap), default=0)
+        self.metric = next(iter(metrics), None)
+
+    def get(self):
+        from connote import knn
+
+        if self.wanted and self.graph is None:
+            self.graph = knn.knn_graph(self.X, self.k, metric=self.metric)
+        return self.graph
+
+
+def _cluster_one(study, feats, reducer, clusterer, seed, notes, label, min_cluster_size, min_samples, shared):  # noqa: PLR0917
+    """One seed: the stored run under its key, or reduce (or read the cached reduction), cluster, store."""
+    from connote import fitting
+
+    notes = list(notes)
     reducer_params = recorded_params(reducer)
     cluster_params = recorded_params(clusterer)
-    method = fitting.method(reducer, clusterer, n)
+    method = fitting.method(reducer, clusterer, len(feats.shas))
     key = run_key(feats, reducer_params, cluster_params, seed, method)
     run, made = study.find_run(key), False
     if run is None:
         cached = load_reduction(study, feats, reducer)
-        fit = fitting.fit(feats.X, reducer, [clusterer], Y=cached)
+        fit = fitting.fit(
+            feats.X, reducer, [clusterer], Y=cached, knn=None if cached is not None else shared.get()
+        )
         if cached is None:
             save_reduction(study, feats, reducer, fit.Y)
         labels, probabilities = fit.results[0]
@@ -310,6 +397,43 @@ def cluster(
     return ClusterResult.of_run(run, not made, notes, seed)
 
 
+def _keep_representative(study: Study, runs: list[ClusterResult]) -> ClusterResult:
+    """Of one setting's runs with different seeds, the representative one as the result, with the seeds'
+    stability and its clusters' stability, recorded with the run (:meth:`Study.keep_run`)."""
+    from connote.evaluate.stability import cluster_stability
+
+    labels = {r.seed: study.assignments(r.run_id) for r in runs}
+    st = seed_stability(labels)
+    kept = next(r for r in runs if r.seed == st.kept)
+    means = representative_means(st)
+    why = (
+        f"seed {st.kept} of {', '.join(map(str, st.seeds))}: its labels agree best with the other seeds' "
+        f"(mean ARI {means[st.kept]:.2f}"
+        + "".join(f"; seed {s}: {m:.2f}" for s, m in means.items() if s != st.kept)
+        + ")"
+    )
+    per_cluster = cluster_stability(labels[st.kept], [labels[s] for s in st.seeds if s != st.kept])
+    study.keep_run(
+        kept.run_id,
+        {
+            "seeds": st.seeds,
+            "run_ids": [r.run_id for r in runs],
+            "kept": st.kept,
+            "why": why,
+            "seed_stability": st.to_dict(),
+            "cluster_stability": {str(c): v for c, v in per_cluster.items()},
+        },
+    )
+    return replace(kept, runs=runs, stability=st, kept_why=why, cluster_stability=per_cluster)
+
+
+def representative_means(st: SeedStability) -> dict:
+    """Each seed's mean ARI with the other seeds."""
+    from connote.evaluate.stability import representative
+
+    return representative(st.seeds, st.pairs)[1]
+
+
 @dataclass
 class SeedsResult:
     """One setting clustered with several seeds, and how far the seeds agree."""
@@ -329,23 +453,17 @@ def cluster_seeds(
     reduce: str | object = DEFAULT_REDUCE,
     **options,
 ) -> SeedsResult:
-    """:func:`cluster` once per seed (each an ordinary run), and the seed stability of the setting: the
-    adjusted Rand index between every two seeds' labels and the range of cluster counts; ``unstable``
-    when the mean ARI is below 0.5 (:mod:`connote.evaluate.stability`)."""
+    """:func:`cluster` with several seeds, as its runs and their seed stability: the adjusted Rand index
+    between every two seeds' labels and the range of cluster counts; ``unstable`` when the mean ARI is
+    below 0.5 (:mod:`connote.evaluate.stability`). ``kept`` is the representative seed."""
     seeds = list(dict.fromkeys(seeds))
     if not seeds:
         raise UserError("give at least one seed")
-    if not isinstance(reduce, str) and "random_state" not in getattr(reduce, "get_params", dict)():
-        raise UserError("several seeds need a reducer spec string or a reducer with a random_state parameter")
-    study = Study.of(study)
-    runs = []
-    for s in seeds:
-        reducer = (
-            reduce if isinstance(reduce, str) else type(reduce)(**{**reduce.get_params(), "random_state": s})
-        )
-        runs.append(cluster(study, features_kind, reduce=reducer, seed=s, **options))
-    labels = {r.seed: study.assignments(r.run_id) for r in runs}
-    return SeedsResult(runs, seed_stability(labels))
+    res = cluster(study, features_kind, seeds=seeds, reduce=reduce, **options)
+    if not res.runs:  # one seed
+        labels = {res.seed: Study.of(study).assignments(res.run_id)}
+        return SeedsResult([res], seed_stability(labels))
+    return SeedsResult(res.runs, res.stability)
 
 
 def sweep(study: Study | str | os.PathLike, grid="paper", **options):
@@ -392,7 +510,9 @@ EXPORT_COLUMNS = ("image", "cluster", "keywords", "description")
 
 def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
     """One row per image file: path relative to the images root, cluster (-1 outlier), keywords, description;
-    then the cluster's label and summary when the run has labels, and the study's metadata columns.
+    then the cluster's stability when the run's setting has other seeds (mean best Jaccard over them;
+    empty for outliers), the cluster's label and summary when the run has labels, and the study's metadata
+    columns.
 
     Images left out of the run (skipped files, images without a description) have an empty cluster.
     """
@@ -403,10 +523,14 @@ def export_rows(study: Study, run_id: int | None = None) -> list[dict]:
 def iter_export_rows(study: Study, run_id: int | None = None, chunk: int = 4096):
     """:func:`export_rows` a chunk at a time: (the columns, an iterator of lists of rows). Only one
     chunk's rows (and their descriptions and metadata) are read at once."""
+    from connote.listing import run_cluster_stability
     from connote.metadata import export_columns
 
     run = study.get_run(run_id)
     keywords = study.keywords(run["id"])
+    # each cluster's stability against the other seeds of the run's setting; no column without other seeds
+    stability = run_cluster_stability(study, run["id"])
+    own = ["cluster_stability"] if stability is not None else []
     set_id = None
     if run["description_set"]:
         set_id = study.resolve_description_set(run["description_set"])["id"]
@@ -423,10 +547,13 @@ def iter_export_rows(study: Study, run_id: int | None = None, chunk: int = 4096)
                 }
                 for path, c, text in part
             ]
+            if own:
+                for r in rows:
+                    r["cluster_stability"] = stability.get(r["cluster"]) if r["cluster"] is not None else None
             fill(rows)
             yield rows
 
-    return [*EXPORT_COLUMNS, *added], chunks()
+    return [*EXPORT_COLUMNS, *own, *added], chunks()
 
 
 def export(
@@ -475,7 +602,8 @@ def _write_export(tmp: Path, format: str, columns: list[str], chunks, numbers: s
             import pyarrow.parquet as pq
         except ImportError:
             raise UserError("Parquet export needs pyarrow: pip install 'connote[parquet]'") from None
-        types = {"cluster": pa.int64(), **{c: pa.float64() for c in columns if c in numbers}}
+        floats = numbers | {"cluster_stability"}
+        types = {"cluster": pa.int64(), **{c: pa.float64() for c in columns if c in floats}}
         schema = pa.schema([(c, types.get(c, pa.string())) for c in columns])
         with pq.ParquetWriter(tmp, schema) as writer:  # one row group per chunk
             for rows in chunks:
@@ -502,7 +630,7 @@ class RunResult:
         return iter((self.study, self.cluster.run_id, self.report))
 
 
-def run(
+def run(  # noqa: PLR0913 (every option of `connote run` is a parameter)
     images: str | os.PathLike,
     out: str | os.PathLike,
     *,
@@ -513,8 +641,10 @@ def run(
     min_cluster_size: int | None = None,
     min_samples: int | None = None,
     selection: str | None = None,
-    seed: int | None = DEFAULT_SEED,
+    seed: int | None = None,
+    seeds=None,
     top_k: int = DEFAULT_TOP_K,
+    keep_common: bool = False,
     max_cost: float | None = None,
     progress: bool = True,
     on_stage: Callable[[str, object], None] | None = None,
@@ -544,10 +674,11 @@ def run(
         min_samples=min_samples,
         selection=selection,
         seed=seed,
+        seeds=seeds,
         text=text,
     )
     tell("cluster", res)
-    keywords = explain(study, res.run_id, top_k=top_k)
+    keywords = explain(study, res.run_id, top_k=top_k, keep_common=keep_common)
     tell("explain", keywords)
     path = report(study, res.run_id, progress=progress)
     tell("report", path)

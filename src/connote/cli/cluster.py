@@ -17,7 +17,6 @@ from connote.cli.common import (
     add_min_cluster_size_option,
     add_quiet_option,
     add_run_id_argument,
-    add_seed_option,
     add_top_k_option,
     describer_options,
     finish,
@@ -26,6 +25,7 @@ from connote.cli.common import (
     print_skipped,
     read_prompt,
     say,
+    seed_int,
     share,
     show_progress,
     to_json,
@@ -60,12 +60,15 @@ def cmd_run(args) -> int:
         min_samples=args.min_samples,
         selection=args.selection,
         seed=args.seed,
+        seeds=parse_seeds(args.seeds) if args.seeds is not None else None,
         top_k=args.top_k,
+        keep_common=args.keep_common,
         progress=show_progress(args),
         max_cost=args.max_cost,
         on_stage=on_stage,
         **describer_options(args, steps.run),
     )
+    done["common_terms"] = list(getattr(done["explain"], "common", []))
     done["explain"] = keyword_lists(done["explain"])
     return finish(args, done, lambda _r: None)
 
@@ -73,6 +76,39 @@ def cmd_run(args) -> int:
 def keyword_lists(keywords: dict) -> dict[int, list[dict]]:
     """Cluster -> its keywords with their scores, in rank order."""
     return {c: [{"term": t, "score": float(score)} for t, score in keywords[c]] for c in sorted(keywords)}
+
+
+def say_common_terms(terms) -> None:
+    """The terms left out of every cluster's keywords because half or more of the clusters had them."""
+    if terms:
+        say(f"  common to the whole run (left out of each cluster's keywords): {', '.join(terms)}")
+
+
+def say_seeds(r) -> None:
+    """Which seeds ran, which was kept and why, the seeds' stability and the least stable clusters."""
+    if not r.runs:
+        return
+    for run in r.runs:
+        mark = "  <- kept" if run.run_id == r.run_id else ""
+        say(
+            f"  seed {run.seed}: run {run.run_id}, {run.n_clusters} cluster(s), {run.n_outliers} outlier(s)"
+            f"{' (reused)' if run.reused else ''}{mark}"
+        )
+    say(f"Kept run {r.run_id}: {r.kept_why}.")
+    say(f"Seed stability: {r.stability.describe()}")
+    say(f"Cluster stability (mean best Jaccard over the other seeds): {stability_line(r.cluster_stability)}")
+
+
+def stability_line(per_cluster: dict) -> str:
+    """'0: 0.91, 1: 0.42 (unstable), ...' in cluster order."""
+    from connote.evaluate.stability import CLUSTER_UNSTABLE_BELOW
+
+    if not per_cluster:
+        return "no clusters"
+    return ", ".join(
+        f"{c}: {v:.2f}" + (" (unstable)" if v < CLUSTER_UNSTABLE_BELOW else "")
+        for c, v in sorted(per_cluster.items(), key=lambda kv: int(kv[0]))
+    )
 
 
 def render_run_stage(name: str, result, images) -> None:
@@ -92,7 +128,9 @@ def render_run_stage(name: str, result, images) -> None:
             f"Run {result.run_id}: {result.n_clusters} cluster(s), {result.n_outliers} outlier(s) of "
             f"{result.n_items} image(s)."
         )
+        say_seeds(result)
     elif name == "explain":
+        say_common_terms(getattr(result, "common", []))
         for c in sorted(result):
             say(f"  cluster {c}: {', '.join(t for t, _ in result[c][:8])}")
     elif name == "report":
@@ -112,12 +150,40 @@ def add_run(sub) -> None:
     p.add_argument("--reduce", default=DEFAULT_REDUCE, help=f"default {DEFAULT_REDUCE}")
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    add_seed_option(p)
+    add_seed_options(p)
     add_top_k_option(p)
+    add_keep_common_option(p)
     add_max_cost_option(p, "with a paid describer: stop describing cleanly once this much is spent")
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_run)
+
+
+def add_seed_options(p) -> None:
+    """--seed (exactly one run) and --seeds (these seeds, the representative one kept)."""
+    default = ",".join(map(str, DEFAULT_SEEDS))
+    p.add_argument(
+        "--seed",
+        type=seed_int,
+        help=f"exactly one run, with this seed (default: one run per seed of {default}, the representative "
+        "one kept: the seed whose labels agree best with the others')",
+    )
+    p.add_argument(
+        "--seeds",
+        metavar="S1,S2,...",
+        help=f"one run per seed (default {default}); the representative one is kept, and how far the seeds "
+        "agree is shown: pairwise ARI, cluster-count range, UNSTABLE when the mean ARI is below 0.5, and "
+        "each kept cluster's stability",
+    )
+
+
+def add_keep_common_option(p) -> None:
+    p.add_argument(
+        "--keep-common",
+        action="store_true",
+        help="keep terms that half or more of the clusters have in their keywords (default: shown once, "
+        "as common to the whole run, and left out of each cluster's list)",
+    )
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -145,16 +211,8 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
-    if args.seeds is not None:
-        res = steps.cluster_seeds(study, args.features, seeds=parse_seeds(args.seeds), **options)
-        result = {
-            **res.to_dict(),
-            "stability_text": res.stability.describe(),
-            "study": study.path,
-            "left_out": left_out(study, res.runs[0].run_id),
-        }
-        return finish(args, result, render_cluster_seeds)
-    res = steps.cluster(study, args.features, seed=args.seed, **options)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    res = steps.cluster(study, args.features, seed=args.seed, seeds=seeds, **options)
     result = {**to_json(res), "study": study.path, "left_out": left_out(study, res.run_id)}
     return finish(args, result, render_cluster)
 
@@ -170,22 +228,22 @@ def _render_made(r: dict) -> None:
 def render_cluster(r: dict) -> None:
     for note in r["notes"]:
         warn(f"note: {note}")
-    _render_made(r)
-    warn_left_out(r["study"], r["left_out"])
-    say(str(r["run_id"]))
-
-
-def render_cluster_seeds(r: dict) -> None:
-    for note in dict.fromkeys(n for run in r["runs"] for n in run["notes"]):
-        warn(f"note: {note}")
-    for run in r["runs"]:
+    for run in r["runs"] or [r]:
         _render_made(run)
     warn_left_out(r["study"], r["left_out"])
-    for run in r["runs"]:
-        say(
-            f"run {run['run_id']}  seed {run['seed']}  {run['n_clusters']} cluster(s)  {run['n_outliers']} outlier(s)"
+    if r["runs"]:  # on stderr, as the lines above: stdout is the run id alone (RUN=$(connote cluster S))
+        for run in r["runs"]:
+            kept = "  <- kept" if run["run_id"] == r["run_id"] else ""
+            warn(
+                f"run {run['run_id']}  seed {run['seed']}  {run['n_clusters']} cluster(s)  "
+                f"{run['n_outliers']} outlier(s){kept}"
+            )
+        warn(f"Kept run {r['run_id']}: {r['kept_why']}.")
+        warn(f"Seed stability: {r['stability_text']}")
+        warn(
+            f"Cluster stability (mean best Jaccard over the other seeds): {stability_line(r['cluster_stability'])}"
         )
-    say(f"Seed stability: {r['stability_text']}")
+    say(str(r["run_id"]))
 
 
 def left_out(study, run_id: int) -> dict:
@@ -213,13 +271,7 @@ def add_cluster(sub) -> None:
     )
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
-    add_seed_option(p)
-    p.add_argument(
-        "--seeds",
-        metavar="S1,S2,...",
-        help="one run per seed (e.g. 42,48,112) and how far the seeds agree: pairwise ARI, cluster-count "
-        "range, UNSTABLE when the mean ARI is below 0.5",
-    )
+    add_seed_options(p)
     add_feature_sources(p)
     add_json_option(p)
     add_quiet_option(p)
@@ -306,13 +358,16 @@ def cmd_explain(args) -> int:
         filler=not args.keep_filler,
         method=args.method,
         diversity=args.diversity,
+        keep_common=args.keep_common,
     )
+    common = list(getattr(keywords, "common", []))
 
-    def render(lists) -> None:
-        for c, words in lists.items():
+    def render(r) -> None:
+        say_common_terms(r["common_terms"])
+        for c, words in r["clusters"].items():
             say(f"cluster {c}: {', '.join(w['term'] for w in words)}")
 
-    return finish(args, keyword_lists(keywords), render)
+    return finish(args, {"clusters": keyword_lists(keywords), "common_terms": common}, render)
 
 
 def add_explain(sub) -> None:
@@ -331,6 +386,7 @@ def add_explain(sub) -> None:
     p.add_argument(
         "--diversity", type=share, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
     )
+    add_keep_common_option(p)
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_explain)

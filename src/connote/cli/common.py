@@ -234,7 +234,7 @@ def add_hdbscan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--selection",
         choices=["eom", "leaf"],
-        help="HDBSCAN cluster selection (default: leaf below 500 images, else eom as in the paper)",
+        help="HDBSCAN cluster selection (default: leaf, chosen by measurement; eom is the paper's)",
     )
 
 

@@ -151,10 +151,12 @@ def _seed_settings(rows: list[dict]) -> list[tuple]:
 
 
 def _derived(r: dict) -> str:
-    """'merge of 3: 7=3' for a derived run, '' for a clustering."""
+    """'merge of 3: 7=3' for a derived run, 'kept of seeds 42,48,112' for the representative run of several
+    seeds, '' for another clustering."""
     d = r.get("derived")
     if not d:
-        return ""
+        kept = r.get("kept")
+        return f"kept of seeds {','.join(map(str, kept['seeds']))}" if kept else ""
     what = ", ".join(f"{a}={b}" for a, b in d.get("merges", {}).items()) or d.get("method", "")
     return f"{d['kind']} of {r['parent']}: {what}"
 

@@ -10,7 +10,16 @@ published alone.
 Outliers (-1) count as one group of their own, as in scikit-learn's ``adjusted_rand_score`` on HDBSCAN
 labels: two runs agree about an outlier when both call it one.
 
+Of several seeds, the *representative* one is the seed whose labels agree best with the others' (the
+highest mean ARI with them; ties go to the first seed given): :func:`representative`. Each of its clusters
+then gets a *cluster-wise stability* (Hennig 2007, as in R's ``fpc::clusterboot``): over the other seeds,
+the mean of the cluster's best Jaccard match among their clusters, from 0 (found by no other seed) to 1
+(found exactly by every other seed): :func:`cluster_stability`. Hennig reads below 0.5 as a cluster that
+has dissolved, 0.6-0.75 as a pattern, above 0.85 as highly stable.
+
 Hubert, L., & Arabie, P. (1985). Comparing partitions. *Journal of Classification*, 2(1), 193-218.
+Hennig, C. (2007). Cluster-wise assessment of cluster stability. *Computational Statistics & Data
+Analysis*, 52(1), 258-271.
 """
 
 from __future__ import annotations
@@ -24,6 +33,10 @@ import numpy as np
 
 #: Mean pairwise ARI below which a setting is called unstable.
 UNSTABLE_BELOW = 0.5
+
+#: Cluster-wise stability (mean best Jaccard over the other seeds) below which a cluster is marked unstable
+#: (Hennig 2007: below 0.5 the cluster has dissolved).
+CLUSTER_UNSTABLE_BELOW = 0.5
 
 
 def adjusted_rand_index(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
@@ -86,6 +99,7 @@ class SeedStability:
     mean_ari: float | None = None  # None with fewer than two seeds
     min_ari: float | None = None
     threshold: float = UNSTABLE_BELOW
+    kept: Hashable | None = None  # the representative seed, where one run of the seeds is the result
 
     @property
     def clusters_min(self) -> int | None:
@@ -134,6 +148,7 @@ class SeedStability:
             mean_ari=d.get("mean_ari"),
             min_ari=d.get("min_ari"),
             threshold=d.get("threshold", UNSTABLE_BELOW),
+            kept=d.get("kept"),
         )
 
     def to_dict(self) -> dict:
@@ -159,6 +174,7 @@ def seed_stability(
         pairs.append((sa, sb, adjusted_rand_index(a, b)))
     aris = [p[2] for p in pairs]
     return SeedStability(
+        kept=representative(seeds, pairs)[0] if seeds else None,
         seeds=seeds,
         clusters=[n_clusters(labels_by_seed[s]) for s in seeds],
         outliers=[sum(1 for v in labels_by_seed[s].values() if v == -1) for s in seeds],
@@ -167,6 +183,54 @@ def seed_stability(
         min_ari=float(min(aris)) if aris else None,
         threshold=threshold,
     )
+
+
+def representative(seeds: Sequence[Hashable], pairs: Iterable[tuple]) -> tuple[Hashable, dict]:
+    """The representative seed of ``seeds`` and each seed's mean ARI with the others: the seed whose
+    labels agree best with the others' (highest mean ARI over ``pairs``, as (seed a, seed b, ARI)); ties,
+    and a single seed, go to the first seed given."""
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("no seeds")
+    with_others: dict = {s: [] for s in seeds}
+    for a, b, ari in pairs:
+        with_others[a].append(ari)
+        with_others[b].append(ari)
+    mean = {s: float(np.mean(v)) if v else None for s, v in with_others.items()}
+    best = seeds[0]
+    for s in seeds[1:]:
+        if mean[s] is not None and (mean[best] is None or mean[s] > mean[best]):
+            best = s
+    return best, mean
+
+
+def cluster_stability(kept: Mapping[str, int], others: Iterable[Mapping[str, int]]) -> dict[int, float]:
+    """Cluster-wise stability of each cluster of ``kept`` (image -> label, -1 outlier) against the
+    labelings ``others`` of the same images (e.g. the other seeds): for each other labeling, the largest
+    Jaccard index between the cluster's images and one of its clusters (both restricted to the images the
+    two labelings share; outliers belong to no cluster), then the mean over the other labelings (Hennig
+    2007). Empty dict when there are no other labelings."""
+    others = list(others)
+    clusters = sorted(set(kept.values()) - {-1})
+    if not others:
+        return {}
+    scores = np.zeros((len(others), len(clusters)))
+    for i, other in enumerate(others):
+        common = sorted(set(kept) & set(other))
+        if not common:
+            continue
+        ua, ia = np.unique(np.array([kept[k] for k in common], dtype=np.int64), return_inverse=True)
+        ub, ib = np.unique(np.array([other[k] for k in common], dtype=np.int64), return_inverse=True)
+        table = np.zeros((len(ua), len(ub)), dtype=np.int64)  # images in cluster a of kept and b of other
+        np.add.at(table, (ia.reshape(-1), ib.reshape(-1)), 1)
+        table = table[:, ub != -1]  # outliers of the other labeling are in no cluster of it
+        if not table.shape[1]:
+            continue
+        union = table.sum(axis=1, keepdims=True) + table.sum(axis=0, keepdims=True) - table
+        best = (table / np.maximum(union, 1)).max(axis=1)
+        row = {int(c): float(v) for c, v in zip(ua, best)}
+        scores[i] = [row.get(c, 0.0) for c in clusters]
+    return {c: float(scores[:, j].mean()) for j, c in enumerate(clusters)}
 
 
 def stability_table(settings) -> str:

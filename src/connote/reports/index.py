@@ -170,6 +170,8 @@ def index_context(study, out: Path) -> dict:
                 "setting": setting_label(r),
                 "min_cluster_size": r["min_cluster_size"],
                 "seed": r["seed"],
+                # of several seeds, the representative one: which seeds ran and why this one was kept
+                "kept": reporting.run_record(r).get("seeds"),
                 "n_items": n,
                 "n_clusters": r["n_clusters"],
                 "outlier_share": (r["n_outliers"] / n) if n else 0.0,

@@ -82,6 +82,10 @@ def _call_info(d: dict | None) -> dict | None:
     }
 
 
+#: From this share of outliers on, the run page says so and points to ``connote assign-outliers``.
+HIGH_OUTLIER_SHARE = 0.4
+
+
 class RunPages:
     """Builds every page and data file of one run into ``out`` (the report folder)."""
 
@@ -100,6 +104,10 @@ class RunPages:
         self.summaries = {c: r["summary"] for c, r in stored.items() if r["summary"]}
         self.dir = out / f"run-{self.run_id}"
         self.file_uri = _file_uris(study)
+        from connote.listing import run_cluster_stability
+
+        # cluster -> stability against the other seeds of the setting; None: one seed, or a derived run
+        self.stability = run_cluster_stability(study, self.run_id)
 
     # ---------------------------------------------------------------------------------------- data
     def collect(self, common: dict) -> dict:
@@ -235,6 +243,7 @@ class RunPages:
                         for name, b in self.derived["breakdowns"].items()
                     },
                     "href": cluster_page(c),
+                    **self.cluster_stability(c),
                     "size": size,
                     "share": _pct(size, n),
                     "bar": round(100 * size / biggest, 2) if biggest else 0,
@@ -244,6 +253,14 @@ class RunPages:
                 }
             )
         return out
+
+    def cluster_stability(self, c: int) -> dict:
+        """The cluster's stability against the other seeds (None where unknown) and whether it is below
+        :data:`~connote.evaluate.stability.CLUSTER_UNSTABLE_BELOW`."""
+        from connote.evaluate.stability import CLUSTER_UNSTABLE_BELOW
+
+        value = None if self.stability is None or c == OUTLIER else self.stability.get(c)
+        return {"stability": value, "unstable": value is not None and value < CLUSTER_UNSTABLE_BELOW}
 
     def write_data(self, d: dict, clusters: list[dict]) -> None:
         out = self.out
@@ -288,6 +305,8 @@ class RunPages:
                     "keywords": [k for k, _ in cl["keywords"][:4]],
                     "size": cl["size"],
                     "href": cl["href"],
+                    "stability": cl["stability"],
+                    "unstable": cl["unstable"],
                 }
                 for cl in clusters
             },
@@ -361,6 +380,29 @@ class RunPages:
             "seed": run["seed"],
         }
 
+    def seed_context(self, record: dict, d: dict) -> dict:
+        """What the run page says about seeds and stability: of several seeds, which ran, which was kept
+        and why; the unstable clusters; a high outlier share and what to do about it."""
+        from connote.evaluate.stability import SeedStability
+
+        seeds = record.get("seeds") if isinstance(record, dict) else None
+        n = len(d["shas"])
+        n_out = len(d["members"].get(OUTLIER, []))
+        unstable = sorted(c for c, v in (self.stability or {}).items() if v < 0.5)
+        sizes = [len(m) for c, m in d["members"].items() if c != OUTLIER]
+        largest = max(sizes, default=0) / max(1, sum(sizes))
+        return {
+            # one cluster holds more than half of the clustered images: said, not hidden
+            "collapse": f"{largest:.0%}" if largest > 0.5 else None,
+            "seeds": seeds,
+            "seed_text": SeedStability.from_dict(seeds["seed_stability"]).describe() if seeds else None,
+            "has_stability": self.stability is not None,
+            "unstable_clusters": unstable,
+            "high_outliers": bool(n) and n_out / n >= HIGH_OUTLIER_SHARE,
+            "assign_cmd": f"connote assign-outliers {shlex.quote(str(self.study.path))} {self.run_id}",
+            "common_terms": self.derived.get("common_terms") or {},
+        }
+
     def write_run_page(self, d: dict, clusters: list[dict]) -> Path:
         run = self.run
         record = reporting.run_record(run)
@@ -418,6 +460,7 @@ class RunPages:
             "derived": self.derived["derived"],
             "suggestions": self.derived["suggestions"],
             "n_assigned": len(self.derived["assigned"]),
+            **self.seed_context(record, d),
         }
         html = self.env.get_template("run.html.j2").render(**ctx)
         target = self.dir / "index.html"

@@ -21,6 +21,13 @@ from connote import numbers
 from connote.errors import UserError
 from connote.study.common import StudyBase, inserted_id, named_or_latest, now
 
+#: The study's latest run: the newest one stored or kept (:meth:`RunsMixin.keep_run`): of several seeds,
+#: the representative run is the result even when another seed's run was stored after it.
+LATEST_RUN = (
+    "MAX(id, COALESCE(json_extract(params, '$.seeds.kept_after'), 0)) DESC, "
+    "json_extract(params, '$.seeds.kept_at') DESC, id DESC"
+)
+
 
 class RunsMixin(StudyBase):
     """Part of :class:`connote.study.Study`: runs, assignments, keywords."""
@@ -57,7 +64,28 @@ class RunsMixin(StudyBase):
             column="id",
             known_label="runs",
             empty=f"no clustering runs yet; run `connote cluster {self.path}` first",
+            latest=LATEST_RUN,
         )
+
+    def keep_run(self, run_id: int, seeds: dict) -> None:
+        """Record on a run that it is the one kept of several seeds (``seeds``: which ran, which was kept
+        and why, their stability) and make it the study's latest run, the one a command without a run id
+        uses, until another run is stored or kept. The run's key, labels and parameters do not change."""
+        from datetime import datetime, timezone
+
+        with self.transaction() as con:
+            row = con.execute("SELECT params FROM runs WHERE id=?", (run_id,)).fetchone()
+            record = json.loads(row[0] or "{}")
+            newest = con.execute("SELECT MAX(id) FROM runs").fetchone()[0]
+            record["seeds"] = {
+                **seeds,
+                "kept_after": int(newest),  # latest as of this run id ...
+                "kept_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),  # ... and time
+            }
+            con.execute(
+                "UPDATE runs SET params=? WHERE id=?",
+                (json.dumps(record, sort_keys=True, default=str), run_id),
+            )
 
     def assignments(self, run_id: int) -> dict[str, int]:
         return {

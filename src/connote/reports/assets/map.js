@@ -158,8 +158,9 @@
   }
   function labelText(c) {
     var info = R.clusters[c] || {};
-    if (info.label) return c + ": " + info.label;
-    return c + (info.keywords && info.keywords.length ? ": " + info.keywords.slice(0, 3).join(", ") : "");
+    var mark = info.unstable ? " (unstable)" : "";  // below 0.5 stability across seeds
+    if (info.label) return c + ": " + info.label + mark;
+    return c + (info.keywords && info.keywords.length ? ": " + info.keywords.slice(0, 3).join(", ") : "") + mark;
   }
   function drawLabels() {
     if (!centres) computeCentres();
@@ -302,7 +303,12 @@
       var s = el("span", null, { role: "button", tabindex: "0", "data-cat": v, title: "highlight and list these images" }), dot = el("i"), c = catColors[v];
       s.onclick = function () { showCategory(v); };
       dot.style.background = "rgb(" + c.join(",") + ")"; s.appendChild(dot);
-      s.appendChild(document.createTextNode(colorBy === "cluster" ? (v === "-1" ? "outliers" : (R.clusters[v] || {}).title || v) : (v || "(none)")));
+      var info = colorBy === "cluster" ? (R.clusters[v] || {}) : {};
+      s.appendChild(document.createTextNode(colorBy === "cluster" ? (v === "-1" ? "outliers" : info.title || v) : (v || "(none)")));
+      if (info.unstable) {  // found by the other seeds at a mean Jaccard below 0.5
+        s.appendChild(el("small", " unstable " + info.stability.toFixed(2), { class: "unstable" }));
+        s.title = "stability across seeds " + info.stability.toFixed(2) + " (below 0.5: the other seeds do not find this cluster)";
+      }
       lg.appendChild(s);
     });
     if (cats.length > 40) lg.appendChild(el("span", "+" + (cats.length - 40) + " more", { class: "muted" }));
