@@ -343,8 +343,7 @@ def keyword_lists_with_common(study: Study, run_id: int) -> dict[int, list[str]]
     """Each cluster's keywords with the terms common to the run that its list had (left out of the stored
     lists, :func:`connote.keywords.distinct_keywords`): twin clusters share just such terms."""
     keywords = study.keywords(run_id)
-    row = study.con.execute("SELECT params FROM keywords WHERE run_id=? LIMIT 1", (run_id,)).fetchone()
-    common_in = (json.loads(row[0]) if row else {}).get("common_in") or {}
+    common_in = study.keyword_params(run_id).get("common_in") or {}
     for term, clusters in common_in.items():
         for c in clusters:
             keywords.setdefault(int(c), []).append(term)

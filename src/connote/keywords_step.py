@@ -6,6 +6,7 @@ that they need not import :mod:`connote.steps`."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from connote import numbers, registry
 from connote.defaults import DEFAULT_TOP_K
@@ -63,7 +64,7 @@ def explain(
     # A describer can name words of its own fixed phrasing that say nothing about a cluster (the offline
     # describer's colour words); they are left out with the filler words.
     template_words = _describer_stop_words(ds["describer"]) if filler else ()
-    options = dict(
+    options: dict[str, Any] = dict(
         top_k=top_k,
         stop=stop_words([*extra_stop_words, *template_words], filler=filler),
         method=method,

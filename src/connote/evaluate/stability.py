@@ -196,10 +196,11 @@ def representative(seeds: Sequence[Hashable], pairs: Iterable[tuple]) -> tuple[H
     for a, b, ari in pairs:
         with_others[a].append(ari)
         with_others[b].append(ari)
-    mean = {s: float(np.mean(v)) if v else None for s, v in with_others.items()}
+    mean: dict[Hashable, float | None] = {s: float(np.mean(v)) if v else None for s, v in with_others.items()}
     best = seeds[0]
     for s in seeds[1:]:
-        if mean[s] is not None and (mean[best] is None or mean[s] > mean[best]):
+        mine, top = mean[s], mean[best]
+        if mine is not None and (top is None or mine > top):
             best = s
     return best, mean
 
