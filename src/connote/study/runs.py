@@ -180,7 +180,7 @@ def features(
 
     if kind == "text":
         ds = usable_set(study, description_set)
-        emb = registry.text_embedder(text)
+        emb = registry.text_embedder(text).for_study(study)
         shas, keys = [], []  # in sha256 order, read a chunk at a time (the texts are not kept)
         for rows in study.iter_descriptions(ds["id"]):
             shas += [sha for sha, _ in rows]
