@@ -24,17 +24,30 @@ def test_children_puts_each_fine_cluster_under_the_coarse_cluster_holding_most_o
     assert evoc.children(fine, coarse) == {5: [0, 1], 4: [2]}
 
 
-def _vector_study(path, n=400, dim=24, seed=0) -> tuple[Study, np.ndarray]:
-    """Two groups of two close sub-groups each: a hierarchy EVoC can find."""
+def _vector_study(path, n=400, dim=24, seed=0, images=False) -> tuple[Study, np.ndarray]:
+    """Three groups of four close sub-groups each: a hierarchy EVoC finds (16 and 3 clusters with 300
+    items). With ``images``: one real tiny PNG per item (a report needs them)."""
     rng = np.random.default_rng(seed)
-    truth = rng.integers(0, 4, n)
-    top = rng.normal(0, 8, (2, dim))
-    centres = np.stack([top[0], top[0], top[1], top[1]]) + rng.normal(0, 3, (4, dim))
+    top = rng.normal(0, 8, (3, dim))
+    centres = np.repeat(top, 4, axis=0) + rng.normal(0, 3, (12, dim))
+    truth = rng.integers(0, 12, n)
     X = centres[truth] + rng.normal(0, 1, (n, dim))
-    study = Study.create(path)
+    if images:
+        from PIL import Image
+
+        from connote import steps
+
+        folder = path.parent / "images"
+        folder.mkdir()
+        for i in range(n):
+            Image.new("RGB", (8, 8), (i % 256, i // 256, 7)).save(folder / f"{i:04d}.png")
+        study = steps.init(path, folder, progress=False)
+        shas = [r["sha256"] for r in sorted(study.unique_images(), key=lambda r: r["path"])]
+    else:
+        study, shas = Study.create(path), [f"{i:064x}" for i in range(n)]
     set_id = study.description_set("synthetic", "synthetic", None, None, {})
     for i, v in enumerate(X):
-        study.put_description(set_id, f"{i:064x}", f"item {i}")
+        study.put_description(set_id, shas[i], f"item {i}")
         study.save_vector("text:minilm", text_key(f"item {i}"), v.astype(np.float32))
     study.register_embedder("text:minilm", "text", "minilm", dim, {})
     return study, truth
@@ -79,3 +92,23 @@ def test_cli_cluster_method_evoc(tmp_path):
     assert out["run_ids"] and [layer["layer"] for layer in out["layers"]] == list(range(len(out["run_ids"])))
     text = run_cli("cluster", study.path, "--method", "evoc", check=True)
     assert text.stdout.split() == [str(i) for i in out["run_ids"]] and "Reused run" in text.stderr
+
+
+def test_a_coarse_clusters_page_lists_its_fine_clusters(tmp_path):
+    from connote import steps
+
+    study, _ = _vector_study(tmp_path / "s", n=300, images=True)
+    res = evoc.cluster(study, seed=42)
+    if len(res.run_ids) < 2:
+        pytest.skip("EVoC found one layer only")
+    coarse, fine = res.run_ids[1], res.run_ids[0]
+    kids = evoc.layer_runs(study, coarse)["children"]
+    steps.report(study, fine, progress=False)
+    page = steps.report(study, coarse, progress=False).parent
+    c, under = next(iter(kids.items()))
+    html = (page / f"cluster-{c}.html").read_text()
+    assert f"Finer clusters (EVoC layer 0, run {fine})" in html
+    for k in under:
+        assert f'href="../run-{fine}/cluster-{k}.html"' in html
+        assert (page.parent / f"run-{fine}" / f"cluster-{k}.html").is_file()
+    assert "Finer clusters" not in (page.parent / f"run-{fine}" / "cluster-0.html").read_text()
