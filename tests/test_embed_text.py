@@ -49,8 +49,11 @@ def test_each_runtime_has_its_own_name_and_records_it():
     assert (ov.name, torch.name) == ("text:minilm-openvino", "text:minilm")
     assert ov.get_params()["runtime"] == "openvino" and torch.get_params()["runtime"] == "torch"
     assert ov.provenance()["precision"] == "f32" and "runtime" not in torch.provenance()
-    with pytest.raises(UserError, match="runtime is one of openvino, torch"):
-        registry.text_embedder("minilm", runtime="onnx")
+    assert registry.text_embedder("minilm:torch").name == "text:minilm"
+    assert registry.text_embedder("minilm:openvino").get_params()["runtime"] == "openvino"
+    for bad in ({"spec": "minilm", "runtime": "onnx"}, {"spec": "minilm:onnx"}):
+        with pytest.raises(UserError, match="runtime is one of openvino, torch"):
+            registry.text_embedder(**bad)
     assert registry.text_embedder("minilm", device="cuda").name == "text:minilm"  # a GPU: PyTorch
 
 
