@@ -108,10 +108,10 @@ def test_study_from_a_newer_connote(tmp_path):
         (["cluster", "{study}", "--reduce", "pca:components=5,variance=0.8"], ["not both"]),
         (["describe", "{study}", "--describer", "nonesuch", "-q"], ["unknown describer 'nonesuch'"]),
         (["describe", "{study}", "--prompt", "@/no/such/prompt.txt", "-q"], ["prompt file not found"]),
-        (["export", "{study}", "latest"], ["run id must be a number"]),
+        (["export", "{study}", "latest"], ["argument run_id: expected a whole number"]),
         (["export", "{study}", "999"], ["no run 999"]),
         (["explain", "{study}", "999"], ["no run 999"]),
-        (["report", "{study}", "x1"], ["run id must be a number"]),
+        (["report", "{study}", "x1"], ["argument run_id: expected a whole number"]),
         (["embed", "{study}", "--descriptions", "nope", "-q"], ["no description set named 'nope'"]),
     ],
 )

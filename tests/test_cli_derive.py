@@ -101,7 +101,7 @@ def test_label_metadata_and_explain(tmp_path):
     kw = run_cli("explain", study, run, "--method", "ctfidf", check=True).stdout
     assert "cluster 2:" in kw
     bad = run_cli("explain", study, run, "--diversity", "2")
-    assert bad.returncode == 2 and "between 0 and 1" in bad.stderr
+    assert bad.returncode == 2 and "expected a number from 0 to 1" in bad.stderr
 
 
 def test_json_carries_every_number_the_text_shows(tmp_path, capsys):

@@ -264,9 +264,10 @@ def test_images_are_downscaled_before_upload(tmp_path):
     from PIL import Image
 
     from connote.describers.base import ImageItem
+    from connote.images import sha256_file
 
     make_images(tmp_path, 1, size=(1600, 900))
-    item = ImageItem("x", tmp_path / "img_000.png", "img_000.png")
+    item = ImageItem(sha256_file(tmp_path / "img_000.png"), tmp_path / "img_000.png", "img_000.png")
     for detail, side, want in [("low", 1024, 512), ("high", 768, 768), ("auto", 300, 300)]:
         d = OpenAIDescriber(MODEL, detail=detail, max_side=side)
         body = d.request_body(item, "p")

@@ -15,6 +15,7 @@ from conftest import describe_cmd, fake_openai_env, make_image_study
 from connote import steps
 from connote.describers import runner as runner_mod
 from connote.study.claims import Claims
+from connote.study.claims import scope as claims_scope
 from connote.testing import FakeOpenAI
 
 KEY = "sk-test-hostile-0123456789"
@@ -87,15 +88,16 @@ def test_claims_of_a_dead_process_are_taken_over_and_live_ones_are_left(tmp_path
         # a process killed with -9 (its pid is gone), and a live one (this test) still working
         con.execute(
             "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-            (set_id, shas[0], "dead", dead_pid(), host, now + 600),
+            (f"describe:{set_id}", shas[0], "dead", dead_pid(), host, now + 600),
         )
         con.execute(
             "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-            (set_id, shas[1], "live", os.getpid(), host, now + 600),
+            (f"describe:{set_id}", shas[1], "live", os.getpid(), host, now + 600),
         )
         # an expired claim from another machine
         con.execute(
-            "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)", (set_id, shas[2], "old", 1, "elsewhere", now - 1)
+            "INSERT INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+            (f"describe:{set_id}", shas[2], "old", 1, "elsewhere", now - 1),
         )
     with FakeOpenAI() as srv:
         s = steps.describe(study, f"openai:{MODEL}", base_url=srv.base_url, progress=False)
@@ -118,7 +120,7 @@ def test_claims_skip_what_another_process_finished(tmp_path):
     assert mine == [shas[0]] and busy == []
     other = Claims(study.con, 1)
     mine2, busy2 = other.take(shas, lambda sha: True)
-    assert mine2 == [shas[1]] and [c.sha256 for c in busy2] == [shas[0]]
+    assert mine2 == [shas[1]] and [c.key for c in busy2] == [shas[0]]
 
 
 def test_describe_cli_exits_non_zero_when_nothing_could_be_described(tmp_path):
@@ -162,3 +164,34 @@ def test_two_batch_submissions_at_once_make_one_batch(tmp_path):
     assert again.returncode == 0, again.stderr
     study = steps.Study.open(tmp_path / "study")
     assert len(study.descriptions(study.resolve_description_set()["id"])) == 6
+
+
+def test_claims_of_different_scopes_never_block_each_other(tmp_path):
+    """One claim table serves every paid call: a key claimed for one kind of work is free for another."""
+    study = make_study(tmp_path, 1)
+    describe_claims = Claims(study.con, 1)
+    label_claims = Claims(study.con, claims_scope("label", 1, "llm:x"))
+    assert describe_claims.scope == "describe:1" and label_claims.scope == "label:1:llm:x"
+    assert describe_claims.take(["k"], lambda _k: True) == (["k"], [])
+    mine, busy = label_claims.take(["k"], lambda _k: True)
+    assert mine == ["k"] and busy == []
+    again, busy_again = Claims(study.con, "label:1:llm:x").take(["k"], lambda _k: True)
+    assert again == [] and [c.owner for c in busy_again] == [label_claims.owner]
+
+
+def test_describe_claims_of_an_older_study_are_kept_when_it_is_migrated(tmp_path):
+    import sqlite3
+
+    from connote.study.schema import MIGRATIONS
+
+    db = tmp_path / "old.db"
+    con = sqlite3.connect(db, isolation_level=None)
+    for version, script in enumerate(MIGRATIONS[:6], start=1):
+        con.executescript(script)
+        con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(version),))
+    con.execute("INSERT INTO claims VALUES (3, 'abc', 'h:1:x', 1, 'h', 5.0)")
+    from connote.study.schema import migrate
+
+    assert migrate(con) == 6
+    assert con.execute("SELECT scope, key, owner FROM claims").fetchall() == [("describe:3", "abc", "h:1:x")]
+    con.close()

@@ -110,9 +110,21 @@ def test_faults_are_retried_and_bad_answers_flagged(tmp_path):
         assert [c["status"] for c in calls].count("flagged") == 2  # the first refusal and the kept one
         flagged = next(x for x in res.labels if x.status == "flagged")
         assert flagged.problem == "no 'Label:' line"
-        # the flagged one is asked again next time; the good ones come from the log
-        again = labels.label(d.study, d.run_id, "openai:gpt-4o-mini", base_url=srv.base_url, progress=False)
+        # the flagged one is kept: a re-run asks nothing again (and says how to)
+        for _ in range(3):
+            again = labels.label(
+                d.study, d.run_id, "openai:gpt-4o-mini", base_url=srv.base_url, progress=False
+            )
+            assert again.cached == 3 and again.calls == 0 and again.flagged_kept == 1
+            assert "--retry-flagged" in " ".join(again.notes)
+        assert len(srv.chat_requests()) == 8
+        assert sorted(x.status for x in again.labels) == ["flagged", "ok", "ok"]
+        # asked for explicitly: only the flagged one is asked again
+        again = labels.label(
+            d.study, d.run_id, "openai:gpt-4o-mini", base_url=srv.base_url, progress=False, retry_flagged=True
+        )
         assert again.cached == 2 and again.calls == 1 and all(x.status == "ok" for x in again.labels)
+        assert len(srv.chat_requests()) == 9
 
 
 def test_permanent_errors_fall_back_to_keywords_and_budget_stops(tmp_path):

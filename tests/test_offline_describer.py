@@ -17,13 +17,15 @@ from connote import registry, steps
 from connote.describers.base import DescribeError, ImageItem
 from connote.describers.offline import LEGACY_MODEL, OfflineDescriber
 from connote.errors import UserError
+from connote.images import sha256_file
 from connote.models import efficientnet, ocr
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 
 
 def _items(paths: list[Path]) -> list[ImageItem]:
-    return [ImageItem(f"sha-{i}", p, p.name) for i, p in enumerate(paths)]
+    """Items as a study makes them: keyed by the content hash, which the describer checks."""
+    return [ImageItem(sha256_file(p), p, p.name) for p in paths]
 
 
 @pytest.fixture(scope="module")

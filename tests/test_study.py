@@ -252,7 +252,7 @@ def test_runs_assignments_keywords_round_trip(study):
     assert (
         study.con.execute("SELECT probability FROM assignments WHERE run_id=?", (r2,)).fetchone()[0] is None
     )
-    with pytest.raises(UserError, match="must be a number"):
+    with pytest.raises(UserError, match="run id: expected a whole number"):
         study.get_run("latest")
     with pytest.raises(UserError, match=f"no run 99 .*runs: {r1}, {r2}"):
         study.get_run(99)

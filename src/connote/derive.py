@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from connote import numbers
 from connote.errors import UserError
 from connote.study import Study, text_key
 from connote.study import derived as store
@@ -241,6 +242,7 @@ def suggest_merges(
 ) -> list[MergeSuggestion]:
     """The ``top`` most similar pairs of clusters (centroid cosine similarity of the run's features), with
     their evidence: keyword overlap, and the ``pairs`` closest pairs of members."""
+    top = numbers.whole(top, "--top", low=1)
     study = _study(study)
     run = study.get_run(run_id)
     shas, X, labels = run_vectors(study, run)
@@ -385,9 +387,15 @@ def assign_outliers(
         raise UserError(f"unknown method {method!r}; use {', '.join(METHODS)}")
     if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
         raise UserError(f"--threshold must be between 0 and 1, not {threshold}")
+    k = numbers.whole(k, "--k", low=1)
     parent = study.get_run(run_id)
     shas, X, labels = run_vectors(study, parent)
     out_mask = labels == -1
+    if out_mask.all():
+        raise UserError(
+            f"{study.path}: run {parent['id']} has no clusters (every image is an outlier): there is no "
+            "cluster for its outliers to join; cluster again with a smaller --min-cluster-size"
+        )
     params = {"method": method, "threshold": threshold, **({"k": int(k)} if method == "knn" else {})}
     notes = []
     if not out_mask.any():

@@ -6,21 +6,29 @@ as *skipped* with a reason that names what went wrong; the rest of the collectio
 is not a regular file once links are resolved (a named pipe, a device such as a link to /dev/zero, a
 socket, a folder named like an image) is skipped before it is opened, so it can never hang a scan.
 
-Memory is bounded: no image is decoded at more than :data:`DECODE_PIXELS` pixels. A large JPEG is
-decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled decoding, Pillow's ``draft``); any other image
-over the budget is skipped with a reason that says how to allow more (``CONNOTE_DECODE_PIXELS``).
+Memory is bounded in bytes, not pixels: decoding one image may hold at most :func:`decode_budget_bytes`
+(8 bytes for each of :data:`DECODE_PIXELS` pixels, 320 MB): the decoded image at its mode's bytes per
+pixel (1 for greyscale or palette, 2 for 16-bit greyscale, 4 for RGB, RGBA, CMYK and 32-bit) plus the 8-bit
+RGB image made from it. 16- and 32-bit images are brought to 8 bits a block of rows at a time (never as a
+whole float array), and a caller that needs no more than ``max_side`` pixels gets an image reduced before
+its RGB copy is made. A large JPEG is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled decoding,
+Pillow's ``draft``); any other image over the budget is skipped with a reason that says how to allow more
+(``CONNOTE_DECODE_PIXELS``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from connote.printable import is_utf8, shown
+from connote.safe_write import is_study_folder, replacing
 
 #: Extensions looked at, in any case (.JPG, .Jpeg ...).
 IMAGE_EXTENSIONS = {
@@ -41,9 +49,15 @@ IMAGE_EXTENSIONS = {
 #: decompression bombs.
 MAX_PIXELS = 178_956_970
 
-#: Most pixels decoded at once (about 120 MB as RGB, 160 MB with alpha). Larger JPEGs are decoded
-#: scaled down; other larger images are skipped. ``CONNOTE_DECODE_PIXELS`` changes it.
+#: Sets the decode budget: 8 bytes for each of these pixels (an RGB image of this many pixels, which
+#: Pillow keeps in 4 bytes a pixel, and one copy of it). Larger JPEGs are decoded scaled down; other
+#: images over it are skipped. ``CONNOTE_DECODE_PIXELS`` changes it.
 DECODE_PIXELS = 40_000_000
+
+#: Bytes a pixel takes once decoded, by Pillow mode; any other mode takes 4 (three channels take four).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_DEEP = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # brought to 8-bit greyscale first
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "CMYK", *_DEEP}  # reduced (after that) before the RGB copy
 
 #: Largest file looked at: no image connote can decode within its pixel limit is this large.
 MAX_FILE_BYTES = 1 << 30
@@ -56,10 +70,41 @@ class ImageError(Exception):
     """An image that cannot be used; the message is the reason shown to the user."""
 
 
+class ImageChanged(ImageError):
+    """The file no longer holds the content the study recorded for it (replaced after ``init``)."""
+
+
+#: What to do about a changed image (the end of :class:`ImageChanged`'s message).
+RESCAN = "rescan the images with `connote init STUDY --images FOLDER` and run the command again"
+
+
 def decode_budget() -> int:
     """:data:`DECODE_PIXELS`, or ``CONNOTE_DECODE_PIXELS`` when set to a positive whole number."""
     raw = os.environ.get("CONNOTE_DECODE_PIXELS", "").replace("_", "").strip()
     return int(raw) if raw.isdigit() and int(raw) > 0 else DECODE_PIXELS
+
+
+def decode_budget_bytes() -> int:
+    """Most bytes decoding one image may hold: 8 x :func:`decode_budget` (320 MB by default)."""
+    return 8 * decode_budget()
+
+
+def reduce_factor(width: int, height: int, max_side: int | None) -> int:
+    """The whole factor an image can be reduced by and keep at least ``max_side`` on its longest side."""
+    return max(1, max(width, height) // max_side) if max_side else 1
+
+
+def decode_bytes(mode: str, width: int, height: int, max_side: int | None = None, alpha: bool = False) -> int:
+    """Bytes that :func:`load_image` holds at its peak for an image of this mode and size: the decoded
+    image, its 8-bit copy (16- and 32-bit modes), and its RGB copy (reduced first for ``max_side`` where
+    the mode allows; twice for a transparent image laid on white)."""
+    px = width * height
+    cost = px * _MODE_BYTES.get(mode, 4) + (px if mode in _DEEP else 0)
+    if mode != "RGB":
+        f = reduce_factor(width, height, max_side) if mode in _REDUCIBLE else 1
+        out = 4 * -(-width // f) * -(-height // f)
+        cost += out * (2 if alpha and mode != "RGBA" else 1)
+    return cost
 
 
 def _has_image_suffix(name: str) -> bool:
@@ -70,7 +115,9 @@ def iter_files(root: Path) -> Iterator[Path]:
     """Files under ``root`` with an image extension, recursively, in a stable order. Links are followed
     (dangling ones are yielded so that they can be reported); a folder reached twice (a link loop such as
     ``ln -s .. up``, or a second link to the same folder) is walked only once. A folder named like an
-    image (``photo.jpg/``) is yielded, not walked, so that it is reported as not an image file."""
+    image (``photo.jpg/``) is yielded, not walked, so that it is reported as not an image file. A study
+    folder (one holding a connote database, e.g. a study made inside the images folder) is never entered:
+    its report thumbnails are not images of the collection."""
     seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         try:
@@ -84,7 +131,13 @@ def iter_files(root: Path) -> Iterator[Path]:
         seen.add((st.st_dev, st.st_ino))
         names = [n for n in filenames if not n.startswith(".") and _has_image_suffix(n)]
         names += [d for d in dirnames if not d.startswith(".") and _has_image_suffix(d)]
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _has_image_suffix(d))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".")
+            and not _has_image_suffix(d)
+            and not is_study_folder(os.path.join(dirpath, d))
+        )
         for name in sorted(names):
             yield Path(dirpath) / name
 
@@ -128,7 +181,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _open(path: Path, max_pixels: int):
+def _open(path, max_pixels: int):
     """Open (header only) and refuse images over ``max_pixels``. Pillow's global ``MAX_IMAGE_PIXELS`` is
     left alone (changing it per call is not thread-safe and leaks into every other Pillow user); its own
     hard limit (2x its default, the same as :data:`MAX_PIXELS`) still applies on top of ``max_pixels``."""
@@ -149,34 +202,51 @@ def _open(path: Path, max_pixels: int):
     return img
 
 
-def _bound_decode(img, max_side: int | None = None) -> None:
-    """Arrange for ``img`` (opened, not loaded) to decode within :func:`decode_budget` pixels: a JPEG is
-    decoded scaled down by 2, 4 or 8 when it is over the budget (or larger than the ``max_side`` the
-    caller needs); anything else over the budget raises :class:`ImageError` with the reason. A
-    progressive JPEG holds all its coefficients while decoding, so its full size counts."""
-    budget = decode_budget()
+def _bound_decode(img, max_side: int | None = None, *, convert: bool = True) -> None:
+    """Arrange for ``img`` (opened, not loaded) to decode within :func:`decode_budget_bytes`, counting
+    its RGB copy when ``convert`` (see :func:`decode_bytes`): a JPEG is decoded scaled down by 2, 4 or 8
+    when it is over the budget (or larger than the ``max_side`` the caller needs); anything else over
+    the budget raises :class:`ImageError` with the reason. A progressive JPEG holds all its coefficients
+    while decoding (up to 6 bytes a pixel), so its full size counts."""
+    budget = decode_budget_bytes()
     w, h = img.size
+    alpha = "transparency" in img.info or "A" in img.mode
+
+    def cost(width: int, height: int) -> int:
+        if not convert:
+            return width * height * _MODE_BYTES.get(img.mode, 4)
+        return decode_bytes(img.mode, width, height, max_side, alpha)
+
     jpeg = img.format in _SCALABLE
     progressive = jpeg and bool(img.info.get("progressive") or img.info.get("progression"))
     if jpeg:
-
-        def pixels(s: int) -> int:
-            return -(-w // s) * -(-h // s)
-
         scale = 1
         for s in (2, 4, 8):
-            if pixels(scale) > budget or (max_side is not None and max(w, h) // s >= max_side):
+            if cost(-(-w // scale), -(-h // scale)) > budget or (
+                max_side is not None and max(w, h) // s >= max_side
+            ):
                 scale = s
         if scale > 1:
             img.draft(None, (w // scale, h // scale))
-    if img.width * img.height > budget or (progressive and w * h > budget):
-        need = w * h * 4 // 1_000_000
-        kind = "a progressive JPEG" if jpeg else f"a {img.format or 'image'} file"
+    # a progressive JPEG holds every DCT coefficient of the whole image while decoding it (2 bytes each,
+    # up to 3 full-size components), whatever size it is decoded at
+    need = cost(*img.size) + (6 * w * h if progressive else 0)
+    if need > budget:
+        if progressive:
+            kind = "a progressive JPEG, which holds all of its data while it is decoded"
+        elif jpeg:
+            kind = "a JPEG, even decoded at 1/8 of its size"
+        else:
+            kind = f"a {img.format or 'image'} file of mode {img.mode}, which cannot be decoded scaled down"
         raise ImageError(
             f"too large to decode within connote's memory budget: {w}x{h} = {w * h:,} pixels "
-            f"({kind}, which cannot be decoded scaled down) is over {budget:,} pixels; to allow it, "
-            f"set CONNOTE_DECODE_PIXELS={w * h} (needs about {need:,} MB)"
+            f"({kind}) needs about {_mb(need)}, over "
+            f"{_mb(budget)}; to allow it, set CONNOTE_DECODE_PIXELS={-(-need // 8)}"
         )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n < 10e6 else f"{n / 1e6:,.0f} MB"
 
 
 def _explain(exc: BaseException, path: Path) -> str:
@@ -202,21 +272,41 @@ def _explain(exc: BaseException, path: Path) -> str:
     return f"cannot decode: {type(exc).__name__}: {msg}"[:300]
 
 
-def to_rgb(img):
-    """Any Pillow mode -> 8-bit RGB: CMYK, 16-bit, float, palette and alpha handled; transparency on white."""
+def _to_8bit(img):
+    """A 16-bit (0-65535) or 32-bit (its own min-max) greyscale image as 8-bit greyscale, a block of rows
+    at a time in float32: never a float copy of the whole image."""
+    import numpy as np
     from PIL import Image
 
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        import numpy as np
+    lo, hi = (0.0, 65535.0) if img.mode.startswith("I;16") else map(float, img.getextrema())
+    scale = 255.0 / ((hi - lo) or 1.0)
+    w, h = img.size
+    out = np.empty((h, w), dtype=np.uint8)
+    step = max(1, (1 << 20) // max(1, w))  # about a million pixels (4 MB of float32) a block
+    for top in range(0, h, step):
+        block = np.asarray(img.crop((0, top, w, min(h, top + step))), dtype=np.float32)
+        block -= lo
+        block *= scale
+        np.clip(block, 0, 255, out=block)
+        out[top : top + step] = block
+    return Image.fromarray(out)
 
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = (0.0, 65535.0) if img.mode.startswith("I;16") else (float(arr.min()), float(arr.max()))
-        scaled = np.clip((arr - lo) / ((hi - lo) or 1.0) * 255.0, 0, 255).astype(np.uint8)
-        img = Image.fromarray(scaled, mode="L")
+
+def to_rgb(img, max_side: int | None = None):
+    """Any Pillow mode -> 8-bit RGB: CMYK, 16-bit, float, palette and alpha handled; transparency on white.
+    With ``max_side``, an image is first reduced by the whole factor that keeps its longest side at
+    least ``max_side`` (so that no full-size RGB copy of a large image is made for a small use)."""
+    from PIL import Image
+
+    if img.mode in _DEEP:
+        img = _to_8bit(img)
+    factor = reduce_factor(*img.size, max_side)
+    if factor > 1 and img.mode in _REDUCIBLE:
+        img = img.reduce(factor)
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
@@ -225,12 +315,22 @@ def to_rgb(img):
     return img
 
 
-def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, max_side: int | None = None):
+def load_image(
+    path: str | os.PathLike,
+    *,
+    max_pixels: int = MAX_PIXELS,
+    max_side: int | None = None,
+    sha256: str | None = None,
+):
     """Decode one image as an upright 8-bit RGB Pillow image (first frame of animations).
 
     A JPEG larger than the decode budget (or, with ``max_side``, larger than the caller needs) comes back
     scaled down by 2, 4 or 8; callers that need an exact size resize anyway. Raises :class:`ImageError`
     with a user-readable reason for anything that cannot be used.
+
+    With ``sha256`` (the content the study recorded for the file), the bytes read are hashed and the
+    very bytes that match are decoded: a file replaced since it was scanned raises :class:`ImageChanged`,
+    so that nothing made from other content is ever stored under the recorded hash.
     """
     from PIL import ImageOps
 
@@ -238,13 +338,45 @@ def load_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS, max_sid
     try:
         if check_regular(path).st_size == 0:
             raise ImageError("empty file (0 bytes)")
-        with _open(path, max_pixels) as img:
+        with _checked(path, sha256) as source, _open(source, max_pixels) as img:
             _bound_decode(img, max_side)
             img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return to_rgb(img)
+            ImageOps.exif_transpose(img, in_place=True)  # no copy of an image already upright
+            return to_rgb(img, max_side)
+    except ImageChanged:
+        raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes a reason
         raise ImageError(_explain(exc, path)) from None
+
+
+#: Files up to this size are read into memory whole when checked, so that the bytes decoded are exactly
+#: the bytes hashed; a larger one is hashed and then decoded through the same open file.
+CHECK_IN_MEMORY = 64 << 20
+
+
+@contextmanager
+def _checked(path: Path, sha256: str | None) -> Iterator:
+    """``path`` itself (no check), or a file object over its content once that hashes to ``sha256``;
+    :class:`ImageChanged` if it does not."""
+    if sha256 is None:
+        yield path
+        return
+    with open(path, "rb") as fh:
+        if os.fstat(fh.fileno()).st_size <= CHECK_IN_MEMORY:
+            data = fh.read()
+            digest, source = hashlib.sha256(data).hexdigest(), io.BytesIO(data)
+        else:
+            h = hashlib.sha256()
+            while block := fh.read(1 << 20):
+                h.update(block)
+            digest, source = h.hexdigest(), fh
+            fh.seek(0)
+        if digest != sha256:
+            raise ImageChanged(
+                f"changed since it was scanned: the file no longer holds the image the study recorded "
+                f"(sha256 {sha256[:12]}...), so nothing is made or stored from it; {RESCAN}"
+            )
+        yield source
 
 
 def inspect_file(path: Path, root: Path, *, max_pixels: int = MAX_PIXELS) -> dict:
@@ -285,7 +417,7 @@ def verify(path: Path, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int, str]:
         if fmt not in _FORMATS:
             raise ImageError(f"unsupported format {fmt}")
         width, height = img.size
-        _bound_decode(img, max_side=1)  # a JPEG at 1/8: every byte of its data is still decoded
+        _bound_decode(img, max_side=1, convert=False)  # a JPEG at 1/8: every byte of its data is decoded
         img.load()
         try:  # after load: a PNG's EXIF is read by loading, which must raise when the data is damaged
             turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
@@ -333,9 +465,8 @@ def thumbnail(path: str | os.PathLike, dest: str | os.PathLike, size: int = 256)
     img = load_image(path, max_side=size)
     img.thumbnail((size, size))
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_suffix(".tmp")
-    img.save(tmp, "JPEG", quality=85)
-    os.replace(tmp, dest)
+    with replacing(dest) as tmp:
+        img.save(tmp, "JPEG", quality=85)
     return dest
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from connote import registry
+from connote import numbers, registry
 from connote.defaults import DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.study import Study
@@ -33,6 +33,7 @@ def explain(
 
     if method not in METHODS:
         raise UserError(f"unknown keyword method {method!r}; use {' or '.join(METHODS)}")
+    top_k = numbers.whole(top_k, "--top-k", low=1)  # 0 would store no keywords, -1 every term
     if not 0.0 <= float(diversity) <= 1.0:
         raise UserError(f"--diversity must be between 0 and 1, not {diversity}")
 

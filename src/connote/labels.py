@@ -18,17 +18,16 @@ import hashlib
 import json
 import os
 import re
-import threading
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from connote import numbers
 from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
 from connote.study import derived as store
-from connote.study.calls import log_retried_output
+from connote.study.calls import last_call_id, log_retried_output
 
 LABEL_PROMPT = """You name the clusters of a study that groups images by what they mean.
 Here are the keywords of one cluster and descriptions of its most typical images.
@@ -47,7 +46,26 @@ MIN_WORDS, MAX_WORDS = 2, 6
 
 
 # ---------------------------------------------------------------------------------------------- pure parts
+#: Longest label and summary stored, in characters (a model that rambles is cut there, and flagged).
+MAX_LABEL_CHARS, MAX_SUMMARY_CHARS = 120, 1000
+
+
 def parse_label(text: str | None) -> tuple[str, str | None, str | None]:
+    """:func:`read_label`, with a label or summary over :data:`MAX_LABEL_CHARS` or
+    :data:`MAX_SUMMARY_CHARS` cut to it and flagged (a field that long is no label, and would be over the
+    csv module's default limit in an export)."""
+    label, summary, problem = read_label(text)
+    cut = []
+    if len(label) > MAX_LABEL_CHARS:
+        cut.append(f"label of {len(label):,} characters cut to {MAX_LABEL_CHARS}")
+        label = label[:MAX_LABEL_CHARS].rstrip() + "…"
+    if summary is not None and len(str(summary)) > MAX_SUMMARY_CHARS:
+        cut.append(f"summary of {len(str(summary)):,} characters cut to {MAX_SUMMARY_CHARS}")
+        summary = str(summary)[:MAX_SUMMARY_CHARS].rstrip() + "…"
+    return label, summary, "; ".join([*cut, *([problem] if problem else [])]) or None
+
+
+def read_label(text: str | None) -> tuple[str, str | None, str | None]:
     """(label, summary, problem) from an answer: 'Label: ...' and 'Summary: ...' lines (markdown and quotes
     tolerated) or a JSON object with 'label' and 'summary'. ``problem`` says why it does not fit the form."""
     text = (text or "").strip()
@@ -158,6 +176,11 @@ class TextChat:
     def price(self):
         return self.inner.price
 
+    def reserve(self, item: LabelItem, prompt: str) -> float | None:
+        """The most one call may cost (the runner keeps it aside from a budget); None: no price known."""
+        price = self.price
+        return None if price is None else price.cost(*self.estimate_tokens(item))
+
     def estimate_tokens(self, item: LabelItem) -> tuple[int, int]:
         from connote.describers.pricing import text_tokens
 
@@ -197,6 +220,9 @@ class LabelResult:
     labels: list[ClusterLabel] = field(default_factory=list)
     calls: int = 0  # calls sent now (retries included)
     cached: int = 0  # clusters answered from the call log without a call
+    flagged_kept: int = 0  # of those, answers flagged earlier and kept (not asked again)
+    elsewhere: int = 0  # clusters another process was answering at the same time (read back)
+    from_journal: int = 0  # answers an earlier run paid for and could not store, stored now
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -259,13 +285,17 @@ def label(
     dry_run: bool = False,
     max_tokens: int = 120,
     progress: bool = True,
+    retry_flagged: bool = False,
     **options,
 ) -> LabelResult:
     """Label every cluster of a run (the latest by default) with ``llm`` (``openai:MODEL``, ``ollama:MODEL``,
-    or a describer object); without one, the keywords stand in. Returns what was stored."""
+    or a describer object); without one, the keywords stand in. Returns what was stored. An answer that
+    was flagged (did not fit the form) is kept and not asked for again unless ``retry_flagged``."""
     from connote import registry
     from connote.keywords_step import explain
 
+    max_cost = numbers.budget(max_cost)  # nan, inf or < 0 would switch the budget off
+    n_descriptions = numbers.whole(n_descriptions, "descriptions per cluster", low=1)
     study = study if isinstance(study, Study) else Study.open(study)
     run = study.get_run(run_id)
     if not study.keywords(run["id"]) and run["description_set"]:
@@ -274,15 +304,7 @@ def label(
     if not material:
         raise UserError(f"run {run['id']} has no clusters to label")
     if llm is None or llm == KEYWORDS:
-        res = LabelResult(run["id"], KEYWORDS, None, None)
-        for c, (kw, _) in material.items():
-            lab, summary = keyword_label(kw)
-            res.labels.append(ClusterLabel(c, lab, summary))
-        if not dry_run:
-            store.put_labels(study, run["id"], KEYWORDS, [asdict(x) | {"model": None} for x in res.labels])
-        res.dry_run = dry_run
-        return res
-
+        return _keyword_labels(study, run["id"], material, dry_run)
     if not any(kw or ds for kw, ds in material.values()):
         raise UserError(
             f"run {run['id']} has neither keywords nor descriptions to label its clusters from "
@@ -298,6 +320,33 @@ def label(
     name = labeller_name(chat.spec, template)
     res = LabelResult(run["id"], name, chat.model, template, dry_run=dry_run)
     params = chat.params()
+    items = _items(chat, params, template, material)
+    cached = {
+        it.cluster: store.cached_call(study, "label", it.sha256, flagged=not retry_flagged) for it in items
+    }
+    todo = [it for it in items if cached[it.cluster] is None]
+    if dry_run:
+        return _estimate(chat, items, todo, res)
+    rows = _answer(study, chat, items, cached, template, params, res, max_cost, retry_flagged, progress)
+    _fill_failed(rows, items, material, chat, template, res)
+    store.put_labels(study, run["id"], name, rows)
+    res.labels.sort(key=lambda x: x.cluster)
+    return res
+
+
+def _keyword_labels(study: Study, run_id: int, material: dict, dry_run: bool) -> LabelResult:
+    """Offline: the top keywords stand in for a label (stored unless ``dry_run``)."""
+    res = LabelResult(run_id, KEYWORDS, None, None, dry_run=dry_run)
+    for c, (kw, _) in material.items():
+        lab, summary = keyword_label(kw)
+        res.labels.append(ClusterLabel(c, lab, summary))
+    if not dry_run:
+        store.put_labels(study, run_id, KEYWORDS, [asdict(x) | {"model": None} for x in res.labels])
+    return res
+
+
+def _items(chat: TextChat, params: dict, template: str, material: dict) -> list[LabelItem]:
+    """One call per cluster, keyed by the hash of its whole input (the call log is the cache)."""
     items = []
     for c, (kw, descriptions) in material.items():
         text = prompt_text(template, kw, descriptions)
@@ -305,35 +354,63 @@ def label(
             json.dumps([chat.spec, chat.model, params, text], sort_keys=True).encode()
         ).hexdigest()
         items.append(LabelItem(key, f"cluster {c}", text, c))
-    cached = {it.cluster: store.cached_call(study, "label", it.sha256) for it in items}
-    todo = [it for it in items if cached[it.cluster] is None]
-    if dry_run:
-        price = chat.price
-        cost = 0.0
-        for it in todo:
-            tin, tout = chat.estimate_tokens(it)
-            res.input_tokens += tin
-            res.output_tokens += tout
-            cost += price.cost(tin, tout) if price else 0.0
-        res.estimate_cost_usd = cost if price or not todo else None
-        res.cached = len(items) - len(todo)
-        res.notes.append(
-            f"{len(todo)} call(s) to make, {res.cached} answered from the call log; nothing sent"
-        )
-        if price is None and todo:
-            res.notes.append(f"no price known for {chat.model!r}: add it to prices.toml (or CONNOTE_PRICES)")
-        return res
-    rows = []
+    return items
+
+
+def _estimate(chat: TextChat, items: list, todo: list, res: LabelResult) -> LabelResult:
+    """``--dry-run``: the tokens and cost of the calls to make; nothing is sent."""
+    price = chat.price
+    cost = 0.0
+    for it in todo:
+        tin, tout = chat.estimate_tokens(it)
+        res.input_tokens += tin
+        res.output_tokens += tout
+        cost += price.cost(tin, tout) if price else 0.0
+    res.estimate_cost_usd = cost if price or not todo else None
+    res.cached = len(items) - len(todo)
+    res.notes.append(f"{len(todo)} call(s) to make, {res.cached} answered from the call log; nothing sent")
+    if price is None and todo:
+        res.notes.append(f"no price known for {chat.model!r}: add it to prices.toml (or CONNOTE_PRICES)")
+    return res
+
+
+def _answer(study, chat, items, cached, template, params, res, max_cost, retry_flagged, progress) -> list:
+    """The label rows of every cluster with an answer: from the call log, or asked now through the
+    paid-call path (other label processes on the run share the work; their answers are read back)."""
+    rows: list[dict] = []
+    answered: set[int] = set()
+
+    def from_log(it: LabelItem, row) -> None:
+        lab, summary, problem = parse_label(row["output"])
+        res.cached += 1
+        res.flagged_kept += row["status"] == "flagged"
+        rows.append(_row(it, lab, summary, problem or row["error"], chat, row["id"], res, cached=True))
+        answered.add(it.cluster)
+
     for it in items:
-        row = cached[it.cluster]
-        if row is not None:
-            lab, summary, problem = parse_label(row["output"])
-            res.cached += 1
-            rows.append(_row(it, lab, summary, problem, chat, row["id"], res, cached=True))
+        if cached[it.cluster] is not None:
+            from_log(it, cached[it.cluster])
+    todo = [it for it in items if cached[it.cluster] is None]
     if todo:
-        _call_all(study, chat, todo, template, params, max_cost, res, rows, progress)
+        _call_all(study, chat, todo, template, params, max_cost, res, rows, progress, retry_flagged)
+        answered.update(r["cluster"] for r in rows)
+        for it in todo:  # answered by another process meanwhile: read from the call log
+            row = store.cached_call(study, "label", it.sha256, flagged=True)
+            if it.cluster not in answered and row is not None:
+                from_log(it, row)
+                res.elsewhere += 1
+    if res.flagged_kept and not retry_flagged:
+        res.notes.append(
+            f"{res.flagged_kept} flagged answer(s) kept from the call log (not asked again); "
+            "ask again with --retry-flagged"
+        )
+    return rows
+
+
+def _fill_failed(rows, items, material, chat, template, res) -> None:
+    """No answer (failed, stopped): the keywords stand in, marked as such."""
     done = {r["cluster"] for r in rows}
-    for it in items:  # no answer (failed, stopped): the keywords stand in, marked as such
+    for it in items:
         if it.cluster not in done:
             lab, summary = keyword_label(material[it.cluster][0])
             rows.append(
@@ -348,9 +425,6 @@ def label(
                 }
             )
             res.labels.append(ClusterLabel(it.cluster, lab, summary, "failed", problem="no answer"))
-    store.put_labels(study, run["id"], name, rows)
-    res.labels.sort(key=lambda x: x.cluster)
-    return res
 
 
 def _row(it: LabelItem, lab, summary, problem, chat, call_id, res: LabelResult, cached=False) -> dict:
@@ -367,66 +441,61 @@ def _row(it: LabelItem, lab, summary, problem, chat, call_id, res: LabelResult, 
     }
 
 
-def _call_all(study, chat, todo, template, params, max_cost, res, rows, progress) -> None:
-    """Send the calls ``concurrency`` at a time through the runner, each result logged and stored as it
-    arrives; a budget keeps each call's worst case aside while it is in flight."""
+def _call_all(study, chat, todo, template, params, max_cost, res, rows, progress, retry_flagged) -> None:
+    """Send the calls through the describe runner's paid-call path (claims shared with other processes,
+    the budget, the journal, each answer logged and stored as it arrives); clusters another live process
+    holds are waited for and taken over if it dies."""
     from connote.describers.runner import DescribeRunner
+    from connote.paid import PaidWork
+    from connote.study.claims import scope
 
     chat.prepare()
-    runner = DescribeRunner(chat, prompt=template, check=check_answer)
-    price = chat.price
-    if max_cost is not None and price is None:
+    if max_cost is not None and chat.price is None:
         raise UserError(
             f"--max-cost needs the price of {chat.model!r}: add it to prices.toml (or CONNOTE_PRICES)"
         )
-    stop = threading.Event()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    runner = DescribeRunner(chat, prompt=template, check=check_answer, max_cost=max_cost)
+    by_key = {it.sha256: it for it in todo}
+    since = last_call_id(study)  # with --retry-flagged, a flagged answer newer than this is this run's
+    answered: set[str] = set()
 
-        bar = tqdm(total=len(todo), desc=f"Labelling ({chat.spec})", unit="cluster")
-    reserved = 0.0
-    queue = list(todo)
-    with ThreadPoolExecutor(max_workers=max(1, chat.concurrency), thread_name_prefix="label") as pool:
-        inflight = {}
+    def still_todo(key: str) -> bool:  # asked in the claim's transaction
+        row = store.cached_call(study, "label", key, flagged=True)
+        return key not in answered and (
+            row is None or (retry_flagged and row["status"] == "flagged" and row["id"] <= since)
+        )
+
+    def store_one(it: LabelItem, entry) -> float:
+        answered.add(it.sha256)
+        return _store_call(study, chat, it, entry, params, res, rows)
+
+    with PaidWork(study, scope("label", res.run_id, res.labeller), stage="label", max_cost=max_cost) as work:
         try:
-            while queue or inflight:
-                while queue and len(inflight) < chat.concurrency and not stop.is_set():
-                    it = queue[0]
-                    held = price.cost(*chat.estimate_tokens(it)) if (price and max_cost is not None) else 0.0
-                    if max_cost is not None and res.cost_usd + reserved + held > max_cost:
-                        if inflight:
-                            break
-                        res.stopped = f"budget of ${max_cost:g} reached (spent ${res.cost_usd:.4f})"
-                        stop.set()
-                        break
-                    queue.pop(0)
-                    reserved += held
-                    inflight[pool.submit(runner.call, [it], stop)] = (it, held)
-                if not inflight:
-                    break
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    it, held = inflight.pop(fut)
-                    reserved -= held
-                    entry = fut.result()[0]
-                    if entry is not None:
-                        with study.transaction():
-                            _store_call(study, chat, it, entry, params, res, rows)
-                    if bar is not None:
-                        bar.update(1)
+            left = runner.replay(study, work, todo, still_todo, store_one, res)
+            runner.send(study, work, left, still_todo, store_one, res, progress=progress, what="Labelling")
+            while work.busy and not res.stopped:  # held by another live process: its answers are read back
+                keys = [c.key for c in work.busy]
+                work.busy = []
+                mine = work.wait_for_others(keys, still_todo)
+                if mine:  # it died: its clusters are ours now
+                    runner.send(
+                        study, work, [by_key[k] for k in mine], still_todo, store_one, res, progress=False
+                    )
         except KeyboardInterrupt:
-            stop.set()
             res.stopped = "interrupted"
             raise
         finally:
-            if bar is not None:
-                bar.close()
+            res.cost_usd += work.spent
 
 
-def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, rows: list) -> None:
-    result, attempts, earlier, problem = entry
-    res.calls += attempts
+def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, rows: list) -> float:
+    """Log one cluster's calls and keep its label row; returns what they cost."""
+    from connote.describers.runner import log_retried_errors
+
+    result, attempts, earlier, problem, superseded = entry
+    log_retried_errors(study, "label", chat.spec, chat.model, it.sha256, it.prompt, params, superseded)
+    res.calls += len(superseded) if result is None else attempts
+    cost = 0.0
     for bad, reason in earlier:  # answers that did not fit the form and were asked again: logged and paid
         log_retried_output(
             study,
@@ -439,7 +508,9 @@ def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, row
             bad=bad,
             reason=reason,
         )
-        _count(res, bad)
+        cost += _count(res, bad)
+    if result is None:
+        return cost
     if isinstance(result, DescribeError):
         study.record_call(
             stage="label",
@@ -452,7 +523,7 @@ def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, row
             error=str(result),
         )
         res.notes.append(f"cluster {it.cluster}: {result}")
-        return
+        return cost
     call_id = study.record_call(
         stage="label",
         backend=chat.spec,
@@ -468,12 +539,14 @@ def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, row
         cost_usd=result.cost_usd,
         latency_s=result.latency_s,
     )
-    _count(res, result)
+    cost += _count(res, result)
     lab, summary, parse_problem = parse_label(result.text)
     rows.append(_row(it, lab, summary, problem or parse_problem, chat, call_id, res))
+    return cost
 
 
-def _count(res: LabelResult, d: Description) -> None:
+def _count(res: LabelResult, d: Description) -> float:
+    """Count a paid answer's tokens; its cost is returned (the paid-call path adds it up)."""
     res.input_tokens += d.input_tokens or 0
     res.output_tokens += d.output_tokens or 0
-    res.cost_usd += float(d.cost_usd or 0.0)
+    return float(d.cost_usd or 0.0)

@@ -143,7 +143,10 @@ def import_metadata(
     match = _matcher(study)
     cells: dict[tuple[str, str], str | None] = {}
     seen: dict[str, int] = {}
-    problems = list(table.problems)
+    problems = list(table.problems) + [
+        f"{source}: column {i} has values but no name in the header; name it to import them"
+        for i in table.unnamed
+    ]
     for record in table:
         line = record.line
         raw = record.get(image_column).strip()
@@ -198,6 +201,7 @@ def breakdown(
     counts per day/month/year for a date column, and n/mean/median/min/max for a number column. Every file
     of an image counts (a duplicated image under two paths counts twice)."""
     study = study if isinstance(study, Study) else Study.open(study)
+    column = column.strip().lower()  # as the columns are stored (and as --report takes them)
     types = store.metadata_columns(study)
     if column not in types:
         known = ", ".join(types) or "none yet; import some with `connote metadata STUDY FILE.csv`"

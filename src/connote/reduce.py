@@ -16,6 +16,13 @@ from connote.jit import import_umap
 from connote.params import Params
 from connote.specs import parse_options, split_spec, unknown_option
 
+#: Distances the neighbour graph (exact: scikit-learn; approximate: pynndescent) and UMAP all know, and that
+#: need no parameters of their own.
+UMAP_METRICS = (
+    "braycurtis", "canberra", "chebyshev", "correlation", "cosine", "euclidean", "l1", "l2", "manhattan",
+    "minkowski",
+)  # fmt: skip
+
 
 class UMAPReducer(Params):
     """UMAP (McInnes et al. 2018). The paper: 5 or 10 components x 5, 15 or 30 neighbours."""
@@ -49,6 +56,8 @@ class UMAPReducer(Params):
             )
         if not 0 <= float(self.min_dist) <= 1:
             raise UserError(f"UMAP min_dist must be between 0 and 1, got {self.min_dist}")
+        if self.metric not in UMAP_METRICS:
+            raise UserError(f"unknown UMAP metric {self.metric!r} (known: {', '.join(UMAP_METRICS)})")
 
     @property
     def spec(self) -> str:
@@ -217,6 +226,8 @@ def from_spec(spec: str, seed: int | None = DEFAULT_SEED):
         if key not in _OPTIONS:
             raise unknown_option("reduce", key, _KNOWN["umap"] + _KNOWN["pca"][1:], where=spec)
         name, typ = _OPTIONS[key]
+        if name in opts:  # components= and n_components= are one option
+            raise UserError(f"{key!r} repeats an option given before in {spec!r}; give it once")
         try:
             opts[name] = typ(value)
         except ValueError as exc:

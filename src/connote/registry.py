@@ -13,6 +13,7 @@ import importlib
 import inspect
 from typing import Any
 
+from connote import numbers
 from connote.defaults import DEFAULT_SEED
 from connote.errors import UserError
 from connote.params import check_options
@@ -71,6 +72,7 @@ def build(target: str, arg: str, options: dict, what: str):
     does not take (with the ones it takes) and an argument after ':' when it takes none."""
     cls = _load(target)
     check_options(what, options, options_of(cls))
+    options = numbers.stage_options(options, what)
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     if any(p.kind is p.POSITIONAL_OR_KEYWORD for p in params):
         return cls(arg, **options)

@@ -24,6 +24,8 @@ def parse_options(arg: str) -> dict[str, str]:
         key, eq, value = part.partition("=")
         if not eq:
             raise UserError(f"expected key=value in {arg!r}, got {part!r}")
+        if key.strip() in out:
+            raise UserError(f"{key.strip()!r} is given twice in {arg!r}; give it once")
         out[key.strip()] = value.strip()
     return out
 

@@ -38,6 +38,7 @@ from connote.evaluate.stability import SeedStability, seed_stability
 from connote.executors import executor_scope
 from connote.keywords_step import explain
 from connote.params import recorded_params
+from connote.safe_write import check_output, replacing
 from connote.study import Study
 from connote.study.runs import (
     features,
@@ -70,6 +71,11 @@ def init(study_dir: str | os.PathLike, images: str | os.PathLike, *, progress: b
         raise UserError(f"{root}: no such folder")
     if not root.is_dir():
         raise UserError(f"{root}: not a folder")
+    if Path(study_dir).resolve() == root.resolve():
+        raise UserError(
+            f"{study_dir}: the study folder cannot be the images folder itself (its report would be scanned "
+            "as images); use a folder beside it or inside it"
+        )
     study = Study.create(study_dir, root)
     records = images_mod.scan(root, progress=progress)
     study.upsert_images(records)
@@ -103,11 +109,13 @@ def describe(
     batch: bool = False,
     batch_poll: float = 30.0,
     batch_wait: bool = True,
+    cancel_batch: bool = False,
     executor=None,
     **describer_options,
 ):
     """S1: describe every distinct image that has no description in the set yet. Returns a summary
-    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API.
+    (a DescribeEstimate with ``dry_run``: nothing is sent). ``batch`` uses the OpenAI Batch API;
+    ``cancel_batch`` cancels the set's batch in flight and stores what it had finished (sends nothing else).
     ``executor``: 'local' (default), 'ray' or 'ray:ADDRESS' (batches on Ray workers; see executors/)."""
     from connote.describers.runner import DescribeRunner
 
@@ -122,6 +130,10 @@ def describe(
     if dry_run:
         return runner.estimate(study, retry_flagged=retry_flagged, batch=batch)
     study.require_writable("describe")  # before anything is sent (and paid for)
+    if cancel_batch:
+        from connote.describers.batch import cancel_batch as cancel
+
+        return cancel(study, runner)
     if batch:
         from connote.describers.batch import run_batch
 
@@ -434,14 +446,23 @@ def export(
     study = Study.of(study)
     run = study.get_run(run_id)
     columns, chunks = iter_export_rows(study, run["id"])  # written chunk by chunk
-    from connote.study.derived import metadata_columns
+    from connote.metadata import export_columns
 
-    numbers = {n for n, kind in metadata_columns(study).items() if kind == "number"}
+    # number columns by their name in the file (a metadata column 'cluster' is written as meta_cluster)
+    numbers = {
+        c for c, kind in export_columns(study, run["id"], EXPORT_COLUMNS)[0].items() if kind == "number"
+    }
     if format not in ("csv", "parquet"):
         raise UserError(f"unknown export format {format!r}; use csv or parquet")
     path = Path(path) if path else study.path / f"run-{run['id']}.{format}"
+    check_output(path, images_root=study.get_meta("images_root"))  # never over the study or its images
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    with replacing(path) as tmp:
+        _write_export(tmp, format, columns, chunks, numbers)
+    return path
+
+
+def _write_export(tmp: Path, format: str, columns: list[str], chunks, numbers: set[str]) -> None:
     if format == "csv":
         import csv
 
@@ -465,8 +486,6 @@ def export(
         with pq.ParquetWriter(tmp, schema) as writer:  # one row group per chunk
             for rows in chunks:
                 writer.write_table(pa.table({c: [r[c] for r in rows] for c in columns}, schema=schema))
-    os.replace(tmp, path)
-    return path
 
 
 # ---------------------------------------------------------------------------------------------- all
@@ -502,6 +521,7 @@ def run(
     selection: str | None = None,
     seed: int | None = DEFAULT_SEED,
     top_k: int = DEFAULT_TOP_K,
+    max_cost: float | None = None,
     progress: bool = True,
     on_stage: Callable[[str, object], None] | None = None,
     **describer_options,
@@ -517,7 +537,9 @@ def run(
     tell("init", summary)
     if summary.ok == 0:
         raise UserError(f"no usable images under {images}")
-    described = describe(study, describer, prompt=prompt, progress=progress, **describer_options)
+    described = describe(
+        study, describer, prompt=prompt, max_cost=max_cost, progress=progress, **describer_options
+    )
     tell("describe", described)
     tell("embed", embed(study, text, progress=progress))
     res = cluster(

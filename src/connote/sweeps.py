@@ -44,6 +44,7 @@ import numpy as np
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_SEEDS, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability, stability_table
+from connote.numbers import real, whole
 
 
 # ---------------------------------------------------------------------------------------------- grid
@@ -69,13 +70,13 @@ class Grid:
             u = d.get("umap") or {}
             p = d.get("pca") or {}
             umap = [
-                (int(c), int(k))
+                (whole(c, "[umap] components"), whole(k, "[umap] neighbors"))
                 for c in _list(u.get("components", []))
                 for k in _list(u.get("neighbors", []))
             ]
-            pca = [("components", int(c)) for c in _list(p.get("components", []))]
-            pca += [("variance", float(v)) for v in _list(p.get("variance", []))]
-            mcs = [int(m) for m in _list(d.get("min_cluster_size", []))]
+            pca = [("components", whole(c, "[pca] components")) for c in _list(p.get("components", []))]
+            pca += [("variance", real(v, "[pca] variance")) for v in _list(p.get("variance", []))]
+            mcs = [whole(m, "min_cluster_size") for m in _list(d.get("min_cluster_size", []))]
             ref = d.get("reference_n")
             grid = cls(
                 name=str(d.get("name") or name or "grid"),
@@ -83,8 +84,10 @@ class Grid:
                 pca=pca,
                 min_cluster_sizes=mcs,
                 metric=str(u.get("metric", "cosine")),
-                reference_n=int(ref) if ref else None,
-                min_cluster_size_floor=int(d.get("min_cluster_size_floor", 5)),
+                reference_n=whole(ref, "reference_n", low=1) if ref else None,
+                min_cluster_size_floor=whole(
+                    d.get("min_cluster_size_floor", 5), "min_cluster_size_floor", low=2
+                ),
             )
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad number in grid: {exc}") from None
@@ -94,6 +97,10 @@ class Grid:
             raise UserError("the grid has no min_cluster_size list")
         if any(m < 2 for m in grid.min_cluster_sizes):
             raise UserError("min cluster sizes must be at least 2")
+        from connote.reduce import from_spec
+
+        for spec in grid.reduce_specs():  # each setting checked as the command line's --reduce is
+            from_spec(spec)
         return grid
 
     def reduce_specs(self) -> list[str]:
@@ -128,7 +135,14 @@ def load_grid(grid: str | os.PathLike | dict | Grid = "paper") -> Grid:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML: {exc}") from None
-    return Grid.from_dict(data, name=path.stem)
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a grid file (TOML text): binary or not UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the grid file: {exc.strerror or exc}") from None
+    try:
+        return Grid.from_dict(data, name=path.stem)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
 
 
 @dataclass

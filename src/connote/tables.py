@@ -5,7 +5,8 @@ traceback:
 
 * the text is UTF-8 (with or without a byte-order mark), UTF-16 with a byte-order mark (a spreadsheet's
   "Unicode text"), Windows-1252 or Latin-1, tried in that order;
-* the delimiter of a CSV is sniffed from its header (comma, semicolon, tab, bar);
+* the delimiter of a CSV is sniffed from its header (comma, semicolon, tab, bar); quoting is RFC 4180's
+  (``""`` inside a quoted cell is a quote), whatever the header looks like;
 * a line that cannot be used is reported as ``FILE:LINE: reason`` and left out; the rest is read: a
   cell over :data:`MAX_CELL` characters (the csv module's own limit would end the whole file), binary
   data or control characters, invalid Unicode, more cells than the header has columns (an unquoted
@@ -61,6 +62,7 @@ class Table:
     rows: list[Row]
     problems: list[str] = field(default_factory=list)  # 'FILE:LINE: reason' for lines left out
     encoding: str = "utf-8"
+    unnamed: list[int] = field(default_factory=list)  # CSV columns (1-based) without a name but with values
 
     def __iter__(self) -> Iterator[Row]:
         return iter(self.rows)
@@ -122,6 +124,27 @@ def _where(source: str, first: int, last: int) -> str:
     return f"{source}:{first}" if last <= first else f"{source}:{first}-{last}"
 
 
+def sniff_delimiter(header_line: str) -> str:
+    """The delimiter of a CSV, from its header line: comma, semicolon, tab or bar (comma when unsure)."""
+    try:
+        return csv.Sniffer().sniff(header_line, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def rfc4180_dialect(delimiter: str) -> type[csv.Dialect]:
+    """RFC 4180 quoting (a quote inside a quoted cell written twice, as Excel, LibreOffice, Google Sheets,
+    pandas and Python's csv module write it) with ``delimiter``. Only the delimiter is sniffed: the
+    Sniffer guesses ``doublequote=False`` from a header without quotes, which splits every cell with an
+    escaped quote wrongly."""
+
+    class Dialect(csv.excel):
+        pass
+
+    Dialect.delimiter = delimiter
+    return Dialect
+
+
 def parse_csv(text: str, source: str) -> Table:
     """Rows of a CSV text (see the module's notes); ``source`` names it in messages."""
     lines = text.splitlines()
@@ -132,10 +155,7 @@ def parse_csv(text: str, source: str) -> Table:
     problem = cell_problem(header_line)
     if problem:
         raise UserError(f"{source}:{first + 1}: not a CSV header ({problem}): is this a text table?")
-    try:
-        dialect = csv.Sniffer().sniff(header_line, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
+    dialect = rfc4180_dialect(sniff_delimiter(header_line))
     # The csv module refuses cells over its global limit and ends the file there; raise the limit to
     # the text's size so every line is read, and judge long cells line by line (cell_problem).
     if csv.field_size_limit() < len(text) + 1:
@@ -181,6 +201,10 @@ def parse_csv(text: str, source: str) -> Table:
             table.problems.append(f"{where}: {problem}; line skipped")
             continue
         values = {h: c for h, c in zip(header, cells, strict=False) if h}
+        table.unnamed += [
+            i for i, (h, c) in enumerate(zip(header, cells, strict=False), 1)
+            if not h and c.strip() and i not in table.unnamed
+        ]  # fmt: skip
         for h in table.columns:
             values.setdefault(h, "")
         table.rows.append(Row(start, prev, values, where))

@@ -4,7 +4,7 @@ Nothing else lives here.
 One module per command group, each command's options defined beside its handler: ``study`` (init, status,
 runs, export, report), ``describe`` (describe, import-descriptions), ``embed``, ``cluster`` (run, cluster,
 sweep, explain), ``derive`` (label, merge, assign-outliers, metadata), ``pairs`` and ``sets`` (the validation
-studies); ``common`` holds the printing helpers and
+studies), ``codes`` (runs against the team's own codes); ``common`` holds the printing helpers and
 the option groups several commands share. Heavy modules are imported inside the handlers so that
 ``connote --help`` is instant.
 """
@@ -12,12 +12,13 @@ the option groups several commands share. Heavy modules are imported inside the 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import sys
 
 from connote import __version__
-from connote.cli import cluster, derive, describe, embed, pairs, sets, study
+from connote.cli import cluster, codes, derive, describe, embed, pairs, sets, study
 from connote.cli.common import warn
 
 #: The sub-commands in the order ``connote --help`` lists them.
@@ -40,11 +41,23 @@ COMMANDS = (
     study.add_status,
     pairs.add_pairs,
     sets.add_sets,
+    codes.add_codes,
 )
 
 
+class UsageError(Exception):
+    """A command line argparse cannot read: shown as one line like any other user error."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised (as one line, and as JSON with ``--json``) instead of printed."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="connote",
         description="Cluster images by what they mean: describe (S1), embed (S2), reduce (S3), cluster (S4), "
         "explain (S5), report.",
@@ -57,19 +70,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def fail(message: str, code: int, as_json: bool) -> int:
+    """A command's end in error: one line on stderr, and with ``--json`` the same as a JSON object on
+    stdout (``{"error": ..., "exit_code": ...}``) so that a script reading stdout sees it too."""
+    warn(f"error: {message}")
+    if as_json:
+        print(json.dumps({"error": message, "exit_code": code}), flush=True)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     from connote.errors import UserError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # connote shows its own progress bars
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return fail(str(exc), 2, as_json)
+    as_json = bool(getattr(args, "json", False))
     try:
         return int(args.func(args) or 0)
     except UserError as exc:
-        warn(f"error: {exc}")
-        return 2
+        return fail(str(exc), 2, as_json)
     except KeyboardInterrupt:
         warn("Interrupted. Everything finished so far is saved; run the same command again to continue.")
         return 130
@@ -81,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         message = explain(exc, getattr(args, "study", None))
         if message is None:
             raise
-        warn(f"error: {message}")
-        return 2
+        return fail(message, 2, as_json)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from connote.cli.common import (
     add_feature_sources,
     add_hdbscan_options,
     add_json_option,
+    add_max_cost_option,
     add_min_cluster_size_option,
     add_quiet_option,
     add_run_id_argument,
@@ -21,9 +22,11 @@ from connote.cli.common import (
     describer_options,
     finish,
     open_study,
+    positive_int,
     print_skipped,
     read_prompt,
     say,
+    share,
     show_progress,
     to_json,
     warn,
@@ -59,6 +62,7 @@ def cmd_run(args) -> int:
         seed=args.seed,
         top_k=args.top_k,
         progress=show_progress(args),
+        max_cost=args.max_cost,
         on_stage=on_stage,
         **describer_options(args, steps.run),
     )
@@ -110,6 +114,7 @@ def add_run(sub) -> None:
     add_hdbscan_options(p)
     add_seed_option(p)
     add_top_k_option(p)
+    add_max_cost_option(p, "with a paid describer: stop describing cleanly once this much is spent")
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_run)
@@ -117,12 +122,10 @@ def add_run(sub) -> None:
 
 def parse_seeds(text: str) -> list[int]:
     """'42,48,112' -> [42, 48, 112]; a one-line error for anything else."""
+    from connote import numbers
     from connote.errors import UserError
 
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds takes whole numbers separated by commas, not {text!r}") from None
+    seeds = [numbers.seed(s, "--seeds") for s in text.split(",") if s.strip()]
     if not seeds:
         raise UserError("--seeds needs at least one seed, e.g. --seeds 42,48,112")
     return seeds
@@ -315,7 +318,9 @@ def add_sweep(sub) -> None:
         "how far its seeds agree",
     )
     add_hdbscan_options(p)
-    p.add_argument("--workers", type=int, help="parallel processes (default: from cores and free memory)")
+    p.add_argument(
+        "--workers", type=positive_int, help="parallel processes (default: from cores and free memory)"
+    )
     add_feature_sources(p)
     add_json_option(p)
     add_executor_option(p)
@@ -359,7 +364,7 @@ def add_explain(sub) -> None:
         help="tfidf (the paper's, default) or ctfidf (class-based TF-IDF, as BERTopic)",
     )
     p.add_argument(
-        "--diversity", type=float, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
+        "--diversity", type=share, default=0.0, help="0-1: re-rank by maximal marginal relevance (default 0)"
     )
     add_json_option(p)
     add_quiet_option(p)

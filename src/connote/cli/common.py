@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from connote import numbers
 from connote.defaults import (
     DEFAULT_DESCRIBER,
     DEFAULT_IMAGE_EMBEDDER,
@@ -20,6 +21,7 @@ from connote.defaults import (
     DEFAULT_TEXT_EMBEDDER,
     DEFAULT_TOP_K,
 )
+from connote.errors import UserError
 from connote.printable import safe_line, shown
 
 __all__ = ["DEFAULT_REDUCE", "DEFAULT_SEED", "DEFAULT_TOP_K", "DEFAULT_TEXT_EMBEDDER"]
@@ -60,8 +62,6 @@ def print_skipped(skipped: list[tuple[str, str]], limit: int = 50) -> None:
 def read_prompt(value: str | None) -> str | None:
     """A prompt given on the command line, or read from the file named after ``@``."""
     if value and value.startswith("@"):
-        from connote.errors import UserError
-
         path = Path(value[1:])
         if not path.is_file():
             raise UserError(f"{path}: prompt file not found")
@@ -104,13 +104,50 @@ def finish(args, result, render: Callable[[object], None], status: int = 0) -> i
     return status
 
 
+# --------------------------------------------------------------------------------------------- number types
+def _option_type(check: Callable, name: str) -> Callable[[str], object]:
+    """An argparse ``type=`` from a check of :mod:`connote.numbers`: its message is argparse's error."""
+
+    def parse(text: str):
+        try:
+            return check(text)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+#: The one type per kind of number an option takes (every command uses these, never a bare int/float).
+positive_int = _option_type(lambda t: numbers.whole(t, low=1), "positive_int")
+nonneg_int = _option_type(lambda t: numbers.whole(t, low=0), "nonneg_int")
+positive_float = _option_type(lambda t: numbers.real(t, above=0), "positive_float")
+nonneg_float = _option_type(lambda t: numbers.real(t, low=0), "nonneg_float")
+share = _option_type(lambda t: numbers.real(t, low=0, high=1), "share")  # 0-1
+seed_int = _option_type(lambda t: numbers.seed(t, None), "seed")
+run_id_int = _option_type(lambda t: numbers.run_id(t, None), "run_id")
+budget_usd = _option_type(lambda t: numbers.budget(t, None), "budget")
+min_cluster_size_int = _option_type(lambda t: numbers.whole(t, low=2), "min_cluster_size")
+
+
 # --------------------------------------------------------------------------------------------- option groups
 def add_seed_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    p.add_argument(
+        "--seed", type=seed_int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})"
+    )
 
 
 def add_top_k_option(p: argparse.ArgumentParser, what: str = "keywords per cluster") -> None:
-    p.add_argument("--top-k", type=int, default=DEFAULT_TOP_K, help=f"{what} (default {DEFAULT_TOP_K})")
+    p.add_argument(
+        "--top-k", type=positive_int, default=DEFAULT_TOP_K, help=f"{what} (default {DEFAULT_TOP_K})"
+    )
+
+
+def add_max_cost_option(
+    p: argparse.ArgumentParser, help: str = "stop cleanly once this much is spent"
+) -> None:
+    """``--max-cost USD`` of every command that pays for model calls: a finite number >= 0."""
+    p.add_argument("--max-cost", type=budget_usd, metavar="USD", help=help)
 
 
 def add_json_option(p: argparse.ArgumentParser) -> None:
@@ -165,8 +202,6 @@ def describer_options(args, step) -> dict:
     with a clear message for one without '=' and for a name the step takes itself (``name``, ``prompt``)."""
     import inspect
 
-    from connote.errors import UserError
-
     options = {}
     for item in getattr(args, "describer_options", None) or []:
         key, eq, value = item.partition("=")
@@ -181,11 +216,17 @@ def describer_options(args, step) -> dict:
 
 
 def add_min_cluster_size_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min-cluster-size", type=int, help="HDBSCAN min cluster size (default: ~1%% of images)")
+    p.add_argument(
+        "--min-cluster-size",
+        type=min_cluster_size_int,
+        help="HDBSCAN min cluster size (default: ~1%% of images)",
+    )
 
 
 def add_hdbscan_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--min-samples", type=int, help="HDBSCAN min samples (default: = min cluster size)")
+    p.add_argument(
+        "--min-samples", type=positive_int, help="HDBSCAN min samples (default: = min cluster size)"
+    )
     p.add_argument(
         "--selection",
         choices=["eom", "leaf"],
@@ -200,7 +241,7 @@ def add_feature_sources(p: argparse.ArgumentParser) -> None:
 
 
 def add_run_id_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_id", nargs="?", help="run id (default: the latest)")
+    p.add_argument("run_id", nargs="?", type=run_id_int, help="run id (default: the latest)")
 
 
 def print_sample(sample, headline: str, sheet_for: str, then: str) -> None:

@@ -7,11 +7,16 @@ from __future__ import annotations
 import json
 
 from connote.cli.common import (
+    add_max_cost_option,
     add_quiet_option,
     add_run_id_argument,
+    nonneg_int,
     open_study,
+    positive_int,
     read_prompt,
+    run_id_int,
     say,
+    share,
     show_progress,
     warn,
 )
@@ -36,6 +41,7 @@ def cmd_label(args) -> int:
         progress=show_progress(args),
         base_url=args.base_url,
         concurrency=args.concurrency,
+        retry_flagged=args.retry_flagged,
     )
     if args.json:
         _json(res.to_dict())
@@ -72,11 +78,18 @@ def add_label(sub) -> None:
     add_run_id_argument(p)
     p.add_argument("--llm", help="openai:MODEL or ollama:MODEL (default: the keywords stand in, offline)")
     p.add_argument("--base-url", help="any OpenAI-compatible server")
-    p.add_argument("--concurrency", type=int, help="requests at once (default 8)")
+    p.add_argument("--concurrency", type=positive_int, help="requests at once (default 8)")
     p.add_argument("--prompt", help="prompt text or @file; {keywords} and {descriptions} are filled in")
-    p.add_argument("--descriptions", type=int, default=5, help="typical descriptions shown per cluster (5)")
-    p.add_argument("--max-cost", type=float, help="stop before spending more than this many USD")
+    p.add_argument(
+        "--descriptions", type=positive_int, default=5, help="typical descriptions shown per cluster (5)"
+    )
+    add_max_cost_option(p, "stop before spending more than this many USD")
     p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost; send nothing")
+    p.add_argument(
+        "--retry-flagged",
+        action="store_true",
+        help="ask again for the clusters whose answer was flagged (kept and not asked again otherwise)",
+    )
     p.add_argument("--json", action="store_true")
     add_quiet_option(p)
     p.set_defaults(func=cmd_label)
@@ -123,12 +136,12 @@ def cmd_merge(args) -> int:
 def add_merge(sub) -> None:
     p = sub.add_parser("merge", help="suggest near-twin clusters, or merge clusters into a derived run")
     p.add_argument("study")
-    p.add_argument("run_id", help="the run to start from")
+    p.add_argument("run_id", type=run_id_int, help="the run to start from")
     p.add_argument("merges", nargs="?", help="FROM=INTO pairs, e.g. 7=3,9=3 (without: suggestions)")
     p.add_argument(
         "--suggest", action="store_true", help="list the most similar clusters with their evidence"
     )
-    p.add_argument("--top", type=int, default=5, help="suggestions to list (5)")
+    p.add_argument("--top", type=positive_int, default=5, help="suggestions to list (5)")
     p.add_argument("--json", action="store_true")
     add_quiet_option(p)
     p.set_defaults(func=cmd_merge)
@@ -168,9 +181,9 @@ def add_assign_outliers(sub) -> None:
     p.add_argument("study")
     add_run_id_argument(p)
     p.add_argument("--method", choices=["centroid", "soft", "knn"], default="centroid")
-    p.add_argument("--threshold", type=float, help="keep outliers scoring below this (0-1) apart")
-    p.add_argument("--k", type=int, default=10, help="neighbours for knn (10)")
-    p.add_argument("--show", type=int, default=20, help="assigned members to list (20)")
+    p.add_argument("--threshold", type=share, help="keep outliers scoring below this (0-1) apart")
+    p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn (10)")
+    p.add_argument("--show", type=nonneg_int, default=20, help="assigned members to list (20)")
     p.add_argument("--json", action="store_true")
     add_quiet_option(p)
     p.set_defaults(func=cmd_assign_outliers)
@@ -233,7 +246,7 @@ def add_metadata(sub) -> None:
     p.add_argument("file", nargs="?", help="CSV with a column 'image' and any others (re-import updates)")
     p.add_argument("--image-column", default="image", help="the column naming the images (image)")
     p.add_argument("--by", metavar="COLUMN", help="each cluster's breakdown by this column")
-    p.add_argument("--run", help="run for --by (default: the latest)")
+    p.add_argument("--run", type=run_id_int, help="run for --by (default: the latest)")
     p.add_argument(
         "--report",
         metavar="COLUMNS",

@@ -8,10 +8,14 @@ from connote.cli.common import (
     add_describer_option,
     add_executor_option,
     add_json_option,
+    add_max_cost_option,
     add_quiet_option,
     describer_options,
     finish,
+    nonneg_float,
     open_study,
+    positive_float,
+    positive_int,
     read_prompt,
     say,
     show_progress,
@@ -45,6 +49,7 @@ def cmd_describe(args) -> int:
 
         clash = [o for o, on in (("--dry-run", args.dry_run), ("--retry-flagged", args.retry_flagged)) if on]
         clash += ["--batch"] if args.batch else []
+        clash += ["--cancel-batch"] if args.cancel_batch else []
         if clash or (args.accept and args.accept_flagged):
             both = clash or ["--accept-flagged"]
             raise UserError(f"--accept describes nothing: give it without {', '.join(both)}")
@@ -52,6 +57,11 @@ def cmd_describe(args) -> int:
         return finish(
             args, accept_result(study, args.name, args.accept or None), lambda r: print_accept(args.study, r)
         )
+    if args.cancel_batch and (
+        clash := [o for o in ("batch", "dry_run", "retry_flagged") if getattr(args, o)]
+    ):
+        flags = ", ".join("--" + o.replace("_", "-") for o in clash)
+        raise UserError(f"--cancel-batch sends nothing: give it without {flags}")
     options = {}
     if args.batch_size:
         options["batch_size"] = args.batch_size
@@ -74,6 +84,7 @@ def cmd_describe(args) -> int:
         batch=args.batch,
         batch_poll=args.batch_poll,
         batch_wait=not args.no_wait,
+        cancel_batch=args.cancel_batch,
         executor=args.executor,
         **options,
     )
@@ -123,6 +134,12 @@ def print_describe_summary(summary) -> None:
         f"Described {summary.described} image(s) now; {summary.already} were already described; "
         f"{summary.total} distinct image(s) in all."
     )
+    if getattr(summary, "from_journal", 0):
+        say(
+            f"{summary.from_journal} answer(s) paid for by an earlier run were stored from its journal (not asked again)."
+        )
+    if getattr(summary, "note", None):
+        say(f"Batch: {summary.note}.")
     if summary.cost_usd:
         say(f"Cost of this run: ${summary.cost_usd:.4f}")
     if summary.flagged or summary.failed:
@@ -147,8 +164,8 @@ def add_describe(sub) -> None:
     add_describer_option(p)
     p.add_argument("--prompt", help="prompt text or @file.txt (default: the paper's prompt)")
     p.add_argument("--name", help="name of the description set (default: the describer, plus a prompt hash)")
-    p.add_argument("--batch-size", type=int, help="images per model call (local models)")
-    p.add_argument("--max-cost", type=float, metavar="USD", help="stop cleanly once this much is spent")
+    p.add_argument("--batch-size", type=positive_int, help="images per model call (local models)")
+    add_max_cost_option(p)
     p.add_argument("--retry-flagged", action="store_true", help="describe flagged and failed images again")
     p.add_argument(
         "--accept",
@@ -165,21 +182,21 @@ def add_describe(sub) -> None:
     )
     p.add_argument(
         "--concurrency",
-        type=int,
+        type=positive_int,
         help="requests in flight at once for API describers (default 8); images read at once for offline",
     )
     p.add_argument("--base-url", help="any OpenAI-compatible server, e.g. http://localhost:8000/v1")
     p.add_argument("--api-key-env", help="environment variable holding the API key (default OPENAI_API_KEY)")
     p.add_argument(
         "--max-side",
-        type=int,
+        type=positive_int,
         help="downscale images to this many pixels on the long side before "
         "upload (default 1024; 512 with --detail low)",
     )
     p.add_argument("--detail", choices=["low", "high", "auto"], help="image detail level (default low)")
-    p.add_argument("--max-tokens", type=int, help="most output tokens per description (default 400)")
-    p.add_argument("--temperature", type=float, help="sampling temperature (default: the model's)")
-    p.add_argument("--timeout", type=float, help="seconds per request (default 120)")
+    p.add_argument("--max-tokens", type=positive_int, help="most output tokens per description (default 400)")
+    p.add_argument("--temperature", type=nonneg_float, help="sampling temperature (default: the model's)")
+    p.add_argument("--timeout", type=positive_float, help="seconds per request (default 120)")
     p.add_argument("--device", help="local models: cuda, cpu, ... (default: a GPU when present)")
     p.add_argument(
         "--batch",
@@ -187,8 +204,15 @@ def add_describe(sub) -> None:
         help="use the OpenAI Batch API (half price, within 24 h); "
         "resumable: run the same command again to pick the batch up",
     )
-    p.add_argument("--batch-poll", type=float, default=30.0, metavar="S", help="seconds between batch polls")
+    p.add_argument(
+        "--batch-poll", type=positive_float, default=30.0, metavar="S", help="seconds between batch polls"
+    )
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit and return; collect later")
+    p.add_argument(
+        "--cancel-batch",
+        action="store_true",
+        help="cancel the set's batch in flight and store what it had finished (paid for); sends nothing else",
+    )
     add_json_option(p)
     add_executor_option(p)
     add_quiet_option(p)
@@ -203,7 +227,8 @@ def cmd_import_descriptions(args) -> int:
         study, args.file, name=args.name, check=args.check, exclude_flagged=args.exclude_flagged
     )
     checked = args.check or args.exclude_flagged
-    return finish(args, res, lambda r: render_import(r, checked))
+    # exit 1 when a line was skipped, as every importer (pairs import, sets import, metadata)
+    return finish(args, res, lambda r: render_import(r, checked), 1 if res.skipped else 0)
 
 
 def render_import(r, checked: bool) -> None:

@@ -8,10 +8,15 @@ from connote.cli.common import (
     add_seed_option,
     finish,
     import_files,
+    positive_int,
     print_sample,
     say,
     show_progress,
 )
+from connote.cli.llmcoder import add_llm_options
+
+DIMS = ("denotative", "connotative")
+WHOSE = {"humans": "humans'", "llm": "LLM's", "all": "humans' and the LLM's"}
 
 
 def cmd_pairs_sample(args) -> int:
@@ -49,6 +54,13 @@ def cmd_pairs_import(args) -> int:
     )
 
 
+def cmd_pairs_rate(args) -> int:
+    from connote.cli.llmcoder import run_llm_command
+    from connote.coding.llm import rate_pairs
+
+    return run_llm_command(args, rate_pairs, "coder")
+
+
 def score_result(rep) -> dict:
     """Everything ``pairs score`` shows: the sample, the agreement between coders and every run's scores."""
     return {
@@ -57,6 +69,10 @@ def score_result(rep) -> dict:
         "n_rated": rep.n_rated,
         "agreement": rep.agreement,
         "runs": rep.to_rows(),
+        "coders": rep.coders,
+        "llm_coders": rep.llm_coders,
+        "llm_agreement": rep.llm_agreement,
+        "order_agreement": rep.order_agreement,
         "notes": rep.notes,
         "scores_csv": rep.folder / "scores.csv",
         "quality_svg": rep.folder / "quality.svg",
@@ -77,6 +93,7 @@ def render_score(r: dict) -> None:
             f"  {a.dimension:12} Krippendorff's alpha (ordinal) {alpha}: {a.coders} coder(s), "
             f"{a.pairs} pair(s) rated by two or more"
         )
+    render_llm_agreement(r)
     say("")
     say(
         f"{'run':>4}  {'features':8}  {'reduce':34}  {'mcs':>4}  {'seed':>5}  {'clusters':>8}  "
@@ -89,16 +106,58 @@ def render_score(r: dict) -> None:
             f"{str(row['seed']):>5}  {row['clusters']:>8}  {f(row['denotative_quality'])}  "
             f"{f(row['connotative_quality'])}  {sd:>9}  {f(row['connotative_f1']):>8}"
         )
+    render_llm_quality(r)
     for note in r["notes"]:
         say(f"note: {note}")
     say(f"Wrote {r['scores_csv']} and {r['quality_svg']} (box plots per setting over seeds).")
+
+
+def render_llm_agreement(r: dict) -> None:
+    """The LLM coders' agreement with each human and with the humans' value, and between their orders."""
+    if not r["llm_coders"]:
+        return
+    say(
+        f"LLM coder(s), kept apart from the humans: {', '.join(r['llm_coders'])}; the quality below is "
+        f"from the {WHOSE[r['coders']]} ratings"
+    )
+    for a in r["llm_agreement"]:
+        alpha = "-" if a["alpha"] != a["alpha"] else f"{a['alpha']:.3f}"
+        say(
+            f"  {a['dimension']:12} alpha (ordinal) {a['llm']} / {a['with']}: {alpha} on {a['pairs']} pair(s)"
+        )
+    for coder, rows in r["order_agreement"].items():
+        for a in rows:
+            alpha = "-" if a["alpha"] != a["alpha"] else f"{a['alpha']:.3f}"
+            say(
+                f"  {a['dimension']:12} {coder} (A,B) / (B,A): alpha {alpha}, the same answer for "
+                f"{a['same']} of {a['pairs']} pair(s)"
+            )
+
+
+def render_llm_quality(r: dict) -> None:
+    """Every run's quality from the humans' ratings, the LLM's and both (with LLM ratings only)."""
+    if not r["llm_coders"]:
+        return
+
+    def f(x) -> str:
+        return "   -  " if x is None else f"{x:6.3f}"
+
+    say("")
+    say(
+        f"{'run':>4}  "
+        + "  ".join(f"{g + ' den.':>11}  {g + ' conn.':>11}" for g in ("humans", "llm", "all"))
+    )
+    for row in r["runs"]:
+        cells = [f(row.get(f"{g}_{d}_quality")).rjust(11) for g in ("humans", "llm", "all") for d in DIMS]
+        say(f"{row['run']:>4}  " + "  ".join(cells))
 
 
 def cmd_pairs_score(args) -> int:
     from connote.coding.pairs import score_pairs
 
     runs = [r for r in args.runs.split(",") if r.strip()] if args.runs else None
-    return finish(args, score_result(score_pairs(args.study, name=args.name, runs=runs)), render_score)
+    rep = score_pairs(args.study, name=args.name, runs=runs, coders=args.coders)
+    return finish(args, score_result(rep), render_score)
 
 
 def add_pairs(sub) -> None:
@@ -107,10 +166,14 @@ def add_pairs(sub) -> None:
     pairs.required = True
     q = pairs.add_parser("sample", help="draw random image pairs and write the coding sheet")
     q.add_argument("study")
-    q.add_argument("--n", type=int, default=500, help="number of pairs (default 500, as in the study)")
+    q.add_argument(
+        "--n", type=positive_int, default=500, help="number of pairs (default 500, as in the study)"
+    )
     add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'pairs')")
-    q.add_argument("--thumb-size", type=int, default=320, help="longest side of the images shown (px)")
+    q.add_argument(
+        "--thumb-size", type=positive_int, default=320, help="longest side of the images shown (px)"
+    )
     add_json_option(q)
     add_quiet_option(q)
     q.set_defaults(func=cmd_pairs_sample)
@@ -126,5 +189,14 @@ def add_pairs(sub) -> None:
     q.add_argument("study")
     q.add_argument("--name", help="pair sample (default: the latest)")
     q.add_argument("--runs", help="comma-separated run ids (default: all)")
+    q.add_argument(
+        "--coders",
+        choices=["humans", "llm", "all"],
+        help="whose ratings make the quality (default: humans when there are any)",
+    )
     add_json_option(q)
     q.set_defaults(func=cmd_pairs_score)
+    q = pairs.add_parser("rate", help="a vision LLM rates every pair as one more coder, kept apart")
+    add_llm_options(q, 320, "coder")
+    q.add_argument("--both-orders", action="store_true", help="ask each pair as (A,B) and (B,A)")
+    q.set_defaults(func=cmd_pairs_rate)

@@ -11,10 +11,13 @@ from connote.cli.common import (
     add_top_k_option,
     finish,
     import_files,
+    positive_int,
     print_sample,
+    run_id_int,
     say,
     show_progress,
 )
+from connote.cli.llmcoder import add_llm_options
 
 
 def cmd_sets_sample(args) -> int:
@@ -22,7 +25,7 @@ def cmd_sets_sample(args) -> int:
 
     res = sample_sets(
         args.study,
-        int(args.run_id) if args.run_id else None,
+        args.run_id,
         per_cluster=args.per_cluster,
         size=args.size,
         seed=args.seed,
@@ -52,6 +55,13 @@ def cmd_sets_import(args) -> int:
         lambda path: import_answers(args.study, path, name=args.name, evaluator=args.evaluator),
         "answer",
     )
+
+
+def cmd_sets_answer(args) -> int:
+    from connote.cli.llmcoder import run_llm_command
+    from connote.coding.llm import answer_sets
+
+    return run_llm_command(args, answer_sets, "evaluator")
 
 
 def parse_merge_option(text: str | None) -> dict[int, int]:
@@ -85,6 +95,9 @@ def score_result(rep) -> dict:
         "kappa": rep.kappa,
         "pairwise_kappa": [{"evaluators": [a, b], "kappa": k} for (a, b), k in rep.pairwise_kappa.items()],
         "accuracy_by_evaluator": rep.accuracy_by_evaluator,
+        "llm_evaluators": rep.llm_evaluators,
+        "llm_kappa": rep.llm_kappa,
+        "llm_accuracy": rep.llm_accuracy,
         "with_majority": rep.with_majority,
         "accuracy": s.accuracy,
         "macro_precision": s.macro_precision,
@@ -110,6 +123,13 @@ def render_score(r: dict) -> None:
         say(f"  Cohen's kappa {a} / {b}: {pk['kappa']:.3f}")
     for e, acc in r["accuracy_by_evaluator"].items():
         say(f"  accuracy of {e} alone: {acc:.3f}")
+    if r["llm_evaluators"]:
+        say(f"LLM evaluator(s), kept apart from the majority: {', '.join(r['llm_evaluators'])}")
+        for k in r["llm_kappa"]:
+            kappa = "-" if k["kappa"] != k["kappa"] else f"{k['kappa']:.3f}"
+            say(f"  Cohen's kappa {k['llm']} / {k['with']}: {kappa} on {k['sets']} set(s)")
+        for e, acc in r["llm_accuracy"].items():
+            say(f"  accuracy of {e} alone: {'-' if acc != acc else f'{acc:.3f}'}")
     say(
         f"Majority label: {r['with_majority']} of {r['answered']} set(s) had a strict majority (ties: the first "
         "evaluator by name)."
@@ -146,8 +166,10 @@ def add_sets(sub) -> None:
     q = sets.add_parser("sample", help="draw image sets per cluster of a run and write the matching sheet")
     q.add_argument("study")
     add_run_id_argument(q)
-    q.add_argument("--per-cluster", type=int, default=5, help="sets per cluster (default 5, as in the study)")
-    q.add_argument("--size", type=int, default=3, help="images per set (default 3, as in the study)")
+    q.add_argument(
+        "--per-cluster", type=positive_int, default=5, help="sets per cluster (default 5, as in the study)"
+    )
+    q.add_argument("--size", type=positive_int, default=3, help="images per set (default 3, as in the study)")
     add_top_k_option(q, "keywords per description")
     add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'sets-runID')")
@@ -171,6 +193,13 @@ def add_sets(sub) -> None:
     q.add_argument("study")
     q.add_argument("--name", help="set sample (default: the latest)")
     q.add_argument("--merge", help="merge near-twin clusters first: CLUSTER=INTO[,...], e.g. 7=3")
-    q.add_argument("--run", help="score a run derived from the sample's run by `connote merge` (its merges)")
+    q.add_argument(
+        "--run",
+        type=run_id_int,
+        help="score a run derived from the sample's run by `connote merge` (its merges)",
+    )
     add_json_option(q)
     q.set_defaults(func=cmd_sets_score)
+    q = sets.add_parser("answer", help="a vision LLM matches every set as one more evaluator, kept apart")
+    add_llm_options(q, 240, "evaluator")
+    q.set_defaults(func=cmd_sets_answer)

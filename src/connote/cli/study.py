@@ -9,6 +9,7 @@ from connote.cli.common import (
     finish,
     open_study,
     print_skipped,
+    run_id_int,
     say,
     show_progress,
     warn,
@@ -92,7 +93,10 @@ def add_report(sub) -> None:
     )
     p.add_argument("study")
     p.add_argument(
-        "run_id", nargs="?", help="one run's pages (and the index); default: the index and every run"
+        "run_id",
+        nargs="?",
+        type=run_id_int,
+        help="one run's pages (and the index); default: the index and every run",
     )
     p.add_argument(
         "--runs",

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from connote.errors import UserError
+from connote.safe_write import replacing, write_text
 from connote.tables import Table, decode, parse_csv
 
 
@@ -79,7 +80,8 @@ def keep_copy(study, name: str, path: Path) -> Path:
     keep_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     kept = keep_dir / f"{stamp}-{path.name}"
-    shutil.copyfile(path, kept)
+    with replacing(kept) as tmp:
+        shutil.copyfile(path, tmp)
     return kept
 
 
@@ -89,8 +91,7 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
         w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    path.write_text(buf.getvalue(), encoding="utf-8")
-    return path
+    return write_text(path, buf.getvalue())
 
 
 def last_wins(rows: list[tuple], lines: list[str], width: int, what) -> tuple[list[tuple], list[str]]:
@@ -155,6 +156,18 @@ def thumbnails(study, shas, dest: Path, size: int, progress: bool) -> tuple[dict
     return thumbs, paths
 
 
+def store_sample(study, table: str, name: str, shas, thumb_size: int, progress: bool, add, write_sheet):
+    """Store a new sample only with its sheet: a name in use is refused and the thumbnails made (the slow
+    part) while nothing is stored; then ``add(then=...)`` stores the sample and writes its sheet (reusing
+    the thumbnails) in one transaction, so that a sheet that cannot be written (or a kill) stores nothing.
+    Returns what ``write_sheet(study, name, thumb_size=..., progress=False)`` returned."""
+    study.check_new_sample(table, name)
+    thumbnails(study, shas, sample_folder(study, name) / "thumbs", thumb_size, progress)
+    written = []
+    add(then=lambda _id: written.append(write_sheet(study, name, thumb_size=thumb_size, progress=False)))
+    return written[0]
+
+
 def write_page(study, sample, template: str, dest: Path, **context) -> Path:
     """Render a coding page (``coding/templates/TEMPLATE``) to ``dest``. The page keeps its answers in the
     browser under a key of this study and sample, so two samples never mix."""
@@ -162,5 +175,4 @@ def write_page(study, sample, template: str, dest: Path, **context) -> Path:
 
     key = f"connote:{study.get_meta('created')}:{sample['name']}:{sample['id']}"
     html = template_environment(Path(__file__).parent / "templates").get_template(template)
-    dest.write_text(html.render(name=sample["name"], storage_key=key, **context), encoding="utf-8")
-    return dest
+    return write_text(dest, html.render(name=sample["name"], storage_key=key, **context))

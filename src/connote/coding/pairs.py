@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connote import numbers
 from connote.coding.files import (
     Imported,
     answerer,
@@ -32,12 +33,14 @@ from connote.coding.files import (
     read_text,
     sample_folder,
     store_import,
+    store_sample,
     thumbnails,
     whole_number,
     write_csv,
     write_page,
 )
 from connote.errors import UserError
+from connote.safe_write import write_text
 from connote.study import Study
 from connote.tables import in_line_order
 
@@ -114,8 +117,10 @@ def sample_pairs(
         "scale": SCALE,
         "min_pairs_per_side": MIN_PAIRS,
     }
-    study.add_pair_sample(name, seed, params, pairs)
-    sheet, template = write_sheet(study, name, thumb_size=thumb_size, progress=progress)
+    sheet, template = store_sample(
+        study, "pair_samples", name, [s for p in pairs for s in p], thumb_size, progress,
+        lambda then: study.add_pair_sample(name, seed, params, pairs, then=then), write_sheet,
+    )  # fmt: skip
     return PairSample(name, n, len(images), sheet, template, notes)
 
 
@@ -215,6 +220,11 @@ def read_ratings(text: str, source: str, *, valid_pairs: set[int], coder: str | 
                 rows.append((pos, who, d, v))
                 wheres.append(record.where)
     rows, notes = last_wins(rows, wheres, 3, lambda r: f"pair {r[0]}, coder {r[1]!r}, {r[2]}")
+    notes += [
+        f"{source}: no {d!r} column: only {' and '.join(dims)} ratings were imported from this file"
+        for d in DIMENSIONS
+        if d not in dims
+    ]
     return rows, in_line_order(problems, source), notes
 
 
@@ -261,6 +271,7 @@ class RunScore:
     n_clusters: int
     quality: dict  # dimension -> connote.evaluate.quality.Quality
     f1: dict  # dimension -> connote.evaluate.quality.PairScores
+    by_coders: dict = field(default_factory=dict)  # 'humans'/'llm'/'all' -> dimension -> Quality (LLM rated)
 
     def setting(self) -> str:
         return f"{self.features} {self.reduce} mcs={self.min_cluster_size}"
@@ -275,6 +286,10 @@ class PairReport:
     runs: list[RunScore]
     notes: list[str] = field(default_factory=list)
     folder: Path | None = None  # where scores.csv and quality.svg were written
+    coders: str = "humans"  # whose ratings the quality is computed from: humans, llm or all
+    llm_coders: list[str] = field(default_factory=list)
+    llm_agreement: list[dict] = field(default_factory=list)  # alpha of each LLM coder with each human
+    order_agreement: dict = field(default_factory=dict)  # LLM coder -> (A,B) vs (B,A) per dimension
 
     def to_rows(self) -> list[dict]:
         out = []
@@ -295,6 +310,9 @@ class PairReport:
                 row[f"{d}_pairs_same"] = q.n_same
                 row[f"{d}_pairs_different"] = q.n_different
                 row[f"{d}_f1"] = _round(f.f1)
+            for group, quality in r.by_coders.items():  # with LLM ratings: each source of ratings apart
+                for d in DIMENSIONS:
+                    row[f"{group}_{d}_quality"] = _round(quality[d].score)
             out.append(row)
         return out
 
@@ -327,17 +345,19 @@ def pair_values(pairs, ratings) -> tuple[dict, dict, list[str]]:
     return values, own, coders
 
 
-def score_pairs(study, *, name: str | None = None, runs=None, threshold: float = 1.5) -> PairReport:
+def score_pairs(
+    study, *, name: str | None = None, runs=None, threshold: float = 1.5, coders: str | None = None
+) -> PairReport:
     """Agreement between the coders and the quality of each run (all runs unless ``runs`` lists ids).
 
     ``threshold``: a pair counts as related for pair-counting F1 when its value is at least this (1.5: a
-    consensus of 'closely related', or coders who on average lean to it)."""
+    consensus of 'closely related', or coders who on average lean to it). ``coders``: whose ratings make
+    the quality, ``humans``, ``llm`` (LLM coders, :mod:`connote.coding.llm`) or ``all`` (default humans
+    when there are any); LLM ratings are never mixed into the humans' agreement."""
+    from connote.coding import llm
     from connote.evaluate import cluster_quality, krippendorff_alpha, rated_pair_scores
 
-    try:
-        wanted = None if runs is None else {int(r) for r in runs}
-    except ValueError:
-        raise UserError(f"runs must be run ids (numbers), got {', '.join(map(str, runs))}") from None
+    wanted = None if runs is None else {numbers.run_id(r, "--runs: run ids") for r in runs}
     study = Study.of(study)
     sample = study.pair_sample(name)
     pairs = study.pairs(sample["id"])
@@ -347,7 +367,18 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
             f"no ratings for pair sample {sample['name']!r} yet: rate the pairs in "
             f"{sample_folder(study, sample['name']) / 'coding.html'} and `connote pairs import` the download"
         )
-    values, own, coders = pair_values(pairs, ratings)
+    human_ratings, llm_ratings = llm.split_ratings(ratings)
+    which = coders or ("humans" if human_ratings else "llm")
+    if which not in llm.GROUPS:
+        raise UserError(f"--coders {which!r}: choose humans, llm or all")
+    if not {"humans": human_ratings, "llm": llm_ratings}.get(which, True):
+        who = "human coders" if which == "humans" else "an LLM coder (`connote pairs rate --llm`)"
+        raise UserError(f"--coders {which}: no ratings by {who} in pair sample {sample['name']!r}")
+    values, own, coders = pair_values(pairs, human_ratings)
+    llm_values, own_llm, llm_coders = pair_values(pairs, llm_ratings)
+    by_group = {"humans": values, "llm": llm_values, "all": llm.combine(values, llm_values)}
+    human_values = values
+    values = by_group[which]
     agreement = []
     for d in DIMENSIONS:
         table = [[own[d].get(c, {}).get(p["pos"]) for p in pairs] for c in coders]
@@ -367,6 +398,14 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
             r = [values[d].get(p["pos"], float("nan")) for p in pairs]
             quality[d] = cluster_quality(la, lb, r, min_pairs=MIN_PAIRS)
             f1[d] = rated_pair_scores(la, lb, r, threshold=threshold)
+        by_coders = {}
+        for group, vals in by_group.items() if llm_ratings else ():
+            by_coders[group] = {
+                d: cluster_quality(
+                    la, lb, [vals[d].get(p["pos"], float("nan")) for p in pairs], min_pairs=MIN_PAIRS
+                )
+                for d in DIMENSIONS
+            }
         scores.append(
             RunScore(
                 run["id"],
@@ -377,6 +416,7 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
                 run["n_clusters"],
                 quality,
                 f1,
+                by_coders,
             )
         )
     if wanted is not None and len(scores) < len(wanted):
@@ -391,7 +431,14 @@ def score_pairs(study, *, name: str | None = None, runs=None, threshold: float =
             "sample STUDY --n 1000 --name larger`) or use fewer, larger clusters"
         )
     n_rated = {d: len(values[d]) for d in DIMENSIONS}
-    report = PairReport(sample["name"], len(pairs), n_rated, agreement, scores, notes)
+    report = PairReport(sample["name"], len(pairs), n_rated, agreement, scores, notes, coders=which)
+    report.llm_coders = llm_coders
+    report.llm_agreement = llm.llm_agreement(pairs, own, coders, human_values, own_llm, llm_coders)
+    report.order_agreement = {
+        m: llm.order_agreement(ratings, m)
+        for m in llm_coders
+        if any(r["coder"] == m + llm.REVERSED for r in ratings)
+    }
     report.folder = write_scores(study, report).parent
     return report
 
@@ -411,7 +458,7 @@ def write_scores(study, report: PairReport) -> Path:
             if not math.isnan(q):
                 groups.setdefault(r.setting(), []).append(q)
         panels.append((f"{d} quality (same - different cluster)", groups))
-    (out / "quality.svg").write_text(
-        boxplot_svg(panels, title=f"Cluster quality from rated pairs ({report.sample})"), encoding="utf-8"
+    write_text(
+        out / "quality.svg", boxplot_svg(panels, title=f"Cluster quality from rated pairs ({report.sample})")
     )
     return path

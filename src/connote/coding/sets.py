@@ -24,6 +24,7 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connote import numbers
 from connote.coding.files import (
     Imported,
     answerer,
@@ -34,6 +35,7 @@ from connote.coding.files import (
     read_text,
     sample_folder,
     store_import,
+    store_sample,
     thumbnails,
     write_csv,
     write_page,
@@ -129,6 +131,7 @@ def sample_sets(
     study = Study.of(study)
     if per_cluster < 1 or size < 1:
         raise UserError(f"sets per cluster and set size must be at least 1, got {per_cluster} and {size}")
+    top_k = numbers.whole(top_k, "--top-k", low=1)  # 0 would show every set as "(no keywords)"
     run = study.get_run(run_id)
     name = check_name(name or f"sets-run{run['id']}")
     notes = []
@@ -178,8 +181,10 @@ def sample_sets(
         "descriptions": descriptions,
         "method": "per cluster, sets of distinct images drawn at random; sets shown in random order",
     }
-    study.add_set_sample(name, run["id"], seed, params, sets)
-    sheet, template = write_sheet(study, name, thumb_size=thumb_size, progress=progress)
+    sheet, template = store_sample(
+        study, "set_samples", name, [s for _, st in sets for s in st], thumb_size, progress,
+        lambda then: study.add_set_sample(name, run["id"], seed, params, sets, then=then), write_sheet,
+    )  # fmt: skip
     return SetSample(name, run["id"], len(sets), len(clusters), sheet, template, notes)
 
 
@@ -293,6 +298,9 @@ class SetReport:
     scores_csv: Path | None = None  # where the per-cluster table was written
     scored_run: int | None = None  # the run scored: the sample's, or a run derived from it by merges
     shown: str = "keywords"  # what the evaluators matched the sets to: keywords or labels
+    llm_evaluators: list = field(default_factory=list)  # LLM evaluators: kept apart from the majority
+    llm_kappa: list = field(default_factory=list)  # Cohen's kappa of each LLM evaluator with each human
+    llm_accuracy: dict = field(default_factory=dict)  # each LLM evaluator's accuracy alone
 
 
 def score_sets(
@@ -302,6 +310,7 @@ def score_sets(
     maps clusters onto others first (the study merged near-twin clusters); ``run_id`` scores a run derived
     from the sample's run (`connote merge`): its recorded merges are applied. Ties between evaluators go
     to the first evaluator by name, as the study took its first evaluator's label."""
+    from connote.coding import llm
     from connote.evaluate import cohen_kappa, majority_labels, match_scores
 
     study = Study.of(study)
@@ -326,7 +335,8 @@ def score_sets(
     by: dict[str, dict[int, str]] = {}
     for a in answers:
         by.setdefault(a["evaluator"], {})[a["pos"]] = a["code"]
-    evaluators = sorted(by)
+    people, machines = llm.split_answers(answers)
+    evaluators = people or machines  # the majority is the humans' (the LLM's only when no human answered)
     true, majority, per_eval_hits = [], [], {e: [0, 0] for e in evaluators}
     with_majority = 0
     for st in sets:
@@ -348,6 +358,7 @@ def score_sets(
             cohen_kappa([by[a][p] for p in both], [by[b][p] for p in both]) if both else math.nan
         )
     kappa = sum(pairwise.values()) / len(pairwise) if pairwise else math.nan
+    llm_kappa, llm_accuracy = llm.set_agreement(sets, by, people, machines, cluster_of, merge)
     scores = match_scores(true, majority, merge=merge)
     keywords = study.keywords(sample["run_id"])
     code_of = {c: code for code, c in cluster_of.items()}
@@ -386,6 +397,7 @@ def score_sets(
     )
     report.scored_run = scored_run
     report.shown = params.get("shown", "keywords")
+    report.llm_evaluators, report.llm_kappa, report.llm_accuracy = machines, llm_kappa, llm_accuracy
     report.scores_csv = write_csv(sample_folder(study, sample["name"]) / "scores.csv", clusters)
     return report
 

@@ -138,13 +138,7 @@ def run_batch(
     items, done = pending_items(study, set_id, retry_flagged=retry_flagged)
     summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
     client = _client(d)
-    state = batch_state(study, set_id)
-    if state.get("file_id") and not state.get("batch_id"):
-        state["batch_id"] = _find_batch(client, state["file_id"])
-        if state["batch_id"] is None:
-            state = {}
-        else:
-            save_batch_state(study, set_id, state)
+    state = _known_state(study, client, set_id)
     claims = None
     if not state:
         if not items:
@@ -162,9 +156,11 @@ def run_batch(
         if not mine:  # another process submitted it meanwhile: resume that one
             claims = None
             state = batch_state(study, set_id)
-        else:  # what another process may have collected since this one looked is not sent again
+        else:  # what another process collected or is describing since this one looked is not sent again
             before = len(items)
             items, _ = pending_items(study, set_id, retry_flagged=retry_flagged)
+            taken, _busy = claims.take([it.sha256 for it in items], lambda _sha: True)
+            items = [it for it in items if it.sha256 in set(taken)]
             summary.elsewhere = before - len(items)
             if not items:
                 claims.release_all()
@@ -198,6 +194,79 @@ def run_batch(
     if batch.status != "completed":
         summary.stopped = f"batch {state['batch_id']} ended as {batch.status} ({stored} result(s) stored)"
     summary.calls = stored
+    return summary
+
+
+def _known_state(study: Study, client, set_id: int) -> dict:
+    """The state of the set's batch in flight, its id looked up when the process that submitted it
+    was stopped between uploading the requests and recording the batch; {} when there is none."""
+    state = batch_state(study, set_id)
+    if state.get("file_id") and not state.get("batch_id"):
+        state["batch_id"] = _find_batch(client, state["file_id"])
+        if state["batch_id"] is None:  # the upload never became a batch: nothing was paid for
+            forget_batch_state(study, set_id)
+            return {}
+        save_batch_state(study, set_id, state)
+    return state
+
+
+def settle_pending_batch(study: Study, runner: DescribeRunner, set_id: int, prompt, summary) -> bool:
+    """``describe`` without ``--batch`` found a batch of this set in flight (it is paid for): collect it
+    when it has ended (True: the run goes on with what it left), else refuse with one line that says how to
+    collect or cancel it, so that nothing in it is paid for twice."""
+    d = runner.describer
+    d.prepare()
+    client = _client(d)
+    state = _known_state(study, client, set_id)
+    if not state:
+        return False
+    batch = client.batches.retrieve(state["batch_id"])
+    if batch.status in TERMINAL:
+        stored = collect(study, runner, set_id, batch, prompt, summary)
+        forget_batch_state(study, set_id)
+        summary.from_batch = stored
+        summary.note = f"batch {state['batch_id']} had ended ({batch.status}): its {stored} result(s) stored"
+        return True
+    raise UserError(
+        f"{study.path}: batch {state['batch_id']} of description set {summary.set_name!r} is still "
+        f"{batch.status} ({state.get('n', '?')} image(s), paid for); describing now would pay for them "
+        "twice: run the same command with --batch to wait for it and collect it, or with --cancel-batch "
+        "to cancel it"
+    )
+
+
+def cancel_batch(study: Study, runner: DescribeRunner, *, poll_interval: float = 2.0, polls: int = 30):
+    """``describe --cancel-batch``: cancel the set's batch in flight and store what it had finished (those
+    answers are paid for); the images it leaves go back to the next run."""
+    d = runner.describer
+    name, set_id, prompt = runner.open_set(study)
+    items, done = pending_items(study, set_id)
+    summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
+    d.prepare()
+    client = _client(d)
+    state = _known_state(study, client, set_id)
+    if not state:
+        raise UserError(f"{study.path}: description set {name!r} has no batch in flight to cancel")
+    batch = client.batches.retrieve(state["batch_id"])
+    if batch.status not in TERMINAL:
+        batch = client.batches.cancel(state["batch_id"])
+    for _ in range(polls):  # 'cancelling' until the requests in progress end
+        if batch.status in TERMINAL:
+            break
+        time.sleep(poll_interval)
+        batch = client.batches.retrieve(state["batch_id"])
+    if batch.status not in TERMINAL:
+        raise UserError(
+            f"{study.path}: batch {state['batch_id']} is still {batch.status}; run --cancel-batch again "
+            "to collect what it finished"
+        )
+    stored = collect(study, runner, set_id, batch, prompt, summary)
+    forget_batch_state(study, set_id)
+    summary.from_batch = stored
+    summary.note = (
+        f"batch {state['batch_id']} {batch.status if batch.status != 'cancelled' else 'cancelled'}: "
+        f"{stored} result(s) it had finished stored; the images it left are described by the next run"
+    )
     return summary
 
 

@@ -101,70 +101,96 @@ class HFDescriber(Describer):
             return self._loaded
 
     # ------------------------------------------------------------------ describing
-    def _prompt_text(self, processor, prompt: str) -> str:
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
-        return processor.apply_chat_template(messages, add_generation_prompt=True)
+    def _prompt_text(self, processor, prompt: str, n_images: int = 1) -> str:
+        content = [{"type": "image"} for _ in range(n_images)] + [{"type": "text", "text": prompt}]
+        return processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True
+        )
 
     def describe(self, items: list[ImageItem], prompt: str) -> list[Description | DescribeError]:
-        import time
-
-        import torch
-
         from connote.images import ImageError, downscale, load_image
 
-        processor, model, _device = self.load()
+        processor, _model, _device = self.load()
         out: list[Description | DescribeError | None] = [None] * len(items)
         images, idx = [], []
         for i, item in enumerate(items):
             try:
-                images.append(downscale(load_image(item.path), self.max_side))
+                images.append(
+                    downscale(
+                        load_image(item.path, sha256=item.sha256, max_side=self.max_side), self.max_side
+                    )
+                )
                 idx.append(i)
             except ImageError as exc:
                 out[i] = DescribeError(f"cannot read image: {exc}", permanent=True)
         if images:
-            t0 = time.perf_counter()
             text = self._prompt_text(processor, prompt)
-            inputs = processor(images=images, text=[text] * len(images), return_tensors="pt", padding=True)
-            target = next(model.parameters()).device
-            inputs = {k: v.to(target) if hasattr(v, "to") else v for k, v in inputs.items()}
-            if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
-                inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-            gen = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
-            if self.do_sample and self.temperature is not None:
-                gen["temperature"] = float(self.temperature)
-            with torch.inference_mode():
-                generated = model.generate(**inputs, **gen)
-            new = generated[:, inputs["input_ids"].shape[1] :]
-            texts = processor.batch_decode(new, skip_special_tokens=True)
-            eos = _eos_ids(model, processor)
-            pad = getattr(getattr(processor, "tokenizer", None), "pad_token_id", None)
-            per = (time.perf_counter() - t0) / len(images)
-            n_in = (
-                int(inputs["attention_mask"].sum(dim=1).float().mean())
-                if "attention_mask" in inputs
-                else None
-            )
-            for j, i in enumerate(idx):
-                row = [int(t) for t in new[j].tolist()]
-                stops = [k for k, t in enumerate(row) if t in eos]
-                ended = bool(stops)
-                if ended:
-                    n_out = stops[0] + 1
-                else:
-                    n_out = len(row)
-                    while n_out and pad is not None and row[n_out - 1] == pad:
-                        n_out -= 1
-                finish = "stop" if ended or n_out < self.max_new_tokens else "length"
-                out[i] = Description(
-                    texts[j].strip(),
+            for i, d in zip(idx, self._generate(images, [text] * len(images)), strict=True):
+                out[i] = d
+        return out  # type: ignore[return-value]
+
+    def describe_images(self, items: list[ImageItem], prompt: str) -> Description | DescribeError:
+        """One answer about several images shown together (an LLM coder's pair or set)."""
+        from connote.images import ImageError, downscale, load_image
+
+        processor, _model, _device = self.load()
+        try:
+            images = [
+                downscale(load_image(item.path, sha256=item.sha256, max_side=self.max_side), self.max_side)
+                for item in items
+            ]
+        except ImageError as exc:
+            return DescribeError(f"cannot read image: {exc}", permanent=True)
+        return self._generate([images], [self._prompt_text(processor, prompt, len(images))])[0]
+
+    def _generate(self, images: list, texts: list[str]) -> list[Description]:
+        """Greedy (or sampled) generation for each prompt of ``texts`` with its image(s) of ``images``."""
+        import time
+
+        import torch
+
+        processor, model, _device = self.load()
+        t0 = time.perf_counter()
+        inputs = processor(images=images, text=texts, return_tensors="pt", padding=True)
+        target = next(model.parameters()).device
+        inputs = {k: v.to(target) if hasattr(v, "to") else v for k, v in inputs.items()}
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+        gen = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.do_sample and self.temperature is not None:
+            gen["temperature"] = float(self.temperature)
+        with torch.inference_mode():
+            generated = model.generate(**inputs, **gen)
+        new = generated[:, inputs["input_ids"].shape[1] :]
+        decoded = processor.batch_decode(new, skip_special_tokens=True)
+        eos = _eos_ids(model, processor)
+        pad = getattr(getattr(processor, "tokenizer", None), "pad_token_id", None)
+        per = (time.perf_counter() - t0) / len(texts)
+        n_in = int(inputs["attention_mask"].sum(dim=1).float().mean()) if "attention_mask" in inputs else None
+        out = []
+        for j in range(len(texts)):
+            row = [int(t) for t in new[j].tolist()]
+            stops = [k for k, t in enumerate(row) if t in eos]
+            ended = bool(stops)
+            if ended:
+                n_out = stops[0] + 1
+            else:
+                n_out = len(row)
+                while n_out and pad is not None and row[n_out - 1] == pad:
+                    n_out -= 1
+            finish = "stop" if ended or n_out < self.max_new_tokens else "length"
+            out.append(
+                Description(
+                    decoded[j].strip(),
                     model=self.model,
                     input_tokens=n_in,
                     output_tokens=n_out,
                     cost_usd=0.0,
                     latency_s=per,
-                    extra={"finish_reason": finish, "batch": len(images)},
+                    extra={"finish_reason": finish, "batch": len(texts)},
                 )
-        return out  # type: ignore[return-value]
+            )
+        return out
 
 
 def _eos_ids(model, processor) -> set[int]:

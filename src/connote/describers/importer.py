@@ -30,6 +30,7 @@ class ImportSummary:
     excluded: int = 0  # flagged texts kept apart (exclude_flagged)
     missing: int = 0  # distinct images without a description in the set afterwards
     problems: list[tuple[str, str]] = field(default_factory=list)  # (row, reason)
+    skipped: int = 0  # lines left out (the rest of the problems are notes: overrides, flags)
 
 
 IMAGE_COLUMNS = ("image", "path", "file", "filename", "sha256")
@@ -131,6 +132,8 @@ def import_file(
                 problems.append((where, f"flagged ({kept}): {problem}"))
     order = {w: i for i, w in enumerate(in_line_order([f"{w}: " for w, _ in problems], str(path)))}
     summary.problems = sorted(problems, key=lambda p: order.get(f"{p[0]}: ", 0))
+    n = len(table.problems)  # the reader's: all lines left out
+    summary.skipped = n + sum(1 for _, r in problems[n:] if r.endswith("; line skipped"))
     rows = study.description_rows(set_id)
     have = {r["sha256"] for r in rows}
     summary.missing = sum(1 for r in study.unique_images() if r["sha256"] not in have)

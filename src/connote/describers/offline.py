@@ -371,7 +371,9 @@ class OfflineDescriber(Describer):
         loaded = []
         for i, item in enumerate(items):
             try:
-                img = load_image(item.path)
+                img = load_image(
+                    item.path, sha256=item.sha256, max_side=None if self.legacy else IMAGE_MAX_SIDE
+                )
             except ImageError as exc:
                 out[i] = DescribeError(str(exc), permanent=True)
                 continue

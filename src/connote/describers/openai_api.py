@@ -154,12 +154,14 @@ class OpenAIDescriber(Describer):
         return os.environ.get(self.api_key_env) or None
 
     def prepare(self) -> None:
-        """Fail early, with a clear message, when no key is set for api.openai.com."""
+        """Fail early, with a clear message, when no key is set for api.openai.com, or when the price file
+        (``CONNOTE_PRICES``) holds a price that is no price: before anything is sent and paid for."""
         if self._api_key() is None and self.base_url is None:
             raise UserError(
                 f"set {self.api_key_env} to your OpenAI API key (or give --base-url for another "
                 "OpenAI-compatible server)"
             )
+        self.price  # noqa: B018 - reads and checks the price table
 
     def client(self):
         with self._lock:
@@ -196,7 +198,9 @@ class OpenAIDescriber(Describer):
         from connote.images import ImageError, downscale, load_image
 
         try:
-            img = downscale(load_image(item.path, max_side=self.upload_side), self.upload_side)
+            img = downscale(
+                load_image(item.path, max_side=self.upload_side, sha256=item.sha256), self.upload_side
+            )
         except ImageError as exc:
             raise DescribeError(f"cannot read image: {exc}", permanent=True) from None
         buf = io.BytesIO()
@@ -204,21 +208,20 @@ class OpenAIDescriber(Describer):
         return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
     def request_body(self, item: ImageItem, prompt: str) -> dict:
+        return self.images_body([item], prompt)
+
+    def images_body(self, items: list[ImageItem], prompt: str, **extra) -> dict:
+        """One user message: the prompt, then every image in order (an LLM coder sends two or three);
+        ``extra`` adds request fields such as ``response_format``."""
+        images = [
+            {"type": "image_url", "image_url": {"url": self.image_url(it), "detail": self.detail}}
+            for it in items
+        ]
         body = {
             "model": self.model,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": prompt},
-                        {
-                            "type": "image_url",
-                            "image_url": {"url": self.image_url(item), "detail": self.detail},
-                        },
-                    ],
-                }
-            ],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}, *images]}],
             "max_tokens": self.max_tokens,
+            **extra,
         }
         if self.temperature is not None:
             body["temperature"] = self.temperature

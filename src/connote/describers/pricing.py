@@ -42,6 +42,57 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
+#: Price entries that are numbers: (low, high, whole); every other entry is refused by price_for's reader.
+_NUMBERS = {
+    "input": (0, None, False),  # USD per 1M tokens
+    "output": (0, None, False),
+    "batch_discount": (0, 1, False),
+    "image_base": (0, None, True),
+    "image_tile": (0, None, True),
+    "expected_output_tokens": (1, None, True),
+}
+
+
+def check_prices(table: dict, source: str) -> dict:
+    """``table`` when every price in it is a finite number in range; else a one-line error naming the file
+    and the key (a negative or NaN price would make a budget meaningless)."""
+    from connote import numbers
+    from connote.errors import UserError
+
+    sections = [("defaults", table.get("defaults", {}))]
+    models = table.get("models", {})
+    if not isinstance(models, dict):
+        raise UserError(f'{source}: [models] must be a table of models, e.g. [models."gpt-4o"]')
+    sections += [(f'models."{name}"', entry) for name, entry in models.items()]
+    for where, entry in sections:
+        if not isinstance(entry, dict):
+            raise UserError(f"{source}: [{where}] must be a table of prices, not {entry!r}")
+        for key, value in entry.items():
+            if key not in _NUMBERS:
+                continue
+            low, high, is_whole = _NUMBERS[key]
+            what = f"{source}: [{where}] {key}"
+            if is_whole:
+                numbers.whole(value, what, low=low, high=high)
+            else:
+                numbers.real(value, what, low=low, high=high)
+    return table
+
+
+def _load_toml(path: Path) -> dict:
+    from connote.errors import UserError
+
+    try:
+        with open(path, "rb") as fh:
+            return check_prices(tomllib.load(fh), str(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not a valid price file (TOML): {exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a price file (TOML text): binary or not UTF-8") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the price file: {exc.strerror or exc}") from None
+
+
 @functools.lru_cache(maxsize=8)
 def _table(env_path: str | None) -> dict:
     table = tomllib.loads(resources.files("connote.describers").joinpath("prices.toml").read_text("utf-8"))
@@ -51,8 +102,7 @@ def _table(env_path: str | None) -> dict:
 
         raise UserError(f"CONNOTE_PRICES={env_path}: file not found")
     if user.is_file():
-        with open(user, "rb") as fh:
-            table = _merge(table, tomllib.load(fh))
+        table = _merge(table, _load_toml(user))
     return table
 
 

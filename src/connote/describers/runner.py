@@ -17,7 +17,14 @@ Backends only turn images into texts (:mod:`connote.describers.base`). The runne
   word-salad text is asked for once more and, if still bad, stored as 'flagged' (kept apart, counted),
 * keeps a ``max_cost`` budget: each call in flight holds its worst-case cost (``describer.reserve``), so
   a run stops before the budget rather than after it,
-* estimates a run without sending anything (:meth:`DescribeRunner.estimate`, ``--dry-run``).
+* estimates a run without sending anything (:meth:`DescribeRunner.estimate`, ``--dry-run``),
+* journals every answer before it is stored (:mod:`connote.paid`): a store that fails (disk full) stops
+  sending at once, and the next run stores the journaled answers without a request,
+* never describes again the images of a batch in flight (``--batch``): it is collected once it has ended,
+  or the run refuses and says how to collect or cancel it.
+
+:meth:`DescribeRunner.send` and :meth:`DescribeRunner.replay` are the one paid-call loop: ``label`` (and
+the LLM coders) run their calls through them with their own store.
 
 Failures that may go away (rate limits, 5xx, timeouts, dropped connections) that outlast the retries are
 stored as 'failed' with a ``transient:`` reason and asked for again by the next run; permanent ones only
@@ -27,20 +34,23 @@ with ``--retry-flagged``.
 from __future__ import annotations
 
 import collections
-import contextlib
+import dataclasses
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from connote import numbers
 from connote.describers.base import PAPER_PROMPT, Description, ImageItem, as_describer
 from connote.errors import DescribeError, UserError
+from connote.paid import JOURNAL_DIR, JournalFull, PaidWork
 from connote.params import recorded_params
 from connote.study import Study, now
-from connote.study.calls import description_row, description_set_id, log_retried_output
-from connote.study.claims import Claims, describe_others
+from connote.study.calls import batch_state, description_row, description_set_id, log_retried_output
+from connote.study.claims import describe_others
 
 
 @dataclass
@@ -62,6 +72,9 @@ class DescribeSummary:
     output_tokens: int = 0
     elsewhere: int = 0  # images described (or being described) by another process at the same time
     elsewhere_note: str | None = None  # which process, when some were still in its hands
+    from_journal: int = 0  # answers paid for by an earlier run, stored now from its journal (no request)
+    from_batch: int = 0  # results of a batch that had ended, collected by this run
+    note: str | None = None  # what happened to a batch in flight (collected, cancelled)
 
     @property
     def nothing_described(self) -> bool:
@@ -153,7 +166,7 @@ class DescribeRunner:
         self.backoff_base = BACKOFF_BASE if backoff_base is None else backoff_base
         self.backoff_cap = BACKOFF_CAP if backoff_cap is None else backoff_cap
         self.check = check
-        self.max_cost = max_cost
+        self.max_cost = numbers.budget(max_cost)  # nan, inf or < 0 would switch the budget off
         self.retry_bad = retry_bad  # ask once more when an output fails a check
         self._fatal: DescribeError | None = None  # the first authentication error of a run
 
@@ -289,6 +302,12 @@ class DescribeRunner:
             images=len(items),
             batch=batch,
         )
+        pending = batch_state(study, set_id) if set_id is not None else {}
+        if pending:
+            est.notes.append(
+                f"a batch ({pending.get('batch_id') or 'being submitted'}, {pending.get('n', '?')} image(s)) is "
+                "in flight and paid for: it is collected, not sent again"
+            )
         sizes = {r["path"]: (r["width"], r["height"]) for r in study.images() if r["width"]}
         unknown = False
         cost = 0.0
@@ -332,6 +351,9 @@ class DescribeRunner:
         return total
 
     def run(self, study: Study, *, retry_flagged: bool = False, progress: bool = True) -> DescribeSummary:
+        """Describe what the set still needs, through the paid-call path (:mod:`connote.paid`): answers an
+        earlier run journaled and could not store are stored first, without a request; then the rest is
+        claimed, sent, journaled and stored a batch at a time."""
         d = self.describer
         name, set_id, prompt = self.open_set(study)
         items, done, seen = _pending(study, set_id, retry_flagged)
@@ -340,130 +362,38 @@ class DescribeRunner:
             return summary
         if not study.has_images():
             raise UserError(f"{study.path}: no readable images to describe")
+        if batch_state(study, set_id):  # a batch is paid for: collect it, or say so and send nothing
+            from connote.describers.batch import settle_pending_batch
+
+            if settle_pending_batch(study, self, set_id, prompt, summary):
+                items, _, seen = _pending(study, set_id, retry_flagged)  # what the batch left
+                if not items:
+                    return summary
         d.prepare()  # e.g. no API key: one clear error before anything is sent
         self._fatal = None
-        claims = Claims(study.con, set_id)
 
-        def still_todo(sha: str) -> bool:  # nobody stored anything for it since this run looked
-            return _row_state(description_row(study, set_id, sha)) == seen[sha]
+        def still_todo(sha: str) -> bool:
+            # nobody stored anything for it since this run looked, and no batch took it meanwhile
+            return (
+                sha in seen
+                and _row_state(description_row(study, set_id, sha)) == seen[sha]
+                and not batch_state(study, set_id)
+            )
 
-        batch_size = max(1, int(d.batch_size))
-        concurrency = max(1, int(d.concurrency))
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
+        def store_one(item: ImageItem, entry) -> float:
+            return self.store(study, set_id, item, entry, prompt, summary)
 
-            bar = tqdm(total=len(items), desc=f"Describing ({d.spec})", unit="img")
-        stop = threading.Event()
-        spent = 0.0
-        reserved = 0.0
-        queue = collections.deque(items)  # taken from the front a batch at a time (never re-copied)
-        deferred: list[ImageItem] = []  # claimed by another process when their turn came
-        busy: list = []
-        second_look = False
-
-        def next_batch() -> list[ImageItem] | None:
-            """The next images this process may send, claimed; None when there are none left."""
-            nonlocal queue, deferred, busy, second_look
-            while True:
-                if not queue:
-                    if second_look or not deferred:
-                        return None
-                    # Once our own queue is empty, look again at what others held: a claim of a process
-                    # that died meanwhile is taken over; what they finished is skipped.
-                    second_look, queue, deferred = True, collections.deque(deferred), []
-                chunk = [queue.popleft() for _ in range(min(batch_size, len(queue)))]
-                mine, held = claims.take([it.sha256 for it in chunk], still_todo)
-                taken = set(mine)
-                others = {c.sha256 for c in held}
-                deferred += [it for it in chunk if it.sha256 in others]
-                if second_look:
-                    busy += held
-                gone = [it for it in chunk if it.sha256 not in taken and it.sha256 not in others]
-                summary.elsewhere += len(gone)
-                if bar is not None and gone:
-                    bar.update(len(gone))
-                batch = [it for it in chunk if it.sha256 in taken]
-                if batch:
-                    return batch
-
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="describe") as pool:
-            inflight: dict[Future, tuple[list[ImageItem], float]] = {}
-            pending_batch = None
-
-            def collect(fut: Future) -> None:
-                nonlocal spent, reserved
-                batch, held = inflight.pop(fut)
-                reserved -= held
-                try:
-                    results = fut.result()
-                except UserError:
-                    stop.set()
-                    raise
-                # The call log, the description and the end of the claim land together: a kill between
-                # them cannot make an image look undescribed after it was paid for.
-                with study.transaction():
-                    for item, entry in zip(batch, results, strict=False):
-                        spent += self.store(study, set_id, item, entry, prompt, summary)
-                    claims.release([item.sha256 for item in batch])
-                    claims.refresh()
-                if bar is not None:
-                    bar.update(sum(e[0] is not None for e in results))
-                    if spent:
-                        bar.set_postfix(cost=f"${spent:.4f}")
-
+        with PaidWork(study, set_id, stage="describe", max_cost=self.max_cost) as work:
+            items = self.replay(study, work, items, still_todo, store_one, summary)
             try:
-                while True:
-                    while len(inflight) < concurrency and not stop.is_set():
-                        batch = pending_batch or next_batch()
-                        pending_batch = None
-                        if batch is None:
-                            break
-                        held = self._reserve(batch)
-                        if self.max_cost is not None and spent + reserved + held > self.max_cost:
-                            if inflight:  # wait for in-flight calls: their real cost may leave room
-                                pending_batch = batch
-                                break
-                            left = self.max_cost - spent - reserved
-                            summary.stopped = (
-                                f"budget of ${self.max_cost:g} reached (spent ${spent:.4f}; the next "
-                                f"request could cost up to ${held:.4f}, more than the ${left:.4f} left)"
-                            )
-                            stop.set()
-                            break
-                        reserved += held
-                        inflight[pool.submit(self._call, batch, stop)] = (batch, held)
-                    if not inflight:
-                        break
-                    finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        collect(fut)
-            except KeyboardInterrupt:
-                # Stop sending; keep what the calls already in flight bring back (they are paid for).
-                stop.set()
-                summary.stopped = "interrupted"
-                for fut in list(inflight):
-                    if fut.cancel():
-                        inflight.pop(fut)
-                try:
-                    for fut in list(inflight):
-                        wait([fut], timeout=60)
-                        if fut.done():
-                            collect(fut)
-                except BaseException:  # noqa: BLE001 - a second Ctrl-C: leave now
-                    pass
-                raise
+                self.send(study, work, items, still_todo, store_one, summary, progress=progress)
             finally:
-                if bar is not None:
-                    bar.close()
-                summary.cost_usd = spent
-                with contextlib.suppress(Exception):  # a claim left behind only expires
-                    claims.release_all()
-        if busy:
-            summary.elsewhere += len(busy)
+                summary.cost_usd += work.spent
+        if work.busy:
+            summary.elsewhere += len(work.busy)
             summary.elsewhere_note = (
-                f"{len(busy)} image(s) were still being described by another connote process "
-                f"({describe_others(busy)}); run again later for any it leaves undone"
+                f"{len(work.busy)} image(s) were still being described by another connote process "
+                f"({describe_others(work.busy)}); run again later for any it leaves undone"
             )
         if self._fatal is not None:
             key = d.api_key_env
@@ -476,23 +406,141 @@ class DescribeRunner:
             )
         return summary
 
+    # -------------------------------------------------------------- the paid-call path of every stage
+    def replay(self, study, work: PaidWork, items, still_todo, store_one, summary) -> list:
+        """Store the answers an earlier run was paid for and journaled but could not store (disk full,
+        kill -9) with ``store_one(item, entry) -> cost`` (inside a transaction): no new request. Returns the
+        items still to send; ``summary.from_journal`` counts the others."""
+        by_sha = {it.sha256: it for it in items}
+        replayed = {}
+        for sha, payload in work.replay(lambda s: s in by_sha):
+            replayed[sha] = entry_from_json(payload)
+        if not replayed:
+            return items
+        mine, _ = work.claim(list(replayed), still_todo)
+        for sha in mine:
+            with study.transaction():
+                summary.cost_usd += store_one(by_sha[sha], replayed[sha])
+                work.stored([sha])
+            summary.from_journal += 1
+        return [it for it in items if it.sha256 not in replayed]
+
+    def send(
+        self,
+        study,
+        work: PaidWork,
+        items,
+        still_todo,
+        store_one,
+        summary,
+        *,
+        progress=True,
+        what="Describing",
+    ) -> None:
+        """The one send loop of every paid stage: claim (``still_todo(key)`` asked in the claim's
+        transaction; ``item.sha256`` is the key), reserve the worst case (``describer.reserve``), send a
+        batch at a time with ``concurrency`` in flight, journal every answer, then store it with
+        ``store_one(item, entry) -> cost`` in one transaction with the end of its claim. ``summary`` gets
+        ``stopped`` (budget, interrupt) and ``elsewhere`` (done by another process). A failed store or
+        journal stops sending at once (a one-line :class:`UserError`)."""
+        d = self.describer
+        concurrency = max(1, int(d.concurrency))
+        unit = "img" if what == "Describing" else "item"
+        bar = _bar(progress, len(items), f"{what} ({d.spec})", unit)
+        queue = _ClaimQueue(work, items, max(1, int(d.batch_size)), still_todo, summary, bar)
+        stop = threading.Event()
+        failure: list[BaseException] = []  # the first store that failed (disk full): nothing more is sent
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="describe") as pool:
+            inflight: dict[Future, tuple[list[ImageItem], float]] = {}
+
+            def collect(fut: Future) -> None:
+                batch, held = inflight.pop(fut)
+                try:
+                    results = fut.result()
+                except UserError:
+                    stop.set()
+                    raise
+                cost = self._keep(study, work, batch, results, store_one, failure)
+                work.settle(held, cost)
+                if failure:
+                    stop.set()
+                if bar is not None:
+                    bar.update(sum(e[0] is not None for e in results))
+                    if work.spent:
+                        bar.set_postfix(cost=f"${work.spent:.4f}")
+
+            held_back = None
+            try:
+                while True:
+                    held_back = self._fill(pool, inflight, concurrency, queue, work, stop, summary, held_back)
+                    if not inflight:
+                        break
+                    finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        collect(fut)
+            except KeyboardInterrupt:
+                # Stop sending; keep what the calls already in flight bring back (they are paid for).
+                stop.set()
+                summary.stopped = "interrupted"
+                _drain(inflight, collect)
+                raise
+            finally:
+                if bar is not None:
+                    bar.close()
+        if failure:
+            raise _stored_nothing_more(study, failure[0], work.unstored)
+
+    def _fill(self, pool, inflight: dict, concurrency: int, queue, work: PaidWork, stop, summary, held_back):
+        """Send claimed batches until ``concurrency`` are in flight, each with its worst case kept aside;
+        returns a batch held back until calls in flight come back (their real cost may leave room)."""
+        while len(inflight) < concurrency and not stop.is_set():
+            batch = held_back or queue.next()
+            held_back = None
+            if batch is None:
+                return None
+            worst = self._reserve(batch)
+            held = work.reserve(worst)
+            if held is None:
+                if inflight:
+                    return batch
+                summary.stopped = work.budget_line(worst)
+                stop.set()
+                return None
+            inflight[pool.submit(self._call, batch, stop)] = (batch, held)
+        return held_back
+
+    def _keep(self, study, work: PaidWork, batch, results, store_one, failure) -> float:
+        """Journal a batch's answers (each may have been billed), then store them with the call log and
+        the end of their claims in one transaction. When the journal or the database fails, ``failure``
+        gets the error and the caller sends nothing more; what was journaled waits for the next run."""
+        keep = [(it, e) for it, e in zip(batch, results, strict=False) if e[0] is not None or e[4]]
+        try:
+            for item, entry in keep:
+                work.journal(item.sha256, entry_to_json(entry))
+        except JournalFull as exc:
+            failure.append(exc)
+        if failure and not isinstance(failure[0], JournalFull):
+            return 0.0  # the database failed before: these wait in the journal
+        cost = 0.0
+        try:
+            # The call log, the description and the end of the claim land together: a kill between them
+            # cannot make an image look undescribed after it was paid for.
+            with study.transaction():
+                for item, entry in zip(batch, results, strict=False):
+                    cost += store_one(item, entry)
+                work.stored([item.sha256 for item in batch])
+        except sqlite3.Error as exc:
+            failure.insert(0, exc)
+            return 0.0
+        return cost
+
     def store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
         d = self.describer
         res, attempts, earlier, problem, *rest = entry  # the Batch API's entries have no retries
         superseded = rest[0] if rest else []
         params = recorded_params(d)
         model = d.model
-        for err in superseded:  # attempts that were tried again (or cut short): each may have been billed
-            study.record_call(
-                stage="describe",
-                backend=d.spec,
-                model=model,
-                input_ref=item.sha256,
-                prompt=prompt,
-                params={**params, "retried": True},
-                status="error",
-                error=str(err) if err.permanent else TRANSIENT + str(err),
-            )
+        log_retried_errors(study, "describe", d.spec, model, item.sha256, prompt, params, superseded)
         if res is None:
             summary.calls += len(superseded)
             return 0.0
@@ -568,3 +616,134 @@ def default_set_name(spec: str, prompt: str | None) -> str:
     import hashlib
 
     return f"{spec}#{hashlib.sha256(prompt.encode()).hexdigest()[:6]}"
+
+
+def _bar(progress: bool, total: int, desc: str, unit: str):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit)
+
+
+class _ClaimQueue:
+    """The items of a run, handed out a claimed batch at a time: an item claimed by another process is
+    looked at again once the rest is done (a claim of a process that died meanwhile is taken over; what
+    the other finished is skipped)."""
+
+    def __init__(self, work: PaidWork, items, batch_size: int, still_todo, summary, bar):
+        self.work = work
+        self.queue = collections.deque(items)  # taken from the front a batch at a time (never re-copied)
+        self.deferred: list[ImageItem] = []  # claimed by another process when their turn came
+        self.batch_size = batch_size
+        self.still_todo = still_todo
+        self.summary = summary
+        self.bar = bar
+        self.second_look = False
+
+    def next(self) -> list[ImageItem] | None:
+        """The next images this process may send, claimed; None when there are none left."""
+        while True:
+            if not self.queue:
+                if self.second_look or not self.deferred:
+                    return None
+                self.second_look, self.queue, self.deferred = True, collections.deque(self.deferred), []
+            chunk = [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
+            mine, held = self.work.claim([it.sha256 for it in chunk], self.still_todo)
+            taken = set(mine)
+            others = {c.key for c in held}
+            self.deferred += [it for it in chunk if it.sha256 in others]
+            if self.second_look:
+                self.work.busy += held
+            gone = [it for it in chunk if it.sha256 not in taken and it.sha256 not in others]
+            self.summary.elsewhere += len(gone)
+            if self.bar is not None and gone:
+                self.bar.update(len(gone))
+            batch = [it for it in chunk if it.sha256 in taken]
+            if batch:
+                return batch
+
+
+def _drain(inflight: dict, collect) -> None:
+    """After Ctrl-C: cancel what has not started, keep what the calls in flight bring back."""
+    for fut in list(inflight):
+        if fut.cancel():
+            inflight.pop(fut)
+    try:
+        for fut in list(inflight):
+            wait([fut], timeout=60)
+            if fut.done():
+                collect(fut)
+    except BaseException:  # noqa: BLE001 - a second Ctrl-C: leave now
+        pass
+
+
+def _stored_nothing_more(study: Study, exc: BaseException, unstored: int) -> UserError:
+    """The one-line error of a run whose answers could not be stored (disk full, ...): it stopped sending
+    at once; the paid answers it holds in the journal are stored, without a request, by the next run."""
+    if isinstance(exc, UserError):
+        return exc
+    from connote.study.db import explain
+
+    line = (explain(exc, study.path) or f"{study.path}: cannot store results ({exc})").rstrip(".")
+    kept = (
+        f"; {unstored} paid answer(s) are kept in {study.path / JOURNAL_DIR} and are stored without a new "
+        "request by the next run"
+        if unstored
+        else ""
+    )
+    return UserError(f"{line}; stopped sending at once{kept}")
+
+
+def log_retried_errors(study, stage, backend, model, input_ref, prompt, params, errors) -> None:
+    """Log the attempts that were tried again (or cut short by a stop): each may have been billed."""
+    for err in errors:
+        study.record_call(
+            stage=stage,
+            backend=backend,
+            model=model,
+            input_ref=input_ref,
+            prompt=prompt,
+            params={**params, "retried": True},
+            status="error",
+            error=str(err) if err.permanent else TRANSIENT + str(err),
+        )
+
+
+def entry_to_json(entry) -> dict:
+    """A runner entry (result, attempts, earlier flagged outputs, problem, retried errors) as JSON, for
+    the journal of paid answers."""
+    res, attempts, earlier, problem, superseded = entry
+    return {
+        "result": _result_json(res),
+        "attempts": attempts,
+        "earlier": [[_result_json(d), reason] for d, reason in earlier],
+        "problem": problem,
+        "superseded": [_result_json(e) for e in superseded],
+    }
+
+
+def entry_from_json(obj: dict) -> tuple:
+    return (
+        _result_from(obj["result"]),
+        obj["attempts"],
+        [(_result_from(d), reason) for d, reason in obj["earlier"]],
+        obj["problem"],
+        [_result_from(e) for e in obj["superseded"]],
+    )
+
+
+def _result_json(res) -> dict | None:
+    if res is None:
+        return None
+    if isinstance(res, DescribeError):
+        return {"error": str(res), "permanent": res.permanent, "fatal": getattr(res, "fatal", False)}
+    return {"description": dataclasses.asdict(res)}
+
+
+def _result_from(obj: dict | None):
+    if obj is None:
+        return None
+    if "error" in obj:
+        return DescribeError(obj["error"], permanent=obj["permanent"], fatal=obj["fatal"])
+    return Description(**obj["description"])

@@ -17,9 +17,11 @@ import numpy as np
 
 from connote.embedders.base import Embedder
 from connote.errors import UserError
+from connote.paid import PaidWork
 from connote.params import recorded_params
 from connote.study import Study, text_key
 from connote.study.calls import log_calls
+from connote.study.claims import scope as claims_scope
 
 
 @dataclass
@@ -34,6 +36,7 @@ class EmbedSummary:
     repaired: int = 0  # stored vectors that were damaged and were computed again
     damage: str | None = None  # one line naming them
     notice: str | None = None  # why another model stood in for the one asked for
+    elsewhere: int = 0  # embedded by another process on the study at the same time (not paid here)
 
 
 def _damage_line(name: str, damaged: dict[str, str]) -> str | None:
@@ -77,6 +80,8 @@ class _Progress:
     damaged: dict = field(default_factory=dict)  # key -> reason, of stored vectors found damaged
     failed: list = field(default_factory=list)  # (label, reason) of inputs that could not be read
     pending: dict = field(default_factory=dict)  # key -> label, handed on and not stored yet
+    deferred: dict = field(default_factory=dict)  # key -> value, claimed by another process (paid API)
+    elsewhere: int = 0  # computed by another process at the same time
     seen: list = field(default_factory=list)  # 64-bit digests of the keys met (to count distinct ones)
 
     def distinct(self) -> int:
@@ -90,22 +95,55 @@ def _digests(keys) -> np.ndarray:
     )
 
 
-def _todo(study: Study, embedder, chunks, state: _Progress, bar, label=None):
+def _todo(study: Study, embedder, chunks, state: _Progress, bar, label=None, work=None):
     """For each chunk of ``(key, value)`` items: those whose vector is not stored intact and not already
-    on its way (a chunk is checked against the store when it is read, so resume keeps what is stored)."""
+    on its way (a chunk is checked against the store when it is read, so resume keeps what is stored).
+    With ``work`` (an API embedder: every call is paid), the items are claimed first: those another
+    process is embedding are left to it, waited for at the end and taken over if it dies."""
+
+    def still_todo(key: str) -> bool:
+        return key in state.damaged or not study.vectors.has(embedder.name, key)
+
     for rows in chunks:
         items = dict(rows)
         state.seen.append(_digests(items))
         check = study.vectors.check(embedder.name, list(items))
         state.damaged.update(check.damaged)
         todo = [(k, v) for k, v in items.items() if k not in check.good and k not in state.pending]
+        if bar:
+            bar.update(len(rows) - len(todo))
+        # Paid: claimed a batch at a time, just before it is sent, so that two processes share the chunk.
+        step = max(1, embedder.batch_size) if work is not None else max(1, len(todo))
+        for i in range(0, len(todo), step):
+            part = todo[i : i + step]
+            if work is not None:
+                n = len(part)
+                part = _claim(work, part, still_todo, state)
+                if bar:
+                    bar.update(n - len(part))
+            for k, v in part:
+                state.pending[k] = label(v) if label else k
+            state.computed += len(part)
+            if part:
+                yield part
+    if work is not None and state.deferred:
+        mine = set(work.wait_for_others(list(state.deferred), still_todo))
+        todo = [(k, v) for k, v in state.deferred.items() if k in mine]
+        state.elsewhere += len(state.deferred) - len(todo)
         for k, v in todo:
             state.pending[k] = label(v) if label else k
         state.computed += len(todo)
-        if bar:
-            bar.update(len(rows) - len(todo))
         if todo:
             yield todo
+
+
+def _claim(work, todo: list, still_todo, state: _Progress) -> list:
+    """The items of ``todo`` this process may embed (claimed); those another process holds are deferred."""
+    mine, busy = work.claim([k for k, _ in todo], still_todo)
+    taken, held = set(mine), {c.key for c in busy}
+    state.deferred.update((k, v) for k, v in todo if k in held)
+    state.elsewhere += sum(1 for k, _ in todo if k not in taken and k not in held)
+    return [(k, v) for k, v in todo if k in taken]
 
 
 def _run(study: Study, embedder, kind: str, chunks, total_rows: int, progress: bool, executor, label=None):
@@ -117,16 +155,24 @@ def _run(study: Study, embedder, kind: str, chunks, total_rows: int, progress: b
     unit = "text" if kind == "text" else "img"
     bar = _bar(progress, total_rows, f"Embedding {kind}s ({embedder.spec})", unit)
     state = _Progress()
+    # Paid calls (an API embedder) go through the paid-call path's claims: two processes share the texts.
+    paid = _reports_calls(embedder)
+    work = (
+        PaidWork(study, claims_scope("embed", embedder.name), stage="embed", journal=False) if paid else None
+    )
     batches = executor.embed(
-        embedder, kind, _todo(study, embedder, chunks, state, bar, label), max(1, embedder.batch_size)
+        embedder, kind, _todo(study, embedder, chunks, state, bar, label, work), max(1, embedder.batch_size)
     )
     dim = None
     try:
         for done, vectors, bad in batches:
-            log_calls(study, "embed", _calls(embedder))
+            log_calls(study, "embed", _calls(embedder))  # each request is logged before its vectors
             if done:
                 study.save_vectors(embedder.name, done, vectors)
                 dim = vectors.shape[1]
+            if work is not None:
+                with study.transaction():
+                    work.stored([*done, *(key for key, _ in bad)])
             for key in done:
                 state.pending.pop(key, None)
             state.failed.extend((state.pending.pop(key, key), reason) for key, reason in bad)
@@ -134,6 +180,8 @@ def _run(study: Study, embedder, kind: str, chunks, total_rows: int, progress: b
                 bar.update(len(done) + len(bad))
     finally:
         log_calls(study, "embed", _calls(embedder))
+        if work is not None:
+            work.close()
     if bar:
         bar.close()
     study.register_embedder(embedder.name, kind, embedder.spec, dim, recorded_params(embedder))
@@ -148,6 +196,7 @@ def _run(study: Study, embedder, kind: str, chunks, total_rows: int, progress: b
         state.failed,
         repaired=len(state.damaged),
         damage=_damage_line(embedder.name, state.damaged),
+        elsewhere=state.elsewhere,
     )
 
 

@@ -73,8 +73,9 @@ class OpenAITextEmbedder(TextEmbedder):
         return {"backend": "openai"}
 
     def prepare(self, study=None):
-        """Check that the openai package and a key are there before the first request."""
+        """Check that the openai package, a key and a valid price file are there before the first request."""
         self.client()
+        price_for(self.model)  # a price that is no price (CONNOTE_PRICES) is named now, not after paying
         return self
 
     def client(self):

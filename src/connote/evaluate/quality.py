@@ -36,8 +36,7 @@ def cluster_quality(
 
     Pairs where either image is an outlier (-1) or not clustered (None) are excluded, as in the study.
     """
-    la = np.array([-1 if x is None else x for x in labels_a])
-    lb = np.array([-1 if x is None else x for x in labels_b])
+    la, lb = as_labels(labels_a), as_labels(labels_b)
     r = np.asarray(ratings, dtype=float)
     if not (len(la) == len(lb) == len(r)):
         raise ValueError("labels_a, labels_b and ratings must have one entry per pair")
@@ -49,6 +48,13 @@ def cluster_quality(
     m_d = float(r[diff].mean()) if n_d else float("nan")
     score = m_s - m_d if n_s >= min_pairs and n_d >= min_pairs else float("nan")
     return Quality(score, m_s, m_d, n_s, n_d, int((~keep).sum()))
+
+
+def as_labels(labels: Sequence[int | None]) -> np.ndarray:
+    """Cluster labels as an array, None (not clustered) as -1; an integer array is taken as it is."""
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
+        return labels
+    return np.array([-1 if x is None else x for x in labels])
 
 
 @dataclass(frozen=True)

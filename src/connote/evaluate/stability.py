@@ -42,6 +42,14 @@ def adjusted_rand_index(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
     _, ib = np.unique(np.asarray(b, dtype=object).astype(str), return_inverse=True)
     table = np.zeros((ia.max() + 1, ib.max() + 1), dtype=np.int64)
     np.add.at(table, (ia, ib), 1)
+    return adjusted_rand_index_of_table(table)
+
+
+def adjusted_rand_index_of_table(table: np.ndarray) -> float:
+    """:func:`adjusted_rand_index` from the contingency table of the two labelings."""
+    n = int(table.sum())
+    if n < 2:
+        return 1.0
 
     def pairs(x):
         x = np.asarray(x, dtype=np.float64)

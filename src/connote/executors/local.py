@@ -90,7 +90,7 @@ def embed_batch(embedder, kind: str, batch: list[tuple[str, object]]):
     keys, images, failed = [], [], []
     for key, path in batch:
         try:
-            images.append(load_image(path))
+            images.append(load_image(path, sha256=key))  # the key is the recorded content hash
             keys.append(key)
         except ImageError as exc:
             failed.append((key, str(exc)))

@@ -18,6 +18,7 @@ from pathlib import Path
 from connote.errors import UserError
 from connote.reports.jinja import template_environment
 from connote.reports.thumbnails import atomic_write_bytes, make_thumbnails
+from connote.safe_write import keep_mode
 
 OUTLIER = -1
 
@@ -40,7 +41,7 @@ def write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return
+            return keep_mode(path)
     except OSError:
         pass
     atomic_write_bytes(path, data)

@@ -66,7 +66,7 @@ def quality_scores(study) -> tuple[dict[int, dict], str | None, str | None, list
         for d in DIMENSIONS:
             groups: dict[str, list[float]] = {}
             for r in rep.runs:
-                q = r.quality[d].score
+                q = r.by_coders.get("humans", r.quality)[d].score  # never an LLM coder's (llm_columns)
                 out.setdefault(r.run_id, {})[d] = None if math.isnan(q) else q
                 if not math.isnan(q):
                     groups.setdefault(r.setting(), []).append(q)
@@ -91,10 +91,48 @@ def accuracy_scores(study) -> tuple[dict[int, dict], list[str]]:
         except UserError as exc:
             notes.append(f"set sample {sample['name']}: {exc}")
             continue
+        if set(rep.evaluators) <= set(rep.llm_evaluators):
+            continue  # only an LLM answered: its accuracy goes in the LLM columns (llm_columns)
         out.setdefault(
             int(rep.run_id), {"accuracy": rep.scores.accuracy, "sample": rep.sample, "kappa": rep.kappa}
         )
     return out, notes
+
+
+# ---------------------------------------------------------------------------------------------- codes
+def codes_scores(study) -> dict:
+    """The runs scored against the codes ``connote codes`` was last asked about (remembered in the study):
+    {columns, runs: run id -> {quality, ari: {column: ARI}}, svg: box plots per setting over seeds, how,
+    notes}; empty columns when none were scored."""
+    from connote.coding.codes import remembered_columns, score_codes
+
+    columns = remembered_columns(study)
+    out: dict = {"columns": [], "runs": {}, "svg": None, "how": None, "notes": []}
+    if not columns:
+        return out
+    try:
+        rep = score_codes(study, columns, remember=False)
+    except UserError as exc:
+        out["notes"].append(f"codes ({', '.join(columns)}): {exc}")
+        return out
+    scored = [c.name for c in rep.columns if not c.multi]
+    out.update(columns=scored, how=rep.pairs.describe(), notes=list(rep.notes))
+    panels: list[tuple[str, dict[str, list[float]]]] = [(f"ARI {c}", {}) for c in scored]
+    panels.append(("quality from the codes", {}))
+    for r in rep.runs:
+        row = r.to_dict()
+        out["runs"][r.run_id] = {
+            "quality": row["quality"],
+            "ari": {c: row["columns"].get(c, {}).get("ari") for c in scored},
+        }
+        values = [*(row["columns"].get(c, {}).get("ari") for c in scored), row["quality"]]
+        for (_, groups), v in zip(panels, values):
+            if v is not None:
+                groups.setdefault(r.setting(), []).append(v)
+    out["svg"] = boxplot_svg(
+        panels, title=f"Agreement with the codes per setting over seeds ({', '.join(columns)})"
+    )
+    return out
 
 
 def _num(x) -> float | None:
@@ -152,6 +190,10 @@ def index_context(study, out: Path) -> dict:
                 "created": r["created"],
             }
         )
+    llm_agreement = llm_columns(study, rows)
+    codes = codes_scores(study)
+    for row in rows:
+        row["codes"] = codes["runs"].get(row["id"], {})
     validation = []
     for v in reporting.validation_progress(study):
         sheet = "coding.html" if v["kind"] == "pairs" else "matching.html"
@@ -162,9 +204,61 @@ def index_context(study, out: Path) -> dict:
     return {
         "rows": rows,
         "quality_svg": svg,
+        "codes": codes,
         "pair_sample": pair_sample,
         "validation": validation,
         "notes": notes,
+        "llm_agreement": llm_agreement,
         "n_images": len(study.unique_images()),
         "sets": [dict(name=s["name"], describer=s["describer"], model=s["model"]) for s in sets.values()],
     }
+
+
+# ---------------------------------------------------------------------------------------------- LLM coders
+def llm_columns(study, rows: list[dict]) -> list[str]:
+    """Fill each row's LLM columns (``llm_den``, ``llm_con``: quality from an LLM coder's ratings of the
+    first pair sample it rated; ``llm_accuracy``: an LLM evaluator's accuracy on the run's sets), never
+    mixed into the humans' columns; returns the lines on its agreement with the humans shown beside them
+    (empty when no LLM coded anything: the columns are not shown)."""
+    from connote.coding import llm, pairs, sets
+
+    lines: list[str] = []
+    quality: dict[int, dict] = {}
+    for sample in study.pair_samples():
+        ratings = study.ratings(sample["id"])
+        if not llm.split_ratings(ratings)[1]:
+            continue
+        try:
+            rep = pairs.score_pairs(study, name=sample["name"], coders="llm")
+        except UserError:
+            continue
+        quality = {r.run_id: {d: _num(r.quality[d].score) for d in DIMENSIONS} for r in rep.runs}
+        for a in rep.llm_agreement:
+            if a["with"] == "(humans)" and a["pairs"]:
+                lines.append(
+                    f"pairs {rep.sample}: {a['llm']} / the humans, {a['dimension']}: Krippendorff's alpha "
+                    f"{a['alpha']:.3f} on {a['pairs']} pair(s) rated by both"
+                )
+        break
+    accuracy: dict[int, float | None] = {}
+    for sample in study.set_samples():
+        if not any(llm.is_machine(a["source"]) for a in study.set_answers(sample["id"])):
+            continue
+        try:
+            rep = sets.score_sets(study, name=sample["name"])
+        except UserError:
+            continue
+        for who, acc in rep.llm_accuracy.items():
+            accuracy.setdefault(int(rep.run_id), _num(acc))
+            lines += [
+                f"sets {rep.sample}: {k['llm']} / {k['with']}: Cohen's kappa {k['kappa']:.3f} on {k['sets']} set(s)"
+                for k in rep.llm_kappa
+                if k["llm"] == who and not math.isnan(k["kappa"])
+            ]
+    for row in rows:
+        q = quality.get(row["id"], {})
+        row["llm_den"], row["llm_con"] = q.get("denotative"), q.get("connotative")
+        row["llm_accuracy"] = accuracy.get(row["id"])
+    if not (quality or accuracy):
+        return []
+    return lines or ["an LLM coded, but no pair or set was coded by a human as well: no agreement to show"]

@@ -1,16 +1,17 @@
 """JPEG thumbnails of a study's images (``thumbs/<sha256>.jpg``, one per distinct content, remade when the
-size changes) and the atomic file write every report file goes through. A leaf: the report pages and
+size changes); every report file is written through :func:`connote.safe_write.write_bytes`. A leaf: the report pages and
 the coding sheets both use it."""
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from connote.errors import UserError
+from connote.safe_write import keep_mode
+from connote.safe_write import write_bytes as atomic_write_bytes  # the report's name for it
 
 log = logging.getLogger("connote.reports")
 
@@ -19,25 +20,15 @@ SIZE_MARKER = ".size"  # records the thumb_size the thumbnails in a folder were 
 __all__ = ["SIZE_MARKER", "atomic_write_bytes", "make_one", "make_thumbnails"]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def make_one(src: Path, dest: Path, size: int) -> None:
+def make_one(src: Path, dest: Path, size: int, sha256: str | None = None) -> None:
+    """A JPEG thumbnail of ``src`` at ``dest``; with ``sha256``, only of that content (else ImageError)."""
     import io
 
     from PIL import Image
 
     from connote.images import load_image  # lazy: keeps `import connote.report` light
 
-    img = load_image(src)
+    img = load_image(src, max_side=size, sha256=sha256)
     if img.mode != "RGB":
         img = img.convert("RGB")
     img.thumbnail((size, size), Image.Resampling.LANCZOS)
@@ -84,6 +75,7 @@ def make_thumbnails(
         thumb = dest / f"{sha}.jpg"
         rel = f"{dest.name}/{sha}.jpg"
         if same_size and thumb.is_file():
+            keep_mode(thumb)
             out[sha] = rel
             continue
         src = Path(path)
@@ -94,7 +86,7 @@ def make_thumbnails(
     def work(item: tuple[str, Path, Path]) -> tuple[str, str | None]:
         sha, src, thumb = item
         try:
-            make_one(src, thumb, size)
+            make_one(src, thumb, size, sha)
         except Exception as exc:  # ImageError, OSError, decompression bombs ...: skip the one image
             return sha, f"{src}: {exc}"
         return sha, None

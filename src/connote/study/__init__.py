@@ -35,7 +35,7 @@ from connote.study.db import DB_NAME, ReadOnlyStudy
 from connote.study.descriptions import DescriptionsMixin
 from connote.study.images import ImagesMixin
 from connote.study.runs import RunsMixin
-from connote.study.schema import migrate
+from connote.study.schema import DamagedSchema, check_tables, migrate
 from connote.study.validation import ValidationMixin
 from connote.study.vectors import DamagedVectors, VectorStore, migrate_study, slug
 
@@ -91,6 +91,10 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
         con, readonly = db.connect(path, create=create)
         try:
             migrate(con)
+            check_tables(con)
+        except DamagedSchema as exc:
+            con.close()
+            raise db.damaged(path / db.DB_NAME, str(exc)) from None
         except RuntimeError as exc:
             con.close()
             raise UserError(f"{path}: {exc}") from None
@@ -134,10 +138,16 @@ class Study(ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
         try:
             yield self.con
         except BaseException:
-            self.con.execute("ROLLBACK")
+            if self.con.in_transaction:  # SQLite ends some failed transactions itself (a full disk)
+                self.con.execute("ROLLBACK")
             raise
         else:
-            self.con.execute("COMMIT")
+            try:
+                self.con.execute("COMMIT")
+            except sqlite3.Error:
+                if self.con.in_transaction:
+                    self.con.execute("ROLLBACK")
+                raise
 
     # ------------------------------------------------------------------ meta
     @property

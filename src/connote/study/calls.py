@@ -31,6 +31,11 @@ def call_count(study, stage: str | None = None) -> int:
     return int(study.con.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
 
+def last_call_id(study) -> int:
+    """The id of the latest call in the log (0 when there is none)."""
+    return int(study.con.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()[0])
+
+
 def description_set_id(study, name: str) -> int | None:
     """The id of the description set called ``name``, or None when there is none yet (nothing is made)."""
     row = study.con.execute("SELECT id FROM description_sets WHERE name=?", (name,)).fetchone()

@@ -21,8 +21,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from connote.errors import UserError
+from connote.safe_write import DB_NAME  # defined in the leaf that refuses to write over it
 
-DB_NAME = "connote.db"
 BUSY_TIMEOUT_S = 30
 
 _MAGIC = b"SQLite format 3\x00"
@@ -158,6 +158,20 @@ def _writable(folder: Path) -> bool:
     return True
 
 
+#: Free bytes under which a failed write is taken for a full disk.
+FULL_BELOW = 1 << 20
+
+
+def disk_full(folder: str | os.PathLike | None) -> bool:
+    """True when the file system of ``folder`` has less than :data:`FULL_BELOW` bytes free for this user:
+    SQLite reports a write that met ENOSPC in its WAL or shared memory as an I/O error, not as 'full'."""
+    try:
+        st = os.statvfs(folder or ".")
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < FULL_BELOW
+
+
 def _from_sqlite(exc: sqlite3.DatabaseError, folder: Path) -> UserError:
     return UserError(explain(exc, folder) or f"{folder}: {exc}")
 
@@ -186,7 +200,8 @@ def explain(exc: BaseException, folder: str | os.PathLike | None) -> str | None:
                 f"{where}the study's database stayed locked by another connote process for {BUSY_TIMEOUT_S} s; "
                 "run the command again when it has finished"
             )
-        if name.startswith("SQLITE_FULL") or "database or disk is full" in text:
+        full = name.startswith("SQLITE_FULL") or "database or disk is full" in text
+        if full or (name.startswith("SQLITE_IOERR") and disk_full(folder)):  # a write cut short by ENOSPC
             return (
                 f"{where}the disk is full: free some space and run the command again (nothing stored is lost)"
             )

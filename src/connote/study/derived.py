@@ -87,10 +87,13 @@ def probabilities(study: Study, run_id: int) -> dict[str, float | None]:
 
 
 # ---------------------------------------------------------------------------------------------- labels
-def cached_call(study: Study, stage: str, input_ref: str) -> sqlite3.Row | None:
-    """The latest good call of ``stage`` for exactly this input (its cache key), or None."""
+def cached_call(study: Study, stage: str, input_ref: str, *, flagged: bool = False) -> sqlite3.Row | None:
+    """The latest good call of ``stage`` for exactly this input (its cache key), or None; with ``flagged``
+    an answer that was flagged (paid for, kept) counts too, a good one first."""
+    statuses = "('ok', 'flagged')" if flagged else "('ok')"
     return study.con.execute(
-        "SELECT * FROM calls WHERE stage=? AND input_ref=? AND status='ok' ORDER BY id DESC LIMIT 1",
+        f"""SELECT * FROM calls WHERE stage=? AND input_ref=? AND status IN {statuses}
+            ORDER BY status='ok' DESC, id DESC LIMIT 1""",
         (stage, input_ref),
     ).fetchone()
 

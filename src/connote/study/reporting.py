@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from connote.errors import UserError
+from connote.safe_write import replacing
 from connote.study import text_key
 
 MIN_UMAP_ITEMS = 30
@@ -191,10 +191,8 @@ def map_layout(study, feats: RunFeatures) -> tuple[np.ndarray, str]:
             pass  # damaged: computed again below
     xy, method = compute_layout(feats.X)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, xy=xy, shas=np.array(feats.shas), method=np.array(method))
-    os.replace(tmp, path)
     return xy, method
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from connote import numbers
 from connote.errors import UserError
 from connote.params import recorded_params
+from connote.safe_write import replacing
 from connote.study.common import named_or_latest, now, text_key
 
 
@@ -48,11 +48,8 @@ class RunsMixin:
 
     def get_run(self, run_id: int | str | None = None) -> sqlite3.Row:
         """The run with this id, or the latest one."""
-        if run_id is not None:
-            try:
-                run_id = int(run_id)
-            except (TypeError, ValueError):
-                raise UserError(f"run id must be a number, not {run_id!r}") from None
+        if run_id is not None and run_id != "":
+            run_id = numbers.run_id(run_id)  # a number SQLite can hold, or a one-line error
         return named_or_latest(
             self.con,
             self.path,
@@ -234,14 +231,8 @@ def save_reduction(study, feats: Features, reducer, Y: np.ndarray) -> np.ndarray
     Y = np.asarray(Y, dtype=np.float32)
     path = reduce_cache_path(study, feats, reducer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, Y)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, Y)
     return Y
 
 

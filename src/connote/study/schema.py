@@ -7,6 +7,7 @@ message rather than silently misread.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 
 V1 = """
@@ -272,8 +273,32 @@ CREATE TABLE vectors (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6]
+#: Version 7: claims on any paid work, not only describing: a claim names its scope ('describe:SET_ID',
+#: 'embed:EMBEDDER', 'label:RUN:LABELLER', 'rate:SAMPLE:CODER', ...) and the key of the item within it, so
+#: every paid call (describe, embed through an API, label, LLM coding) shares work between processes the
+#: same way (see connote.study.claims). The describe claims of version 5 are kept under 'describe:SET_ID'.
+V7 = """
+CREATE TABLE work_claims (
+    scope    TEXT NOT NULL,                  -- what kind of work, and in what: 'describe:3', 'embed:NAME', ...
+    key      TEXT NOT NULL,                  -- the item within the scope (image sha256, text key, pair, ...)
+    owner    TEXT NOT NULL,                  -- host:pid:random, one per process and scope
+    pid      INTEGER NOT NULL,
+    host     TEXT NOT NULL,
+    expires  REAL NOT NULL,                  -- unix time; refreshed while the process works
+    PRIMARY KEY (scope, key)
+);
+INSERT INTO work_claims(scope, key, owner, pid, host, expires)
+    SELECT 'describe:' || set_id, sha256, owner, pid, host, expires FROM claims;
+DROP TABLE claims;
+ALTER TABLE work_claims RENAME TO claims;
+"""
+
+MIGRATIONS: list[str] = [V1, V2, V3, V4, V5, V6, V7]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class DamagedSchema(Exception):
+    """The database opens but is not a study's: a table missing, a schema version that is no number."""
 
 
 def current_version(con: sqlite3.Connection) -> int:
@@ -281,7 +306,31 @@ def current_version(con: sqlite3.Connection) -> int:
     if not has_meta:
         return 0
     row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    if row is None:
+        return 0
+    text = str(row[0]).strip()
+    if not (text.isascii() and text.isdigit()):
+        raise DamagedSchema(f"meta.schema_version is {row[0]!r}, not a whole number")
+    return int(text)
+
+
+@functools.lru_cache(maxsize=1)
+def expected_tables() -> frozenset[str]:
+    """The tables a study of the current schema has (all migrations applied to an empty database)."""
+    con = sqlite3.connect(":memory:")
+    try:
+        migrate(con)
+        return frozenset(r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+    finally:
+        con.close()
+
+
+def check_tables(con: sqlite3.Connection) -> None:
+    """Raise :class:`DamagedSchema` naming the tables a study must have and this one lacks."""
+    have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = sorted(expected_tables() - have)
+    if missing:
+        raise DamagedSchema(f"table(s) {', '.join(missing)} missing")
 
 
 def migrate(con: sqlite3.Connection) -> int:

@@ -171,21 +171,106 @@ def unit_vector(text: str, dim: int) -> list[float]:
 EMBED_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 
 
-def image_of(req: dict) -> tuple[str | None, bytes | None]:
-    """(hash of the first image_url payload, its decoded bytes) of a chat request."""
+def _image_urls(req: dict) -> list[str]:
+    """The image_url URLs of a chat request's messages, in order."""
+    urls = []
     for msg in req.get("messages") or []:
         content = msg.get("content")
-        if not isinstance(content, list):
-            continue
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "image_url":
-                url = (part.get("image_url") or {}).get("url", "")
-                h = hashlib.sha256(url.encode()).hexdigest()
-                data = None
-                if url.startswith("data:") and "," in url:
-                    try:
-                        data = base64.b64decode(url.split(",", 1)[1], validate=True)
-                    except ValueError:
-                        data = b""
-                return h, data
-    return None, None
+        if isinstance(content, list):
+            urls += [
+                (part.get("image_url") or {}).get("url", "")
+                for part in content
+                if isinstance(part, dict) and part.get("type") == "image_url"
+            ]
+    return urls
+
+
+def _decoded(url: str) -> bytes | None:
+    """A data URL's bytes (b'' when they are not base64); None for another kind of URL."""
+    if not (url.startswith("data:") and "," in url):
+        return None
+    try:
+        return base64.b64decode(url.split(",", 1)[1], validate=True)
+    except ValueError:
+        return b""
+
+
+def image_of(req: dict) -> tuple[str | None, bytes | None]:
+    """(hash of the first image_url payload, its decoded bytes) of a chat request."""
+    urls = _image_urls(req)
+    if not urls:
+        return None, None
+    return hashlib.sha256(urls[0].encode()).hexdigest(), _decoded(urls[0])
+
+
+# ---------------------------------------------------------------------------------------------- coding
+#: The colour a caption names for the image's strongest channel (what an LLM coder's answers follow).
+_COLOURS = ("red", "green", "blue")
+
+
+def images_of(req: dict) -> list[bytes]:
+    """The decoded bytes of every image_url data URL of a chat request, in order."""
+    return [_decoded(url) or b"" for url in _image_urls(req)]
+
+
+def prompt_of(req: dict) -> str:
+    """The text parts of a chat request's messages, joined."""
+    texts = []
+    for msg in req.get("messages") or []:
+        content = msg.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts += [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+    return "\n".join(texts)
+
+
+def caption_key(data: bytes) -> tuple[str, int]:
+    """The fake's caption lookup: (the colour of the image's strongest channel, brightness 0-2), read from
+    the pixels, so the same picture sent at another size or quality has the same key."""
+    import io
+
+    from PIL import Image, ImageStat
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            means = ImageStat.Stat(im.convert("RGB")).mean
+    except Exception:  # noqa: BLE001 - not an image: a key of its own
+        return "grey", 0
+    return _COLOURS[max(range(3), key=lambda i: means[i])], min(2, int(sum(means) / 3 // 86))
+
+
+def caption(data: bytes) -> str:
+    """A caption for an image: its key's colour and a paragraph chosen by the key."""
+    colour, light = caption_key(data)
+    return f"A mostly {colour} picture. " + image_text(
+        hashlib.sha256(f"{colour}{light}".encode()).hexdigest()
+    )
+
+
+def rate_pair(a: bytes, b: bytes, position_bias: int = 0) -> dict[str, int]:
+    """A coder's ratings of two images from their captions: denotative 2 when the keys are equal, 1 when
+    the colours are, else 0; connotative 2 when the captions' paragraphs are equal, 1 when they share the
+    mood or the theme, else 0. ``position_bias`` adds that much to the connotative rating (at most 2) when
+    the first image's colour comes first in the alphabet, so (A, B) and (B, A) can disagree."""
+    ka, kb = caption_key(a), caption_key(b)
+    den = 2 if ka == kb else 1 if ka[0] == kb[0] else 0
+    pa, pb = (caption(x).split(". ", 1)[1] for x in (a, b))
+    con = 2 if pa == pb else 1 if any(m in pa and m in pb for m in _MOODS + _THEMES) else 0
+    if position_bias and ka[0] < kb[0]:
+        con = min(2, con + position_bias)
+    return {"denotative": den, "connotative": con}
+
+
+def match_set(images: list[bytes], prompt: str) -> str:
+    """The letter of the description (a line 'X: text' of the prompt) that shares most words with the
+    images' captions; ties go to the first letter."""
+    import re
+
+    words = set(re.findall(r"[a-z]+", " ".join(caption(x) for x in images).lower()))
+    best, score = "A", -1
+    for code, text in re.findall(r"^([A-Z]{1,2}): (.*)$", prompt, flags=re.M):
+        n = len(words & set(re.findall(r"[a-z]+", text.lower())))
+        if n > score:
+            best, score = code, n
+    return best

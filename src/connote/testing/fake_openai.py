@@ -14,7 +14,12 @@ a ``decide(info)`` callback, or seeded probabilities::
 
 Fault kinds: ``ok``, ``429`` (with Retry-After), ``500``, ``503``, ``drop`` (close the socket without a
 response), ``malformed`` (200 with a body that is not JSON), ``refusal``, ``length`` (truncated text with
-finish_reason 'length'), ``empty``, ``400``, ``401``, ``404``. A fault may be a dict with ``kind`` and any
+finish_reason 'length'), ``empty``, ``400``, ``401``, ``404``.
+
+An LLM coder's requests are answered from a caption lookup (:mod:`connote.testing.fake_content`: a key read
+from each image's pixels): two images with a rating prompt get ``{"denotative": v, "connotative": v}``, a set
+of images with lettered descriptions ``{"answer": "X"}`` (``position_bias`` makes the order of a pair matter;
+``json_mode=False`` refuses ``response_format`` as some servers do). A fault may be a dict with ``kind`` and any
 of ``latency``, ``retry_after``, ``text``.
 
 Run standalone: ``python -m connote.testing.fake_openai --port 8000 --latency 0.5``.
@@ -36,7 +41,18 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from connote.testing.fake_batches import FilesAndBatches
-from connote.testing.fake_content import EMBED_DIMS, REFUSAL, image_of, image_text, unit_vector, varied_text
+from connote.testing.fake_content import (
+    EMBED_DIMS,
+    REFUSAL,
+    image_of,
+    image_text,
+    images_of,
+    match_set,
+    prompt_of,
+    rate_pair,
+    unit_vector,
+    varied_text,
+)
 
 __all__ = ["EMBED_DIMS", "REFUSAL", "FakeOpenAI", "image_text", "main", "unit_vector"]
 
@@ -167,6 +183,9 @@ class FakeOpenAI(FilesAndBatches):
         host: str = "127.0.0.1",
         port: int = 0,
         varied_texts: bool = False,
+        json_mode: bool = True,
+        position_bias: int = 0,
+        embed_latency: float = 0.0,
     ):
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ValueError("the fake server binds to loopback only")
@@ -181,6 +200,9 @@ class FakeOpenAI(FilesAndBatches):
         self.host, self.port = host, port
         # False: one of 800 template paragraphs per image (tests); True: near-unique ones (benchmarks)
         self.varied_texts = varied_texts
+        self.json_mode = json_mode  # False: response_format is refused (400), as some servers do
+        self.position_bias = position_bias  # added to the connotative rating of some (A, B) orders
+        self.embed_latency = embed_latency  # seconds per embeddings request (chat has ``latency``)
         self.requests: list[dict] = []
         self.inflight = 0
         self.max_inflight = 0
@@ -233,6 +255,10 @@ class FakeOpenAI(FilesAndBatches):
         """Chat requests per image hash (every attempt counts)."""
         return collections.Counter(r["image"] for r in self.chat_requests() if r["image"] is not None)
 
+    def request_counts(self) -> collections.Counter:
+        """Chat requests per content asked (prompt and images; every attempt counts)."""
+        return collections.Counter(r["key"] for r in self.chat_requests() if r.get("key"))
+
     def _next_id(self, prefix: str) -> str:
         with self._lock:
             self._ids += 1
@@ -277,6 +303,15 @@ class FakeOpenAI(FilesAndBatches):
                 }
             }
         image, data = image_of(req)
+        if req.get("response_format") and not self.json_mode:
+            return 400, {
+                "error": {
+                    "message": "response_format is not supported by this server",
+                    "type": "invalid_request_error",
+                    "param": "response_format",
+                    "code": None,
+                }
+            }
         if kind == "400" or (
             data is not None and not (data[:3] == b"\xff\xd8\xff" or data[:8] == b"\x89PNG\r\n\x1a\n")
         ):
@@ -296,6 +331,8 @@ class FakeOpenAI(FilesAndBatches):
             elif kind == "empty":
                 text = ""
             else:
+                text = self.coding_answer(req)
+            if text is None:
                 writer = varied_text if self.varied_texts else image_text
                 text = writer(image or hashlib.sha256(json.dumps(req).encode()).hexdigest())
         if kind == "length":
@@ -321,12 +358,28 @@ class FakeOpenAI(FilesAndBatches):
         }
         return 200, body
 
+    def coding_answer(self, req: dict) -> str | None:
+        """An LLM coder's answer (from the caption lookup) when the request is one: two images and a prompt
+        that asks for denotative and connotative ratings, or images and lettered descriptions asking for
+        an answer; None for any other request."""
+        prompt = prompt_of(req)
+        images = images_of(req)
+        if len(images) == 2 and "denotative" in prompt and "connotative" in prompt:
+            return json.dumps(rate_pair(*images, position_bias=self.position_bias))
+        if images and '"answer"' in prompt:
+            return json.dumps({"answer": match_set(images, prompt)})
+        return None
+
     def _chat(self, h: _Handler, raw: bytes) -> None:
         req = h._json(raw)
         if req is None:
             return
         image, _ = image_of(req)
         info = {"path": "chat", "model": req.get("model"), "image": image, "t": time.time()}
+        # what was asked (prompt and every image): two requests with one key asked the same thing
+        info["key"] = hashlib.sha256(json.dumps(req.get("messages"), sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
         fault = self._choose(info)
         info["fault"] = fault["kind"]
         with self._lock:
@@ -380,6 +433,8 @@ class FakeOpenAI(FilesAndBatches):
             h._error(400, "'input' must be a non-empty string or array")
             return
         dim = int(req.get("dimensions") or EMBED_DIMS.get(model, 1536))
+        if self.embed_latency:
+            time.sleep(self.embed_latency)
         b64 = req.get("encoding_format") == "base64"
         data, tokens = [], 0
         for i, text in enumerate(inputs):
