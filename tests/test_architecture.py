@@ -57,6 +57,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         "planning and computing",
         [
             "fitting",
+            "evoc",
             "features",
             "listing",
             "layout",

@@ -37,7 +37,7 @@ def features(
     name the embedder (a spec string or the embedder object) whose stored vectors are used."""
     if kind == "text":
         ds = usable_set(study, description_set)
-        name = registry.text_embedder(text).name
+        name = registry.text_embedder(text).for_study(study).name
         shas: list[str] = []
         keys: list[str] = []  # in sha256 order, read a chunk at a time (the texts are not kept)
         for rows in study.iter_descriptions(ds["id"]):

@@ -175,10 +175,11 @@ def mmr(
 
 
 def minilm_term_vectors(terms: Sequence[str]) -> np.ndarray:
-    """Vectors of terms from the packaged all-MiniLM-L6-v2 (offline); what MMR compares by default."""
+    """Vectors of terms from the packaged all-MiniLM-L6-v2 (offline, on PyTorch as before: the keywords of
+    a run do not change with the embedder's runtime); what MMR compares by default."""
     from connote import registry
 
-    return np.asarray(registry.text_embedder("minilm").embed_texts(list(terms)), dtype=float)
+    return np.asarray(registry.text_embedder("minilm", runtime="torch").embed_texts(list(terms)), dtype=float)
 
 
 def cluster_keywords(

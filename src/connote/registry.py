@@ -127,8 +127,8 @@ def text_embedder(spec: Any, **options: Any):
     what = f"{spec!r} text embedder"
     if kind in TEXT_EMBEDDERS and kind != "minilm":
         return build(TEXT_EMBEDDERS[kind], arg, options, what)
-    if spec == "minilm":
-        return build(TEXT_EMBEDDERS["minilm"], "", options, what)
+    if kind == "minilm":  # minilm:openvino | minilm:torch name the runtime
+        return build(TEXT_EMBEDDERS["minilm"], "", {**({"runtime": arg} if arg else {}), **options}, what)
     # Anything else is a sentence-transformers model name or local path.
     return build(TEXT_EMBEDDERS["st"], spec, options, what)
 

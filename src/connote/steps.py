@@ -201,7 +201,7 @@ def embed(
     with executor_scope(executor) as ex:
         if text:
             ds = usable_set(study, description_set)
-            emb = registry.text_embedder(text, **(text_options or options))
+            emb = registry.text_embedder(text, **(text_options or options)).for_study(study)
             emb = emb.prepare(study)  # e.g. no API key: one clear error before anything is sent
             # read from the study a chunk at a time, each chunk's vectors stored before the next is read
             out.append(embed_mod.embed_description_set(study, emb, ds["id"], progress=progress, executor=ex))

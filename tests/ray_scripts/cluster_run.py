@@ -40,7 +40,7 @@ def pipeline(name: str, executor: str | None, srv, n_images: int = 24) -> dict:
     ds = study.resolve_description_set()
     texts = study.descriptions(ds["id"])
     shas = sorted(texts)
-    X = study.load_vectors("text:minilm", [text_key(texts[h]) for h in shas])
+    X = study.load_vectors(e.embedder, [text_key(texts[h]) for h in shas])
     res = steps.sweep(
         study,
         {

@@ -211,6 +211,8 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
+    if getattr(args, "method", "hdbscan") == "evoc":
+        return cmd_cluster_evoc(args, study)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     res = steps.cluster(study, args.features, seed=args.seed, seeds=seeds, **options)
     result = {**to_json(res), "study": study.path, "left_out": left_out(study, res.run_id)}
@@ -272,10 +274,44 @@ def add_cluster(sub) -> None:
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
     add_seed_options(p)
+    p.add_argument(
+        "--method",
+        choices=["hdbscan", "evoc"],
+        default="hdbscan",
+        help="hdbscan (default): --reduce then HDBSCAN; evoc: EVoC on the vectors themselves, every layer "
+        "(fine to coarse) stored as a run (--reduce, --min-cluster-size, --selection do not apply)",
+    )
     add_feature_sources(p)
     add_json_option(p)
     add_quiet_option(p)
     p.set_defaults(func=cmd_cluster)
+
+
+def cmd_cluster_evoc(args, study) -> int:
+    """``cluster --method evoc``: one EVoC fit, one run per layer."""
+    from connote import evoc
+    from connote.defaults import DEFAULT_SEED
+
+    res = evoc.cluster(
+        study,
+        args.features,
+        seed=DEFAULT_SEED if args.seed is None else args.seed,
+        text=args.text,
+        image=args.image,
+        description_set=args.descriptions,
+    )
+    result = {**res.to_dict(), "study": study.path}
+
+    def render(r: dict) -> None:
+        for layer in r["layers"]:
+            verb = "Reused" if layer["reused"] else "Made"
+            warn(
+                f"{verb} run {layer['run_id']}: EVoC layer {layer['layer']} (0 = finest), "
+                f"{layer['n_clusters']} cluster(s), {layer['n_outliers']} outlier(s) of {r['n_items']} item(s)."
+            )
+        say(" ".join(str(i) for i in r["run_ids"]))
+
+    return finish(args, result, render)
 
 
 def cmd_sweep(args) -> int:

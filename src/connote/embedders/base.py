@@ -34,6 +34,12 @@ class Embedder(Params):
         a stand-in whose ``notice`` says why."""
         return self
 
+    def for_study(self, study) -> Embedder:
+        """The embedder whose vectors ``study`` keeps under this spec: itself (the default); one whose
+        default changed returns the one the study's earlier vectors were made with (``minilm`` on
+        PyTorch), so that nothing changes for a study made before."""
+        return self
+
     def take_calls(self) -> list[ModelCall]:
         """The model calls made since the last time this was asked, for the runner to log (API embedders
         report each request with its tokens and cost; local models report none, the default)."""

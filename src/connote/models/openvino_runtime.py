@@ -110,11 +110,13 @@ class OpenVinoModel:
         static[shape] = compiled.create_infer_request()
         return static[shape]
 
-    def __call__(self, x) -> list:
+    def __call__(self, x, *more) -> list:
+        """The outputs for input ``x`` (and ``more`` inputs, in the model's order: a text model's token ids,
+        attention mask and token types)."""
         import numpy as np
 
-        request = self._static_request(tuple(x.shape)) if self.static_shapes else None
-        result = (request or self._request()).infer([x])
+        request = self._static_request(tuple(x.shape)) if self.static_shapes and not more else None
+        result = (request or self._request()).infer([x, *more])
         return [np.array(result[i], copy=True) for i in range(len(result))]
 
 

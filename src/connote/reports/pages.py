@@ -108,6 +108,9 @@ class RunPages:
 
         # cluster -> stability against the other seeds of the setting; None: one seed, or a derived run
         self.stability = run_cluster_stability(study, self.run_id)
+        from connote.evoc import layer_runs
+
+        self.layers = layer_runs(study, self.run_id)  # an EVoC layer: its finer clusters ({} otherwise)
 
     # ---------------------------------------------------------------------------------------- data
     def collect(self, common: dict) -> dict:
@@ -346,9 +349,22 @@ class RunPages:
                 "index": index,
                 "desc_set": self.desc_set(d),
                 "keyword_method": self.derived["keyword_method"],
+                "finer": self.finer_clusters(c),
             }
             html = self.env.get_template("cluster.html.j2").render(**ctx)
             self.write(self.dir / cluster_page(c, page), html.encode("utf-8", errors="replace"))
+
+    def finer_clusters(self, c: int) -> dict | None:
+        """For a cluster of an EVoC layer: the clusters of the next finer layer's run inside it."""
+        kids = self.layers.get("children", {}).get(c)
+        if not kids:
+            return None
+        run = self.layers["finer"]
+        return {
+            "run": run,
+            "layer": self.layers["layer"] - 1,
+            "clusters": [{"id": k, "href": f"../run-{run}/{cluster_page(k)}"} for k in kids],
+        }
 
     def desc_set(self, d: dict) -> dict | None:
         r = d["set_row"]

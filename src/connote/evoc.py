@@ -1,0 +1,212 @@
+"""S3 + S4 in one: EVoC (McInnes et al., the ``evoc`` package) clusters embedding vectors directly, with no
+separate reduction, and returns several layers of clusters from fine to coarse.
+
+:class:`EVoCClusterer` is the estimator (scikit-learn shape: parameters in ``__init__``, fitted layers in
+``layers_``). :func:`cluster` runs it on a study's features and stores every layer as an ordinary run
+(``connote cluster --method evoc``): the run's clusterer parameters hold ``layer`` (0 = the finest, as
+EVoC numbers them), ``n_layers`` and ``group`` (the key shared by the layers of one fit), so that a run
+finds its neighbouring layers (:func:`layer_runs`) and a coarse cluster its fine ones (:func:`children`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_TEXT_EMBEDDER
+from connote.errors import UserError
+from connote.params import Params, recorded_params
+
+#: what ``reduce`` says of an EVoC run (EVoC makes its own node embedding from the vectors)
+REDUCE_SPEC = "evoc"
+
+
+class EVoCClusterer(Params):
+    """EVoC with its main settings; ``fit(X)`` sets ``layers_`` (label arrays, finest first, -1 = noise),
+    ``strengths_`` (membership strength per layer) and ``persistence_`` (per layer)."""
+
+    def __init__(
+        self,
+        *,
+        noise_level: float = 0.5,
+        base_min_cluster_size: int = 5,
+        n_neighbors: int = 15,
+        min_samples: int = 5,
+        n_epochs: int = 50,
+        max_layers: int = 10,
+        random_state: int | None = DEFAULT_SEED,
+    ):
+        self.noise_level = noise_level
+        self.base_min_cluster_size = base_min_cluster_size
+        self.n_neighbors = n_neighbors
+        self.min_samples = min_samples
+        self.n_epochs = n_epochs
+        self.max_layers = max_layers
+        self.random_state = random_state
+
+    def check(self, n: int) -> None:
+        m = self.base_min_cluster_size
+        if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 2:
+            raise UserError(f"EVoC's base min cluster size must be a whole number, at least 2, got {m!r}")
+        if n <= self.n_neighbors:
+            raise UserError(f"EVoC needs more items than neighbours ({self.n_neighbors}); got {n}")
+
+    def fit(self, X, y=None) -> EVoCClusterer:
+        try:
+            import evoc
+        except ImportError:
+            raise UserError("--method evoc needs the evoc package: pip install 'connote[evoc]'") from None
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        self.check(len(X))
+        model = evoc.EVoC(**self.get_params())
+        model.fit(X)
+        self.layers_ = [np.asarray(layer, dtype=int) for layer in model.cluster_layers_]
+        self.strengths_ = [np.asarray(s, dtype=float) for s in model.membership_strength_layers_]
+        self.persistence_ = [float(p) for p in model.persistence_scores_]
+        return self
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """The labels of the layer EVoC itself picks (the most persistent)."""
+        self.fit(X)
+        return self.layers_[int(np.argmax(self.persistence_))]
+
+
+def children(fine: np.ndarray, coarse: np.ndarray) -> dict[int, list[int]]:
+    """``{coarse cluster: [fine clusters]}``: each fine cluster under the coarse cluster most of its
+    members are in (noise, -1, is neither a parent nor a child)."""
+    out: dict[int, list[int]] = {}
+    fine, coarse = np.asarray(fine), np.asarray(coarse)
+    for c in sorted(set(fine.tolist()) - {-1}):
+        parents = coarse[(fine == c) & (coarse != -1)]
+        if parents.size:
+            out.setdefault(int(np.bincount(parents).argmax()), []).append(int(c))
+    return out
+
+
+@dataclass
+class EVoCResult:
+    """The runs of one EVoC fit, finest layer first."""
+
+    run_ids: list[int]
+    layers: list[dict]  # per layer: run_id, layer, n_clusters, n_outliers, persistence, reused
+    n_items: int
+    seed: int | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cluster(
+    study,
+    features_kind: str = "text",
+    *,
+    seed: int | None = DEFAULT_SEED,
+    text: str = DEFAULT_TEXT_EMBEDDER,
+    image: str = DEFAULT_IMAGE_EMBEDDER,
+    description_set: str | None = None,
+    label: str | None = None,
+    **options,
+) -> EVoCResult:
+    """EVoC on the study's features; every layer stored as a run (an identical earlier fit is reused)."""
+    from connote.provenance import environment
+    from connote.study import Study
+    from connote.features import features
+    from connote.study.runs import run_key, store_run
+
+    study = Study.of(study)
+    feats = features(study, features_kind, text=text, image=image, description_set=description_set)
+    feats.require_enough()
+    est = EVoCClusterer(random_state=seed, **options)
+    est.check(len(feats.shas))
+    settings = recorded_params(est)
+    versions = {"evoc": _version(), "numpy": environment()["packages"].get("numpy")}
+    group = hashlib.sha256(json.dumps([feats.key, settings, versions], sort_keys=True).encode()).hexdigest()
+    found = _group_runs(study, group)
+    if found:
+        return _result(study, found, len(feats.shas), seed, reused=True)
+    est.fit(feats.X)
+    n_layers = len(est.layers_)
+    for i, labels in enumerate(est.layers_):
+        params = {**settings, "method": "evoc", "group": group, "layer": i, "n_layers": n_layers}
+        params["persistence"] = est.persistence_[i]
+        sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.array([0])
+        store_run(
+            study,
+            feats,
+            key=run_key(feats, {"kind": REDUCE_SPEC}, params, seed, versions),
+            reduce_spec=REDUCE_SPEC,
+            reducer_params={"kind": REDUCE_SPEC},
+            cluster_params=params,
+            min_cluster_size=int(sizes[sizes > 0].min()) if (sizes > 0).any() else est.base_min_cluster_size,
+            min_samples=est.min_samples,
+            seed=seed,
+            labels=labels,
+            probabilities=est.strengths_[i],
+            notes=[f"EVoC layer {i} of {n_layers} (0 = finest)"],
+            label=f"{label} layer {i}" if label else None,
+            method={"cluster": "evoc", **versions},
+        )
+    return _result(study, _group_runs(study, group), len(feats.shas), seed, reused=False)
+
+
+def _version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("evoc")
+    except Exception:  # noqa: BLE001 - not installed: fit() says how to install it
+        return None
+
+
+def _clusterer(run) -> dict:
+    return json.loads(run["params"] or "{}").get("clusterer") or {}
+
+
+def _group_runs(study, group: str) -> list:
+    """The runs of one EVoC fit, finest layer first (all of them, or none when a layer is missing)."""
+    rows = sorted((r for r in study.runs() if r["reduce"] == REDUCE_SPEC), key=lambda r: r["id"])
+    runs = {_clusterer(r).get("layer"): r for r in rows if _clusterer(r).get("group") == group}
+    n = next((_clusterer(r).get("n_layers") for r in runs.values()), 0)
+    return [runs[i] for i in range(n)] if n and all(i in runs for i in range(n)) else []
+
+
+def layer_runs(study, run_id: int) -> dict:
+    """Where an EVoC run stands in its hierarchy: its layer, the finer and coarser layers' run ids (None
+    at the ends), and ``children``: each of its clusters with the clusters of the next finer layer under
+    it. Empty for a run that is not an EVoC layer."""
+    run = study.get_run(run_id)
+    params = _clusterer(run)
+    if params.get("method") != "evoc":
+        return {}
+    runs = _group_runs(study, params["group"])
+    i = params["layer"]
+    finer = runs[i - 1]["id"] if i > 0 and runs else None
+    coarser = runs[i + 1]["id"] if runs and i + 1 < len(runs) else None
+    kids: dict[int, list[int]] = {}
+    if finer is not None:
+        kids = children(_labels(study, finer), _labels(study, run_id))
+    return {"layer": i, "n_layers": params["n_layers"], "finer": finer, "coarser": coarser, "children": kids}
+
+
+def _labels(study, run_id: int) -> np.ndarray:
+    assigned = study.assignments(int(run_id))  # image sha256 -> cluster
+    return np.array([assigned[sha] for sha in sorted(assigned)], dtype=int)
+
+
+def _result(study, runs, n: int, seed, reused: bool) -> EVoCResult:
+    layers = [
+        {
+            "run_id": r["id"],
+            "layer": _clusterer(r)["layer"],
+            "n_clusters": r["n_clusters"],
+            "n_outliers": r["n_outliers"],
+            "persistence": _clusterer(r).get("persistence"),
+            "reused": reused,
+        }
+        for r in runs
+    ]
+    return EVoCResult([r["id"] for r in runs], layers, n, seed)
