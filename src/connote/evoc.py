@@ -112,9 +112,9 @@ def cluster(
     **options,
 ) -> EVoCResult:
     """EVoC on the study's features; every layer stored as a run (an identical earlier fit is reused)."""
+    from connote.features import features
     from connote.provenance import environment
     from connote.study import Study
-    from connote.features import features
     from connote.study.runs import run_key, store_run
 
     study = Study.of(study)
