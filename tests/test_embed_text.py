@@ -45,7 +45,7 @@ def test_openvino_vectors_match_pytorch_for_every_text():
 
 
 def test_each_runtime_has_its_own_name_and_records_it():
-    ov, torch = registry.text_embedder("minilm"), registry.text_embedder("minilm", runtime="torch")
+    ov, torch = registry.text_embedder("minilm:openvino"), registry.text_embedder("minilm")
     assert (ov.name, torch.name) == ("text:minilm-openvino", "text:minilm")
     assert ov.get_params()["runtime"] == "openvino" and torch.get_params()["runtime"] == "torch"
     assert ov.provenance()["precision"] == "f32" and "runtime" not in torch.provenance()
