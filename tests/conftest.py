@@ -170,6 +170,13 @@ def fake_openai_env(monkeypatch, key: str, backoff_cap: float = 0.2) -> None:
     monkeypatch.delenv("CONNOTE_PRICES", raising=False)
 
 
+def dead_pid() -> int:
+    """The id of a process that has ended (what a process killed with -9 leaves behind)."""
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
 def make_image_study(tmp_path: Path, n: int = 8):
     """A new study over ``n`` generated images (``tmp_path/images`` -> ``tmp_path/study``)."""
     from connote import steps

@@ -58,6 +58,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         [
             "fitting",
             "evoc",
+            "seeds",
             "features",
             "listing",
             "layout",

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import describe_cmd, fake_openai_env, make_image_study
+from conftest import dead_pid, describe_cmd, fake_openai_env, make_image_study
 
 from connote import steps
 from connote.describers import runner as runner_mod
@@ -70,12 +69,6 @@ def test_two_describe_processes_share_the_work_and_never_pay_twice(tmp_path):
     # both did some of the work
     described = [int(out.split("Described ")[1].split()[0]) for out, _ in outs]
     assert sum(described) == n and min(described) > 0, outs
-
-
-def dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
 
 
 def test_claims_of_a_dead_process_are_taken_over_and_live_ones_are_left(tmp_path):

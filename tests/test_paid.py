@@ -5,20 +5,12 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
 
 import pytest
-from conftest import make_image_study
+from conftest import dead_pid, make_image_study
 
 from connote.paid import Journal, JournalFull, PaidWork, read_journal
 from connote.study.claims import scope
-
-
-def dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
 
 
 def test_claims_are_shared_and_released_with_the_result(tmp_path):

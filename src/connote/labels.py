@@ -27,7 +27,7 @@ from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
 from connote.study import derived as store
-from connote.study.calls import last_call_id, log_retried_output
+from connote.study.calls import last_call_id, log_answer, log_retried_output
 
 LABEL_PROMPT = """You name the clusters of a study that groups images by what they mean.
 Here are the keywords of one cluster and descriptions of its most typical images.
@@ -252,7 +252,7 @@ def _cluster_material(study: Study, run, n_descriptions: int, top_k: int) -> dic
     except UserError:  # no vectors (e.g. removed): the members in name order stand in
         shas, X, labels = sorted(assignments), None, None
     for c in clusters:
-        if X is not None:
+        if X is not None and labels is not None:
             ordered = [shas[i] for i in typical(X, labels, c, len(shas))]
         else:
             ordered = [s for s in shas if assignments[s] == c]
@@ -327,7 +327,10 @@ def label(
     todo = [it for it in items if cached[it.cluster] is None]
     if dry_run:
         return _estimate(chat, items, todo, res)
-    rows = _answer(study, chat, items, cached, template, params, res, max_cost, retry_flagged, progress)
+    rows = _answer(
+        study, chat, items, cached, template, params, res,
+        max_cost=max_cost, retry_flagged=retry_flagged, progress=progress,
+    )  # fmt: skip
     _fill_failed(rows, items, material, chat, template, res)
     store.put_labels(study, run["id"], name, rows)
     res.labels.sort(key=lambda x: x.cluster)
@@ -374,7 +377,7 @@ def _estimate(chat: TextChat, items: list, todo: list, res: LabelResult) -> Labe
     return res
 
 
-def _answer(study, chat, items, cached, template, params, res, max_cost, retry_flagged, progress) -> list:
+def _answer(study, chat, items, cached, template, params, res, *, max_cost, retry_flagged, progress) -> list:
     """The label rows of every cluster with an answer: from the call log, or asked now through the
     paid-call path (other label processes on the run share the work; their answers are read back)."""
     rows: list[dict] = []
@@ -392,7 +395,10 @@ def _answer(study, chat, items, cached, template, params, res, max_cost, retry_f
             from_log(it, cached[it.cluster])
     todo = [it for it in items if cached[it.cluster] is None]
     if todo:
-        _call_all(study, chat, todo, template, params, max_cost, res, rows, progress, retry_flagged)
+        _call_all(
+            study, chat, todo, template, params, res, rows,
+            max_cost=max_cost, progress=progress, retry_flagged=retry_flagged,
+        )  # fmt: skip
         answered.update(r["cluster"] for r in rows)
         for it in todo:  # answered by another process meanwhile: read from the call log
             row = store.cached_call(study, "label", it.sha256, flagged=True)
@@ -441,7 +447,7 @@ def _row(it: LabelItem, lab, summary, problem, chat, call_id, res: LabelResult, 
     }
 
 
-def _call_all(study, chat, todo, template, params, max_cost, res, rows, progress, retry_flagged) -> None:
+def _call_all(study, chat, todo, template, params, res, rows, *, max_cost, progress, retry_flagged) -> None:
     """Send the calls through the describe runner's paid-call path (claims shared with other processes,
     the budget, the journal, each answer logged and stored as it arrives); clusters another live process
     holds are waited for and taken over if it dies."""
@@ -455,7 +461,6 @@ def _call_all(study, chat, todo, template, params, max_cost, res, rows, progress
             f"--max-cost needs the price of {chat.model!r}: add it to prices.toml (or CONNOTE_PRICES)"
         )
     runner = DescribeRunner(chat, prompt=template, check=check_answer, max_cost=max_cost)
-    by_key = {it.sha256: it for it in todo}
     since = last_call_id(study)  # with --retry-flagged, a flagged answer newer than this is this run's
     answered: set[str] = set()
 
@@ -471,16 +476,9 @@ def _call_all(study, chat, todo, template, params, max_cost, res, rows, progress
 
     with PaidWork(study, scope("label", res.run_id, res.labeller), stage="label", max_cost=max_cost) as work:
         try:
-            left = runner.replay(study, work, todo, still_todo, store_one, res)
-            runner.send(study, work, left, still_todo, store_one, res, progress=progress, what="Labelling")
-            while work.busy and not res.stopped:  # held by another live process: its answers are read back
-                keys = [c.key for c in work.busy]
-                work.busy = []
-                mine = work.wait_for_others(keys, still_todo)
-                if mine:  # it died: its clusters are ours now
-                    runner.send(
-                        study, work, [by_key[k] for k in mine], still_todo, store_one, res, progress=False
-                    )
+            runner.send_all(
+                study, work, todo, still_todo, store_one, res, progress=progress, what="Labelling"
+            )
         except KeyboardInterrupt:
             res.stopped = "interrupted"
             raise
@@ -490,7 +488,7 @@ def _call_all(study, chat, todo, template, params, max_cost, res, rows, progress
 
 def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, rows: list) -> float:
     """Log one cluster's calls and keep its label row; returns what they cost."""
-    from connote.describers.runner import log_retried_errors
+    from connote.describers.sending import log_retried_errors
 
     result, attempts, earlier, problem, superseded = entry
     log_retried_errors(study, "label", chat.spec, chat.model, it.sha256, it.prompt, params, superseded)
@@ -524,20 +522,16 @@ def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, row
         )
         res.notes.append(f"cluster {it.cluster}: {result}")
         return cost
-    call_id = study.record_call(
+    call_id = log_answer(
+        study,
         stage="label",
         backend=chat.spec,
-        model=result.model or chat.model,
+        model=chat.model,
         input_ref=it.sha256,
         prompt=it.prompt,
         params=params,
-        output=result.text,
-        status="flagged" if problem else "ok",
-        error=problem,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
-        cost_usd=result.cost_usd,
-        latency_s=result.latency_s,
+        answer=result,
+        problem=problem,
     )
     cost += _count(res, result)
     lab, summary, parse_problem = parse_label(result.text)

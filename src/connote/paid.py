@@ -43,9 +43,9 @@ Usage (``rate`` stands for any stage; ``item_to_json``/``json_to_item`` are the 
     # closing releases this process's claims and removes its journal when all it holds is stored
 
 Calls to a chat model need not write that loop: :meth:`connote.describers.runner.DescribeRunner.send`
-(and ``.replay``) run it with the runner's concurrency, retries, output checks and budget, given a
-``store_one(item, entry) -> cost`` that logs and stores one answer (``item.sha256`` is the claim key; see
-``connote.labels._call_all``).
+(and ``.send_all``, which also replays the journal and waits for what other processes hold) run it with
+the runner's concurrency, retries, output checks and budget, given a ``store_one(item, entry) -> cost``
+that logs and stores one answer (``item.sha256`` is the claim key; see ``connote.labels._call_all``).
 
 ``busy`` (and :attr:`PaidWork.busy`) are the :class:`~connote.study.claims.Claim` s other live processes
 hold; :func:`connote.study.claims.describe_others` names them for a message.
@@ -128,9 +128,9 @@ class Journal:
                 self.path.unlink()
 
 
-def read_journal(path: Path) -> list[tuple[str, object]]:
+def read_journal(path: Path) -> list[tuple[str, dict]]:
     """(key, payload) of every whole line of a journal file."""
-    out: list[tuple[str, object]] = []
+    out: list[tuple[str, dict]] = []
     try:
         data = path.read_bytes().split(b"\0", 1)[0]
     except OSError:
@@ -149,7 +149,9 @@ def read_journal(path: Path) -> list[tuple[str, object]]:
 class PaidWork:
     """One run's paid calls in one scope of work (see the module's docstring for the whole path)."""
 
-    def __init__(self, study, scope: str, *, stage: str, max_cost: float | None = None, journal: bool = True):
+    def __init__(
+        self, study, scope: int | str, *, stage: str, max_cost: float | None = None, journal: bool = True
+    ):
         self.study = study
         self.stage = stage
         self.claims = Claims(study.con, scope)
@@ -266,7 +268,7 @@ class PaidWork:
         self._unstored.difference_update(keys)
         self._replay_unstored.difference_update(keys)
 
-    def replay(self, still_todo: Callable[[str], bool] | None = None) -> Iterator[tuple[str, object]]:
+    def replay(self, still_todo: Callable[[str], bool] | None = None) -> Iterator[tuple[str, dict]]:
         """(key, payload) of answers journaled by earlier runs in this scope (processes that are gone)
         and never stored: store each (and call :meth:`stored`) without a new request. A journal is
         removed once the work closes with none of it left unstored."""

@@ -36,8 +36,10 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +76,9 @@ class Grid:
                 for c in _list(u.get("components", []))
                 for k in _list(u.get("neighbors", []))
             ]
-            pca = [("components", whole(c, "[pca] components")) for c in _list(p.get("components", []))]
+            pca: list[tuple[str, float]] = [
+                ("components", whole(c, "[pca] components")) for c in _list(p.get("components", []))
+            ]
             pca += [("variance", real(v, "[pca] variance")) for v in _list(p.get("variance", []))]
             mcs = [whole(m, "min_cluster_size") for m in _list(d.get("min_cluster_size", []))]
             ref = d.get("reference_n")
@@ -286,7 +290,7 @@ class SweepResult:
 class _Job:
     spec: str
     seed: int | None
-    reducer: object
+    reducer: Any  # a UMAP or PCA reducer (connote.reduce): umap jobs use its metric and neighbours
     todo: list  # (min cluster size, key, clusterer, cluster params, method)
     Y: np.ndarray | None  # cached reduction
 
@@ -570,7 +574,7 @@ def _stability(study, rows: list[SweepRow]) -> list[SettingStability]:
         groups.setdefault((r.features, r.embedder, r.reduce, r.min_cluster_size), []).append(r)
     out = []
     for (features, _emb, reduce, mcs), group in groups.items():
-        labels = {}
+        labels: dict[Hashable, Mapping[str, int]] = {}
         for r in group:
             labels.setdefault(r.seed, study.assignments(r.run_id))
         out.append(SettingStability(features, reduce, mcs, [r.run_id for r in group], seed_stability(labels)))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from connote.coding.files import RunSetting, run_setting
 from connote.coding.pairs import MIN_PAIRS
 from connote.errors import UserError
 from connote.evaluate.codes import (
@@ -48,21 +49,12 @@ class ColumnInfo:
 
 
 @dataclass
-class RunCodes:
-    run_id: int
-    features: str
-    reduce: str
-    min_cluster_size: int
-    seed: int | None
-    n_clusters: int
+class RunCodes(RunSetting):
     coded: int  # coded image files the run placed (in a cluster or among its outliers)
     outliers: int  # of those, outliers
     not_in_run: int  # coded image files the run did not cluster at all (e.g. a flagged description)
     quality: Quality | None
     columns: dict[str, LabelScores] = field(default_factory=dict)
-
-    def setting(self) -> str:
-        return f"{self.features} {self.reduce} mcs={self.min_cluster_size}"
 
     def to_dict(self) -> dict:
         q = self.quality
@@ -145,7 +137,8 @@ def load_codes(study: Study, columns: list[str]) -> tuple[list[dict], dict[str, 
     if dupes:
         raise UserError(f"column(s) {', '.join(dupes)} named more than once")
     values = store.metadata(study)
-    files, cells = [], {c: [] for c in columns}
+    files: list[dict] = []
+    cells: dict[str, list] = {c: [] for c in columns}
     for img in study.images(status="ok"):
         row = values.get(img["path"], {})
         got = {c: (row.get(c) or "").strip() or None for c in columns}
@@ -194,16 +187,11 @@ def score_codes(study, columns: list[str], *, runs="all", remember: bool = True)
         lab = np.array([-2 if x is None else x for x in clusters], dtype=np.int64)  # -2: not in the run
         placed = lab != -2
         res = RunCodes(
-            int(run["id"]),
-            run["features"],
-            run["reduce"],
-            run["min_cluster_size"],
-            run["seed"],
-            run["n_clusters"],
-            int(placed.sum()),
-            int((lab == -1).sum()),
-            int((~placed).sum()),
-            None,
+            **run_setting(run),
+            coded=int(placed.sum()),
+            outliers=int((lab == -1).sum()),
+            not_in_run=int((~placed).sum()),
+            quality=None,
         )
         if not res.coded:
             notes.append(f"run {res.run_id}: none of the {len(files)} coded image(s) is in this run")

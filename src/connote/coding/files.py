@@ -36,6 +36,34 @@ def sample_folder(study, name: str) -> Path:
 
 
 #: A sample name: what is accepted here is what the message says (it becomes a folder name).
+#: The two similarities a pair of images is rated on (RQ1), and the coder name of a consensus round.
+DIMENSIONS = ("denotative", "connotative")
+CONSENSUS = "(consensus)"
+
+
+@dataclass
+class RunSetting:
+    """The run a validation score belongs to, as its tables list it."""
+
+    run_id: int
+    features: str
+    reduce: str
+    min_cluster_size: int
+    seed: int | None
+    n_clusters: int
+
+    def setting(self) -> str:
+        return f"{self.features} {self.reduce} mcs={self.min_cluster_size}"
+
+
+def run_setting(run) -> dict:
+    """A stored run's :class:`RunSetting` fields, by name."""
+    return {
+        "run_id": int(run["id"]),
+        **{k: run[k] for k in ("features", "reduce", "min_cluster_size", "seed", "n_clusters")},
+    }
+
+
 NAME_RULE = "1 to 64 letters (a-z, A-Z), digits, '-', '_' or '.', starting with a letter or digit"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 

@@ -24,23 +24,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from connote.coding.files import CONSENSUS, DIMENSIONS
+from connote.coding.llm_scores import MACHINE_SOURCE, REVERSED, is_machine, order_agreement
 from connote.describers.base import DescribeError, Description, ImageItem
 from connote.errors import UserError
 from connote.paid import PaidWork
 from connote.study import Study
-from connote.study.calls import log_retried_output
+from connote.study.calls import log_answer, log_retried_output
 from connote.study.claims import scope
 
-DIMENSIONS = ("denotative", "connotative")
-REVERSED = "@BA"  # suffix of the coder name under which the (B, A) answers of --both-orders are kept
 EXPECTED_OUTPUT_TOKENS = 20  # a JSON answer's tokens, for estimates (the budget holds max_tokens)
-MACHINE_SOURCE = "call:"  # prefix of the source of an answer an LLM gave (the call's id follows)
 
 RATE_PROMPT = """You are a coder in a study of what images mean. You see two images: image A first, then \
 image B. Rate how similar the two images are, twice, without thinking of any grouping:
@@ -110,11 +108,6 @@ def coder_name(spec: str, prompt: str, default: str) -> str:
     if prompt != default:
         name += "#" + hashlib.sha256(prompt.encode()).hexdigest()[:6]
     return name
-
-
-def is_machine(source: str | None) -> bool:
-    """True for an answer an LLM gave (its source is the call that made it)."""
-    return bool(source) and str(source).startswith(MACHINE_SOURCE)
 
 
 def descriptions_text(descriptions: list[list[str]]) -> str:
@@ -339,7 +332,7 @@ def run_job(
 
 
 def _send(study, chat, job: Job, todo: list[CodingItem], res: CodingResult, max_cost, progress) -> None:
-    """The paid-call path (:mod:`connote.paid`, the describe runner's :meth:`replay` and :meth:`send`) once
+    """The paid-call path (:mod:`connote.paid`, the describe runner's :meth:`send_all`) once
     per coder name (the (B, A) answers have their own claims): answers an earlier run journaled and could
     not store are stored first, without a request; the rest is claimed, reserved, sent, journaled and
     stored with its call; asks another live process holds are waited for and taken over if it dies."""
@@ -364,19 +357,8 @@ def _send(study, chat, job: Job, todo: list[CodingItem], res: CodingResult, max_
             study, scope(job.stage, job.sample_id, coder), stage=job.stage, max_cost=budget
         ) as work:
             try:
-                left = runner.replay(study, work, items, still_todo, store_one, res)
                 what = "Rating" if job.stage == "rate" else "Answering"
-                runner.send(study, work, left, still_todo, store_one, res, progress=progress, what=what)
-                while (
-                    work.busy and not res.stopped
-                ):  # held by another live process: wait, take over if it dies
-                    keys = [c.key for c in work.busy]
-                    work.busy = []
-                    mine = work.wait_for_others(keys, still_todo)
-                    if mine:
-                        runner.send(
-                            study, work, [by_key[k] for k in mine], still_todo, store_one, res, progress=False
-                        )
+                runner.send_all(study, work, items, still_todo, store_one, res, progress=progress, what=what)
             finally:
                 res.cost_usd += work.spent
         if runner._fatal is not None:
@@ -394,7 +376,7 @@ def _send(study, chat, job: Job, todo: list[CodingItem], res: CodingResult, max_
 def _store(study, con, chat, job: Job, it: CodingItem, entry, res: CodingResult) -> float:
     """Log the calls of one ask and store its answer (inside the caller's transaction); returns what
     the calls cost (the runner adds it to the run's spending)."""
-    from connote.describers.runner import log_retried_errors
+    from connote.describers.sending import log_retried_errors
 
     result, attempts, earlier, problem, superseded = entry
     params = {**chat.params(), "sample": job.sample_id, "pos": it.pos, "coder": it.coder}
@@ -418,18 +400,7 @@ def _store(study, con, chat, job: Job, it: CodingItem, entry, res: CodingResult)
         return cost
     value, parse_problem = job.parse(result.text)
     problem = problem or parse_problem
-    call_id = study.record_call(
-        **common,
-        model=result.model or chat.model,
-        params=params,
-        output=result.text,
-        status="flagged" if problem else "ok",
-        error=problem,
-        input_tokens=result.input_tokens,
-        output_tokens=result.output_tokens,
-        cost_usd=result.cost_usd,
-        latency_s=result.latency_s,
-    )
+    call_id = log_answer(study, **common, model=chat.model, params=params, answer=result, problem=problem)
     cost += _count(res, result)
     if problem or value is None:
         res.flagged += 1
@@ -494,7 +465,7 @@ def rate_pairs(
     template = prompt or RATE_PROMPT
     chat = make_chat(llm, _options(size, concurrency, max_tokens, base_url, options))
     coder = coder or coder_name(chat.spec, template, RATE_PROMPT)
-    if coder.endswith(REVERSED) or coder == "(consensus)":
+    if coder.endswith(REVERSED) or coder == CONSENSUS:
         raise UserError(
             f"--coder {coder!r}: choose a name that does not end in {REVERSED!r} and is not a role"
         )
@@ -530,35 +501,6 @@ def rate_pairs(
     if both_orders and not dry_run:
         res.order_agreement = order_agreement(study.ratings(sample["id"]), coder)
     return res
-
-
-def order_agreement(ratings, coder: str) -> list[dict]:
-    """Per dimension: how often the (A, B) and (B, A) answers of ``coder`` agree, and their
-    Krippendorff's alpha (ordinal): position bias measured."""
-    from connote.evaluate import krippendorff_alpha
-
-    ab: dict[str, dict[int, int]] = {d: {} for d in DIMENSIONS}
-    ba: dict[str, dict[int, int]] = {d: {} for d in DIMENSIONS}
-    for r in ratings:
-        if r["coder"] == coder:
-            ab[r["dimension"]][r["pos"]] = r["value"]
-        elif r["coder"] == coder + REVERSED:
-            ba[r["dimension"]][r["pos"]] = r["value"]
-    out = []
-    for d in DIMENSIONS:
-        both = sorted(set(ab[d]) & set(ba[d]))
-        same = sum(ab[d][p] == ba[d][p] for p in both)
-        alpha = krippendorff_alpha([[ab[d][p] for p in both], [ba[d][p] for p in both]], "ordinal")
-        out.append(
-            {
-                "dimension": d,
-                "pairs": len(both),
-                "same": same,
-                "share_same": same / len(both) if both else math.nan,
-                "alpha": alpha,
-            }
-        )
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- sets
@@ -611,82 +553,3 @@ def answer_sets(
     if len(items) < len(sets):
         res.notes.append(f"{len(sets) - len(items)} set(s) left out: an image is no longer in the study")
     return run_job(study, chat, job, res, max_cost=max_cost, dry_run=dry_run, progress=progress)
-
-
-# ---------------------------------------------------------------------------------------------- scoring
-GROUPS = ("humans", "llm", "all")
-
-
-def split_ratings(ratings) -> tuple[list, list]:
-    """(the humans' ratings, the consensus included; the LLM coders' (A, B) ratings). An LLM coder is one
-    whose ratings came from calls; the (B, A) answers of --both-orders are left out of both."""
-    machine = {r["coder"] for r in ratings if is_machine(r["source"])}
-    humans = [r for r in ratings if r["coder"] not in machine and not r["coder"].endswith(REVERSED)]
-    llm = [r for r in ratings if r["coder"] in machine and not r["coder"].endswith(REVERSED)]
-    return humans, llm
-
-
-def combine(humans: dict, llm: dict) -> dict:
-    """Per dimension and pair: the mean of the humans' value and the LLM's (each side counts once); the
-    one there is where only one side rated the pair."""
-    out = {}
-    for d in set(humans) | set(llm):
-        h, m = humans.get(d, {}), llm.get(d, {})
-        out[d] = {p: (h[p] + m[p]) / 2 if p in h and p in m else h.get(p, m.get(p)) for p in set(h) | set(m)}
-    return out
-
-
-def llm_agreement(pairs, own_h: dict, coders_h: list, human_values: dict, own_l: dict, coders_l: list):
-    """Krippendorff's alpha (ordinal) per dimension between each LLM coder and each human coder, and
-    between each LLM coder and the humans' value of a pair (their consensus, or their mean)."""
-    from connote.evaluate import krippendorff_alpha
-
-    out = []
-    for d in DIMENSIONS:
-        for m in coders_l:
-            mine = own_l[d].get(m, {})
-            others = [(h, own_h[d].get(h, {})) for h in coders_h]
-            others.append(("(humans)", human_values[d]))
-            for who, theirs in others:
-                both = [p["pos"] for p in pairs if p["pos"] in mine and p["pos"] in theirs]
-                table = [[mine[p] for p in both], [theirs[p] for p in both]]
-                out.append(
-                    {
-                        "dimension": d,
-                        "llm": m,
-                        "with": who,
-                        "alpha": krippendorff_alpha(table, "ordinal") if both else math.nan,
-                        "pairs": len(both),
-                    }
-                )
-    return out
-
-
-def split_answers(answers) -> tuple[list[str], list[str]]:
-    """(human evaluators, LLM evaluators) among a set sample's answers."""
-    machine = {a["evaluator"] for a in answers if is_machine(a["source"])}
-    people = {a["evaluator"] for a in answers} - machine
-    return sorted(people), sorted(machine)
-
-
-def set_agreement(sets, by: dict, people: list[str], machines: list[str], cluster_of: dict, merge: dict):
-    """(Cohen's kappa of each LLM evaluator with each human on the sets both answered, each LLM
-    evaluator's accuracy alone: its answer's cluster, after ``merge``, is the set's)."""
-    from connote.evaluate import cohen_kappa
-
-    def same(code: str, true: int) -> bool:
-        c = cluster_of[code]
-        return merge.get(c, c) == merge.get(true, true)
-
-    kappas = []
-    for m in machines:
-        for h in people:
-            both = [st["pos"] for st in sets if st["pos"] in by[m] and st["pos"] in by[h]]
-            k = cohen_kappa([by[m][p] for p in both], [by[h][p] for p in both]) if both else math.nan
-            kappas.append({"llm": m, "with": h, "kappa": k, "sets": len(both)})
-    accuracy = {}
-    for m in machines:
-        answered = [st for st in sets if st["pos"] in by[m]]
-        hits = sum(same(by[m][st["pos"]], st["cluster"]) for st in answered)
-        accuracy[m] = hits / len(answered) if answered else math.nan
-    return kappas, accuracy

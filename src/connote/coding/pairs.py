@@ -24,13 +24,17 @@ from pathlib import Path
 
 from connote import numbers
 from connote.coding.files import (
+    CONSENSUS,
+    DIMENSIONS,
     Imported,
+    RunSetting,
     answerer,
     check_name,
     item_number,
     last_wins,
     read_table,
     read_text,
+    run_setting,
     sample_folder,
     store_import,
     store_sample,
@@ -45,8 +49,6 @@ from connote.safe_write import write_text
 from connote.study import Study
 from connote.tables import in_line_order
 
-DIMENSIONS = ("denotative", "connotative")
-CONSENSUS = "(consensus)"
 SCALE = {0: "unrelated", 1: "loosely related", 2: "closely related"}
 #: Words accepted in a ratings file besides 0, 1 and 2.
 WORDS = {"unrelated": 0, "loosely": 1, "loosely related": 1, "closely": 2, "closely related": 2}
@@ -263,19 +265,10 @@ class Agreement:
 
 
 @dataclass
-class RunScore:
-    run_id: int
-    features: str
-    reduce: str
-    min_cluster_size: int
-    seed: int | None
-    n_clusters: int
+class RunScore(RunSetting):
     quality: dict  # dimension -> connote.evaluate.quality.Quality
     f1: dict  # dimension -> connote.evaluate.quality.PairScores
     by_coders: dict = field(default_factory=dict)  # 'humans'/'llm'/'all' -> dimension -> Quality (LLM rated)
-
-    def setting(self) -> str:
-        return f"{self.features} {self.reduce} mcs={self.min_cluster_size}"
 
 
 @dataclass
@@ -355,7 +348,7 @@ def score_pairs(
     consensus of 'closely related', or coders who on average lean to it). ``coders``: whose ratings make
     the quality, ``humans``, ``llm`` (LLM coders, :mod:`connote.coding.llm`) or ``all`` (default humans
     when there are any); LLM ratings are never mixed into the humans' agreement."""
-    from connote.coding import llm
+    from connote.coding import llm_scores
     from connote.evaluate import cluster_quality, krippendorff_alpha, rated_pair_scores
 
     wanted = None if runs is None else {numbers.run_id(r, "--runs: run ids") for r in runs}
@@ -368,24 +361,24 @@ def score_pairs(
             f"no ratings for pair sample {sample['name']!r} yet: rate the pairs in "
             f"{sample_folder(study, sample['name']) / 'coding.html'} and `connote pairs import` the download"
         )
-    human_ratings, llm_ratings = llm.split_ratings(ratings)
+    human_ratings, llm_ratings = llm_scores.split_ratings(ratings)
     which = coders or ("humans" if human_ratings else "llm")
-    if which not in llm.GROUPS:
+    if which not in llm_scores.GROUPS:
         raise UserError(f"--coders {which!r}: choose humans, llm or all")
     if not {"humans": human_ratings, "llm": llm_ratings}.get(which, True):
         who = "human coders" if which == "humans" else "an LLM coder (`connote pairs rate --llm`)"
         raise UserError(f"--coders {which}: no ratings by {who} in pair sample {sample['name']!r}")
-    values, own, coders = pair_values(pairs, human_ratings)
+    values, own, human_coders = pair_values(pairs, human_ratings)
     llm_values, own_llm, llm_coders = pair_values(pairs, llm_ratings)
-    by_group = {"humans": values, "llm": llm_values, "all": llm.combine(values, llm_values)}
+    by_group = {"humans": values, "llm": llm_values, "all": llm_scores.combine(values, llm_values)}
     human_values = values
     values = by_group[which]
     agreement = []
     for d in DIMENSIONS:
-        table = [[own[d].get(c, {}).get(p["pos"]) for p in pairs] for c in coders]
+        table = [[own[d].get(c, {}).get(p["pos"]) for p in pairs] for c in human_coders]
         both = sum(1 for i in range(len(pairs)) if sum(row[i] is not None for row in table) >= 2)
-        alpha = krippendorff_alpha(table, "ordinal") if len(coders) >= 2 else float("nan")
-        agreement.append(Agreement(d, alpha, len(coders), both))
+        alpha = krippendorff_alpha(table, "ordinal") if len(human_coders) >= 2 else float("nan")
+        agreement.append(Agreement(d, alpha, len(human_coders), both))
 
     scores = []
     for run in study.runs():
@@ -407,19 +400,7 @@ def score_pairs(
                 )
                 for d in DIMENSIONS
             }
-        scores.append(
-            RunScore(
-                run["id"],
-                run["features"],
-                run["reduce"],
-                run["min_cluster_size"],
-                run["seed"],
-                run["n_clusters"],
-                quality,
-                f1,
-                by_coders,
-            )
-        )
+        scores.append(RunScore(**run_setting(run), quality=quality, f1=f1, by_coders=by_coders))
     if wanted is not None and len(scores) < len(wanted):
         missing = sorted(wanted - {s.run_id for s in scores})
         raise UserError(f"no run(s) {', '.join(map(str, missing))}; see `connote runs`")
@@ -434,11 +415,13 @@ def score_pairs(
     n_rated = {d: len(values[d]) for d in DIMENSIONS}
     report = PairReport(sample["name"], len(pairs), n_rated, agreement, scores, notes, coders=which)
     report.llm_coders = llm_coders
-    report.llm_agreement = llm.llm_agreement(pairs, own, coders, human_values, own_llm, llm_coders)
+    report.llm_agreement = llm_scores.llm_agreement(
+        pairs, own, human_coders, human_values, own_llm, llm_coders
+    )
     report.order_agreement = {
-        m: llm.order_agreement(ratings, m)
+        m: llm_scores.order_agreement(ratings, m)
         for m in llm_coders
-        if any(r["coder"] == m + llm.REVERSED for r in ratings)
+        if any(r["coder"] == m + llm_scores.REVERSED for r in ratings)
     }
     report.folder = write_scores(study, report).parent
     return report

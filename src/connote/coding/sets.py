@@ -42,6 +42,7 @@ from connote.coding.files import (
 )
 from connote.defaults import DEFAULT_SEED, DEFAULT_TOP_K
 from connote.errors import UserError
+from connote.evaluate.interpretability import MatchScores
 from connote.study import Study
 from connote.tables import in_line_order
 
@@ -292,7 +293,7 @@ class SetReport:
     pairwise_kappa: dict  # (evaluator, evaluator) -> kappa
     with_majority: int  # sets where a strict majority agreed
     accuracy_by_evaluator: dict
-    scores: object  # connote.evaluate.interpretability.MatchScores of the majority labels
+    scores: MatchScores  # of the majority labels
     merged: dict
     clusters: list[dict]  # per cluster: code, keywords, sets, precision, recall
     notes: list[str] = field(default_factory=list)
@@ -311,7 +312,7 @@ def score_sets(
     maps clusters onto others first (the study merged near-twin clusters); ``run_id`` scores a run derived
     from the sample's run (`connote merge`): its recorded merges are applied. Ties between evaluators go
     to the first evaluator by name, as the study took its first evaluator's label."""
-    from connote.coding import llm
+    from connote.coding import llm_scores
     from connote.evaluate import match_scores
 
     study = Study.of(study)
@@ -329,12 +330,12 @@ def score_sets(
     by: dict[str, dict[int, str]] = {}
     for a in answers:
         by.setdefault(a["evaluator"], {})[a["pos"]] = a["code"]
-    people, machines = llm.split_answers(answers)
+    people, machines = llm_scores.split_answers(answers)
     evaluators = people or machines  # the majority is the humans' (the LLM's only when no human answered)
     true, majority, hits, with_majority = _tally(sets, by, evaluators, cluster_of, merge)
     pairwise = _pairwise_kappa(sets, by, evaluators)
     kappa = sum(pairwise.values()) / len(pairwise) if pairwise else math.nan
-    llm_kappa, llm_accuracy = llm.set_agreement(sets, by, people, machines, cluster_of, merge)
+    llm_kappa, llm_accuracy = llm_scores.set_agreement(sets, by, people, machines, cluster_of, merge)
     scores = match_scores(true, majority, merge=merge)
     clusters = _cluster_rows(study, sample, params, scores, cluster_of, merge)
     notes = []

@@ -7,6 +7,7 @@ A describer turns images into texts. It does *not* retry, cache, log or check it
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class Description:
     extra: dict = field(default_factory=dict)  # anything worth logging (finish_reason, request id, ...)
 
 
-class Describer(Params):
+class Describer(Params, ABC):
     """The base of every describer. A subclass sets ``spec`` and ``model`` and implements ``describe``; the
     other attributes and hooks have defaults that fit a local model. Options are the keyword-only
     parameters of ``__init__``, each kept under its own name (``get_params()`` reads them back)."""
@@ -55,9 +56,9 @@ class Describer(Params):
     #: Words of the describer's own fixed phrasing that make poor cluster keywords (S5 leaves them out).
     keyword_stop_words: tuple[str, ...] = ()
 
+    @abstractmethod
     def describe(self, items: list[ImageItem], prompt: str) -> list[Description | DescribeError]:
         """Describe a batch; one entry per item, in order. Errors are returned, not raised."""
-        raise NotImplementedError
 
     def prepare(self) -> None:
         """Get ready before anything is sent (e.g. check that an API key is set); raise UserError with a

@@ -33,10 +33,7 @@ with ``--retry-flagged``.
 
 from __future__ import annotations
 
-import collections
-import dataclasses
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -45,11 +42,27 @@ from dataclasses import dataclass, field
 
 from connote import numbers
 from connote.describers.base import PAPER_PROMPT, Description, ImageItem, as_describer
+from connote.describers.sending import (
+    TRANSIENT,
+    ClaimQueue,
+    drain,
+    keep_answers,
+    log_retried_errors,
+    progress_bar,
+    replay_journal,
+    stored_nothing_more,
+)
 from connote.errors import DescribeError, UserError
-from connote.paid import JOURNAL_DIR, JournalFull, PaidWork
+from connote.paid import PaidWork
 from connote.params import recorded_params
-from connote.study import Study, now
-from connote.study.calls import batch_state, description_row, description_set_id, log_retried_output
+from connote.study import Study
+from connote.study.calls import (
+    batch_state,
+    description_row,
+    description_set_id,
+    log_answer,
+    log_retried_output,
+)
 from connote.study.claims import describe_others
 
 
@@ -129,9 +142,6 @@ def _pending(study: Study, set_id: int, retry_flagged: bool) -> tuple[list[Image
     return todo, done, seen
 
 
-#: Reason prefix of failures that may go away (rate limits, 5xx, timeouts): a re-run tries them again.
-TRANSIENT = "transient: "
-
 #: Seconds of the first retry's backoff (doubling, with jitter) and the most one wait may last.
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
@@ -210,8 +220,9 @@ class DescribeRunner:
                 attempts[i] += 1
                 if isinstance(res, Description) and res.latency_s is None:
                     res.latency_s = elapsed / max(1, len(batch))
-                if isinstance(results[i], DescribeError):
-                    superseded[i].append(results[i])
+                prev = results[i]
+                if isinstance(prev, DescribeError):
+                    superseded[i].append(prev)
                 results[i] = res
                 if isinstance(res, DescribeError) and getattr(res, "fatal", False):
                     if self._fatal is None:
@@ -229,8 +240,9 @@ class DescribeRunner:
         # A transient error cut short by a stop is not a result: the image stays pending (its request
         # is still logged).
         for i in todo:
-            if stop.is_set() and isinstance(results[i], DescribeError) and attempts[i] <= self.max_retries:
-                superseded[i].append(results[i])
+            prev = results[i]
+            if stop.is_set() and isinstance(prev, DescribeError) and attempts[i] <= self.max_retries:
+                superseded[i].append(prev)
                 results[i] = None
         return results, attempts, superseded
 
@@ -256,16 +268,12 @@ class DescribeRunner:
                 superseded[i] += err
                 if res is None:
                     continue
-                earlier[i].append((results[i], problems[i]))
+                prev, why = results[i], problems[i]
+                if isinstance(prev, Description) and why:  # always so: only flagged outputs are asked again
+                    earlier[i].append((prev, why))
                 results[i] = res
                 problems[i] = self.problem(res) if isinstance(res, Description) else None
         return list(zip(results, attempts, earlier, problems, superseded, strict=False))
-
-    def call(self, items: list, stop: threading.Event | None = None) -> list[tuple | None]:
-        """One batch through the machinery (retries with backoff, the output check with one more ask) for
-        callers that store results themselves, such as cluster labels (:mod:`connote.labels`): per item
-        None (stopped) or (result, attempts, earlier flagged outputs, problem)."""
-        return [None if e[0] is None else e[:4] for e in self._call(items, stop or threading.Event())]
 
     # -------------------------------------------------------------- the whole study
     def open_set(self, study: Study) -> tuple[str, int, str | None]:
@@ -378,7 +386,7 @@ class DescribeRunner:
             return self.store(study, set_id, item, entry, prompt, summary)
 
         with PaidWork(study, set_id, stage="describe", max_cost=self.max_cost) as work:
-            items = self.replay(study, work, items, still_todo, store_one, summary)
+            items = replay_journal(study, work, items, still_todo, store_one, summary)
             try:
                 self.send(study, work, items, still_todo, store_one, summary, progress=progress)
             finally:
@@ -401,23 +409,22 @@ class DescribeRunner:
         return summary
 
     # -------------------------------------------------------------- the paid-call path of every stage
-    def replay(self, study, work: PaidWork, items, still_todo, store_one, summary) -> list:
-        """Store the answers an earlier run was paid for and journaled but could not store (disk full,
-        kill -9) with ``store_one(item, entry) -> cost`` (inside a transaction): no new request. Returns the
-        items still to send; ``summary.from_journal`` counts the others."""
-        by_sha = {it.sha256: it for it in items}
-        replayed = {}
-        for sha, payload in work.replay(lambda s: s in by_sha):
-            replayed[sha] = entry_from_json(payload)
-        if not replayed:
-            return items
-        mine, _ = work.claim(list(replayed), still_todo)
-        for sha in mine:
-            with study.transaction():
-                summary.cost_usd += store_one(by_sha[sha], replayed[sha])
-                work.stored([sha])
-            summary.from_journal += 1
-        return [it for it in items if it.sha256 not in replayed]
+    def send_all(
+        self, study, work: PaidWork, items, still_todo, store_one, summary, *, progress, what
+    ) -> None:
+        """For work whose every answer each process needs (labels, LLM coding): answers an earlier run
+        journaled are stored first (:func:`connote.describers.sending.replay_journal`), the rest sent (:meth:`send`), and items another live
+        process holds waited for (their answers read back by the caller) and taken over if it dies."""
+        left = replay_journal(study, work, items, still_todo, store_one, summary)
+        self.send(study, work, left, still_todo, store_one, summary, progress=progress, what=what)
+        by_key = {it.sha256: it for it in items}
+        while work.busy and not summary.stopped:
+            keys = [c.key for c in work.busy]
+            work.busy = []
+            mine = work.wait_for_others(keys, still_todo)
+            if mine:  # it died: its items are this process's now
+                taken = [by_key[k] for k in mine]
+                self.send(study, work, taken, still_todo, store_one, summary, progress=False)
 
     def send(
         self,
@@ -440,8 +447,8 @@ class DescribeRunner:
         d = self.describer
         concurrency = max(1, int(d.concurrency))
         unit = "img" if what == "Describing" else "item"
-        bar = _bar(progress, len(items), f"{what} ({d.spec})", unit)
-        queue = _ClaimQueue(work, items, max(1, int(d.batch_size)), still_todo, summary, bar)
+        bar = progress_bar(progress, len(items), f"{what} ({d.spec})", unit)
+        queue = ClaimQueue(work, items, max(1, int(d.batch_size)), still_todo, summary, bar)
         stop = threading.Event()
         failure: list[BaseException] = []  # the first store that failed (disk full): nothing more is sent
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="describe") as pool:
@@ -454,7 +461,7 @@ class DescribeRunner:
                 except UserError:
                     stop.set()
                     raise
-                cost = self._keep(study, work, batch, results, store_one, failure)
+                cost = keep_answers(study, work, batch, results, store_one, failure)
                 work.settle(held, cost)
                 if failure:
                     stop.set()
@@ -476,13 +483,13 @@ class DescribeRunner:
                 # Stop sending; keep what the calls already in flight bring back (they are paid for).
                 stop.set()
                 summary.stopped = "interrupted"
-                _drain(inflight, collect)
+                drain(inflight, collect)
                 raise
             finally:
                 if bar is not None:
                     bar.close()
         if failure:
-            raise _stored_nothing_more(study, failure[0], work.unstored)
+            raise stored_nothing_more(study, failure[0], work.unstored)
 
     def _fill(self, pool, inflight: dict, concurrency: int, queue, work: PaidWork, stop, summary, held_back):
         """Send claimed batches until ``concurrency`` are in flight, each with its worst case kept aside;
@@ -502,31 +509,6 @@ class DescribeRunner:
                 return None
             inflight[pool.submit(self._call, batch, stop)] = (batch, held)
         return held_back
-
-    def _keep(self, study, work: PaidWork, batch, results, store_one, failure) -> float:
-        """Journal a batch's answers (each may have been billed), then store them with the call log and
-        the end of their claims in one transaction. When the journal or the database fails, ``failure``
-        gets the error and the caller sends nothing more; what was journaled waits for the next run."""
-        keep = [(it, e) for it, e in zip(batch, results, strict=False) if e[0] is not None or e[4]]
-        try:
-            for item, entry in keep:
-                work.journal(item.sha256, entry_to_json(entry))
-        except JournalFull as exc:
-            failure.append(exc)
-        if failure and not isinstance(failure[0], JournalFull):
-            return 0.0  # the database failed before: these wait in the journal
-        cost = 0.0
-        try:
-            # The call log, the description and the end of the claim land together: a kill between them
-            # cannot make an image look undescribed after it was paid for.
-            with study.transaction():
-                for item, entry in zip(batch, results, strict=False):
-                    cost += store_one(item, entry)
-                work.stored([item.sha256 for item in batch])
-        except sqlite3.Error as exc:
-            failure.insert(0, exc)
-            return 0.0
-        return cost
 
     def store(self, study: Study, set_id: int, item: ImageItem, entry, prompt, summary) -> float:
         d = self.describer
@@ -575,21 +557,16 @@ class DescribeRunner:
             summary.failed += 1
             summary.problems.append((item.rel_path, reason))
             return cost
-        call_id = study.record_call(
+        call_id = log_answer(
+            study,
             stage="describe",
             backend=d.spec,
-            model=res.model or model,
+            model=model,
             input_ref=item.sha256,
             prompt=prompt,
             params={**params, **({"response": res.extra} if res.extra else {})},
-            output=res.text,
-            status="flagged" if problem else "ok",
-            error=problem,
-            input_tokens=res.input_tokens,
-            output_tokens=res.output_tokens,
-            cost_usd=res.cost_usd,
-            latency_s=res.latency_s,
-            started=now(),
+            answer=res,
+            problem=problem,
         )
         summary.input_tokens += res.input_tokens or 0
         summary.output_tokens += res.output_tokens or 0
@@ -610,134 +587,3 @@ def default_set_name(spec: str, prompt: str | None) -> str:
     import hashlib
 
     return f"{spec}#{hashlib.sha256(prompt.encode()).hexdigest()[:6]}"
-
-
-def _bar(progress: bool, total: int, desc: str, unit: str):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit)
-
-
-class _ClaimQueue:
-    """The items of a run, handed out a claimed batch at a time: an item claimed by another process is
-    looked at again once the rest is done (a claim of a process that died meanwhile is taken over; what
-    the other finished is skipped)."""
-
-    def __init__(self, work: PaidWork, items, batch_size: int, still_todo, summary, bar):
-        self.work = work
-        self.queue = collections.deque(items)  # taken from the front a batch at a time (never re-copied)
-        self.deferred: list[ImageItem] = []  # claimed by another process when their turn came
-        self.batch_size = batch_size
-        self.still_todo = still_todo
-        self.summary = summary
-        self.bar = bar
-        self.second_look = False
-
-    def next(self) -> list[ImageItem] | None:
-        """The next images this process may send, claimed; None when there are none left."""
-        while True:
-            if not self.queue:
-                if self.second_look or not self.deferred:
-                    return None
-                self.second_look, self.queue, self.deferred = True, collections.deque(self.deferred), []
-            chunk = [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
-            mine, held = self.work.claim([it.sha256 for it in chunk], self.still_todo)
-            taken = set(mine)
-            others = {c.key for c in held}
-            self.deferred += [it for it in chunk if it.sha256 in others]
-            if self.second_look:
-                self.work.busy += held
-            gone = [it for it in chunk if it.sha256 not in taken and it.sha256 not in others]
-            self.summary.elsewhere += len(gone)
-            if self.bar is not None and gone:
-                self.bar.update(len(gone))
-            batch = [it for it in chunk if it.sha256 in taken]
-            if batch:
-                return batch
-
-
-def _drain(inflight: dict, collect) -> None:
-    """After Ctrl-C: cancel what has not started, keep what the calls in flight bring back."""
-    for fut in list(inflight):
-        if fut.cancel():
-            inflight.pop(fut)
-    try:
-        for fut in list(inflight):
-            wait([fut], timeout=60)
-            if fut.done():
-                collect(fut)
-    except BaseException:  # noqa: BLE001 - a second Ctrl-C: leave now
-        pass
-
-
-def _stored_nothing_more(study: Study, exc: BaseException, unstored: int) -> UserError:
-    """The one-line error of a run whose answers could not be stored (disk full, ...): it stopped sending
-    at once; the paid answers it holds in the journal are stored, without a request, by the next run."""
-    if isinstance(exc, UserError):
-        return exc
-    from connote.study.db import explain
-
-    line = (explain(exc, study.path) or f"{study.path}: cannot store results ({exc})").rstrip(".")
-    kept = (
-        f"; {unstored} paid answer(s) are kept in {study.path / JOURNAL_DIR} and are stored without a new "
-        "request by the next run"
-        if unstored
-        else ""
-    )
-    return UserError(f"{line}; stopped sending at once{kept}")
-
-
-def log_retried_errors(study, stage, backend, model, input_ref, prompt, params, errors) -> None:
-    """Log the attempts that were tried again (or cut short by a stop): each may have been billed."""
-    for err in errors:
-        study.record_call(
-            stage=stage,
-            backend=backend,
-            model=model,
-            input_ref=input_ref,
-            prompt=prompt,
-            params={**params, "retried": True},
-            status="error",
-            error=str(err) if err.permanent else TRANSIENT + str(err),
-        )
-
-
-def entry_to_json(entry) -> dict:
-    """A runner entry (result, attempts, earlier flagged outputs, problem, retried errors) as JSON, for
-    the journal of paid answers."""
-    res, attempts, earlier, problem, superseded = entry
-    return {
-        "result": _result_json(res),
-        "attempts": attempts,
-        "earlier": [[_result_json(d), reason] for d, reason in earlier],
-        "problem": problem,
-        "superseded": [_result_json(e) for e in superseded],
-    }
-
-
-def entry_from_json(obj: dict) -> tuple:
-    return (
-        _result_from(obj["result"]),
-        obj["attempts"],
-        [(_result_from(d), reason) for d, reason in obj["earlier"]],
-        obj["problem"],
-        [_result_from(e) for e in obj["superseded"]],
-    )
-
-
-def _result_json(res) -> dict | None:
-    if res is None:
-        return None
-    if isinstance(res, DescribeError):
-        return {"error": str(res), "permanent": res.permanent, "fatal": getattr(res, "fatal", False)}
-    return {"description": dataclasses.asdict(res)}
-
-
-def _result_from(obj: dict | None):
-    if obj is None:
-        return None
-    if "error" in obj:
-        return DescribeError(obj["error"], permanent=obj["permanent"], fatal=obj["fatal"])
-    return Description(**obj["description"])

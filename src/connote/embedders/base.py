@@ -9,6 +9,7 @@ to the study's call log, as the describe runner does for describers.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from connote.errors import UserError
@@ -46,16 +47,16 @@ class Embedder(Params):
         return []
 
 
-class TextEmbedder(Embedder):
+class TextEmbedder(Embedder, ABC):
+    @abstractmethod
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float array."""
-        raise NotImplementedError
 
 
-class ImageEmbedder(Embedder):
+class ImageEmbedder(Embedder, ABC):
+    @abstractmethod
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """(len(images), dim) float array; images arrive as RGB PIL images."""
-        raise NotImplementedError
 
 
 class _Wrapped:

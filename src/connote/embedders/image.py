@@ -25,6 +25,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,8 +128,8 @@ class TorchvisionEmbedder(ImageEmbedder):
         self.fallback = fallback
         self.device = device
         self.weights_path = Path(weights_path) if weights_path else None
-        self._model = None
-        self._transform = None
+        self._model: Any = None  # a torch module, loaded on first use
+        self._transform: Any = None
         self._weights_label: str | None = None
         self.name = f"image:{arch}"
         if self.weights_path is not None:

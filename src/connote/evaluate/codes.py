@@ -55,7 +55,7 @@ class LabelScores:
         return asdict(self)
 
 
-def contingency(a: Sequence[Hashable], b: Sequence[Hashable]) -> np.ndarray:
+def contingency(a: Sequence[Hashable] | np.ndarray, b: Sequence[Hashable] | np.ndarray) -> np.ndarray:
     """Counts n_ij of items with label i in ``a`` and label j in ``b`` (labels in sorted order)."""
     if len(a) != len(b):
         raise ValueError(f"labelings of different lengths: {len(a)} and {len(b)}")
@@ -94,7 +94,9 @@ def mutual_information(table: np.ndarray) -> float:
     return max(0.0, float(mi))
 
 
-def label_scores(codes: Sequence[Hashable], clusters: Sequence[Hashable]) -> LabelScores:
+def label_scores(
+    codes: Sequence[Hashable] | np.ndarray, clusters: Sequence[Hashable] | np.ndarray
+) -> LabelScores:
     """ARI, NMI, homogeneity and completeness of ``clusters`` against ``codes`` (the classes), one entry
     per image. Homogeneity: each cluster holds one code (1 - H(code|cluster)/H(code)); completeness: each
     code lies in one cluster (1 - H(cluster|code)/H(cluster)); a labelling with no entropy counts as 1,
@@ -154,13 +156,13 @@ class CodeColumn:
             for i, s in enumerate(sets):
                 for c in s:
                     self.matrix[i, index[c]] = True
-            self.coded = self.matrix.any(axis=1)
+            self.coded: np.ndarray = np.asarray(self.matrix.any(axis=1))
         else:
             clean = [v.strip() if v is not None and v.strip() else None for v in values]
             names = sorted({v for v in clean if v is not None})
             index = {c: k for k, c in enumerate(names)}
             self.ids = np.array([index[v] if v is not None else -1 for v in clean], dtype=np.int64)
-            self.coded = self.ids >= 0
+            self.coded = np.asarray(self.ids >= 0)
 
     def agreement(self, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(agreement 0-1, whether both images are coded) for the pairs (i[k], j[k])."""
@@ -245,7 +247,7 @@ def code_pairs(
 
 
 def codes_quality(
-    clusters: Sequence[int | None], similarity: np.ndarray, pairs: Pairs, *, min_pairs: int = 25
+    clusters: Sequence[int | None] | np.ndarray, similarity: np.ndarray, pairs: Pairs, *, min_pairs: int = 25
 ) -> Quality:
     """The Grimmer & King quality of a run whose cluster of image k is ``clusters[k]`` (-1 outlier, None
     not clustered), with the code similarity of each of ``pairs``."""

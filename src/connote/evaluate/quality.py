@@ -28,7 +28,7 @@ class Quality:
 def cluster_quality(
     labels_a: Sequence[int | None],
     labels_b: Sequence[int | None],
-    ratings: Sequence[float],
+    ratings: Sequence[float] | np.ndarray,
     *,
     min_pairs: int = 25,
 ) -> Quality:
@@ -50,7 +50,7 @@ def cluster_quality(
     return Quality(score, m_s, m_d, n_s, n_d, int((~keep).sum()))
 
 
-def as_labels(labels: Sequence[int | None]) -> np.ndarray:
+def as_labels(labels: Sequence[int | None] | np.ndarray) -> np.ndarray:
     """Cluster labels as an array, None (not clustered) as -1; an integer array is taken as it is."""
     if isinstance(labels, np.ndarray) and labels.dtype.kind in "iu":
         return labels

@@ -222,13 +222,13 @@ def llm_columns(study, rows: list[dict]) -> list[str]:
     first pair sample it rated; ``llm_accuracy``: an LLM evaluator's accuracy on the run's sets), never
     mixed into the humans' columns; returns the lines on its agreement with the humans shown beside them
     (empty when no LLM coded anything: the columns are not shown)."""
-    from connote.coding import llm, pairs, sets
+    from connote.coding import llm_scores, pairs, sets
 
     lines: list[str] = []
     quality: dict[int, dict] = {}
     for sample in study.pair_samples():
         ratings = study.ratings(sample["id"])
-        if not llm.split_ratings(ratings)[1]:
+        if not llm_scores.split_ratings(ratings)[1]:
             continue
         try:
             rep = pairs.score_pairs(study, name=sample["name"], coders="llm")
@@ -244,17 +244,17 @@ def llm_columns(study, rows: list[dict]) -> list[str]:
         break
     accuracy: dict[int, float | None] = {}
     for sample in study.set_samples():
-        if not any(llm.is_machine(a["source"]) for a in study.set_answers(sample["id"])):
+        if not any(llm_scores.is_machine(a["source"]) for a in study.set_answers(sample["id"])):
             continue
         try:
-            rep = sets.score_sets(study, name=sample["name"])
+            set_rep = sets.score_sets(study, name=sample["name"])
         except UserError:
             continue
-        for who, acc in rep.llm_accuracy.items():
-            accuracy.setdefault(int(rep.run_id), _num(acc))
+        for who, acc in set_rep.llm_accuracy.items():
+            accuracy.setdefault(int(set_rep.run_id), _num(acc))
             lines += [
-                f"sets {rep.sample}: {k['llm']} / {k['with']}: Cohen's kappa {k['kappa']:.3f} on {k['sets']} set(s)"
-                for k in rep.llm_kappa
+                f"sets {set_rep.sample}: {k['llm']} / {k['with']}: Cohen's kappa {k['kappa']:.3f} on {k['sets']} set(s)"
+                for k in set_rep.llm_kappa
                 if k["llm"] == who and not math.isnan(k["kappa"])
             ]
     for row in rows:

@@ -80,26 +80,46 @@ def log_calls(study, stage: str, calls) -> None:
         )
 
 
-def log_retried_output(
-    study, *, stage: str, backend: str, model, input_ref, prompt, params: dict, bad, reason
-):
-    """Log an answer that failed an output check and was asked for again: it was paid for, so it is a
-    row (status 'flagged', the reason, ``retried`` in its params) like every other call."""
-    study.record_call(
+def log_answer(
+    study,
+    *,
+    stage: str,
+    backend: str,
+    model,
+    input_ref,
+    prompt,
+    params: dict,
+    answer,
+    problem: str | None = None,
+    retried: bool = False,
+) -> int:
+    """Log a model's answer (a :class:`~connote.describers.base.Description`: text, tokens, cost, latency)
+    as one call: status 'ok', or 'flagged' with the ``problem``; ``retried`` marks an answer that failed
+    an output check and was asked for again (paid for all the same). Returns the call's id."""
+    return study.record_call(
         stage=stage,
         backend=backend,
-        model=bad.model or model,
+        model=answer.model or model,
         input_ref=input_ref,
         prompt=prompt,
-        params={**params, "retried": True},
-        output=bad.text,
-        status="flagged",
-        error=reason,
-        input_tokens=bad.input_tokens,
-        output_tokens=bad.output_tokens,
-        cost_usd=bad.cost_usd,
-        latency_s=bad.latency_s,
+        params={**params, "retried": True} if retried else params,
+        output=answer.text,
+        status="flagged" if problem else "ok",
+        error=problem,
+        input_tokens=answer.input_tokens,
+        output_tokens=answer.output_tokens,
+        cost_usd=answer.cost_usd,
+        latency_s=answer.latency_s,
     )
+
+
+def log_retried_output(
+    study, *, stage: str, backend: str, model, input_ref, prompt, params: dict, bad, reason
+) -> int:
+    """Log an answer that failed an output check and was asked for again: it was paid for, so it is a
+    row (status 'flagged', the reason, ``retried`` in its params) like every other call."""
+    common = dict(stage=stage, backend=backend, model=model, input_ref=input_ref, prompt=prompt)
+    return log_answer(study, **common, params=params, answer=bad, problem=reason, retried=True)
 
 
 def description_row(study, set_id: int, sha256: str):
