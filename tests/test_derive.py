@@ -9,7 +9,7 @@ from derived_fixtures import build
 
 from connote import derive, steps
 from connote.errors import UserError
-from connote.study import derived as store
+from connote.study import derived_runs as store
 
 
 def test_pure_functions_by_hand():

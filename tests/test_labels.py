@@ -9,7 +9,7 @@ from derived_fixtures import build
 
 from connote import derive, labels
 from connote.errors import UserError
-from connote.study import derived as store
+from connote.study import derived_runs as store
 from connote.testing.fake_openai import FakeOpenAI
 
 KEY = "sk-test-labels-123456"

@@ -11,7 +11,7 @@ from derived_fixtures import build
 
 from connote import labels, metadata, steps
 from connote.errors import UserError
-from connote.study import derived as store
+from connote.study import derived_runs as store
 
 
 def write(path, header, rows):

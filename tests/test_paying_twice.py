@@ -140,7 +140,7 @@ def test_two_label_processes_share_the_clusters_and_pay_once(tmp_path):
     from conftest import cli_env, connote_cmd
     from derived_fixtures import build
 
-    from connote.study import derived as store
+    from connote.study import derived_runs as store
 
     d = build(tmp_path, per_cluster=6)
     study, run_id = d.study.path, d.run_id

@@ -290,7 +290,7 @@ def test_report_pages(tmp_path):
 
 
 def test_labels_and_metadata_are_shown_where_they_exist(tmp_path):
-    from connote.study import derived
+    from connote.study import derived_runs as derived
 
     study, run_id = make_study(tmp_path)
     render_report(study, run_id, progress=False, labels={0: "Red <things>"})

@@ -22,7 +22,7 @@ from connote import numbers
 from connote.defaults import DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.study import Study, text_key
-from connote.study import derived as store
+from connote.study import derived_runs as store
 
 METHODS = ("centroid", "soft", "knn")
 

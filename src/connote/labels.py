@@ -26,7 +26,7 @@ from connote import numbers
 from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
-from connote.study import derived as store
+from connote.study import derived_runs as store
 from connote.study.calls import last_call_id, log_answer, log_retried_output
 
 LABEL_PROMPT = """You name the clusters of a study that groups images by what they mean.

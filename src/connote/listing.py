@@ -13,7 +13,7 @@ from collections.abc import Hashable, Mapping
 
 from connote.evaluate.stability import SeedStability, cluster_stability, group_by_setting, seed_stability
 from connote.study import Study
-from connote.study.derived import derivations
+from connote.study.derived_runs import derivations
 
 
 def seed_stability_by_setting(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from connote.errors import UserError
 from connote.study import Study
-from connote.study import derived as store
+from connote.study import derived_runs as store
 from connote.tables import in_line_order, read_table_file
 
 TYPES = ("number", "date", "text")

@@ -150,7 +150,7 @@ def add_merge(sub) -> None:
 # ---------------------------------------------------------------------------------------------- outliers
 def cmd_assign_outliers(args) -> int:
     from connote import derive
-    from connote.study import derived
+    from connote.study import derived_runs as derived
 
     study = open_study(args.study)
     res = derive.assign_outliers(study, args.run_id, method=args.method, threshold=args.threshold, k=args.k)
@@ -193,7 +193,7 @@ def add_assign_outliers(sub) -> None:
 def cmd_metadata(args) -> int:
     from connote import metadata
     from connote.errors import UserError
-    from connote.study import derived
+    from connote.study import derived_runs as derived
 
     study = open_study(args.study)
     out: dict = {}

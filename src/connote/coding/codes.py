@@ -33,7 +33,7 @@ from connote.evaluate.codes import (
 )
 from connote.evaluate.quality import Quality
 from connote.study import Study
-from connote.study import derived as store
+from connote.study import derived_runs as store
 
 #: Where the study keeps the columns ``connote codes`` scored last (``report`` scores them again).
 CODES_META_KEY = "codes_columns"

@@ -125,7 +125,7 @@ def sample_sets(
     ``labels`` (label and summary from `connote label`; ``labeller`` picks one, the latest by default);
     the sample records which, so that a study can compare the two."""
     from connote.keywords_step import explain
-    from connote.study import derived
+    from connote.study import derived_runs as derived
 
     if show not in ("keywords", "labels"):
         raise UserError(f"--show must be keywords or labels, not {show!r}")
@@ -448,7 +448,7 @@ def _cluster_rows(
 def derived_merges(study, run_id: int, ancestor: int) -> dict[int, int]:
     """The merges that lead from run ``ancestor`` to its derived run ``run_id`` (chains of merge and
     assign-outliers runs; merges composed in order)."""
-    from connote.study.derived import derivation
+    from connote.study.derived_runs import derivation
 
     steps_back, current = [], int(run_id)
     while current != ancestor:

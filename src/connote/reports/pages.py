@@ -25,7 +25,8 @@ import numpy as np
 from connote import layout
 from connote.metadata import map_columns
 from connote.reports.typical import centroids, closeness, nearest_other, typical_order, unit_rows
-from connote.study import derived, reporting
+from connote.study import derived_runs as derived
+from connote.study import reporting
 
 OUTLIER = -1
 SNIPPET = 160

@@ -17,7 +17,7 @@ class standing on :class:`~connote.study.common.StudyBase` (the folder, the conn
 meta): :mod:`~connote.study.images`, :mod:`~connote.study.descriptions` (description sets and the call
 log), :mod:`~connote.study.runs` (run keys, runs, keywords), :mod:`~connote.study.validation` (pair and set
 samples), :mod:`~connote.study.flags` (flagged descriptions, images left out) and
-:mod:`~connote.study.derived` (derived runs, labels, metadata). Claims (:mod:`~connote.study.claims`) are
+:mod:`~connote.study.derived_runs` (derived runs, labels, metadata). Claims (:mod:`~connote.study.claims`) are
 handles a worker holds on the connection, and the call log's writers (:mod:`~connote.study.calls`) are
 used by the runners.
 """
@@ -35,7 +35,7 @@ from connote.errors import UserError
 from connote.study import db
 from connote.study.common import now, text_key
 from connote.study.db import DB_NAME, ReadOnlyStudy
-from connote.study.derived import DerivedMixin
+from connote.study.derived_runs import DerivedMixin
 from connote.study.descriptions import DescriptionsMixin
 from connote.study.flags import FlagsMixin
 from connote.study.images import ImagesMixin

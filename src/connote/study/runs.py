@@ -140,7 +140,7 @@ def insert_run(
     con: sqlite3.Connection, record: dict, labels: dict[str, int], probabilities: dict[str, float] | None
 ) -> tuple[int, bool]:
     """Inside a write transaction: the id of the run stored under ``record['key']``, or a new run with its
-    assignments; (run id, True if inserted now). Runs and derived runs (:mod:`connote.study.derived`) are
+    assignments; (run id, True if inserted now). Runs and derived runs (:mod:`connote.study.derived_runs`) are
     stored through it."""
     old = con.execute("SELECT id FROM runs WHERE key=?", (record["key"],)).fetchone()
     if old is not None:
