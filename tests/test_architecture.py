@@ -63,7 +63,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "features",
             "listing",
             "layout",
-            "keywords_step",
+            "explaining",
             "sweeps",
             "sweep_pool",
             "derive",
@@ -118,8 +118,8 @@ def walk_runtime(tree: ast.AST):
 
 
 def imports_of(module: str) -> set[str]:
-    """The connote modules ``module`` imports, anywhere in its code (``from connote.study import derived``
-    is connote.study.derived_runs; ``from connote.study import Study`` is connote.study)."""
+    """The connote modules ``module`` imports, anywhere in its code (``from connote.study import labels``
+    is connote.study.labels; ``from connote.study import Study`` is connote.study)."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out: set[str] = set()

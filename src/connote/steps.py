@@ -36,8 +36,8 @@ from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability
 from connote.executors import executor_scope
+from connote.explaining import explain
 from connote.features import features
-from connote.keywords_step import explain
 from connote.safe_write import check_output, replacing
 from connote.seeds import ClusterResult, cluster_seeded, takes_seed
 from connote.study import Study

@@ -150,11 +150,10 @@ def add_merge(sub) -> None:
 # ---------------------------------------------------------------------------------------------- outliers
 def cmd_assign_outliers(args) -> int:
     from connote import derive
-    from connote.study import derived_runs as derived
 
     study = open_study(args.study)
     res = derive.assign_outliers(study, args.run_id, method=args.method, threshold=args.threshold, k=args.k)
-    assigned = derived.assigned_outliers(study, res.run_id)
+    assigned = study.assigned_outliers(res.run_id)
     paths = {r["sha256"]: r["path"] for r in study.unique_images()}
     members = [
         {"image": paths.get(sha, sha), "cluster": c, "score": round(score, 4)}
@@ -193,7 +192,6 @@ def add_assign_outliers(sub) -> None:
 def cmd_metadata(args) -> int:
     from connote import metadata
     from connote.errors import UserError
-    from connote.study import derived_runs as derived
 
     study = open_study(args.study)
     out: dict = {}
@@ -210,7 +208,7 @@ def cmd_metadata(args) -> int:
     if args.by:
         out["breakdown"] = metadata.breakdown(study, args.run, args.by).to_dict()
     if not args.file and not args.by and args.report is None:
-        out["columns"] = derived.metadata_columns(study)
+        out["columns"] = study.metadata_columns()
         if not out["columns"]:
             raise UserError(f"no metadata yet: connote metadata {args.study} FILE.csv (columns image, ...)")
     if args.json:

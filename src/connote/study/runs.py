@@ -93,6 +93,15 @@ class RunsMixin(StudyBase):
             for r in self.con.execute("SELECT sha256, cluster FROM assignments WHERE run_id=?", (run_id,))
         }
 
+    def probabilities(self, run_id: int) -> dict[str, float | None]:
+        """sha256 -> HDBSCAN's membership strength of each image of the run (None where none was stored)."""
+        return {
+            r[0]: r[1]
+            for r in self.con.execute(
+                "SELECT sha256, probability FROM assignments WHERE run_id=?", (int(run_id),)
+            )
+        }
+
     def iter_export(self, run_id: int, set_id: int | None, chunk: int = 4096) -> Iterator[list[sqlite3.Row]]:
         """Per readable image file, in path order, a chunk at a time: ``path``, its ``cluster`` in the run
         (NULL when left out) and its usable description ``text`` in the set (NULL when none)."""
