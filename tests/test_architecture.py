@@ -249,3 +249,56 @@ def test_sql_lives_in_the_study_layer():
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
                 found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value.strip()[:60]!r}")
     assert not found, "SQL outside connote.study:\n" + "\n".join(found)
+
+
+#: Parameters whose default is one of the pipeline's defaults: it must be a name from connote.defaults (or
+#: None, resolved there), never a literal written again.
+DEFAULTED = {
+    "seed",
+    "seeds",
+    "random_state",
+    "top_k",
+    "min_cluster_size",
+    "selection",
+    "cluster_selection_method",
+    "n_components",
+    "n_neighbors",
+    "reduce",
+    "describer",
+    "embedder",
+    "text_embedder",
+    "image_embedder",
+}
+
+#: (module, parameter) whose literal default is not connote's: EVoC's own settings (the evoc package's
+#: defaults, not the UMAP + HDBSCAN pipeline's), and the fake server's fault seed (a test double).
+NOT_CONNOTES = {
+    ("connote.evoc", "n_neighbors"),
+    ("connote.evoc", "min_samples"),
+    ("connote.testing.fake_openai", "seed"),
+}
+
+
+def test_defaults_are_defined_once():
+    """No function outside connote/defaults.py writes a pipeline default as a literal (``top_k=10``,
+    ``seed=42``, ``n_neighbors=15``, ``reduce="umap:..."``): each reads it from connote.defaults."""
+    found = []
+    for m, path in MODULES.items():
+        if m == "connote.defaults":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            a = node.args
+            positional = a.posonlyargs + a.args
+            pairs = list(zip(positional[len(positional) - len(a.defaults) :], a.defaults))
+            pairs += [(arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+            for arg, default in pairs:
+                literal = [
+                    n for n in ast.walk(default) if isinstance(n, ast.Constant) and n.value is not None
+                ]
+                if arg.arg in DEFAULTED and literal and (m, arg.arg) not in NOT_CONNOTES:
+                    found.append(
+                        f"{path.relative_to(SRC)}:{default.lineno}: {node.name}({arg.arg}={ast.unparse(default)})"
+                    )
+    assert not found, "defaults written outside connote/defaults.py:\n" + "\n".join(found)

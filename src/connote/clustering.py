@@ -179,17 +179,18 @@ def hdbscan_at_sizes(
     min_cluster_sizes,
     *,
     min_samples: int | None = None,
-    selection: str = "eom",
+    selection: str | None = None,
     algorithm: str = "auto",
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """HDBSCAN of the same data at several min cluster sizes: {size: (labels, probabilities)}, from one
-    nearest-neighbour search (:func:`fit_clusterers`)."""
+    nearest-neighbour search (:func:`fit_clusterers`); ``selection`` None is the default's
+    (:func:`connote.defaults.default_selection`)."""
     sizes = list(min_cluster_sizes)
     clusterers = [
         HDBSCANClusterer(
             min_cluster_size=m,
             min_samples=min_samples,
-            cluster_selection_method=selection,
+            cluster_selection_method=selection or default_selection(len(X)),
             algorithm=algorithm,
         )
         for m in sizes

@@ -9,8 +9,13 @@ DEFAULT_SEED = 42
 #: Seeds a sweep (and a seed-stability check) runs unless told otherwise: one seed can be a lucky one.
 DEFAULT_SEEDS = (42, 48, 112)
 
-#: S3: the paper's most used setting.
-DEFAULT_REDUCE = "umap:components=5,neighbors=15"
+#: S3: the paper's most used setting (UMAP's components and neighbours, also UMAPReducer's defaults).
+DEFAULT_UMAP_COMPONENTS = 5
+DEFAULT_UMAP_NEIGHBORS = 15
+DEFAULT_REDUCE = f"umap:components={DEFAULT_UMAP_COMPONENTS},neighbors={DEFAULT_UMAP_NEIGHBORS}"
+
+#: S3: PCA's components when neither a number nor a share of the variance is given (the paper's other size).
+DEFAULT_PCA_COMPONENTS = 10
 
 #: S1 and S2.
 DEFAULT_DESCRIBER = "offline"

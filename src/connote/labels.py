@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from connote import numbers
+from connote.defaults import DEFAULT_TOP_K
 from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
@@ -281,7 +282,7 @@ def label(
     *,
     prompt: str | None = None,
     n_descriptions: int = 5,
-    top_k: int = 10,
+    top_k: int = DEFAULT_TOP_K,
     max_cost: float | None = None,
     dry_run: bool = False,
     max_tokens: int = 120,
