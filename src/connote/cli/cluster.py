@@ -269,7 +269,7 @@ def add_cluster(sub) -> None:
     p.add_argument(
         "--reduce",
         default=DEFAULT_REDUCE,
-        help="umap:components=5,neighbors=15 (default) | pca:components=10 | pca:variance=0.8",
+        help=f"{DEFAULT_REDUCE} (default) | pca:components=10 | pca:variance=0.8",
     )
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)

@@ -439,7 +439,8 @@ class DescribeRunner:
         superseded = rest[0] if rest else []
         params = recorded_params(d)
         model = d.model
-        log_retried_errors(study, "describe", d.spec, model, item.sha256, prompt, params, superseded)
+        where = dict(stage="describe", backend=d.spec, model=model, input_ref=item.sha256, prompt=prompt)
+        log_retried_errors(study, **where, params=params, errors=superseded)
         if res is None:
             summary.calls += len(superseded)
             return 0.0
@@ -448,15 +449,7 @@ class DescribeRunner:
         for bad, reason in earlier:  # outputs that failed a check and were asked for again: logged and paid
             summary.retried_flagged += 1
             log_retried_output(
-                study,
-                stage="describe",
-                backend=d.spec,
-                model=model,
-                input_ref=item.sha256,
-                prompt=prompt,
-                params={**params, "response": bad.extra},
-                bad=bad,
-                reason=reason,
+                study, **where, params={**params, "response": bad.extra}, bad=bad, reason=reason
             )
             cost += float(bad.cost_usd or 0.0)
             summary.input_tokens += bad.input_tokens or 0
@@ -464,33 +457,15 @@ class DescribeRunner:
         if isinstance(res, DescribeError):
             fatal = getattr(res, "fatal", False)
             reason = str(res) if res.permanent or fatal else TRANSIENT + str(res)
-            call_id = study.record_call(
-                stage="describe",
-                backend=d.spec,
-                model=model,
-                input_ref=item.sha256,
-                prompt=prompt,
-                params=params,
-                status="error",
-                error=reason,
-            )
+            call_id = study.record_call(**where, params=params, status="error", error=reason)
             if fatal:  # not the image's fault: it stays to do for the next run
                 return cost
             study.put_description(set_id, item.sha256, None, "failed", reason, call_id, attempts)
             summary.failed += 1
             summary.problems.append((item.rel_path, reason))
             return cost
-        call_id = log_answer(
-            study,
-            stage="describe",
-            backend=d.spec,
-            model=model,
-            input_ref=item.sha256,
-            prompt=prompt,
-            params={**params, **({"response": res.extra} if res.extra else {})},
-            answer=res,
-            problem=problem,
-        )
+        extra = {"response": res.extra} if res.extra else {}
+        call_id = log_answer(study, **where, params={**params, **extra}, answer=res, problem=problem)
         summary.input_tokens += res.input_tokens or 0
         summary.output_tokens += res.output_tokens or 0
         if problem:
