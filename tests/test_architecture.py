@@ -268,6 +268,8 @@ DEFAULTED = {
     "embedder",
     "text_embedder",
     "image_embedder",
+    "n_descriptions",
+    "per_cluster",
 }
 
 #: (module, parameter) whose literal default is not connote's: EVoC's own settings (the evoc package's

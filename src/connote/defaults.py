@@ -25,6 +25,18 @@ DEFAULT_IMAGE_EMBEDDER = "efficientnet-lite0"
 #: S5: keywords per cluster.
 DEFAULT_TOP_K = 10
 
+#: Labels: the typical descriptions of a cluster shown to the LLM that names it.
+DEFAULT_LABEL_DESCRIPTIONS = 5
+
+#: assign-outliers --method knn: the neighbours an outlier's cluster is voted by.
+DEFAULT_OUTLIER_NEIGHBORS = 10
+
+#: The validation's samples, as in the study: image pairs rated (RQ1), image sets per cluster and
+#: images per set matched (RQ2).
+DEFAULT_PAIRS = 500
+DEFAULT_SETS_PER_CLUSTER = 5
+DEFAULT_SET_SIZE = 3
+
 
 def default_min_cluster_size(n: int) -> int:
     """S4: about 1% of the collection, at least 5 (the paper used 50-200 for 11,873 images), and never more

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from connote import numbers
-from connote.defaults import DEFAULT_TOP_K
+from connote.defaults import DEFAULT_OUTLIER_NEIGHBORS, DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.study import Study, text_key
 
@@ -129,7 +129,7 @@ def assign(
     labels_in: np.ndarray,
     method: str = "centroid",
     *,
-    k: int = 10,
+    k: int = DEFAULT_OUTLIER_NEIGHBORS,
     exemplars: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``X_out`` (outliers) the nearest cluster of the clustered rows ``X_in`` and a
@@ -387,7 +387,7 @@ def assign_outliers(
     *,
     method: str = "centroid",
     threshold: float | None = None,
-    k: int = 10,
+    k: int = DEFAULT_OUTLIER_NEIGHBORS,
 ) -> DerivedRun:
     """A derived run in which each outlier joins its nearest cluster (by ``method``) when its closeness
     score reaches ``threshold`` (every outlier by default); the scores are stored with the run."""

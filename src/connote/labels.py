@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from connote import numbers
-from connote.defaults import DEFAULT_TOP_K
+from connote.defaults import DEFAULT_LABEL_DESCRIPTIONS, DEFAULT_TOP_K
 from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
@@ -281,7 +281,7 @@ def label(
     llm: str | object | None = None,
     *,
     prompt: str | None = None,
-    n_descriptions: int = 5,
+    n_descriptions: int = DEFAULT_LABEL_DESCRIPTIONS,
     top_k: int = DEFAULT_TOP_K,
     max_cost: float | None = None,
     dry_run: bool = False,

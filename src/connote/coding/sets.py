@@ -40,7 +40,7 @@ from connote.coding.files import (
     write_csv,
     write_page,
 )
-from connote.defaults import DEFAULT_SEED, DEFAULT_TOP_K
+from connote.defaults import DEFAULT_SEED, DEFAULT_SET_SIZE, DEFAULT_SETS_PER_CLUSTER, DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.evaluate.interpretability import MatchScores
 from connote.study import Study
@@ -108,8 +108,8 @@ def sample_sets(
     study,
     run_id: int | None = None,
     *,
-    per_cluster: int = 5,
-    size: int = 3,
+    per_cluster: int = DEFAULT_SETS_PER_CLUSTER,
+    size: int = DEFAULT_SET_SIZE,
     seed: int | None = DEFAULT_SEED,
     name: str | None = None,
     top_k: int = DEFAULT_TOP_K,
