@@ -117,20 +117,13 @@ def plan_run(
     from connote.study.runs import digest, run_key
 
     n = len(feats.shas)
-    notes = list(notes)
     if isinstance(reduce, str):
         reducer = registry.reducer(reduce, seed=seed)  # checked as the spec is read
-    elif callable(getattr(reduce, "check", None)):
-        reducer = reduce
-        reducer.check()
     else:
         reducer = reduce
-    resolved = clusterer
-    if callable(getattr(clusterer, "resolved", None)):
-        resolved = clusterer.resolved(n)
-        notes += _default_notes(clusterer, resolved, n)
-    if isinstance(resolved, Params) and callable(getattr(resolved, "check", None)):
-        resolved.check(n)  # connote's clusterers (a user's own check what they like, when they like)
+        if callable(getattr(reducer, "check", None)):
+            reducer.check()
+    resolved, defaults = _resolved(clusterer, n)
     how = computation(reducer, resolved, n)
     cluster_params = recorded_params(resolved)
     if reducer is None:  # one fit, many layers: keyed by what the fit depends on (evoc.layer_plan: a run's)
@@ -143,16 +136,29 @@ def plan_run(
         )
         key = run_key(feats, reducer_params, cluster_params, seed, how)
     mcs = getattr(resolved, "min_cluster_size", None)
-    if (
-        mcs is None
-    ):  # a clusterer without one: recorded as connote's default for n items (an EVoC layer: its own)
+    if mcs is None:  # a clusterer without one is recorded with connote's default (an EVoC layer: its own)
         from connote.clustering import HDBSCANClusterer
 
         mcs = HDBSCANClusterer().resolved(n).min_cluster_size
     return RunPlan(
         feats, reducer, resolved, seed, reduce_spec, reducer_params, cluster_params, how, key,
-        int(mcs), getattr(resolved, "min_samples", None), label, tuple(notes),
+        int(mcs or 0), getattr(resolved, "min_samples", None), label, (*notes, *defaults),
     )  # fmt: skip
+
+
+def _resolved(clusterer, n: int) -> tuple[Any, list[str]]:
+    """The clusterer with its data-dependent defaults for ``n`` items filled in (``resolved(n)``: connote's
+    HDBSCAN), a note for each, and its values checked (connote's clusterers: ``check(n)``; a user's own
+    checks what it likes, when it likes)."""
+    if not callable(getattr(clusterer, "resolved", None)):
+        resolved, notes = clusterer, []
+    else:
+        resolved = clusterer.resolved(n)
+        notes = _default_notes(clusterer, resolved, n)
+    check = getattr(resolved, "check", None)
+    if isinstance(resolved, Params) and callable(check):
+        check(n)
+    return resolved, notes
 
 
 def _default_notes(given, resolved, n: int) -> list[str]:

@@ -128,7 +128,10 @@ def make_pool(workers: int, X: np.ndarray, knn: dict, fork: bool):
             max_workers=workers, mp_context=mp.get_context("fork"), initializer=one_thread_per_worker
         )
     # otherwise forkserver/spawn: no fork of a process that may hold unsafe threads (torch, OpenMP).
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    start_method = "forkserver" if sys.platform.startswith("linux") else "spawn"
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=mp.get_context(method), initializer=init_worker, initargs=(X, knn)
+        max_workers=workers,
+        mp_context=mp.get_context(start_method),
+        initializer=init_worker,
+        initargs=(X, knn),
     )

@@ -36,7 +36,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,7 @@ def _list(v) -> list:
 
 
 #: What an [evoc] grid entry may set (each a value or a list; every combination is one EVoC fit per seed).
-EVOC_OPTIONS = {
+EVOC_OPTIONS: dict[str, Callable[..., float]] = {
     "noise_level": real,
     "base_min_cluster_size": whole,
     "n_neighbors": whole,
