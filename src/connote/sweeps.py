@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,6 +50,10 @@ from connote.evaluate.stability import SeedStability, seed_stability, stability_
 from connote.fitting import RunPlan, plan_run
 from connote.fitting import store as store_plan
 from connote.numbers import real, whole
+
+if TYPE_CHECKING:
+    from connote.study import Study
+    from connote.study.runs import Features
 
 
 # ---------------------------------------------------------------------------------------------- grid
@@ -341,13 +345,13 @@ class _Job:
 class _Pass:
     """One feature set's part of a sweep: where its runs go and how it reports."""
 
-    study: Any
-    feats: Any
+    study: Study
+    feats: Features
     result: SweepResult
     grid_name: str
     workers: int | None
     progress: bool
-    say: Any
+    say: Callable[[str], None]
     executor: Any  # a remote executor, or None: worker processes here
     label: str
     min_samples: int | None
