@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from connote.fitting import Fit
 
 _X: np.ndarray | None = None
 _KNN: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # metric -> exact graph, sliceable
@@ -41,13 +44,12 @@ def one_thread_per_worker() -> None:
         numba.set_num_threads(1)
 
 
-def work(reducer, clusterers: list, Y: np.ndarray | None):
-    """One job: (reduction, [(labels, probabilities)] per clusterer, reducer notes, seconds)."""
+def work(reducer, clusterers: list, Y: np.ndarray | None) -> Fit:
+    """One job: the reduction, (labels, probabilities) per clusterer, the reducer's notes, the seconds."""
     from connote.fitting import fit
 
     knn = _KNN.get(getattr(reducer, "metric", "")) if getattr(reducer, "kind", None) == "umap" else None
-    result = fit(cast(np.ndarray, _X), reducer, clusterers, knn=knn, Y=Y)
-    return result.Y, result.results, result.notes, result.seconds
+    return fit(cast(np.ndarray, _X), reducer, clusterers, knn=knn, Y=Y)
 
 
 def available_memory() -> int:

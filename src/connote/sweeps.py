@@ -31,12 +31,13 @@ Where the time goes, and how it is not paid twice:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Generator, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +48,7 @@ from connote.clustering import HDBSCANClusterer
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_SEEDS, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability, stability_table
-from connote.fitting import RunPlan, plan_run
+from connote.fitting import Fit, RunPlan, plan_run
 from connote.fitting import store as store_plan
 from connote.numbers import real, whole
 
@@ -531,9 +532,10 @@ def _run_jobs(sw: _Pass, jobs: list[_Job]) -> None:
 
         bar = tqdm(total=total, desc=f"Sweep {sw.grid_name} ({sw.kind})", unit="run")
 
-    def store(job: _Job, Y, results, notes, seconds):
+    def store(job: _Job, fitted: Fit):
         t = time.perf_counter()
-        for key, row in _store(sw, job, Y, results, notes, graphs):
+        seconds = fitted.seconds
+        for key, row in _store(sw, job, fitted, graphs):
             sw.rows_by_key[key] = row
             result.computed += 1
             if bar:
@@ -546,52 +548,65 @@ def _run_jobs(sw: _Pass, jobs: list[_Job]) -> None:
 
     t_settings = time.perf_counter()
     try:
-        if sw.executor is not None:  # a remote executor: each job a task, X and the graphs shared once
-            from connote.executors.jobs import sweep_job
-
-            shared = (feats.X, graphs)
-            for i, res in sw.executor.map_unordered(sweep_job, [j.work() for j in jobs], shared=shared):
-                store(jobs[i], *res)
-        elif nw > 1 and len(jobs) > 1:
-            from concurrent.futures import as_completed
-
-            pool = sweep_pool.make_pool(min(nw, len(jobs)), feats.X, graphs, sweep_pool.can_fork())
-            try:
-                futures = {pool.submit(sweep_pool.work, *j.work()): j for j in jobs}
-                for fut in as_completed(futures):  # stored as each finishes: an interrupted sweep keeps them
-                    store(futures[fut], *fut.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            finally:
-                sweep_pool.share(None, None)
-            pool.shutdown()
-        else:
-            sweep_pool.share(feats.X, graphs)
-            try:
-                for job in jobs:
-                    store(job, *sweep_pool.work(*job.work()))
-            finally:
-                sweep_pool.share(None, None)
+        with contextlib.closing(_fitted(sw, jobs, graphs, nw)) as fits:
+            for job, fitted in fits:  # stored as each finishes: an interrupted sweep keeps them
+                store(job, fitted)
     finally:
         if bar:
             bar.close()
     result.timings["settings_s"] = result.timings.get("settings_s", 0.0) + time.perf_counter() - t_settings
 
 
-def _store(sw: _Pass, job: _Job, Y, results, notes, graphs) -> list:
+def _fitted(sw: _Pass, jobs: list[_Job], graphs: dict, nw: int) -> Generator[tuple[_Job, Fit], None, None]:
+    """Each job with its fit as it finishes: as tasks of the remote executor, in ``nw`` worker processes
+    here, or in this process (the vectors and the shared graphs sent or shared once)."""
+    from connote import sweep_pool
+
+    X = sw.feats.X
+    if sw.executor is not None:  # a remote executor: each job a task, X and the graphs shared once
+        from connote.executors.jobs import sweep_job
+
+        for i, fitted in sw.executor.map_unordered(sweep_job, [j.work() for j in jobs], shared=(X, graphs)):
+            yield jobs[i], fitted
+    elif nw > 1 and len(jobs) > 1:
+        from concurrent.futures import as_completed
+
+        pool = sweep_pool.make_pool(min(nw, len(jobs)), X, graphs, sweep_pool.can_fork())
+        try:
+            futures = {pool.submit(sweep_pool.work, *j.work()): j for j in jobs}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:  # an error, Ctrl-C, or the caller stopped (GeneratorExit): no waiting
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            sweep_pool.share(None, None)
+        pool.shutdown()
+    else:
+        sweep_pool.share(X, graphs)
+        try:
+            for job in jobs:
+                yield job, sweep_pool.work(*job.work())
+        finally:
+            sweep_pool.share(None, None)
+
+
+def _store(sw: _Pass, job: _Job, fitted: Fit, graphs) -> list:
     """Cache the reduction and store each of the job's plans as a run (:func:`fitting.store`)."""
     from connote.features import save_reduction
 
     if job.Y is None:
-        save_reduction(sw.study, job.plans[0], Y)
+        save_reduction(sw.study, job.plans[0], fitted.Y)
     metric = getattr(job.reducer, "metric", None)
     shared = getattr(job.reducer, "kind", None) == "umap" and metric in graphs
     label = job.plans[0].label or ""
-    run_notes = [*notes, label + (f"; shared exact {graphs[metric][0].shape[1]}-NN graph" if shared else "")]
+    notes = [
+        *fitted.notes,
+        label + (f"; shared exact {graphs[metric][0].shape[1]}-NN graph" if shared else ""),
+    ]
     out = []
-    for run, (labels, probs) in zip(job.plans, results):
-        run_id, made = store_plan(sw.study, run, labels, probs, notes=run_notes)
+    for run, (labels, probs) in zip(job.plans, fitted.results):
+        run_id, made = store_plan(sw.study, run, labels, probs, notes=notes)
         out.append((run.key, _row(sw.feats, sw.study.get_run(run_id), run.seed, reused=not made)))
     return out
 
