@@ -20,6 +20,7 @@ What makes that hold:
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -177,26 +178,43 @@ def _default_notes(given, resolved, n: int) -> list[str]:
 
 def store(study, plan: RunPlan, labels, probabilities, *, notes=()) -> tuple[int, bool]:
     """Store a fitted plan as a run: its labels and the full record (parameters, seed, how it was computed,
-    package versions, the plan's notes and the fit's ``notes``). Returns (run id, True if stored now;
-    False when a run with the plan's key was stored meanwhile)."""
-    from connote.study.runs import store_run
+    package versions, the images left out, the plan's notes and the fit's ``notes``). Returns (run id,
+    True if stored now; False when a run with the plan's key was stored meanwhile)."""
+    from connote.provenance import environment
+    from connote.study.flags import run_left_out
 
-    return store_run(
-        study,
-        plan.feats,
-        key=plan.key,
-        reduce_spec=plan.reduce_spec,
-        reducer_params=plan.reducer_params,
-        cluster_params=plan.cluster_params,
-        min_cluster_size=plan.min_cluster_size,
-        min_samples=plan.min_samples,
-        seed=plan.seed,
-        labels=labels,
-        probabilities=probabilities,
-        notes=[*plan.notes, *notes],
-        label=plan.label,
-        method=plan.computation,
-    )
+    feats = plan.feats
+    labels = np.asarray(labels, dtype=int)
+    record = {
+        "key": plan.key,
+        "features": feats.kind,
+        "description_set": feats.description_set,
+        "embedder": feats.embedder,
+        "reduce": plan.reduce_spec,
+        "min_cluster_size": int(plan.min_cluster_size),
+        "min_samples": plan.min_samples,
+        "seed": plan.seed,
+        "n_items": len(feats.shas),
+        "n_clusters": len(set(labels.tolist()) - {-1}),
+        "n_outliers": int(np.sum(labels == -1)),
+        "label": plan.label,
+        "params": json.dumps(
+            {
+                "reducer": plan.reducer_params,
+                "clusterer": plan.cluster_params,
+                "seed": plan.seed,
+                "features_key": feats.key,
+                "method": plan.computation,  # the run's "method": how it was computed
+                "left_out": run_left_out(study, feats.kind, feats.description_set, len(feats.shas)),
+                "notes": [*plan.notes, *notes],
+                "environment": environment(),
+            },
+            sort_keys=True,
+            default=str,
+        ),
+    }
+    probs = {s: float(p) for s, p in zip(feats.shas, probabilities)} if probabilities is not None else None
+    return study.add_run_if_new(record, dict(zip(feats.shas, labels.tolist())), probs)
 
 
 def reduce(X: np.ndarray, reducer, *, knn=None) -> tuple[np.ndarray, list[str]]:
