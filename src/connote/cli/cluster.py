@@ -211,7 +211,7 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
-    if getattr(args, "method", "hdbscan") == "evoc":
+    if args.clusterer == "evoc":
         return cmd_cluster_evoc(args, study)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     res = steps.cluster(study, args.features, seed=args.seed, seeds=seeds, **options)
@@ -276,6 +276,7 @@ def add_cluster(sub) -> None:
     add_seed_options(p)
     p.add_argument(
         "--method",
+        dest="clusterer",  # which clusterer; a run's "method" is how it was computed (connote.fitting)
         choices=["hdbscan", "evoc"],
         default="hdbscan",
         help="hdbscan (default): --reduce then HDBSCAN; evoc: EVoC on the vectors themselves, every layer "
