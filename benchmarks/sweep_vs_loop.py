@@ -172,9 +172,12 @@ def make_study(path: Path, texts: list[str], X: np.ndarray):
 # ---------------------------------------------------------------------------------------------- timing
 def timed(cmd: list[str], env: dict) -> dict:
     """Run ``cmd``; wall seconds from start to exit, peak summed RSS of its process tree, its stdout."""
+    import resource
+
     import psutil
 
     peak = 0
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: dict = {}
@@ -195,10 +198,34 @@ def timed(cmd: list[str], env: dict) -> dict:
             time.sleep(0.1)
     reader.join()
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         sys.stderr.write(out["stderr"][-4000:])
         raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({proc.returncode})")
-    return {"wall_s": round(wall, 2), "peak_mb": round(peak / 2**20, 1), "stdout": out["stdout"]}
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 1),  # user + system of the arm's processes, workers included
+        "peak_mb": round(peak / 2**20, 1),
+        "stdout": out["stdout"],
+    }
+
+
+@contextlib.contextmanager
+def locked(path: str | None):
+    """Hold the benchmark lock (flock) for one step, so that other benchmarks run between the arms and no
+    two measurements ever overlap; nothing with no path."""
+    if not path:
+        yield
+        return
+    import fcntl
+
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def arm_env(numba_dir: Path) -> dict:
@@ -240,7 +267,7 @@ def load() -> list[float]:
 
 
 # ---------------------------------------------------------------------------------------------- main
-def measure(data: str, cold: bool, seeds) -> dict:
+def measure(data: str, cold: bool, seeds, lock: str | None = None) -> dict:
     from connote.features import features
     from connote.study import Study
     from connote.sweeps import load_grid, plan
@@ -286,9 +313,10 @@ def measure(data: str, cold: bool, seeds) -> dict:
         warm = tmp / "warm"
         small_texts = texts[: min(n, 300)]
         make_study(warm, small_texts, X[: len(small_texts)]).close()
-        run_connote(warm, seeds[:1], numba_connote)
         np.save(tmp / "Xs.npy", X[:4200])  # from 4,096 rows umap-learn uses NN-descent (pynndescent)
-        run_plain(tmp / "Xs.npy", p.reduce_specs[:1], [10], seeds[:1], numba_plain, tmp / "warm.npz")
+        with locked(lock):
+            run_connote(warm, seeds[:1], numba_connote)
+            run_plain(tmp / "Xs.npy", p.reduce_specs[:1], [10], seeds[:1], numba_plain, tmp / "warm.npz")
 
         arms: dict = {}
         order_of_arms = [("connote", "warm"), ("plain", "warm")]
@@ -298,11 +326,19 @@ def measure(data: str, cold: bool, seeds) -> dict:
             ndir = (
                 (numba_connote if arm == "connote" else numba_plain) if numba == "warm" else tmp / f"nc-{arm}"
             )
-            before = load()
-            log(f"{arm}, numba cache {numba}")
+            study_dir = fresh(f"study-{arm}-{numba}")
+            with locked(lock):
+                before = load()
+                log(f"{arm}, numba cache {numba}")
+                r = (
+                    run_connote(study_dir, seeds, ndir)
+                    if arm == "connote"
+                    else run_plain(
+                        X_path, p.reduce_specs, p.min_cluster_sizes, seeds, ndir, tmp / "plain.npz"
+                    )
+                )
+                r["load_before_after"] = [before, load()]
             if arm == "connote":
-                study_dir = fresh(f"study-{numba}")
-                r = run_connote(study_dir, seeds, ndir)
                 with Study.open(study_dir) as study:
                     lab = {}
                     for key, run_id in r.pop("run_ids").items():
@@ -311,9 +347,7 @@ def measure(data: str, cold: bool, seeds) -> dict:
                             v[order[sha]] = c
                         lab[key] = v
             else:
-                r = run_plain(X_path, p.reduce_specs, p.min_cluster_sizes, seeds, ndir, tmp / "plain.npz")
                 lab = dict(np.load(tmp / "plain.npz"))
-            r["load_before_after"] = [before, load()]
             log(f"{arm} {numba}: {r['wall_s']} s")
             arms[f"{arm}_{numba}"] = r
             if numba == "warm":
@@ -394,6 +428,10 @@ def main() -> None:
     ap.add_argument("--data", default="frames", help="frames (default) or a number of generated items")
     ap.add_argument("--seeds", default=",".join(map(str, SEEDS)))
     ap.add_argument("--cold", action="store_true", help="also run both arms with an empty numba cache")
+    ap.add_argument(
+        "--lock",
+        help="a lock file (e.g. /work/wt/bench.lock) held for the warm-up and for each arm, not between",
+    )
     ap.add_argument("--out", help="output stem (default benchmarks/results/sweep_vs_loop-DATA)")
     ap.add_argument("--render", metavar="JSON", help="only rewrite the .md next to an existing result .json")
     args = ap.parse_args()
@@ -404,7 +442,7 @@ def main() -> None:
     seeds = tuple(int(s) for s in args.seeds.split(","))
     stem = Path(args.out) if args.out else HERE / "results" / f"sweep_vs_loop-{args.data}"
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    result = {"started": started, **measure(args.data, args.cold, seeds)}
+    result = {"started": started, **measure(args.data, args.cold, seeds, args.lock)}
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     print(render(result, stem))
@@ -412,7 +450,7 @@ def main() -> None:
 
 def _arm_line(name: str, r: dict) -> str:
     b, a = r["load_before_after"]
-    return f"| {name} | {r['wall_s']} | {r['peak_mb']} | {b[0]} -> {a[0]} |"
+    return f"| {name} | {r['wall_s']} | {r.get('cpu_s', '')} | {r['peak_mb']} | {b[0]} -> {a[0]} |"
 
 
 def render(result: dict, stem: Path) -> str:
@@ -435,11 +473,11 @@ def render(result: dict, stem: Path) -> str:
         "the vectors",
         "- wall time: each arm one fresh process timed from start to exit (interpreter, imports, numba, work, "
         "writing the results); memory: peak of the summed resident memory of the arm's process tree, sampled "
-        "every 0.1 s; load: the machine's 1-minute load average before and after the arm (2 cores: above 2, "
+        "every 0.1 s; CPU: user + system seconds of the arm's processes (workers included); load: the machine's 1-minute load average before and after the arm (2 cores: above 2, "
         "other work competes with the arm)",
         "",
-        "| arm | wall s | peak MB | load |",
-        "|---|---:|---:|---|",
+        "| arm | wall s | CPU s | peak MB | load |",
+        "|---|---:|---:|---:|---|",
         _arm_line("plain loop, numba cache warm", pw),
         _arm_line("connote sweep, numba cache warm", cw),
     ]
