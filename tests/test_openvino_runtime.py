@@ -109,3 +109,16 @@ def test_recurring_shapes_get_a_fixed_shape_copy_up_to_the_limit():
     static = model._local.__dict__["static"]
     assert list(static) == [(1, 3)]  # the first shape to recur; the limit keeps the second dynamic
     assert [p.get_partial_shape().is_static for p in static[(1, 3)].model_inputs] == [True]
+
+
+def test_map_runs_batches_on_several_streams_and_keeps_their_order():
+    model = openvino_runtime.OpenVinoModel(_relu_model, threads=2, streams=2)
+    batches = [[np.full((i + 1, 3), i - 2.5, dtype=np.float32)] for i in range(6)]
+    for _ in range(2):  # the queue is made once and used again
+        outputs = model.map(batches)
+        assert [o[0].shape for o in outputs] == [(i + 1, 3) for i in range(6)]
+        assert [float(o[0].max()) for o in outputs] == [0.0, 0.0, 0.0, 0.5, 1.5, 2.5]
+    assert model.map([]) == []
+    compiled = model._queue[0].get_compiled_model()  # float32 on two streams, whatever the CPU offers
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    assert compiled.get_property("NUM_STREAMS") == 2

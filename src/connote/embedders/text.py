@@ -178,6 +178,10 @@ def _convert():
         return ov.convert_model(net, example_input=example)
 
 
+#: Batches run at once on OpenVINO (each on its own share of the cores; two on two cores)
+OPENVINO_STREAMS = max(1, min(os.cpu_count() or 1, 4))
+
+
 @functools.lru_cache(maxsize=1)
 def openvino_model():
     from connote.models import openvino_runtime
@@ -186,32 +190,36 @@ def openvino_model():
     return openvino_runtime.OpenVinoModel(
         lambda: openvino_runtime.cached_model("all-MiniLM-L6-v2-gt0.1.0", _convert),
         threads=os.cpu_count() or 1,
+        streams=OPENVINO_STREAMS,
     )
 
 
-#: Texts run through the network at once, sorted by length (so that few pad tokens are computed)
+#: Texts run through the network at once, sorted by length (so that few pad tokens are computed); a call
+#: of the runner (256 texts) makes two batches for each of two streams
 OPENVINO_BATCH = 64
 
 
 def openvino_embed(texts: list[str], normalize: bool = True):
     """MiniLM vectors of ``texts`` on OpenVINO: tokenised as sentence-transformers does (whitespace
-    stripped), run in length-sorted batches, mean-pooled and normalised; rows in the order of ``texts``."""
+    stripped), run in length-sorted batches (``OPENVINO_STREAMS`` at once), mean-pooled and normalised;
+    rows in the order of ``texts``."""
     import numpy as np
 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    tok = _tokenizer()
-    model = openvino_model()
-    enc = tok.encode_batch([str(t).strip() for t in texts])  # padded to the longest of all
+    enc = _tokenizer().encode_batch([str(t).strip() for t in texts])  # padded to the longest of all
     ids = np.array([e.ids for e in enc], dtype=np.int64).reshape(len(texts), -1)
     mask = np.array([e.attention_mask for e in enc], dtype=np.int64).reshape(len(texts), -1)
     types = np.array([e.type_ids for e in enc], dtype=np.int64).reshape(len(texts), -1)
     lengths = mask.sum(axis=1)
-    order = np.argsort(-lengths, kind="stable")
-    out = np.zeros((len(texts), 384), dtype=np.float32)
+    order = np.argsort(-lengths, kind="stable")  # longest first: the last batches to start are short
+    batches = []
     for start in range(0, len(texts), OPENVINO_BATCH):
         rows = order[start : start + OPENVINO_BATCH]
         width = max(1, int(lengths[rows].max()))  # each batch padded to its own longest text
-        m = mask[rows, :width]
-        out[rows] = mean_pool(model(ids[rows, :width], m, types[rows, :width])[0], m, normalize)
+        batches.append((rows, [ids[rows, :width], mask[rows, :width], types[rows, :width]]))
+    outputs = openvino_model().map(inputs for _, inputs in batches)
+    out = np.zeros((len(texts), 384), dtype=np.float32)
+    for (rows, inputs), result in zip(batches, outputs, strict=True):
+        out[rows] = mean_pool(result[0], inputs[1], normalize)
     return out

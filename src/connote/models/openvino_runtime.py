@@ -15,15 +15,16 @@ import threading
 from pathlib import Path
 
 
-def _properties(threads: int) -> dict:
-    """Compiled-model properties: float32, ``threads`` threads, not pinned to cores (several images at
-    once, one per core, must not share a core)."""
+def _properties(threads: int, streams: int = 1) -> dict:
+    """Compiled-model properties: float32, ``threads`` threads in all, not pinned to cores (several images
+    at once, one per core, must not share a core). ``streams`` > 1: that many inferences at once, the
+    threads shared out among them (each stream one batch; no stream waits on another's threads)."""
     return {
         "INFERENCE_PRECISION_HINT": "f32",
         "INFERENCE_NUM_THREADS": max(1, threads),
-        "NUM_STREAMS": 1,
+        "NUM_STREAMS": max(1, streams),
         "ENABLE_CPU_PINNING": False,
-        "PERFORMANCE_HINT": "LATENCY",
+        "PERFORMANCE_HINT": "LATENCY" if streams <= 1 else "THROUGHPUT",
     }
 
 
@@ -60,9 +61,13 @@ class OpenVinoModel:
     #: a shape seen this often in one thread gets a fixed-shape copy (with ``static_shapes``)
     STATIC_AFTER = 2
 
-    def __init__(self, source, threads: int = 1, static_shapes: int = 0):
+    def __init__(self, source, threads: int = 1, static_shapes: int = 0, streams: int = 1):
         self.source = source
         self.threads = max(1, threads)
+        #: inferences run at once by :meth:`map` (its own compiled copy; calls stay on one stream)
+        self.streams = max(1, streams)
+        self._queue = None
+        self._queue_lock = threading.Lock()  # one map() at a time on the queue
         #: compile a fixed-shape copy for up to this many recurring input shapes per thread (the detector
         #: on a collection of same-sized images runs about a fifth faster with it); 0: never
         self.static_shapes = static_shapes
@@ -118,6 +123,33 @@ class OpenVinoModel:
         request = self._static_request(tuple(x.shape)) if self.static_shapes and not more else None
         result = (request or self._request()).infer([x, *more])
         return [np.array(result[i], copy=True) for i in range(len(result))]
+
+    def map(self, batches) -> list:
+        """The outputs of each of ``batches`` (each a list of inputs, as for a call), in their order, run
+        ``streams`` at a time on a compiled copy of its own. Batches of equal work keep every stream
+        busy: on two cores two streams of one thread each do a text model's batches about a tenth faster
+        than one stream of two threads, which wait on each other at every layer."""
+        import numpy as np
+        import openvino as ov
+
+        batches = list(batches)
+        outputs: list = [None] * len(batches)
+
+        def done(request, i):
+            outputs[i] = [np.array(request.get_output_tensor(k).data, copy=True) for k in range(n_out)]
+
+        with self._lock:
+            if self._queue is None:
+                compiled = core().compile_model(self._read(), "CPU", _properties(self.threads, self.streams))
+                self._queue = ov.AsyncInferQueue(compiled, self.streams)
+            n_out = len(self._read().outputs)
+        with self._queue_lock:
+            queue = self._queue
+            queue.set_callback(done)
+            for i, inputs in enumerate(batches):
+                queue.start_async(list(inputs), i)
+            queue.wait_all()
+        return outputs
 
 
 def cache_dir() -> Path:
