@@ -178,28 +178,32 @@ def _convert():
         return ov.convert_model(net, example_input=example)
 
 
-#: Batches run at once on OpenVINO (each on its own share of the cores; two on two cores)
-OPENVINO_STREAMS = max(1, min(os.cpu_count() or 1, 4))
+#: Batches run at once on OpenVINO. One, on all cores: one stream per core (each batch on one core) was
+#: no faster on 2 cores (benchmarks/results/embed_text_streams.md); the network runs near the CPU's
+#: float32 matrix-product rate either way
+OPENVINO_STREAMS = 1
 
 
-@functools.lru_cache(maxsize=1)
-def openvino_model():
+@functools.lru_cache(maxsize=2)
+def openvino_model(streams: int = OPENVINO_STREAMS):
     from connote.models import openvino_runtime
 
     openvino_runtime.core()  # fail early where OpenVINO is missing
     return openvino_runtime.OpenVinoModel(
         lambda: openvino_runtime.cached_model("all-MiniLM-L6-v2-gt0.1.0", _convert),
         threads=os.cpu_count() or 1,
-        streams=OPENVINO_STREAMS,
+        streams=streams,
     )
 
 
-#: Texts run through the network at once, sorted by length (so that few pad tokens are computed); a call
-#: of the runner (256 texts) makes two batches for each of two streams
-OPENVINO_BATCH = 64
+#: Texts run through the network at once, sorted by length and each batch padded to its longest text. 16:
+#: on the MultiClimate transcripts (17 to 50 tokens) batches of 64 computed 36% more tokens than the texts
+#: have, batches of 16 8%; 16 made 15-25% more transcripts and 8-14% more paragraphs per second than 64
+#: (8 no more than 16)
+OPENVINO_BATCH = 16
 
 
-def openvino_embed(texts: list[str], normalize: bool = True):
+def openvino_embed(texts: list[str], normalize: bool = True, streams: int = OPENVINO_STREAMS):
     """MiniLM vectors of ``texts`` on OpenVINO: tokenised as sentence-transformers does (whitespace
     stripped), run in length-sorted batches (``OPENVINO_STREAMS`` at once), mean-pooled and normalised;
     rows in the order of ``texts``."""
@@ -218,7 +222,7 @@ def openvino_embed(texts: list[str], normalize: bool = True):
         rows = order[start : start + OPENVINO_BATCH]
         width = max(1, int(lengths[rows].max()))  # each batch padded to its own longest text
         batches.append((rows, [ids[rows, :width], mask[rows, :width], types[rows, :width]]))
-    outputs = openvino_model().map(inputs for _, inputs in batches)
+    outputs = openvino_model(streams).map(inputs for _, inputs in batches)
     out = np.zeros((len(texts), 384), dtype=np.float32)
     for (rows, inputs), result in zip(batches, outputs, strict=True):
         out[rows] = mean_pool(result[0], inputs[1], normalize)
