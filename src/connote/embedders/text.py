@@ -53,7 +53,7 @@ class SentenceTransformerEmbedder(TextEmbedder):
 
 #: Where MiniLM runs when no runtime is given and the study holds no vectors of the other runtime.
 #: PyTorch stays the default: OpenVINO's vectors are 1.4-2.5x faster to make and within cosine 0.9999999 of
-#: PyTorch's, but UMAP turns differences of 1e-7 into other labels (ARI 0.53 between the runtimes at one
+#: PyTorch's, but UMAP turns differences of 1e-7 into other labels (ARI 0.50-0.53 between the runtimes at one
 #: seed, as far apart as two seeds; benchmarks/results/embed_text.md), so a default switch would change
 #: results; ``minilm:openvino`` (or ``runtime=openvino``) asks for it.
 DEFAULT_RUNTIME = "torch"
