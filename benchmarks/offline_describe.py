@@ -37,8 +37,13 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import text_images  # noqa: E402 - the generator of the text-heavy datasets, next to this file
+
 HERE = Path(__file__).resolve().parent
 DATASETS = ("multiclimate_frames", "coco128")
+#: text-heavy images made by benchmarks/text_images.py (COCO-128 photos + rendered text), cached
+GENERATED = ("memes", "screenshots", "posters")
 
 
 # ------------------------------------------------------------------------------------------- metrics
@@ -253,12 +258,20 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, help="images per dataset (evenly spaced; default: all)")
-    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    ap.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=DATASETS + GENERATED + ("text-heavy",)
+    )
     ap.add_argument(
         "--datasets-dir",
         type=Path,
         default=HERE.parent.parent / "shared" / "datasets",
         help="folder holding multiclimate_frames/ and coco128/ (default ../shared/datasets)",
+    )
+    ap.add_argument(
+        "--text-dir",
+        type=Path,
+        default=text_images.DEFAULT_OUT,
+        help=f"where the generated text-heavy images are cached (default {text_images.DEFAULT_OUT})",
     )
     ap.add_argument(
         "--configs", nargs="+", default=["legacy", "fast"], help="arms; the first is the baseline"
@@ -267,9 +280,18 @@ def main() -> None:
         "--out", type=Path, help="results file stem (default benchmarks/results/offline_describe)"
     )
     args = ap.parse_args()
-    missing = [d for d in args.datasets if not (args.datasets_dir / d / "images").is_dir()]
+    datasets = [g for d in args.datasets for g in (GENERATED if d == "text-heavy" else (d,))]
+    kinds = {d: text_images.KINDS[d] for d in datasets if d in GENERATED}
+    needed = {d for d in datasets if d in DATASETS} | ({"coco128"} if kinds else set())  # photos for memes
+    missing = sorted(d for d in needed if not (args.datasets_dir / d / "images").is_dir())
     if missing:
         sys.exit(f"{args.datasets_dir}: no {', '.join(missing)} here; pass --datasets-dir")
+    roots = {d: args.datasets_dir for d in datasets if d in DATASETS}
+    if kinds:  # made once, then read from the cache
+        photos = args.datasets_dir / "coco128" / "images"
+        roots |= {
+            d: folder.parent for d, folder in text_images.generate(args.text_dir, kinds, photos).items()
+        }
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     result = {
         "benchmark": "offline_describe",
@@ -279,8 +301,8 @@ def main() -> None:
         "datasets": [],
     }
     with tempfile.TemporaryDirectory(prefix="connote-bench-") as tmp:
-        for name in args.datasets:
-            result["datasets"].append(run_dataset(name, args.datasets_dir, args.n, args.configs, Path(tmp)))
+        for name in datasets:
+            result["datasets"].append(run_dataset(name, roots[name], args.n, args.configs, Path(tmp)))
     stem = args.out or HERE / "results" / ("offline_describe" + (f"-n{args.n}" if args.n else ""))
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
