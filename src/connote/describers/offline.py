@@ -188,7 +188,8 @@ class OfflineDescriber(Describer):
     ``ocr_*`` options, see :class:`~connote.models.ocr.OcrSettings`; ``ocr_scout_side=480`` adds a quick
     detection pass that skips images where it sees no text: faster on collections with little text, but it
     misses small text), and reads ``concurrency`` images at once (default: one per core) with one thread
-    each.
+    each. ``ocr_rec_precision="bf16"`` (opt-in) runs the recogniser in bfloat16 on CPUs that have it:
+    1.1-1.5x less CPU on text-heavy images, a few letters read differently.
     ``offline:legacy`` reproduces connote's earlier settings exactly (RapidOCR's defaults, one image at a
     time); it is slower and kept so that older studies can be continued and compared.
 
