@@ -222,8 +222,14 @@ def run_dataset(name: str, root: Path, n: int | None, configs: list[str], tmp: P
 
 
 def markdown(result: dict) -> str:
+    first = result["datasets"][0]["arms"][0]["config"] if result["datasets"] else "legacy"
+    title = (
+        "settings before (`offline:legacy`) and after (`offline`)"
+        if first == "legacy"
+        else f"settings side by side (against `{first}`)"
+    )
     lines = [
-        "# Offline describer: settings before (`offline:legacy`) and after (`offline`)",
+        f"# Offline describer: {title}",
         "",
         f"{result['machine']}; {result['note']}",
         "",
