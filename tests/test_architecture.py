@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "params",
             "printable",
             "provenance",
+            "image_names",
             "images",
             "tables",
             "knn",
@@ -62,7 +63,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "features",
             "listing",
             "layout",
-            "keywords_step",
+            "explaining",
             "sweeps",
             "sweep_pool",
             "derive",
@@ -117,8 +118,8 @@ def walk_runtime(tree: ast.AST):
 
 
 def imports_of(module: str) -> set[str]:
-    """The connote modules ``module`` imports, anywhere in its code (``from connote.study import derived``
-    is connote.study.derived; ``from connote.study import Study`` is connote.study)."""
+    """The connote modules ``module`` imports, anywhere in its code (``from connote.study import labels``
+    is connote.study.labels; ``from connote.study import Study`` is connote.study)."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out: set[str] = set()
@@ -170,20 +171,9 @@ def test_storage_imports_only_leaves():
     assert not bad
 
 
-#: Cycles known and owned elsewhere, each with the reason; the test fails when one is gone (remove it then).
-#: The describe runner settles a batch in flight through batch.py, which builds on the runner's
-#: DescribeSummary and pending_items: being reworked on the runner's branch (move those two below both).
-#: safe_write.py (a leaf) asks images.py, which writes through it, what an image file name is: landed
-#: just now from the safe-writes branch (IMAGE_EXTENSIONS could move into a leaf both import).
-KNOWN_CYCLES = [
-    {"connote.describers.batch", "connote.describers.runner"},
-    {"connote.images", "connote.safe_write"},
-]
-
-
-def test_no_import_cycles():
-    """Tarjan's strongly connected components over every import; a package's __init__ importing its own
-    modules is not a cycle unless one of them imports something that imports the package back."""
+def cycles_of(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's): each a set of modules that
+    import each other, directly or round a loop."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -194,7 +184,7 @@ def test_no_import_cycles():
         index[v] = low[v] = len(index)
         stack.append(v)
         on_stack.add(v)
-        for w in GRAPH[v]:
+        for w in graph[v]:
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -211,15 +201,27 @@ def test_no_import_cycles():
             if len(comp) > 1:
                 cycles.append(sorted(comp))
 
-    for v in GRAPH:
+    for v in graph:
         if v not in index:
             visit(v)
-    for known in KNOWN_CYCLES:
-        assert known in [set(c) for c in cycles], f"{sorted(known)} no longer import each other: drop it here"
-    cycles = [c for c in cycles if set(c) not in KNOWN_CYCLES]
+    return cycles
+
+
+def test_no_import_cycles():
+    """No module imports one that imports it back, at module level or inside a function, round any loop;
+    a package's __init__ importing its own modules is not a cycle unless one of them imports something
+    that imports the package back. (Imports under ``if TYPE_CHECKING:`` are for annotations only.)"""
+    cycles = cycles_of(GRAPH)
     assert not cycles, "modules that import each other (directly or round a loop): " + "; ".join(
         " <-> ".join(c) for c in cycles
     )
+
+
+def test_the_cycle_check_finds_a_loop():
+    """The check can fail: a loop of three and a pair are found, a chain is not."""
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"e"}, "e": {"d", "f"}, "f": set()}
+    assert sorted(cycles_of(graph)) == [["a", "b", "c"], ["d", "e"]]
+    assert cycles_of({"a": {"b"}, "b": {"c"}, "c": set()}) == []
 
 
 @pytest.mark.parametrize(
@@ -247,3 +249,58 @@ def test_sql_lives_in_the_study_layer():
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL.search(node.value):
                 found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value.strip()[:60]!r}")
     assert not found, "SQL outside connote.study:\n" + "\n".join(found)
+
+
+#: Parameters whose default is one of the pipeline's defaults: it must be a name from connote.defaults (or
+#: None, resolved there), never a literal written again.
+DEFAULTED = {
+    "seed",
+    "seeds",
+    "random_state",
+    "top_k",
+    "min_cluster_size",
+    "selection",
+    "cluster_selection_method",
+    "n_components",
+    "n_neighbors",
+    "reduce",
+    "describer",
+    "embedder",
+    "text_embedder",
+    "image_embedder",
+    "n_descriptions",
+    "per_cluster",
+}
+
+#: (module, parameter) whose literal default is not connote's: EVoC's own settings (the evoc package's
+#: defaults, not the UMAP + HDBSCAN pipeline's), and the fake server's fault seed (a test double).
+NOT_CONNOTES = {
+    ("connote.evoc", "n_neighbors"),
+    ("connote.evoc", "min_samples"),
+    ("connote.testing.fake_openai", "seed"),
+}
+
+
+def test_defaults_are_defined_once():
+    """No function outside connote/defaults.py writes a pipeline default as a literal (``top_k=10``,
+    ``seed=42``, ``n_neighbors=15``, ``reduce="umap:..."``): each reads it from connote.defaults."""
+    found = []
+    for m, path in MODULES.items():
+        if m == "connote.defaults":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            a = node.args
+            positional = a.posonlyargs + a.args
+            pairs = list(zip(positional[len(positional) - len(a.defaults) :], a.defaults))
+            pairs += [(arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults) if d is not None]
+            for arg, default in pairs:
+                literal = [
+                    n for n in ast.walk(default) if isinstance(n, ast.Constant) and n.value is not None
+                ]
+                if arg.arg in DEFAULTED and literal and (m, arg.arg) not in NOT_CONNOTES:
+                    found.append(
+                        f"{path.relative_to(SRC)}:{default.lineno}: {node.name}({arg.arg}={ast.unparse(default)})"
+                    )
+    assert not found, "defaults written outside connote/defaults.py:\n" + "\n".join(found)

@@ -9,7 +9,6 @@ from derived_fixtures import build
 
 from connote import derive, steps
 from connote.errors import UserError
-from connote.study import derived as store
 
 
 def test_pure_functions_by_hand():
@@ -77,7 +76,7 @@ def test_merge_makes_a_derived_run_and_reuses_it(tmp_path):
     after = d.study.assignments(res.run_id)
     assert d.study.assignments(d.run_id) == before  # the parent is untouched
     assert {s: (0 if c == 1 else c) for s, c in before.items()} == after
-    assert store.derivation(d.study, res.run_id) == {
+    assert d.study.derivation(res.run_id) == {
         "parent": d.run_id,
         "kind": "merge",
         "params": {"merges": {"1": 0}},
@@ -100,12 +99,12 @@ def test_assign_outliers(tmp_path, method):
     res = derive.assign_outliers(d.study, d.run_id, method=method)
     assert res.assigned == 2 and res.n_outliers == 0 and res.parent == d.run_id
     shas = {r["path"]: r["sha256"] for r in d.study.unique_images()}
-    assigned = store.assigned_outliers(d.study, res.run_id)
+    assigned = d.study.assigned_outliers(res.run_id)
     assert assigned[shas[d.outlier_near_fire]][0] == 2
     # a threshold keeps the far outlier apart; the close one still joins 'fire'
     threshold = {"centroid": 0.6, "soft": 0.45, "knn": 0.6}[method]
     strict = derive.assign_outliers(d.study, d.run_id, method=method, threshold=threshold)
-    got = store.assigned_outliers(d.study, strict.run_id)
+    got = d.study.assigned_outliers(strict.run_id)
     assert set(got) == {shas[d.outlier_near_fire]}, got
     assert strict.n_outliers == 1 and any("below" in n for n in strict.notes)
     assert derive.assign_outliers(d.study, d.run_id, method=method).reused
@@ -115,7 +114,7 @@ def test_assign_then_merge_chains_derived_runs(tmp_path):
     d = build(tmp_path)
     a = derive.assign_outliers(d.study, d.run_id)
     m = derive.merge(d.study, a.run_id, "1=0")
-    assert store.derivation(d.study, m.run_id)["parent"] == a.run_id
+    assert d.study.derivation(m.run_id)["parent"] == a.run_id
     assert m.n_outliers == 0 and m.n_clusters == 2
     with pytest.raises(UserError, match="between 0 and 1"):
         derive.assign_outliers(d.study, d.run_id, threshold=2)

@@ -94,6 +94,44 @@ def test_cli_cluster_method_evoc(tmp_path):
     assert text.stdout.split() == [str(i) for i in out["run_ids"]] and "Reused run" in text.stderr
 
 
+def test_a_sweep_grid_with_evoc_stores_every_layer_as_cluster_method_evoc_does(tmp_path, capsys):
+    """An [evoc] grid entry: one EVoC fit per setting and seed, every layer a run planned and stored as
+    `cluster --method evoc` stores it (the same keys: each finds the other's runs), beside the grid's
+    HDBSCAN settings; a second sweep reuses them all."""
+    from connote import steps
+    from connote.cli import main as cli_main
+
+    study, _ = _vector_study(tmp_path / "s", n=150)
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        'name = "g"\nmin_cluster_size = [8]\n[pca]\ncomponents = [3]\n'
+        "[evoc]\nbase_min_cluster_size = [5, 8]\n"
+    )
+    res = steps.sweep(study, grid, seeds=[42, 48], workers=1, progress=False)
+    pca = [r for r in res.rows if r.reduce.startswith("pca")]
+    layers = [r for r in res.rows if r.reduce.startswith("evoc")]
+    assert len(pca) == 2 and len(layers) >= 4 and res.computed == len(res.rows) and res.reused == 0
+    assert {r.reduce.split(" layer ")[0] for r in layers} == {
+        "evoc:base_min_cluster_size=5",
+        "evoc:base_min_cluster_size=8",
+    }
+    assert {r.min_cluster_size for r in layers} == {5, 8}  # the setting's, so its seeds are compared
+    runs = {r.run_id: study.get_run(r.run_id) for r in layers}
+    assert all(run["reduce"] == "evoc" and run["label"].startswith("sweep:g layer ") for run in runs.values())
+    # the stability table compares each EVoC setting's layer over the two seeds
+    assert {s.reduce for s in res.stability} >= {r.reduce for r in layers if r.seed == 42}
+    # `cluster --method evoc` with the same settings finds the sweep's fit: the same runs, none fitted again
+    same = evoc.cluster(study, seed=48, base_min_cluster_size=8)
+    assert all(layer["reused"] for layer in same.layers)
+    assert set(same.run_ids) == {r.run_id for r in layers if r.seed == 48 and "=8 " in r.reduce}
+    assert evoc.layer_runs(study, same.run_ids[0])["layer"] == 0
+    # a second sweep (the CLI, as JSON) reuses every run
+    assert cli_main(["sweep", str(study.path), "--grid", str(grid), "--seeds", "42,48", "--json", "-q"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["computed"] == 0 and data["reused"] == len(res.rows)
+    assert [r["run_id"] for r in data["runs"]] == [r.run_id for r in res.rows]
+
+
 def test_a_coarse_clusters_page_lists_its_fine_clusters(tmp_path):
     from connote import steps
 

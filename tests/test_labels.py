@@ -9,7 +9,6 @@ from derived_fixtures import build
 
 from connote import derive, labels
 from connote.errors import UserError
-from connote.study import derived as store
 from connote.testing.fake_openai import FakeOpenAI
 
 KEY = "sk-test-labels-123456"
@@ -49,7 +48,7 @@ def test_offline_keywords_stand_in(tmp_path):
     d = build(tmp_path)
     res = labels.label(d.study, d.run_id, progress=False)
     assert res.labeller == "keywords" and len(res.labels) == 3
-    stored = store.labels(d.study, d.run_id)
+    stored = d.study.labels(d.run_id)
     kw = d.study.keywords(d.run_id)
     assert stored[2]["label"] == ", ".join(kw[2][:3]) and stored[2]["model"] is None
     assert not d.study.calls("label")
@@ -68,7 +67,7 @@ def test_llm_labels_logged_cached_and_reused(tmp_path):
         assert len(calls) == 3 and all(c["status"] == "ok" and c["cost_usd"] > 0 for c in calls)
         assert all(c["output_tokens"] and "Keywords: " in c["prompt"] and "- " in c["prompt"] for c in calls)
         assert KEY not in str([dict(c) for c in calls])
-        stored = store.labels(d.study, d.run_id)
+        stored = d.study.labels(d.run_id)
         assert stored[0]["model"] == "gpt-4o-mini" and stored[0]["prompt"] == labels.LABEL_PROMPT
         assert stored[0]["call_id"] in {c["id"] for c in calls}
         # asking again costs nothing
@@ -136,7 +135,7 @@ def test_permanent_errors_fall_back_to_keywords_and_budget_stops(tmp_path):
         )
         assert all(x.status == "failed" for x in res.labels) and len(srv.chat_requests()) == 3
         assert [c["status"] for c in d.study.calls("label")] == ["error"] * 3
-        assert store.labels(d.study, d.run_id)[0]["status"] == "failed"
+        assert d.study.labels(d.run_id)[0]["status"] == "failed"
         # a budget smaller than one call's worst case: nothing is sent
         res = labels.label(
             d.study, d.run_id, "openai:gpt-4o-mini", base_url=srv.base_url, max_cost=1e-9, progress=False
@@ -228,4 +227,4 @@ def test_prompt_holds_the_most_typical_distinct_descriptions(tmp_path):
     assert (
         len(lines) == 2 and len(set(lines)) == 2 and all("fire smoke flames heat number" in x for x in lines)
     )
-    assert store.labels(d.study, d.run_id)[0]["prompt"] == "Name this cluster."
+    assert d.study.labels(d.run_id)[0]["prompt"] == "Name this cluster."

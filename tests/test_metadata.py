@@ -11,7 +11,6 @@ from derived_fixtures import build
 
 from connote import labels, metadata, steps
 from connote.errors import UserError
-from connote.study import derived as store
 
 
 def write(path, header, rows):
@@ -54,7 +53,7 @@ def test_import_validates_infers_types_and_updates(tmp_path):
     assert res.rows == 3
     assert any(":4: image 'nowhere.png' is not in the study" in x for x in res.problems)
     assert any(":7:" in x and "again" in x for x in res.problems)
-    stored = store.metadata(d.study)
+    stored = d.study.metadata()
     assert stored[p[0]] == {"date": "2024-01-06", "likes": "11", "account": "@a"}
     assert stored[p[2]]["likes"] is None
     # re-import updates one value and adds text to 'likes': its type becomes text over all stored values
@@ -62,8 +61,8 @@ def test_import_validates_infers_types_and_updates(tmp_path):
         d.study, write(tmp_path / "fix.csv", ["image", "likes"], [[p[1], "many"]])
     )
     assert again.updated == 1 and again.columns == {"likes": "text"}
-    assert store.metadata(d.study)[p[1]] == {"date": "2024-02-07", "likes": "many", "account": "@b"}
-    assert store.metadata(d.study)[p[0]]["date"] == "2024-01-06"  # untouched
+    assert d.study.metadata()[p[1]] == {"date": "2024-02-07", "likes": "many", "account": "@b"}
+    assert d.study.metadata()[p[0]]["date"] == "2024-01-06"  # untouched
     with pytest.raises(UserError, match="no 'image' column"):
         metadata.import_metadata(d.study, write(tmp_path / "bad.csv", ["file", "x"], [[p[0], "1"]]))
     with pytest.raises(UserError, match="missing.csv: file not found"):

@@ -140,8 +140,6 @@ def test_two_label_processes_share_the_clusters_and_pay_once(tmp_path):
     from conftest import cli_env, connote_cmd
     from derived_fixtures import build
 
-    from connote.study import derived as store
-
     d = build(tmp_path, per_cluster=6)
     study, run_id = d.study.path, d.run_id
     d.study.close()
@@ -170,7 +168,7 @@ def test_two_label_processes_share_the_clusters_and_pay_once(tmp_path):
     assert len(prompts) == 3  # one call per cluster, not one per cluster per process
     s = steps.Study.open(study)
     assert len(s.calls("label")) == 3 and all(c["status"] == "ok" for c in s.calls("label"))
-    assert [x["status"] for x in store.labels(s, run_id).values()] == ["ok"] * 3
+    assert [x["status"] for x in s.labels(run_id).values()] == ["ok"] * 3
     # both sent some of the calls (the other's answers were read back from the call log)
     sent = [int(out.split(" call(s), ")[0].rsplit(" ", 1)[1]) for out, _ in outs]
     assert sum(sent) == 3 and min(sent) > 0, outs

@@ -290,8 +290,6 @@ def test_report_pages(tmp_path):
 
 
 def test_labels_and_metadata_are_shown_where_they_exist(tmp_path):
-    from connote.study import derived
-
     study, run_id = make_study(tmp_path)
     render_report(study, run_id, progress=False, labels={0: "Red <things>"})
     run_dir = study.path / "report" / f"run-{run_id}"
@@ -299,8 +297,8 @@ def test_labels_and_metadata_are_shown_where_they_exist(tmp_path):
     assert js_data(run_dir / "run.js")["clusters"]["0"]["label"] == "Red <things>"
 
     # labels stored by `connote label`, with a summary; the user's metadata becomes a map colouring
-    derived.put_labels(study, run_id, "llm", [{"cluster": 1, "label": "Greens", "summary": "All <green>."}])
-    derived.put_metadata(study, {"account": "text"}, [("green.png", "account", "@eco")], "meta.csv")
+    study.put_labels(run_id, "llm", [{"cluster": 1, "label": "Greens", "summary": "All <green>."}])
+    study.put_metadata({"account": "text"}, [("green.png", "account", "@eco")], "meta.csv")
     render_report(study, run_id, progress=False)
     c1 = read(run_dir / "cluster-1.html")
     assert "<h1>Cluster 1: Greens</h1>" in c1 and "All &lt;green&gt;." in c1

@@ -163,6 +163,7 @@ def test_bad_values_are_refused_before_any_reduction(tmp_path):
     """A min cluster size of 1 is named before the (possibly long) reduction runs; --seeds '' is an error."""
     from connote import fitting, steps
     from connote.cli import main as cli_main
+    from connote.features import features
 
     study = _vector_study(tmp_path / "s", n=40)
     calls = []
@@ -176,8 +177,42 @@ def test_bad_values_are_refused_before_any_reduction(tmp_path):
         steps.cluster(study, reduce=Spy(3), min_cluster_size=1)
     assert calls == []
     with pytest.raises(UserError, match="at least 1 component"):
-        fitting.method(PCAReducer(n_components=0), HDBSCANClusterer(), 40)
+        fitting.plan_run(features(study), PCAReducer(n_components=0), HDBSCANClusterer(), 42)
     assert cli_main(["cluster", str(study.path), "--seeds", "", "-q"]) == 2
+
+
+def test_a_run_is_planned_once_each_stage_checked_and_asked_how_it_computes_once(tmp_path, monkeypatch):
+    """One plan per run (connote.fitting.plan_run): each stage's check and method once while planning; the
+    estimators' own guard in fit_transform / fit_predict once more when the run is computed, not when it is
+    found again."""
+    from collections import Counter
+
+    from connote import steps
+
+    study = _vector_study(tmp_path / "s", n=40)
+    calls: Counter = Counter()
+    for cls in (UMAPReducer, HDBSCANClusterer):
+        for name in ("check", "method"):
+            real = getattr(cls, name)
+
+            def counted(self, *args, _real=real, _key=f"{cls.__name__}.{name}"):
+                calls[_key] += 1
+                return _real(self, *args)
+
+            monkeypatch.setattr(cls, name, counted)
+    made = steps.cluster(study, reduce="umap:components=2,neighbors=5", seed=42)
+    assert not made.reused
+    assert calls == {
+        "UMAPReducer.check": 2,  # the spec read while planning; fit_transform's own guard
+        "UMAPReducer.method": 1,  # for the key and the reduction cache alike
+        "HDBSCANClusterer.check": 2,  # the plan's resolved clusterer; fit_predict's own guard
+        "HDBSCANClusterer.method": 1,
+    }, calls
+    calls.clear()
+    again = steps.cluster(study, reduce="umap:components=2,neighbors=5", seed=42)
+    assert again.reused and again.run_id == made.run_id
+    assert calls == {k: 1 for k in ("UMAPReducer.check", "UMAPReducer.method", "HDBSCANClusterer.check",
+                                    "HDBSCANClusterer.method")}, calls  # fmt: skip
 
 
 def test_an_embedders_name_does_not_load_its_model():

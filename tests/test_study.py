@@ -196,6 +196,29 @@ def test_call_log(study):
     assert study.total_cost() == pytest.approx(0.75)
 
 
+def test_latest_call_a_good_answer_first_then_the_latest(study):
+    """The call-log lookup of labels and the LLM coders: only the statuses asked for, a good answer before
+    any flagged one (even a newer one), otherwise the newest; never another stage's or input's call."""
+
+    def call(status: str, ref: str = "k", stage: str = "label") -> int:
+        return study.record_call(stage=stage, backend="b", input_ref=ref, output=status, status=status)
+
+    assert study.latest_call("label", "k") is None
+    first_flagged = call("flagged")
+    assert study.latest_call("label", "k") is None  # ok only, by default
+    assert study.latest_call("label", "k", ("ok", "flagged"))["id"] == first_flagged
+    good = call("ok")
+    call("flagged")
+    call("ok", ref="other")
+    call("ok", stage="rate")
+    call("error")
+    assert study.latest_call("label", "k")["id"] == good
+    assert study.latest_call("label", "k", ("ok", "flagged"))["id"] == good
+    newest_flagged = call("flagged")
+    assert study.latest_call("label", "k", ("flagged",))["id"] == newest_flagged
+    assert study.latest_call("label", "k", ("ok", "flagged"))["output"] == "ok"
+
+
 # ------------------------------------------------------------------------------------------ vectors
 def test_vectors_saved_and_loaded(study):
     name = "text:minilm"

@@ -82,6 +82,27 @@ def test_grid_errors(tmp_path):
         Grid.from_dict({"min_cluster_size": [5]})
 
 
+def test_grid_evoc_entries(tmp_path):
+    """[evoc]: EVoC options, each a value or a list, every combination a setting; evoc = true: EVoC's
+    defaults; a grid of EVoC alone needs no reductions or min cluster sizes."""
+    g = tmp_path / "g.toml"
+    g.write_text("[evoc]\nbase_min_cluster_size = [5, 10]\nnoise_level = 0.3\n")
+    assert load_grid(g).evoc == [
+        {"base_min_cluster_size": 5, "noise_level": 0.3},
+        {"base_min_cluster_size": 10, "noise_level": 0.3},
+    ]
+    assert Grid.from_dict({"evoc": True}).evoc == [{}]
+    assert Grid.from_dict({"evoc": {}}).evoc == [{}]
+    assert plan(Grid.from_dict({"evoc": True}), 100, 8).evoc == [{}]
+    assert Grid.from_dict(PCA_ONLY).evoc == []
+    with pytest.raises(UserError, match="unknown \\[evoc\\] options perplexity"):
+        Grid.from_dict({"evoc": {"perplexity": 30}})
+    with pytest.raises(UserError, match="whole number"):
+        Grid.from_dict({"evoc": {"base_min_cluster_size": 5.5}})
+    with pytest.raises(UserError, match="a table of EVoC options"):
+        Grid.from_dict({"evoc": "yes"})
+
+
 def test_knn_graph_exact_small():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(50, 6)).astype(np.float32)

@@ -40,7 +40,8 @@ class HDBSCANClusterer(Params):
 
     def resolved(self, n: int) -> HDBSCANClusterer:
         """A copy with the data-dependent defaults filled in for ``n`` items (min cluster size about 1%,
-        'leaf' selection: :mod:`connote.defaults`); what a run is keyed and recorded by."""
+        'leaf' selection: :mod:`connote.defaults`); what a run is keyed and recorded by. The one place
+        these defaults are filled in (a run's plan resolves its clusterer: :func:`connote.fitting.plan_run`)."""
         return type(self)(
             **{
                 **self.get_params(),
@@ -124,7 +125,8 @@ class HDBSCANClusterer(Params):
 
     def effective_min_samples(self, n: int) -> int:
         """hdbscan's rule: min_samples defaults to the min cluster size and is at most n - 1."""
-        return max(1, min(n - 1, self.min_samples or self.min_cluster_size or default_min_cluster_size(n)))
+        fit = self.resolved(n)
+        return max(1, min(n - 1, fit.min_samples or fit.min_cluster_size or 1))
 
     def _fit_prims(self, X: np.ndarray, core: dict[int, np.ndarray] | None):
         from hdbscan._hdbscan_linkage import label
@@ -179,17 +181,18 @@ def hdbscan_at_sizes(
     min_cluster_sizes,
     *,
     min_samples: int | None = None,
-    selection: str = "eom",
+    selection: str | None = None,
     algorithm: str = "auto",
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """HDBSCAN of the same data at several min cluster sizes: {size: (labels, probabilities)}, from one
-    nearest-neighbour search (:func:`fit_clusterers`)."""
+    nearest-neighbour search (:func:`fit_clusterers`); ``selection`` None is the default's
+    (:func:`connote.defaults.default_selection`)."""
     sizes = list(min_cluster_sizes)
     clusterers = [
         HDBSCANClusterer(
             min_cluster_size=m,
             min_samples=min_samples,
-            cluster_selection_method=selection,
+            cluster_selection_method=selection or default_selection(len(X)),
             algorithm=algorithm,
         )
         for m in sizes

@@ -9,8 +9,13 @@ DEFAULT_SEED = 42
 #: Seeds a sweep (and a seed-stability check) runs unless told otherwise: one seed can be a lucky one.
 DEFAULT_SEEDS = (42, 48, 112)
 
-#: S3: the paper's most used setting.
-DEFAULT_REDUCE = "umap:components=5,neighbors=15"
+#: S3: the paper's most used setting (UMAP's components and neighbours, also UMAPReducer's defaults).
+DEFAULT_UMAP_COMPONENTS = 5
+DEFAULT_UMAP_NEIGHBORS = 15
+DEFAULT_REDUCE = f"umap:components={DEFAULT_UMAP_COMPONENTS},neighbors={DEFAULT_UMAP_NEIGHBORS}"
+
+#: S3: PCA's components when neither a number nor a share of the variance is given (the paper's other size).
+DEFAULT_PCA_COMPONENTS = 10
 
 #: S1 and S2.
 DEFAULT_DESCRIBER = "offline"
@@ -19,6 +24,18 @@ DEFAULT_IMAGE_EMBEDDER = "efficientnet-lite0"
 
 #: S5: keywords per cluster.
 DEFAULT_TOP_K = 10
+
+#: Labels: the typical descriptions of a cluster shown to the LLM that names it.
+DEFAULT_LABEL_DESCRIPTIONS = 5
+
+#: assign-outliers --method knn: the neighbours an outlier's cluster is voted by.
+DEFAULT_OUTLIER_NEIGHBORS = 10
+
+#: The validation's samples, as in the study: image pairs rated (RQ1), image sets per cluster and
+#: images per set matched (RQ2).
+DEFAULT_PAIRS = 500
+DEFAULT_SETS_PER_CLUSTER = 5
+DEFAULT_SET_SIZE = 3
 
 
 def default_min_cluster_size(n: int) -> int:

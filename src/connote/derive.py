@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from connote import numbers
-from connote.defaults import DEFAULT_TOP_K
+from connote.defaults import DEFAULT_OUTLIER_NEIGHBORS, DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.study import Study, text_key
-from connote.study import derived as store
 
 METHODS = ("centroid", "soft", "knn")
 
@@ -130,7 +129,7 @@ def assign(
     labels_in: np.ndarray,
     method: str = "centroid",
     *,
-    k: int = 10,
+    k: int = DEFAULT_OUTLIER_NEIGHBORS,
     exemplars: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of ``X_out`` (outliers) the nearest cluster of the clustered rows ``X_in`` and a
@@ -330,8 +329,8 @@ def _derive(study: Study, parent, kind: str, params: dict, labels: dict[str, int
         label=f"{kind} of run {parent['id']}",
         params=json.dumps({**parent_params, "derived": {"parent": parent["id"], "kind": kind, **params}}),
     )
-    run_id, new = store.add_derived_run(
-        study, record, labels, parent_id=parent["id"], kind=kind, params=params, **extra
+    run_id, new = study.add_derived_run(
+        record, labels, parent_id=parent["id"], kind=kind, params=params, **extra
     )
     if not new:  # another process made the same run a moment ago: it is that run
         old = study.get_run(run_id)
@@ -352,7 +351,7 @@ def keyword_lists_with_common(study: Study, run_id: int) -> dict[int, list[str]]
 
 def _keywords_like_parent(study: Study, parent_id: int, run_id: int) -> None:
     """Keywords for a new derived run, computed as its parent's were (method, diversity, top k)."""
-    from connote.keywords_step import explain
+    from connote.explaining import explain
 
     p = study.keyword_params(parent_id)
     explain(
@@ -376,9 +375,7 @@ def merge(study: Study | str | os.PathLike, run_id: int | None, merges: dict[int
     resolved = resolve_merges(wanted, set(assignments.values()) - {-1})
     labels = {s: resolved.get(c, c) for s, c in assignments.items()}
     params = {"merges": {str(a): b for a, b in sorted(resolved.items())}}
-    res = _derive(
-        study, parent, "merge", params, labels, probabilities=store.probabilities(study, parent["id"])
-    )
+    res = _derive(study, parent, "merge", params, labels, probabilities=study.probabilities(parent["id"]))
     if not res.reused and parent["description_set"]:
         _keywords_like_parent(study, parent["id"], res.run_id)
     return res
@@ -390,7 +387,7 @@ def assign_outliers(
     *,
     method: str = "centroid",
     threshold: float | None = None,
-    k: int = 10,
+    k: int = DEFAULT_OUTLIER_NEIGHBORS,
 ) -> DerivedRun:
     """A derived run in which each outlier joins its nearest cluster (by ``method``) when its closeness
     score reaches ``threshold`` (every outlier by default); the scores are stored with the run."""
@@ -412,7 +409,7 @@ def assign_outliers(
     notes = []
     if not out_mask.any():
         notes.append(f"run {parent['id']} has no outliers: the derived run equals it")
-    probs = store.probabilities(study, parent["id"])
+    probs = study.probabilities(parent["id"])
     exemplars = None
     if method == "soft":
         # HDBSCAN's exemplars are its most persistent members; here: probability 1 where stored
@@ -439,7 +436,7 @@ def assign_outliers(
     res = _derive(
         study, parent, "assign-outliers", params, labels_new, assigned=assigned, probabilities=probs
     )
-    res.assigned = len(store.assigned_outliers(study, res.run_id))
+    res.assigned = len(study.assigned_outliers(res.run_id))
     res.notes += notes
     left = int(out_mask.sum()) - res.assigned
     if left and threshold is not None:
@@ -459,9 +456,9 @@ def report_context(study: Study, run) -> dict:
     rid = int(run["id"])
     labels = {
         c: {"label": r["label"], "summary": r["summary"], "labeller": r["labeller"], "status": r["status"]}
-        for c, r in store.labels(study, rid).items()
+        for c, r in study.labels(rid).items()
     }
-    origin = store.derivation(study, rid)
+    origin = study.derivation(rid)
     derived = None
     if origin:
         p = origin["params"]
@@ -485,7 +482,7 @@ def report_context(study: Study, run) -> dict:
         "keyword_method": method,
         "common_terms": common,  # left out of each cluster's keywords as common to the whole run
         "derived": derived,
-        "assigned": store.assigned_outliers(study, rid),
+        "assigned": study.assigned_outliers(rid),
         "suggestions": suggestions,
         "breakdowns": {name: b.to_dict() for name, b in metadata.breakdowns(study, rid).items()},
     }

@@ -10,7 +10,6 @@ finds its neighbouring layers (:func:`layer_runs`) and a coarse cluster its fine
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -18,15 +17,21 @@ import numpy as np
 
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
-from connote.params import Params, recorded_params
+from connote.params import Params
 
 #: what ``reduce`` says of an EVoC run (EVoC makes its own node embedding from the vectors)
 REDUCE_SPEC = "evoc"
+#: the clusterer's name (``cluster --method evoc``; a layer's clusterer parameters hold it as ``method``)
+KIND = "evoc"
 
 
 class EVoCClusterer(Params):
     """EVoC with its main settings; ``fit(X)`` sets ``layers_`` (label arrays, finest first, -1 = noise),
-    ``strengths_`` (membership strength per layer) and ``persistence_`` (per layer)."""
+    ``strengths_`` (membership strength per layer) and ``persistence_`` (per layer). It reduces on its
+    own: a run's plan has no reducer (``reduce_spec`` is what the run's ``reduce`` says)."""
+
+    kind = KIND
+    reduce_spec = REDUCE_SPEC
 
     def __init__(
         self,
@@ -53,6 +58,12 @@ class EVoCClusterer(Params):
             raise UserError(f"EVoC's base min cluster size must be a whole number, at least 2, got {m!r}")
         if n <= self.n_neighbors:
             raise UserError(f"EVoC needs more items than neighbours ({self.n_neighbors}); got {n}")
+
+    def method(self, n: int) -> dict:
+        """What a fit depends on besides its parameters (part of its key): evoc's and numpy's versions."""
+        from connote.provenance import environment
+
+        return {"evoc": _version(), "numpy": environment()["packages"].get("numpy")}
 
     def fit(self, X, y=None) -> EVoCClusterer:
         try:
@@ -112,45 +123,61 @@ def cluster(
     **options,
 ) -> EVoCResult:
     """EVoC on the study's features; every layer stored as a run (an identical earlier fit is reused)."""
+    from connote import fitting
     from connote.features import features
-    from connote.provenance import environment
     from connote.study import Study
-    from connote.study.runs import run_key, store_run
 
     study = Study.of(study)
     feats = features(study, features_kind, text=text, image=image, description_set=description_set)
     feats.require_enough()
-    est = EVoCClusterer(random_state=seed, **options)
-    est.check(len(feats.shas))
-    settings = recorded_params(est)
-    versions = {"evoc": _version(), "numpy": environment()["packages"].get("numpy")}
-    group = hashlib.sha256(json.dumps([feats.key, settings, versions], sort_keys=True).encode()).hexdigest()
-    found = _group_runs(study, group)
+    plan = fitting.plan_run(feats, None, EVoCClusterer(random_state=seed, **options), seed, label=label)
+    return fit_layers(study, plan)
+
+
+def fit_layers(study, plan) -> EVoCResult:
+    """The runs of one planned EVoC fit (:func:`connote.fitting.plan_run` with no reducer): found under
+    the fit's key, or the fit made and every layer stored as a run (:func:`layer_plan`)."""
+    from connote import fitting
+
+    found = _group_runs(study, plan.key)
     if found:
-        return _result(study, found, len(feats.shas), seed, reused=True)
-    est.fit(feats.X)
-    n_layers = len(est.layers_)
+        return _result(found, plan.n, plan.seed, reused=True)
+    est = plan.clusterer
+    est.fit(plan.feats.X)
     for i, labels in enumerate(est.layers_):
-        params = {**settings, "method": "evoc", "group": group, "layer": i, "n_layers": n_layers}
-        params["persistence"] = est.persistence_[i]
-        sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.array([0])
-        store_run(
-            study,
-            feats,
-            key=run_key(feats, {"kind": REDUCE_SPEC}, params, seed, versions),
-            reduce_spec=REDUCE_SPEC,
-            reducer_params={"kind": REDUCE_SPEC},
-            cluster_params=params,
-            min_cluster_size=int(sizes[sizes > 0].min()) if (sizes > 0).any() else est.base_min_cluster_size,
-            min_samples=est.min_samples,
-            seed=seed,
-            labels=labels,
-            probabilities=est.strengths_[i],
-            notes=[f"EVoC layer {i} of {n_layers} (0 = finest)"],
-            label=f"{label} layer {i}" if label else None,
-            method={"cluster": "evoc", **versions},
-        )
-    return _result(study, _group_runs(study, group), len(feats.shas), seed, reused=False)
+        fitting.store(
+            study, layer_plan(plan, i, est), labels, est.strengths_[i],
+            notes=[f"EVoC layer {i} of {len(est.layers_)} (0 = finest)"],
+        )  # fmt: skip
+    return _result(_group_runs(study, plan.key), plan.n, plan.seed, reused=False)
+
+
+def layer_plan(plan, i: int, est: EVoCClusterer):
+    """The plan of layer ``i`` of a fitted EVoC plan: the fit's settings with the layer's place in it (the
+    fit's key as ``group``, ``layer``, ``n_layers``, its persistence), keyed by them; its min cluster size
+    is its smallest cluster's."""
+    from dataclasses import replace
+
+    from connote.study.runs import run_key
+
+    labels = est.layers_[i]
+    params = {
+        **plan.cluster_params,
+        "method": KIND,  # stored under the name `cluster --method` gives it
+        "group": plan.key,
+        "layer": i,
+        "n_layers": len(est.layers_),
+        "persistence": est.persistence_[i],
+    }
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.array([0])
+    return replace(
+        plan,
+        key=run_key(plan.feats, plan.reducer_params, params, plan.seed, plan.computation),
+        cluster_params=params,
+        computation={"cluster": KIND, **plan.computation},
+        min_cluster_size=int(sizes[sizes > 0].min()) if (sizes > 0).any() else est.base_min_cluster_size,
+        label=f"{plan.label} layer {i}" if plan.label else None,
+    )
 
 
 def _version() -> str | None:
@@ -180,7 +207,7 @@ def layer_runs(study, run_id: int) -> dict:
     it. Empty for a run that is not an EVoC layer."""
     run = study.get_run(run_id)
     params = _clusterer(run)
-    if params.get("method") != "evoc":
+    if params.get("method") != KIND:
         return {}
     runs = _group_runs(study, params["group"])
     i = params["layer"]
@@ -197,7 +224,7 @@ def _labels(study, run_id: int) -> np.ndarray:
     return np.array([assigned[sha] for sha in sorted(assigned)], dtype=int)
 
 
-def _result(study, runs, n: int, seed, reused: bool) -> EVoCResult:
+def _result(runs, n: int, seed, reused: bool) -> EVoCResult:
     layers = [
         {
             "run_id": r["id"],

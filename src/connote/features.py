@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from connote import registry
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
-from connote.fitting import METHOD_VERSION, stage_method
-from connote.params import recorded_params
 from connote.safe_write import replacing
 from connote.study import Study, text_key
 from connote.study.runs import Features, digest, usable_set
+
+if TYPE_CHECKING:
+    from connote.fitting import RunPlan
 
 __all__ = ["Features", "features", "load_reduction", "reduce_cache_path", "save_reduction"]
 
@@ -59,24 +61,24 @@ def features(
 
 
 # ---------------------------------------------------------------------------------------------- reductions
-def reduce_cache_path(study: Study, feats: Features, reducer) -> Path:
-    """Where the reduction of ``feats`` by ``reducer`` is cached (STUDY/cache/reduce/KEY.npy); the key
-    holds how the reduction is computed (:func:`connote.fitting.stage_method`) besides its parameters."""
-    how = [METHOD_VERSION, stage_method(reducer, len(feats.shas))]
-    return study.path / "cache" / "reduce" / f"{digest([feats.key, recorded_params(reducer), how])[:24]}.npy"
+def reduce_cache_path(study: Study, plan: RunPlan) -> Path:
+    """Where the reduction of a run's features by its reducer is cached (STUDY/cache/reduce/KEY.npy); the
+    key holds how the reduction is computed (the plan's ``reduction_how``) besides its parameters."""
+    key = digest([plan.feats.key, plan.reducer_params, plan.reduction_how])
+    return study.path / "cache" / "reduce" / f"{key[:24]}.npy"
 
 
-def load_reduction(study: Study, feats: Features, reducer) -> np.ndarray | None:
-    """The cached reduction of ``feats`` by ``reducer``, or None."""
-    path = reduce_cache_path(study, feats, reducer)
+def load_reduction(study: Study, plan: RunPlan) -> np.ndarray | None:
+    """The cached reduction of a run's features by its reducer, or None."""
+    path = reduce_cache_path(study, plan)
     return np.load(path) if path.is_file() else None
 
 
-def save_reduction(study: Study, feats: Features, reducer, Y: np.ndarray) -> np.ndarray:
+def save_reduction(study: Study, plan: RunPlan, Y: np.ndarray) -> np.ndarray:
     """Cache a reduction (atomically: a private temporary file renamed into place, so two processes
     writing the same one never mix their bytes)."""
     Y = np.asarray(Y, dtype=np.float32)
-    path = reduce_cache_path(study, feats, reducer)
+    path = reduce_cache_path(study, plan)
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, Y)

@@ -28,23 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from connote.image_names import is_image_name
 from connote.printable import is_utf8, shown
 from connote.safe_write import is_study_folder, replacing
-
-#: Extensions looked at, in any case (.JPG, .Jpeg ...).
-IMAGE_EXTENSIONS = {
-    ".jpg",
-    ".jpeg",
-    ".jpe",
-    ".jfif",
-    ".png",
-    ".webp",
-    ".gif",
-    ".bmp",
-    ".dib",
-    ".tif",
-    ".tiff",
-}
 
 #: Largest image, in pixels, that is decoded (about 16k x 10k); larger ones are refused as possible
 #: decompression bombs.
@@ -108,10 +94,6 @@ def decode_bytes(mode: str, width: int, height: int, max_side: int | None = None
     return cost
 
 
-def _has_image_suffix(name: str) -> bool:
-    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
-
-
 def iter_files(root: Path) -> Iterator[Path]:
     """Files under ``root`` with an image extension, recursively, in a stable order. Links are followed
     (dangling ones are yielded so that they can be reported); a folder reached twice (a link loop such as
@@ -130,13 +112,13 @@ def iter_files(root: Path) -> Iterator[Path]:
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        names = [n for n in filenames if not n.startswith(".") and _has_image_suffix(n)]
-        names += [d for d in dirnames if not d.startswith(".") and _has_image_suffix(d)]
+        names = [n for n in filenames if not n.startswith(".") and is_image_name(n)]
+        names += [d for d in dirnames if not d.startswith(".") and is_image_name(d)]
         dirnames[:] = sorted(
             d
             for d in dirnames
             if not d.startswith(".")
-            and not _has_image_suffix(d)
+            and not is_image_name(d)
             and not is_study_folder(os.path.join(dirpath, d))
         )
         for name in sorted(names):

@@ -271,7 +271,12 @@ def common_terms(lists: Mapping[int, Sequence[str]], share: float = COMMON_SHARE
 
 
 def distinct_keywords(
-    texts: Sequence[str], labels: Sequence[int], *, top_k: int = 10, share: float = COMMON_SHARE, **options
+    texts: Sequence[str],
+    labels: Sequence[int],
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    share: float = COMMON_SHARE,
+    **options,
 ) -> tuple[dict[int, list[tuple[str, float]]], dict[str, list[int]]]:
     """:func:`cluster_keywords` without the terms common to the run: (each cluster's ``top_k`` terms, the
     common terms, each with the clusters whose first list had it). The common terms are found in the

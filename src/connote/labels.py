@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from connote import numbers
+from connote.defaults import DEFAULT_LABEL_DESCRIPTIONS, DEFAULT_TOP_K
 from connote.describers.base import DescribeError, Description
 from connote.errors import UserError
 from connote.study import Study
-from connote.study import derived as store
-from connote.study.calls import last_call_id, log_answer, log_retried_output
+from connote.study.calls import last_call_id
 
 LABEL_PROMPT = """You name the clusters of a study that groups images by what they mean.
 Here are the keywords of one cluster and descriptions of its most typical images.
@@ -42,6 +42,8 @@ Label: a name for the cluster, 2 to 6 words
 Summary: one sentence on what these images have in common"""
 
 KEYWORDS = "keywords"  # the labeller name of labels made offline from the keywords
+#: The answers in the call log that are kept and not asked for again: good ones and flagged ones (paid for).
+KEPT = ("ok", "flagged")
 MIN_WORDS, MAX_WORDS = 2, 6
 
 
@@ -279,8 +281,8 @@ def label(
     llm: str | object | None = None,
     *,
     prompt: str | None = None,
-    n_descriptions: int = 5,
-    top_k: int = 10,
+    n_descriptions: int = DEFAULT_LABEL_DESCRIPTIONS,
+    top_k: int = DEFAULT_TOP_K,
     max_cost: float | None = None,
     dry_run: bool = False,
     max_tokens: int = 120,
@@ -292,7 +294,7 @@ def label(
     or a describer object); without one, the keywords stand in. Returns what was stored. An answer that
     was flagged (did not fit the form) is kept and not asked for again unless ``retry_flagged``."""
     from connote import registry
-    from connote.keywords_step import explain
+    from connote.explaining import explain
 
     max_cost = numbers.budget(max_cost)  # nan, inf or < 0 would switch the budget off
     n_descriptions = numbers.whole(n_descriptions, "descriptions per cluster", low=1)
@@ -322,7 +324,7 @@ def label(
     params = chat.params()
     items = _items(chat, params, template, material)
     cached = {
-        it.cluster: store.cached_call(study, "label", it.sha256, flagged=not retry_flagged) for it in items
+        it.cluster: study.latest_call("label", it.sha256, ("ok",) if retry_flagged else KEPT) for it in items
     }
     todo = [it for it in items if cached[it.cluster] is None]
     if dry_run:
@@ -332,7 +334,7 @@ def label(
         max_cost=max_cost, retry_flagged=retry_flagged, progress=progress,
     )  # fmt: skip
     _fill_failed(rows, items, material, chat, template, res)
-    store.put_labels(study, run["id"], name, rows)
+    study.put_labels(run["id"], name, rows)
     res.labels.sort(key=lambda x: x.cluster)
     return res
 
@@ -344,7 +346,7 @@ def _keyword_labels(study: Study, run_id: int, material: dict, dry_run: bool) ->
         lab, summary = keyword_label(kw)
         res.labels.append(ClusterLabel(c, lab, summary))
     if not dry_run:
-        store.put_labels(study, run_id, KEYWORDS, [asdict(x) | {"model": None} for x in res.labels])
+        study.put_labels(run_id, KEYWORDS, [asdict(x) | {"model": None} for x in res.labels])
     return res
 
 
@@ -401,7 +403,7 @@ def _answer(study, chat, items, cached, template, params, res, *, max_cost, retr
         )  # fmt: skip
         answered.update(r["cluster"] for r in rows)
         for it in todo:  # answered by another process meanwhile: read from the call log
-            row = store.cached_call(study, "label", it.sha256, flagged=True)
+            row = study.latest_call("label", it.sha256, KEPT)
             if it.cluster not in answered and row is not None:
                 from_log(it, row)
                 res.elsewhere += 1
@@ -465,7 +467,7 @@ def _call_all(study, chat, todo, template, params, res, rows, *, max_cost, progr
     answered: set[str] = set()
 
     def still_todo(key: str) -> bool:  # asked in the claim's transaction
-        row = store.cached_call(study, "label", key, flagged=True)
+        row = study.latest_call("label", key, KEPT)
         return key not in answered and (
             row is None or (retry_flagged and row["status"] == "flagged" and row["id"] <= since)
         )
@@ -488,54 +490,24 @@ def _call_all(study, chat, todo, template, params, res, rows, *, max_cost, progr
 
 def _store_call(study, chat, it: LabelItem, entry, params, res: LabelResult, rows: list) -> float:
     """Log one cluster's calls and keep its label row; returns what they cost."""
-    from connote.describers.sending import log_retried_errors
+    from connote.describers.sending import log_ask
 
-    result, attempts, earlier, problem, superseded = entry
-    log_retried_errors(study, "label", chat.spec, chat.model, it.sha256, it.prompt, params, superseded)
+    result, attempts, _earlier, problem, superseded = entry
     res.calls += len(superseded) if result is None else attempts
-    cost = 0.0
-    for bad, reason in earlier:  # answers that did not fit the form and were asked again: logged and paid
-        log_retried_output(
-            study,
-            stage="label",
-            backend=chat.spec,
-            model=chat.model,
-            input_ref=it.sha256,
-            prompt=it.prompt,
-            params=params,
-            bad=bad,
-            reason=reason,
-        )
-        cost += _count(res, bad)
-    if result is None:
-        return cost
-    if isinstance(result, DescribeError):
-        study.record_call(
-            stage="label",
-            backend=chat.spec,
-            model=chat.model,
-            input_ref=it.sha256,
-            prompt=it.prompt,
-            params=params,
-            status="error",
-            error=str(result),
-        )
-        res.notes.append(f"cluster {it.cluster}: {result}")
-        return cost
-    call_id = log_answer(
-        study,
+    where = dict(
         stage="label",
         backend=chat.spec,
         model=chat.model,
         input_ref=it.sha256,
         prompt=it.prompt,
         params=params,
-        answer=result,
-        problem=problem,
     )
-    cost += _count(res, result)
-    lab, summary, parse_problem = parse_label(result.text)
-    rows.append(_row(it, lab, summary, problem or parse_problem, chat, call_id, res))
+    call_id, cost = log_ask(study, where, entry, lambda answer: _count(res, answer))
+    if isinstance(result, DescribeError):
+        res.notes.append(f"cluster {it.cluster}: {result}")
+    elif result is not None:
+        lab, summary, parse_problem = parse_label(result.text)
+        rows.append(_row(it, lab, summary, problem or parse_problem, chat, call_id, res))
     return cost
 
 

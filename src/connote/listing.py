@@ -13,7 +13,6 @@ from collections.abc import Hashable, Mapping
 
 from connote.evaluate.stability import SeedStability, cluster_stability, group_by_setting, seed_stability
 from connote.study import Study
-from connote.study.derived import derivations
 
 
 def seed_stability_by_setting(
@@ -52,7 +51,7 @@ def cluster_stability_by_run(group: list, labels: Mapping) -> dict[int, dict[str
 def run_cluster_stability(study: Study, run_id: int) -> dict[int, float] | None:
     """The cluster-wise stability of one run's clusters against the other seeds of its setting (cluster ->
     mean best Jaccard); None for a derived run or a setting with one seed."""
-    if run_id in derivations(study):
+    if run_id in study.derivations():
         return None
     run = study.get_run(run_id)
     for group in group_by_setting(study.runs()).values():
@@ -72,7 +71,7 @@ def run_listing(study: Study) -> list[dict]:
     ``cluster_stability``: each of its clusters' stability against the other seeds; ``kept``: where the
     run was kept as the representative of several seeds, which ran and why. None for derived runs."""
     sets = {r["name"]: r["describer"] for r in study.description_sets()}
-    derived = derivations(study)
+    derived = study.derivations()
     all_runs = study.runs()
     stability: dict = {}
     per_cluster: dict = {}

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from connote.errors import UserError
 from connote.study import Study
-from connote.study import derived as store
 from connote.tables import in_line_order, read_table_file
 
 TYPES = ("number", "date", "text")
@@ -166,7 +165,7 @@ def import_metadata(
         seen[image] = line
         for name in names:
             cells[(image, name)] = record.get(name).strip() or None
-    old = store.metadata(study)
+    old = study.metadata()
     updated = sum(1 for (img, name), v in cells.items() if name in old.get(img, {}) and old[img][name] != v)
     merged: dict[str, list[str | None]] = {n: [] for n in names}
     for img, row in old.items():
@@ -177,7 +176,7 @@ def import_metadata(
         merged[n].append(v)
     types = {n: infer_type(merged[n]) for n in names}
     if cells:
-        store.put_metadata(study, types, [(img, n, v) for (img, n), v in cells.items()], source)
+        study.put_metadata(types, [(img, n, v) for (img, n), v in cells.items()], source)
     return MetadataImport(source, len(seen), types, in_line_order(problems, source), updated)
 
 
@@ -202,14 +201,14 @@ def breakdown(
     of an image counts (a duplicated image under two paths counts twice)."""
     study = study if isinstance(study, Study) else Study.open(study)
     column = column.strip().lower()  # as the columns are stored (and as --report takes them)
-    types = store.metadata_columns(study)
+    types = study.metadata_columns()
     if column not in types:
         known = ", ".join(types) or "none yet; import some with `connote metadata STUDY FILE.csv`"
         raise UserError(f"no metadata column {column!r} (columns: {known})")
     run = study.get_run(run_id)
     kind = types[column]
     assignments = study.assignments(run["id"])
-    values = store.metadata(study)
+    values = study.metadata()
     per: dict[int, list[str | None]] = {}
     for img in study.images(status="ok"):
         c = assignments.get(img["sha256"])
@@ -253,10 +252,10 @@ def export_columns(study: Study, run_id: int, base) -> tuple[dict[str, str], Cal
     and a function that fills them in for one chunk of rows (an export streams chunk by chunk: only that
     chunk's metadata is read)."""
     added: dict[str, str] = {}
-    labels = store.labels(study, run_id)
+    labels = study.labels(run_id)
     if labels:
         added.update(label="text", summary="text")
-    types = store.metadata_columns(study)
+    types = study.metadata_columns()
     columns = {}
     for name, kind in types.items():
         columns[name] = name if name not in added and name not in base else f"meta_{name}"
@@ -269,7 +268,7 @@ def export_columns(study: Study, run_id: int, base) -> tuple[dict[str, str], Cal
                 r["label"] = lab["label"] if lab else ""
                 r["summary"] = (lab["summary"] or "") if lab else ""
         if types:
-            values = store.metadata_of(study, [r["image"] for r in rows])
+            values = study.metadata_of([r["image"] for r in rows])
             for name, kind in types.items():
                 for r in rows:
                     raw = values.get(r["image"], {}).get(name)
@@ -295,7 +294,7 @@ def choose_report_columns(study: Study, columns: list[str]) -> list[str]:
     down by and colours the map by; an empty list goes back to the default (the first few imported)."""
     import json
 
-    known = store.metadata_columns(study)
+    known = study.metadata_columns()
     unknown = [c for c in columns if c not in known]
     if unknown:
         raise UserError(
@@ -309,14 +308,14 @@ def report_columns(study: Study) -> list[str]:
     """The metadata columns the report shows: those chosen, else the first :data:`REPORT_COLUMNS` imported."""
     import json
 
-    names = list(store.metadata_columns(study))
+    names = list(study.metadata_columns())
     chosen = [c for c in json.loads(study.get_meta(REPORT_META_KEY) or "[]") if c in names]
     return chosen or names[:REPORT_COLUMNS]
 
 
 def breakdowns(study: Study, run_id: int, columns: list[str] | None = None) -> dict[str, Breakdown]:
     """:func:`breakdown` of a run by ``columns`` (by default :func:`report_columns`)."""
-    names = list(store.metadata_columns(study))
+    names = list(study.metadata_columns())
     chosen = columns if columns is not None else report_columns(study)
     return {c: breakdown(study, run_id, c) for c in chosen if c in names}
 
@@ -325,10 +324,10 @@ def map_columns(study: Study, shas: list[str]) -> dict[str, list[str]]:
     """column -> one category per item of ``shas`` (first file's value), for colouring a map: text values
     (the most frequent :data:`MAP_CATEGORIES`, the rest '(other)'), dates binned by day/month/year, numbers
     by quartile; '(none)' where an image has no value."""
-    types = store.metadata_columns(study)
+    types = study.metadata_columns()
     if not types:
         return {}
-    values = store.metadata(study)
+    values = study.metadata()
     first: dict[str, str] = {}
     for img in study.images(status="ok"):
         first.setdefault(img["sha256"], img["path"])

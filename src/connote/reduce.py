@@ -10,7 +10,12 @@ import warnings
 import numpy as np
 
 from connote import gpu
-from connote.defaults import DEFAULT_SEED
+from connote.defaults import (
+    DEFAULT_PCA_COMPONENTS,
+    DEFAULT_SEED,
+    DEFAULT_UMAP_COMPONENTS,
+    DEFAULT_UMAP_NEIGHBORS,
+)
 from connote.errors import UserError
 from connote.jit import import_umap
 from connote.params import Params
@@ -106,8 +111,8 @@ class UMAPReducer(Reducer):
 
     def __init__(
         self,
-        n_components: int = 5,
-        n_neighbors: int = 15,
+        n_components: int = DEFAULT_UMAP_COMPONENTS,
+        n_neighbors: int = DEFAULT_UMAP_NEIGHBORS,
         metric: str = "cosine",
         min_dist: float = 0.1,
         random_state: int | None = DEFAULT_SEED,
@@ -221,7 +226,7 @@ class PCAReducer(Reducer):
 
     def __init__(
         self,
-        n_components: int | None = 10,
+        n_components: int | None = DEFAULT_PCA_COMPONENTS,
         variance: float | None = None,
         random_state: int | None = DEFAULT_SEED,
     ):

@@ -26,6 +26,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from connote.errors import UserError
+from connote.image_names import is_image_name
 
 #: The study's database file name (its folder is "a study folder": scans never enter one).
 DB_NAME = "connote.db"
@@ -122,12 +123,9 @@ def _refusal(path: Path, images_root: Path | None) -> str | None:
         if parts[0] == "validation" and len(parts) > 3 and parts[2] == "imported":
             return f"is a coder's file kept by the study {folder}"
         return None  # in a study folder (a study is never scanned for images): the rest is rendered output
-    if images_root is not None and path.is_relative_to(images_root):
-        from connote.images import IMAGE_EXTENSIONS  # lazy: the check is rarely needed
-
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            what = "an image" if path.exists() else "an image file name"
-            return f"is {what} under the study's images folder {images_root}, which connote never writes to"
+    if images_root is not None and path.is_relative_to(images_root) and is_image_name(path):
+        what = "an image" if path.exists() else "an image file name"
+        return f"is {what} under the study's images folder {images_root}, which connote never writes to"
     return None
 
 

@@ -1,8 +1,8 @@
 """One setting clustered with one seed or several: each seed's run computed (or found under its key) and
 stored, the seeds sharing the neighbour graph that does not depend on the seed, and of several seeds the
 *representative* run kept (the seed whose labels agree best with the others'; :mod:`connote.evaluate.stability`)
-with the seeds' and its clusters' stability recorded. :func:`connote.steps.cluster` resolves the defaults
-and calls :func:`cluster_seeded`.
+with the seeds' and its clusters' stability recorded. :func:`connote.steps.cluster` calls
+:func:`cluster_seeded`; each seed's run is planned, fitted and stored by :mod:`connote.fitting`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
 
-from connote import registry
+from connote import fitting
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability
 from connote.features import Features, load_reduction, save_reduction
-from connote.params import recorded_params
 from connote.study import Study
-from connote.study.runs import run_key, store_run
 
 
 @dataclass
@@ -69,25 +67,15 @@ class ClusterResult:
 
 
 def cluster_seeded(
-    study: Study,
-    feats: Features,
-    reduce,
-    clusterer,
-    seeds: list,
-    *,
-    notes: list[str],
-    label: str | None,
-    min_cluster_size: int,
-    min_samples: int | None,
+    study: Study, feats: Features, reduce, clusterer, seeds: list, *, label: str | None = None
 ) -> ClusterResult:
     """One run per seed of ``seeds`` (``reduce``: a spec string or a reducer object); one seed: its run;
     several: the representative run with every seed's run, their stability and its clusters' stability."""
-    reducers = [_seeded(reduce, s, len(seeds)) for s in seeds]
-    shared = _SharedGraph(feats, reducers)
-    runs = [
-        _cluster_one(study, feats, r, clusterer, s, notes, label, min_cluster_size, min_samples, shared)
-        for r, s in zip(reducers, seeds)
+    plans = [
+        fitting.plan_run(feats, _seeded(reduce, s, len(seeds)), clusterer, s, label=label) for s in seeds
     ]
+    shared = _SharedGraph(feats, [p.reducer for p in plans])
+    runs = [_cluster_one(study, p, shared) for p in plans]
     if len(runs) == 1:
         return runs[0]
     return _keep_representative(study, runs)
@@ -98,11 +86,9 @@ def takes_seed(reduce) -> bool:
 
 
 def _seeded(reduce, seed, count: int):
-    """The reducer for one seed: from a spec string, or a reducer object (with its ``random_state`` set to
-    the seed when there are several seeds)."""
-    if isinstance(reduce, str):
-        return registry.reducer(reduce, seed=seed)
-    if count == 1:
+    """The reducer for one seed: a spec string (read with the seed by the plan), or a reducer object (with
+    its ``random_state`` set to the seed when there are several seeds)."""
+    if isinstance(reduce, str) or count == 1:
         return reduce
     if not takes_seed(reduce):
         raise UserError("several seeds need a reducer spec string or a reducer with a random_state parameter")
@@ -132,43 +118,19 @@ class _SharedGraph:
         return self.graph
 
 
-def _cluster_one(study, feats, reducer, clusterer, seed, notes, label, min_cluster_size, min_samples, shared):  # noqa: PLR0917
+def _cluster_one(study: Study, plan: fitting.RunPlan, shared: _SharedGraph) -> ClusterResult:
     """One seed: the stored run under its key, or reduce (or read the cached reduction), cluster, store."""
-    from connote import fitting
-
-    notes = list(notes)
-    reducer_params = recorded_params(reducer)
-    cluster_params = recorded_params(clusterer)
-    method = fitting.method(reducer, clusterer, len(feats.shas))
-    key = run_key(feats, reducer_params, cluster_params, seed, method)
-    run, made = study.find_run(key), False
+    run, made, notes = study.find_run(plan.key), False, list(plan.notes)
     if run is None:
-        cached = load_reduction(study, feats, reducer)
-        fit = fitting.fit(
-            feats.X, reducer, [clusterer], Y=cached, knn=None if cached is not None else shared.get()
-        )
+        cached = load_reduction(study, plan)
+        knn = None if cached is not None else shared.get()
+        fit = fitting.fit(plan.feats.X, plan.reducer, [plan.clusterer], Y=cached, knn=knn)
         if cached is None:
-            save_reduction(study, feats, reducer, fit.Y)
-        labels, probabilities = fit.results[0]
+            save_reduction(study, plan, fit.Y)
         notes += fit.notes
-        run_id, made = store_run(
-            study,
-            feats,
-            key=key,
-            reduce_spec=getattr(reducer, "spec", type(reducer).__name__),
-            reducer_params=reducer_params,
-            cluster_params=cluster_params,
-            min_cluster_size=min_cluster_size,
-            min_samples=min_samples,
-            seed=seed,
-            labels=labels,
-            probabilities=probabilities,
-            notes=notes,
-            label=label,
-            method=method,
-        )
+        run_id, made = fitting.store(study, plan, *fit.results[0], notes=fit.notes)
         run = study.get_run(run_id)  # this one, or the one another process stored meanwhile
-    return ClusterResult.of_run(run, not made, notes, seed)
+    return ClusterResult.of_run(run, not made, notes, plan.seed)
 
 
 def _keep_representative(study: Study, runs: list[ClusterResult]) -> ClusterResult:

@@ -29,15 +29,13 @@ from connote.defaults import (
     DEFAULT_SEEDS,
     DEFAULT_TEXT_EMBEDDER,
     DEFAULT_TOP_K,
-    default_min_cluster_size,
-    default_selection,
 )
 from connote.describers.base import PAPER_PROMPT
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability
 from connote.executors import executor_scope
+from connote.explaining import explain
 from connote.features import features
-from connote.keywords_step import explain
 from connote.safe_write import check_output, replacing
 from connote.seeds import ClusterResult, cluster_seeded, takes_seed
 from connote.study import Study
@@ -235,7 +233,7 @@ def cluster(
 ) -> ClusterResult:
     """S3 + S4: reduce the features and cluster them with HDBSCAN. The run (every parameter, seed, method
     and package version) is stored; an identical earlier run is returned instead of computed again.
-    The computation is :func:`connote.fitting.fit`, the sweep's too: one key, one result.
+    Each run is planned, computed and stored as the sweep's are (:mod:`connote.fitting`): one key, one result.
 
     With ``seed``: exactly one run. Without: one run per seed of ``seeds`` (default
     :data:`connote.defaults.DEFAULT_SEEDS`), each stored as an ordinary run, sharing the features and the
@@ -245,16 +243,6 @@ def cluster(
     study = Study.of(study)
     feats = features(study, features_kind, text=text, image=image, description_set=description_set)
     feats.require_enough()
-    n = len(feats.shas)
-    notes: list[str] = []
-    if min_cluster_size is None:
-        min_cluster_size = default_min_cluster_size(n)
-        notes.append(
-            f"min cluster size {min_cluster_size} (default for {n} items; set with --min-cluster-size)"
-        )
-    if selection is None and clusterer is None:
-        selection = default_selection(n)
-        notes.append(f"cluster selection '{selection}' (the default; set with --selection eom|leaf)")
     if selection not in (None, "eom", "leaf"):
         raise UserError(f"unknown cluster selection {selection!r}; use eom or leaf")
     if seed is not None and seeds is not None:
@@ -266,18 +254,8 @@ def cluster(
         raise UserError("give at least one seed")
     clusterer = clusterer or HDBSCANClusterer(
         min_cluster_size=min_cluster_size, min_samples=min_samples, cluster_selection_method=selection
-    )
-    return cluster_seeded(
-        study,
-        feats,
-        reduce,
-        clusterer,
-        seed_list,
-        notes=notes,
-        label=label,
-        min_cluster_size=min_cluster_size,
-        min_samples=min_samples,
-    )
+    )  # its defaults for this many items are filled in by the run's plan (connote.fitting.plan_run)
+    return cluster_seeded(study, feats, reduce, clusterer, seed_list, label=label)
 
 
 @dataclass

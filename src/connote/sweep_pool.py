@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from connote.fitting import Fit
 
 _X: np.ndarray | None = None
 _KNN: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # metric -> exact graph, sliceable
@@ -41,13 +44,12 @@ def one_thread_per_worker() -> None:
         numba.set_num_threads(1)
 
 
-def work(reducer, clusterers: list, Y: np.ndarray | None):
-    """One job: (reduction, [(labels, probabilities)] per clusterer, reducer notes, seconds)."""
+def work(reducer, clusterers: list, Y: np.ndarray | None) -> Fit:
+    """One job: the reduction, (labels, probabilities) per clusterer, the reducer's notes, the seconds."""
     from connote.fitting import fit
 
     knn = _KNN.get(getattr(reducer, "metric", "")) if getattr(reducer, "kind", None) == "umap" else None
-    result = fit(cast(np.ndarray, _X), reducer, clusterers, knn=knn, Y=Y)
-    return result.Y, result.results, result.notes, result.seconds
+    return fit(cast(np.ndarray, _X), reducer, clusterers, knn=knn, Y=Y)
 
 
 def available_memory() -> int:
@@ -128,7 +130,10 @@ def make_pool(workers: int, X: np.ndarray, knn: dict, fork: bool):
             max_workers=workers, mp_context=mp.get_context("fork"), initializer=one_thread_per_worker
         )
     # otherwise forkserver/spawn: no fork of a process that may hold unsafe threads (torch, OpenMP).
-    method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+    start_method = "forkserver" if sys.platform.startswith("linux") else "spawn"
     return ProcessPoolExecutor(
-        max_workers=workers, mp_context=mp.get_context(method), initializer=init_worker, initargs=(X, knn)
+        max_workers=workers,
+        mp_context=mp.get_context(start_method),
+        initializer=init_worker,
+        initargs=(X, knn),
     )

@@ -31,22 +31,30 @@ Where the time goes, and how it is not paid twice:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
 import threading
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Generator, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from connote.clustering import HDBSCANClusterer
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_SEEDS, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
 from connote.evaluate.stability import SeedStability, seed_stability, stability_table
+from connote.fitting import Fit, RunPlan, plan_run
+from connote.fitting import store as store_plan
 from connote.numbers import real, whole
+
+if TYPE_CHECKING:
+    from connote.study import Study
+    from connote.study.runs import Features
 
 
 # ---------------------------------------------------------------------------------------------- grid
@@ -59,10 +67,11 @@ class Grid:
     metric: str = "cosine"
     reference_n: int | None = None
     min_cluster_size_floor: int = 5
+    evoc: list[dict] = field(default_factory=list)  # EVoC settings (options by name), each fit's layers runs
 
     @classmethod
     def from_dict(cls, d: dict, name: str | None = None) -> Grid:
-        known = {"name", "reference_n", "min_cluster_size_floor", "min_cluster_size", "umap", "pca"}
+        known = {"name", "reference_n", "min_cluster_size_floor", "min_cluster_size", "umap", "pca", "evoc"}
         bad = set(d) - known
         if bad:
             raise UserError(
@@ -92,12 +101,15 @@ class Grid:
                 min_cluster_size_floor=whole(
                     d.get("min_cluster_size_floor", 5), "min_cluster_size_floor", low=2
                 ),
+                evoc=_evoc_settings(d.get("evoc", False)),
             )
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad number in grid: {exc}") from None
-        if not (grid.umap or grid.pca):
-            raise UserError("the grid has no reductions: give [umap] components and neighbors, or [pca]")
-        if not grid.min_cluster_sizes:
+        if not (grid.umap or grid.pca or grid.evoc):
+            raise UserError(
+                "the grid has no reductions: give [umap] components and neighbors, or [pca], or [evoc]"
+            )
+        if not grid.min_cluster_sizes and (grid.umap or grid.pca):
             raise UserError("the grid has no min_cluster_size list")
         if any(m < 2 for m in grid.min_cluster_sizes):
             raise UserError("min cluster sizes must be at least 2")
@@ -116,6 +128,33 @@ class Grid:
 
 def _list(v) -> list:
     return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+#: What an [evoc] grid entry may set (each a value or a list; every combination is one EVoC fit per seed).
+EVOC_OPTIONS: dict[str, Callable[..., float]] = {
+    "noise_level": real,
+    "base_min_cluster_size": whole,
+    "n_neighbors": whole,
+    "min_samples": whole,
+    "n_epochs": whole,
+    "max_layers": whole,
+}
+
+
+def _evoc_settings(entry) -> list[dict]:
+    """The EVoC settings of a grid's ``[evoc]`` table (``evoc = true`` or an empty table: EVoC's defaults)."""
+    if entry is False:
+        return []
+    if entry is True:
+        return [{}]
+    if not isinstance(entry, dict):
+        raise UserError("[evoc] must be a table of EVoC options (or evoc = true)")
+    bad = sorted(set(entry) - set(EVOC_OPTIONS))
+    if bad:
+        raise UserError(f"unknown [evoc] options {', '.join(bad)} (known: {', '.join(EVOC_OPTIONS)})")
+    names = sorted(entry)
+    values = [[EVOC_OPTIONS[k](v, f"[evoc] {k}") for v in _list(entry[k])] for k in names]
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
 
 #: The paper's grid (UMAP 5/10 x 5/15/30, PCA 5/10/20/80%, min cluster size 50/100/200).
@@ -156,6 +195,7 @@ class Plan:
     reduce_specs: list[str]
     min_cluster_sizes: list[int]
     notes: list[str]
+    evoc: list[dict] = field(default_factory=list)
 
 
 def plan(grid: Grid, n: int, dim: int) -> Plan:
@@ -189,7 +229,7 @@ def plan(grid: Grid, n: int, dim: int) -> Plan:
             value = min(n, dim)
         pca.append((kind, value))
     fitted = Grid(grid.name, umap_pairs, pca, mcs, grid.metric, None, grid.min_cluster_size_floor)
-    return Plan(list(dict.fromkeys(fitted.reduce_specs())), mcs, notes)
+    return Plan(list(dict.fromkeys(fitted.reduce_specs())), mcs, notes, list(grid.evoc))
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -288,11 +328,40 @@ class SweepResult:
 # ---------------------------------------------------------------------------------------------- sweep
 @dataclass
 class _Job:
-    spec: str
-    seed: int | None
-    reducer: Any  # a UMAP or PCA reducer (connote.reduce): umap jobs use its metric and neighbours
-    todo: list  # (min cluster size, key, clusterer, cluster params, method)
-    Y: np.ndarray | None  # cached reduction
+    """One reduction (unless cached: ``Y``) and the runs clustered on it: plans of one reducer and seed."""
+
+    plans: list[RunPlan]
+    Y: np.ndarray | None
+
+    @property
+    def reducer(self):
+        return self.plans[0].reducer  # a UMAP or PCA reducer: umap jobs use its metric and neighbours
+
+    def work(self) -> tuple:
+        """What a worker gets (never the plans: they hold the features, which workers share otherwise)."""
+        return self.reducer, [p.clusterer for p in self.plans], self.Y
+
+
+@dataclass
+class _Pass:
+    """One feature set's part of a sweep: where its runs go and how it reports."""
+
+    study: Study
+    feats: Features
+    result: SweepResult
+    grid_name: str
+    workers: int | None
+    progress: bool
+    say: Callable[[str], None]
+    executor: Any  # a remote executor, or None: worker processes here
+    label: str
+    min_samples: int | None
+    selection: str | None
+    rows_by_key: dict[str, SweepRow] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.feats.kind
 
 
 def sweep(
@@ -321,12 +390,11 @@ def sweep(
     ``say``: a function for progress notes (default: nothing).
     ``executor``: 'local' (default: worker processes here), 'ray' or 'ray:ADDRESS' (each reduction and its
     clusterings one Ray task; the vectors and kNN graphs go to the object store once), or an executor.
+    A grid's EVoC settings are fitted here, one after another (EVoC uses every core itself).
     """
     from connote import sweep_pool
-    from connote.defaults import default_selection
     from connote.executors import executor_scope
     from connote.features import features as load_features
-    from connote.provenance import environment
     from connote.study import Study
 
     if isinstance(executor, str) and executor != "local":  # e.g. 'ray:HOST:PORT': one connection for all
@@ -348,110 +416,96 @@ def sweep(
     label = label or f"sweep:{g.name}"
     say = say or (lambda _msg: None)
     result = SweepResult(grid=g.name)
-    env = environment()
 
     for kind in features:
         feats = load_features(study, kind, text=text, image=image, description_set=description_set)
         feats.require_enough()
         n, dim = feats.X.shape if feats.X.ndim == 2 else (len(feats.shas), 0)
         p = plan(g, n, dim)
-        sel = selection or default_selection(n)
-        if selection is None and sel != "eom":
-            p.notes.append(
-                f"cluster selection '{sel}' (connote's default for {n} items, as `connote cluster`)"
-            )
+        remote = executor if getattr(executor, "remote", False) else None
+        sw = _Pass(
+            study, feats, result, g.name, workers, progress, say, remote, label, min_samples, selection
+        )
+        order, jobs = _plan_jobs(sw, p, seeds)
         for note in p.notes:
             result.notes.append(f"{kind}: {note}")
             say(f"note: {kind}: {note}")
-        rows_by_key: dict[str, SweepRow] = {}
-        order, jobs = _plan_jobs(study, feats, p, seeds, min_samples, sel, rows_by_key)
-        result.reused += len(rows_by_key)
-        _run_jobs(
-            study,
-            feats,
-            jobs,
-            rows_by_key,
-            result,
-            kind,
-            g.name,
-            workers,
-            label,
-            min_samples,
-            env,
-            progress,
-            say,
-            executor=executor if getattr(executor, "remote", False) else None,
-        )
-        result.rows += [rows_by_key[k] for k in dict.fromkeys(order)]
+        result.reused += len(sw.rows_by_key)
+        _run_jobs(sw, jobs)
+        result.rows += [sw.rows_by_key[k] for k in dict.fromkeys(order)]
+        result.rows += _sweep_evoc(sw, p, seeds)
     result.stability = _stability(study, result.rows)
     return result
 
 
-def _plan_jobs(study, feats, p: Plan, seeds, min_samples, sel, rows_by_key) -> tuple[list[str], list[_Job]]:
+def _plan_jobs(sw: _Pass, p: Plan, seeds) -> tuple[list[str], list[_Job]]:
     """The keys of every setting in order, and the jobs for those not stored yet (found ones go to
-    ``rows_by_key``). Keys are made as ``connote cluster`` makes them."""
-    from connote import fitting, registry
-    from connote.clustering import HDBSCANClusterer
+    ``sw.rows_by_key``). Every run is planned as ``connote cluster`` plans it (:func:`fitting.plan_run`)."""
     from connote.features import load_reduction
-    from connote.params import recorded_params
-    from connote.study.runs import run_key
 
-    n = len(feats.shas)
     order: list[str] = []
     jobs: list[_Job] = []
+    first: RunPlan | None = None
     for spec, seed in itertools.product(p.reduce_specs, seeds):
-        reducer = registry.reducer(spec, seed=seed)
-        reducer_params = recorded_params(reducer)
         todo = []
         for m in p.min_cluster_sizes:
             clusterer = HDBSCANClusterer(
-                min_cluster_size=m, min_samples=min_samples, cluster_selection_method=sel
+                min_cluster_size=m, min_samples=sw.min_samples, cluster_selection_method=sw.selection
             )
-            cparams = recorded_params(clusterer)
-            method = fitting.method(reducer, clusterer, n)
-            key = run_key(feats, reducer_params, cparams, seed, method)
-            order.append(key)
-            old = study.find_run(key)
+            run = first = plan_run(sw.feats, spec, clusterer, seed, label=sw.label)
+            order.append(run.key)
+            old = sw.study.find_run(run.key)
             if old is not None:
-                rows_by_key[key] = SweepRow(
-                    feats.kind, feats.embedder, old["reduce"], old["min_cluster_size"], seed, old["id"],
-                    old["n_items"], old["n_clusters"], old["n_outliers"], True,
-                )  # fmt: skip
+                sw.rows_by_key[run.key] = _row(sw.feats, old, seed, reused=True)
             else:
-                todo.append((m, key, clusterer, cparams, method))
+                todo.append(run)
         if todo:
-            jobs.append(_Job(spec, seed, reducer, todo, load_reduction(study, feats, reducer)))
+            jobs.append(_Job(todo, load_reduction(sw.study, todo[0])))
+    if first is not None and sw.selection is None and first.clusterer.cluster_selection_method != "eom":
+        p.notes.append(
+            f"cluster selection '{first.clusterer.cluster_selection_method}' (connote's default for "
+            f"{first.n} items, as `connote cluster`)"
+        )
     return order, jobs
 
 
-def _shared_graphs(feats, jobs: list[_Job], result: SweepResult, kind: str, say) -> dict:
+def _row(
+    feats, run, seed, *, reused: bool, reduce: str | None = None, min_cluster_size: int | None = None
+) -> SweepRow:
+    """A stored run as a row of the sweep's table."""
+    return SweepRow(
+        feats.kind, feats.embedder, reduce or run["reduce"],
+        run["min_cluster_size"] if min_cluster_size is None else min_cluster_size, seed, run["id"],
+        run["n_items"], run["n_clusters"], run["n_outliers"], reused,
+    )  # fmt: skip
+
+
+def _shared_graphs(sw: _Pass, jobs: list[_Job]) -> dict:
     """One exact kNN graph per metric for the UMAP jobs, at their largest neighbour count (sliced by each);
     none where the graph would be approximate (each job then computes its own, as `connote cluster` does)."""
     from connote import knn
 
-    n = len(feats.shas)
+    n = len(sw.feats.shas)
     graphs = {}
     umap_jobs = [j for j in jobs if j.Y is None and getattr(j.reducer, "kind", None) == "umap"]
     for metric in dict.fromkeys(j.reducer.metric for j in umap_jobs):
         same = [j for j in umap_jobs if j.reducer.metric == metric]
         if not knn.can_slice(n, metric):
-            say(f"{kind}: {n} items: an approximate neighbour graph per UMAP setting ({metric})")
+            sw.say(f"{sw.kind}: {n} items: an approximate neighbour graph per UMAP setting ({metric})")
             continue
         k = max(j.reducer.effective(n)[1] for j in same)
-        say(f"{kind}: one exact {k}-nearest-neighbour graph ({metric}) for {len(same)} UMAP setting(s)")
+        sw.say(f"{sw.kind}: one exact {k}-nearest-neighbour graph ({metric}) for {len(same)} UMAP setting(s)")
         t = time.perf_counter()
-        graphs[metric] = knn.knn_graph(feats.X, k, metric=metric)
-        result.knn_graphs += 1
-        result.timings["knn_s"] = result.timings.get("knn_s", 0.0) + time.perf_counter() - t
+        graphs[metric] = knn.knn_graph(sw.feats.X, k, metric=metric)
+        sw.result.knn_graphs += 1
+        sw.result.timings["knn_s"] = sw.result.timings.get("knn_s", 0.0) + time.perf_counter() - t
     return graphs
 
 
-def _run_jobs(
-    study, feats, jobs, rows_by_key, result, kind, grid_name, workers, label, min_samples, env, progress, say,
-    executor=None,
-):  # fmt: skip
+def _run_jobs(sw: _Pass, jobs: list[_Job]) -> None:
     from connote import sweep_pool
 
+    feats, result = sw.feats, sw.result
     n, dim = feats.X.shape if feats.X.ndim == 2 else (len(feats.shas), 0)
     to_reduce = [j for j in jobs if j.Y is None]
     result.reductions += len(to_reduce)
@@ -460,111 +514,131 @@ def _run_jobs(
     umap = any(getattr(j.reducer, "kind", None) == "umap" for j in to_reduce)
     preload = threading.Thread(target=sweep_pool.preload, args=(umap,), daemon=True)
     preload.start()
-    graphs = _shared_graphs(feats, jobs, result, kind, say)
+    graphs = _shared_graphs(sw, jobs)
     preload.join()
     # Longest first, so that the workers finish together.
-    jobs.sort(key=lambda j: sweep_pool.estimated_cost(j.reducer, len(j.todo), j.Y is not None), reverse=True)
-    nw = sweep_pool.worker_count(len(to_reduce), n, dim, workers) if to_reduce else 1
+    jobs.sort(key=lambda j: sweep_pool.estimated_cost(j.reducer, len(j.plans), j.Y is not None), reverse=True)
+    nw = sweep_pool.worker_count(len(to_reduce), n, dim, sw.workers) if to_reduce else 1
     result.workers = max(result.workers, nw)
     if not jobs:
         return
-    total = sum(len(j.todo) for j in jobs)
-    say(
-        f"{kind}: {total} setting(s) to compute, {len(to_reduce)} reduction(s), {len(rows_by_key)} reused; {nw} worker process(es)"
+    total = sum(len(j.plans) for j in jobs)
+    sw.say(
+        f"{sw.kind}: {total} setting(s) to compute, {len(to_reduce)} reduction(s), {len(sw.rows_by_key)} reused; {nw} worker process(es)"
     )
     bar = None
-    if progress:
+    if sw.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=f"Sweep {grid_name} ({kind})", unit="run")
+        bar = tqdm(total=total, desc=f"Sweep {sw.grid_name} ({sw.kind})", unit="run")
 
-    def store(job: _Job, Y, results, notes, seconds):
+    def store(job: _Job, fitted: Fit):
         t = time.perf_counter()
-        for key, row in _store(study, feats, job, Y, results, notes, graphs, label, min_samples, env):
-            rows_by_key[key] = row
+        seconds = fitted.seconds
+        for key, row in _store(sw, job, fitted, graphs):
+            sw.rows_by_key[key] = row
             result.computed += 1
             if bar:
                 bar.update(1)
         seconds["store"] = time.perf_counter() - t
         jobs_s = result.timings.setdefault("jobs", {})
-        jobs_s[f"{kind} {job.spec} seed={job.seed}"] = {k: round(v, 2) for k, v in seconds.items()}
-
-    def args(job: _Job):
-        return job.reducer, [t[2] for t in job.todo], job.Y
+        jobs_s[f"{sw.kind} {job.reducer.spec} seed={job.plans[0].seed}"] = {
+            k: round(v, 2) for k, v in seconds.items()
+        }
 
     t_settings = time.perf_counter()
     try:
-        if executor is not None:  # a remote executor: each job a task, X and the graphs shared once
-            from connote.executors.jobs import sweep_job
-
-            shared = (feats.X, graphs)
-            for i, res in executor.map_unordered(sweep_job, [args(j) for j in jobs], shared=shared):
-                store(jobs[i], *res)
-        elif nw > 1 and len(jobs) > 1:
-            from concurrent.futures import as_completed
-
-            pool = sweep_pool.make_pool(min(nw, len(jobs)), feats.X, graphs, sweep_pool.can_fork())
-            try:
-                futures = {pool.submit(sweep_pool.work, *args(j)): j for j in jobs}
-                for fut in as_completed(futures):  # stored as each finishes: an interrupted sweep keeps them
-                    store(futures[fut], *fut.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            finally:
-                sweep_pool.share(None, None)
-            pool.shutdown()
-        else:
-            sweep_pool.share(feats.X, graphs)
-            try:
-                for job in jobs:
-                    store(job, *sweep_pool.work(*args(job)))
-            finally:
-                sweep_pool.share(None, None)
+        with contextlib.closing(_fitted(sw, jobs, graphs, nw)) as fits:
+            for job, fitted in fits:  # stored as each finishes: an interrupted sweep keeps them
+                store(job, fitted)
     finally:
         if bar:
             bar.close()
     result.timings["settings_s"] = result.timings.get("settings_s", 0.0) + time.perf_counter() - t_settings
 
 
-def _store(study, feats, job: _Job, Y, results, notes, graphs, label, min_samples, env) -> list:
-    """Cache the reduction and add one run per min cluster size, in steps.cluster's record shape."""
+def _fitted(sw: _Pass, jobs: list[_Job], graphs: dict, nw: int) -> Generator[tuple[_Job, Fit], None, None]:
+    """Each job with its fit as it finishes: as tasks of the remote executor, in ``nw`` worker processes
+    here, or in this process (the vectors and the shared graphs sent or shared once)."""
+    from connote import sweep_pool
+
+    X = sw.feats.X
+    if sw.executor is not None:  # a remote executor: each job a task, X and the graphs shared once
+        from connote.executors.jobs import sweep_job
+
+        for i, fitted in sw.executor.map_unordered(sweep_job, [j.work() for j in jobs], shared=(X, graphs)):
+            yield jobs[i], fitted
+    elif nw > 1 and len(jobs) > 1:
+        from concurrent.futures import as_completed
+
+        pool = sweep_pool.make_pool(min(nw, len(jobs)), X, graphs, sweep_pool.can_fork())
+        try:
+            futures = {pool.submit(sweep_pool.work, *j.work()): j for j in jobs}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:  # an error, Ctrl-C, or the caller stopped (GeneratorExit): no waiting
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            sweep_pool.share(None, None)
+        pool.shutdown()
+    else:
+        sweep_pool.share(X, graphs)
+        try:
+            for job in jobs:
+                yield job, sweep_pool.work(*job.work())
+        finally:
+            sweep_pool.share(None, None)
+
+
+def _store(sw: _Pass, job: _Job, fitted: Fit, graphs) -> list:
+    """Cache the reduction and store each of the job's plans as a run (:func:`fitting.store`)."""
     from connote.features import save_reduction
-    from connote.params import recorded_params
-    from connote.study.runs import store_run
 
     if job.Y is None:
-        save_reduction(study, feats, job.reducer, Y)
-    n = len(feats.shas)
+        save_reduction(sw.study, job.plans[0], fitted.Y)
     metric = getattr(job.reducer, "metric", None)
     shared = getattr(job.reducer, "kind", None) == "umap" and metric in graphs
-    run_notes = [*notes, label + (f"; shared exact {graphs[metric][0].shape[1]}-NN graph" if shared else "")]
+    label = job.plans[0].label or ""
+    notes = [
+        *fitted.notes,
+        label + (f"; shared exact {graphs[metric][0].shape[1]}-NN graph" if shared else ""),
+    ]
     out = []
-    for (m, key, _clusterer, cparams, method), (labels, probs) in zip(job.todo, results):
-        run_id, made = store_run(
-            study,
-            feats,
-            key=key,
-            reduce_spec=job.reducer.spec,
-            reducer_params=recorded_params(job.reducer),
-            cluster_params=cparams,
-            min_cluster_size=int(m),
-            min_samples=min_samples,
-            seed=job.seed,
-            labels=labels,
-            probabilities=probs,
-            notes=run_notes,
-            label=label,
-            environment=env,
-            method=method,
-        )
-        labels = np.asarray(labels)
-        row = SweepRow(
-            feats.kind, feats.embedder, job.reducer.spec, int(m), job.seed, run_id, n,
-            len(set(labels.tolist()) - {-1}), int(np.sum(labels == -1)), not made,
-        )  # fmt: skip
-        out.append((key, row))
+    for run, (labels, probs) in zip(job.plans, fitted.results):
+        run_id, made = store_plan(sw.study, run, labels, probs, notes=notes)
+        out.append((run.key, _row(sw.feats, sw.study.get_run(run_id), run.seed, reused=not made)))
     return out
+
+
+def _sweep_evoc(sw: _Pass, p: Plan, seeds) -> list[SweepRow]:
+    """The grid's EVoC settings, each with each seed: one fit (found, or made here) whose every layer is a
+    run, planned and stored as ``connote cluster --method evoc`` does (:func:`connote.evoc.fit_layers`).
+    Their rows say ``evoc`` (with the options the setting sets) and the layer, and give the setting's base
+    min cluster size, so that each layer's seeds are compared as a setting."""
+    from connote import evoc
+
+    rows = []
+    for options, seed in itertools.product(p.evoc, seeds):
+        est = evoc.EVoCClusterer(random_state=seed, **options)
+        run = plan_run(sw.feats, None, est, seed, label=sw.label)
+        name = evoc.REDUCE_SPEC + (
+            ":" + ",".join(f"{k}={v:g}" for k, v in options.items()) if options else ""
+        )
+        t = time.perf_counter()
+        res = evoc.fit_layers(sw.study, run)
+        if not res.layers[0]["reused"]:
+            sw.say(f"{sw.kind}: EVoC {name} seed {seed}: {len(res.layers)} layer(s)")
+            sw.result.timings["evoc_s"] = sw.result.timings.get("evoc_s", 0.0) + time.perf_counter() - t
+        for layer in res.layers:
+            reused = bool(layer["reused"])
+            sw.result.reused += reused
+            sw.result.computed += not reused
+            rows.append(
+                _row(sw.feats, sw.study.get_run(layer["run_id"]), seed, reused=reused,
+                     reduce=f"{name} layer {layer['layer']}", min_cluster_size=est.base_min_cluster_size)
+            )  # fmt: skip
+    return rows
 
 
 def _stability(study, rows: list[SweepRow]) -> list[SettingStability]:

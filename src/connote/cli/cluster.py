@@ -211,7 +211,7 @@ def cmd_cluster(args) -> int:
         image=args.image,
         description_set=args.descriptions,
     )
-    if getattr(args, "method", "hdbscan") == "evoc":
+    if args.clusterer == "evoc":
         return cmd_cluster_evoc(args, study)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     res = steps.cluster(study, args.features, seed=args.seed, seeds=seeds, **options)
@@ -269,13 +269,14 @@ def add_cluster(sub) -> None:
     p.add_argument(
         "--reduce",
         default=DEFAULT_REDUCE,
-        help="umap:components=5,neighbors=15 (default) | pca:components=10 | pca:variance=0.8",
+        help=f"{DEFAULT_REDUCE} (default) | pca:components=10 | pca:variance=0.8",
     )
     add_min_cluster_size_option(p)
     add_hdbscan_options(p)
     add_seed_options(p)
     p.add_argument(
         "--method",
+        dest="clusterer",  # which clusterer; a run's "method" is how it was computed (connote.fitting)
         choices=["hdbscan", "evoc"],
         default="hdbscan",
         help="hdbscan (default): --reduce then HDBSCAN; evoc: EVoC on the vectors themselves, every layer "

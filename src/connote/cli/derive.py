@@ -20,6 +20,7 @@ from connote.cli.common import (
     show_progress,
     warn,
 )
+from connote.defaults import DEFAULT_LABEL_DESCRIPTIONS, DEFAULT_OUTLIER_NEIGHBORS
 
 
 def _json(obj) -> None:
@@ -81,7 +82,10 @@ def add_label(sub) -> None:
     p.add_argument("--concurrency", type=positive_int, help="requests at once (default 8)")
     p.add_argument("--prompt", help="prompt text or @file; {keywords} and {descriptions} are filled in")
     p.add_argument(
-        "--descriptions", type=positive_int, default=5, help="typical descriptions shown per cluster (5)"
+        "--descriptions",
+        type=positive_int,
+        default=DEFAULT_LABEL_DESCRIPTIONS,
+        help=f"typical descriptions shown per cluster ({DEFAULT_LABEL_DESCRIPTIONS})",
     )
     add_max_cost_option(p, "stop before spending more than this many USD")
     p.add_argument("--dry-run", action="store_true", help="estimate tokens and cost; send nothing")
@@ -150,11 +154,10 @@ def add_merge(sub) -> None:
 # ---------------------------------------------------------------------------------------------- outliers
 def cmd_assign_outliers(args) -> int:
     from connote import derive
-    from connote.study import derived
 
     study = open_study(args.study)
     res = derive.assign_outliers(study, args.run_id, method=args.method, threshold=args.threshold, k=args.k)
-    assigned = derived.assigned_outliers(study, res.run_id)
+    assigned = study.assigned_outliers(res.run_id)
     paths = {r["sha256"]: r["path"] for r in study.unique_images()}
     members = [
         {"image": paths.get(sha, sha), "cluster": c, "score": round(score, 4)}
@@ -182,7 +185,12 @@ def add_assign_outliers(sub) -> None:
     add_run_id_argument(p)
     p.add_argument("--method", choices=["centroid", "soft", "knn"], default="centroid")
     p.add_argument("--threshold", type=share, help="keep outliers scoring below this (0-1) apart")
-    p.add_argument("--k", type=positive_int, default=10, help="neighbours for knn (10)")
+    p.add_argument(
+        "--k",
+        type=positive_int,
+        default=DEFAULT_OUTLIER_NEIGHBORS,
+        help=f"neighbours for knn ({DEFAULT_OUTLIER_NEIGHBORS})",
+    )
     p.add_argument("--show", type=nonneg_int, default=20, help="assigned members to list (20)")
     p.add_argument("--json", action="store_true")
     add_quiet_option(p)
@@ -193,7 +201,6 @@ def add_assign_outliers(sub) -> None:
 def cmd_metadata(args) -> int:
     from connote import metadata
     from connote.errors import UserError
-    from connote.study import derived
 
     study = open_study(args.study)
     out: dict = {}
@@ -210,7 +217,7 @@ def cmd_metadata(args) -> int:
     if args.by:
         out["breakdown"] = metadata.breakdown(study, args.run, args.by).to_dict()
     if not args.file and not args.by and args.report is None:
-        out["columns"] = derived.metadata_columns(study)
+        out["columns"] = study.metadata_columns()
         if not out["columns"]:
             raise UserError(f"no metadata yet: connote metadata {args.study} FILE.csv (columns image, ...)")
     if args.json:

@@ -41,7 +41,7 @@ DESCRIBER_OPTIONS = (
 
 def cmd_describe(args) -> int:
     from connote import steps
-    from connote.describers.runner import DescribeSummary
+    from connote.describers.work import DescribeSummary
 
     study = open_study(args.study)
     if args.accept or args.accept_flagged:
@@ -104,7 +104,7 @@ def cmd_describe(args) -> int:
 def print_describe_summary(summary) -> None:
     """What a describe run did (a DescribeSummary) or, for ``--dry-run``, would do and cost (a
     DescribeEstimate)."""
-    from connote.describers.runner import DescribeEstimate
+    from connote.describers.work import DescribeEstimate
 
     if isinstance(summary, DescribeEstimate):
         mode = " with the Batch API" if summary.batch else ""

@@ -14,6 +14,7 @@ from connote.cli.common import (
     show_progress,
 )
 from connote.cli.llmcoder import add_llm_options
+from connote.defaults import DEFAULT_PAIRS
 
 DIMS = ("denotative", "connotative")
 WHOSE = {"humans": "humans'", "llm": "LLM's", "all": "humans' and the LLM's"}
@@ -167,7 +168,10 @@ def add_pairs(sub) -> None:
     q = pairs.add_parser("sample", help="draw random image pairs and write the coding sheet")
     q.add_argument("study")
     q.add_argument(
-        "--n", type=positive_int, default=500, help="number of pairs (default 500, as in the study)"
+        "--n",
+        type=positive_int,
+        default=DEFAULT_PAIRS,
+        help=f"number of pairs (default {DEFAULT_PAIRS}, as in the study)",
     )
     add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'pairs')")

@@ -18,6 +18,7 @@ from connote.cli.common import (
     show_progress,
 )
 from connote.cli.llmcoder import add_llm_options
+from connote.defaults import DEFAULT_SET_SIZE, DEFAULT_SETS_PER_CLUSTER
 
 
 def cmd_sets_sample(args) -> int:
@@ -167,9 +168,17 @@ def add_sets(sub) -> None:
     q.add_argument("study")
     add_run_id_argument(q)
     q.add_argument(
-        "--per-cluster", type=positive_int, default=5, help="sets per cluster (default 5, as in the study)"
+        "--per-cluster",
+        type=positive_int,
+        default=DEFAULT_SETS_PER_CLUSTER,
+        help=f"sets per cluster (default {DEFAULT_SETS_PER_CLUSTER}, as in the study)",
     )
-    q.add_argument("--size", type=positive_int, default=3, help="images per set (default 3, as in the study)")
+    q.add_argument(
+        "--size",
+        type=positive_int,
+        default=DEFAULT_SET_SIZE,
+        help=f"images per set (default {DEFAULT_SET_SIZE}, as in the study)",
+    )
     add_top_k_option(q, "keywords per description")
     add_seed_option(q)
     q.add_argument("--name", help="name of this sample (default 'sets-runID')")

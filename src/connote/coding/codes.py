@@ -33,7 +33,6 @@ from connote.evaluate.codes import (
 )
 from connote.evaluate.quality import Quality
 from connote.study import Study
-from connote.study import derived as store
 
 #: Where the study keeps the columns ``connote codes`` scored last (``report`` scores them again).
 CODES_META_KEY = "codes_columns"
@@ -126,7 +125,7 @@ def _select_runs(study: Study, runs) -> list:
 def load_codes(study: Study, columns: list[str]) -> tuple[list[dict], dict[str, list[str | None]]]:
     """The readable image files coded on at least one of ``columns`` (rows with ``path`` and ``sha256``,
     in path order, as ``export`` lists them) and each column's value per file (None: not coded)."""
-    types = store.metadata_columns(study)
+    types = study.metadata_columns()
     if not columns:
         raise UserError("name at least one metadata column to score the runs against")
     missing = [c for c in columns if c not in types]
@@ -136,7 +135,7 @@ def load_codes(study: Study, columns: list[str]) -> tuple[list[dict], dict[str, 
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     if dupes:
         raise UserError(f"column(s) {', '.join(dupes)} named more than once")
-    values = store.metadata(study)
+    values = study.metadata()
     files: list[dict] = []
     cells: dict[str, list] = {c: [] for c in columns}
     for img in study.images(status="ok"):
@@ -156,7 +155,7 @@ def score_codes(study, columns: list[str], *, runs="all", remember: bool = True)
     study = Study.of(study)
     columns = [c.strip().lower() for c in columns if c.strip()]
     files, cells = load_codes(study, columns)
-    types = store.metadata_columns(study)
+    types = study.metadata_columns()
     info, coded_cols, notes = [], [], []
     for c in columns:
         vals = cells[c]
@@ -218,5 +217,5 @@ def score_codes(study, columns: list[str], *, runs="all", remember: bool = True)
 
 def remembered_columns(study: Study) -> list[str]:
     """The columns ``connote codes`` scored last (still present in the study), for the report."""
-    known = store.metadata_columns(study)
+    known = study.metadata_columns()
     return [c for c in json.loads(study.get_meta(CODES_META_KEY) or "[]") if c in known]

@@ -35,7 +35,6 @@ from connote.describers.base import DescribeError, Description, ImageItem
 from connote.errors import UserError
 from connote.paid import PaidWork
 from connote.study import Study
-from connote.study.calls import log_answer, log_retried_output
 from connote.study.claims import scope
 
 EXPECTED_OUTPUT_TOKENS = 20  # a JSON answer's tokens, for estimates (the budget holds max_tokens)
@@ -376,32 +375,31 @@ def _send(study, chat, job: Job, todo: list[CodingItem], res: CodingResult, max_
 def _store(study, con, chat, job: Job, it: CodingItem, entry, res: CodingResult) -> float:
     """Log the calls of one ask and store its answer (inside the caller's transaction); returns what
     the calls cost (the runner adds it to the run's spending)."""
-    from connote.describers.sending import log_retried_errors
+    from connote.describers.sending import log_ask
 
-    result, attempts, earlier, problem, superseded = entry
+    result, attempts, _earlier, problem, superseded = entry
     params = {**chat.params(), "sample": job.sample_id, "pos": it.pos, "coder": it.coder}
     if it.order:
         params["order"] = it.order
-    common = dict(stage=job.stage, backend=chat.spec, input_ref=it.sha256, prompt=it.prompt)
-    log_retried_errors(study, job.stage, chat.spec, chat.model, it.sha256, it.prompt, params, superseded)
+    res.calls += len(superseded) if result is None else attempts
+    where = dict(
+        stage=job.stage,
+        backend=chat.spec,
+        model=chat.model,
+        input_ref=it.sha256,
+        prompt=it.prompt,
+        params=params,
+    )
+    value, parse_problem = job.parse(result.text) if isinstance(result, Description) else (None, None)
+    problem = problem or parse_problem
+    call_id, cost = log_ask(study, where, entry, lambda answer: _count(res, answer), problem=problem)
     if result is None:
-        res.calls += len(superseded)
-        return 0.0
-    res.calls += attempts
-    cost = 0.0
-    for bad, reason in earlier:  # answers not in the form asked for, asked again: logged and paid
-        log_retried_output(study, model=chat.model, params=params, bad=bad, reason=reason, **common)
-        cost += _count(res, bad)
+        return cost
     if isinstance(result, DescribeError):
-        study.record_call(**common, model=chat.model, params=params, status="error", error=str(result))
         if not getattr(result, "fatal", False):
             res.failed += 1
             res.problems.append(f"{it.rel_path}: {result}")
         return cost
-    value, parse_problem = job.parse(result.text)
-    problem = problem or parse_problem
-    call_id = log_answer(study, **common, model=chat.model, params=params, answer=result, problem=problem)
-    cost += _count(res, result)
     if problem or value is None:
         res.flagged += 1
         res.problems.append(

@@ -43,7 +43,7 @@ from connote.coding.files import (
     write_csv,
     write_page,
 )
-from connote.defaults import DEFAULT_SEED
+from connote.defaults import DEFAULT_PAIRS, DEFAULT_SEED
 from connote.errors import UserError
 from connote.safe_write import write_text
 from connote.study import Study
@@ -89,7 +89,7 @@ class PairSample:
 
 def sample_pairs(
     study,
-    n: int = 500,
+    n: int = DEFAULT_PAIRS,
     *,
     seed: int | None = DEFAULT_SEED,
     name: str | None = None,

@@ -40,7 +40,7 @@ from connote.coding.files import (
     write_csv,
     write_page,
 )
-from connote.defaults import DEFAULT_SEED, DEFAULT_TOP_K
+from connote.defaults import DEFAULT_SEED, DEFAULT_SET_SIZE, DEFAULT_SETS_PER_CLUSTER, DEFAULT_TOP_K
 from connote.errors import UserError
 from connote.evaluate.interpretability import MatchScores
 from connote.study import Study
@@ -108,8 +108,8 @@ def sample_sets(
     study,
     run_id: int | None = None,
     *,
-    per_cluster: int = 5,
-    size: int = 3,
+    per_cluster: int = DEFAULT_SETS_PER_CLUSTER,
+    size: int = DEFAULT_SET_SIZE,
     seed: int | None = DEFAULT_SEED,
     name: str | None = None,
     top_k: int = DEFAULT_TOP_K,
@@ -124,8 +124,7 @@ def sample_sets(
     ``show`` is what evaluators match the sets to: the clusters' ``keywords`` (as the study did) or their
     ``labels`` (label and summary from `connote label`; ``labeller`` picks one, the latest by default);
     the sample records which, so that a study can compare the two."""
-    from connote.keywords_step import explain
-    from connote.study import derived
+    from connote.explaining import explain
 
     if show not in ("keywords", "labels"):
         raise UserError(f"--show must be keywords or labels, not {show!r}")
@@ -160,9 +159,9 @@ def sample_sets(
         [code, ", ".join(keywords.get(c, [])[:top_k]) or "(no keywords)"] for c, code in code_of.items()
     ]
     if show == "labels":
-        names = derived.labellers(study, run["id"])
+        names = study.labellers(run["id"])
         labeller = labeller or (names[0] if names else None)
-        labels = derived.labels(study, run["id"], labeller) if labeller in names else {}
+        labels = study.labels(run["id"], labeller) if labeller in names else {}
         if not labels:
             known = ", ".join(names) or "none yet"
             raise UserError(
@@ -448,11 +447,9 @@ def _cluster_rows(
 def derived_merges(study, run_id: int, ancestor: int) -> dict[int, int]:
     """The merges that lead from run ``ancestor`` to its derived run ``run_id`` (chains of merge and
     assign-outliers runs; merges composed in order)."""
-    from connote.study.derived import derivation
-
     steps_back, current = [], int(run_id)
     while current != ancestor:
-        origin = derivation(study, current)
+        origin = study.derivation(current)
         if origin is None:
             raise UserError(
                 f"run {run_id} is not derived from run {ancestor}, the run this sample was drawn from; "

@@ -16,15 +16,18 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connote.describers.base import DescribeError, Description, ImageItem
 from connote.describers.openai_api import OpenAIDescriber
-from connote.describers.runner import DescribeRunner, DescribeSummary, pending_items
+from connote.describers.work import DescribeSummary, pending_items
 from connote.errors import UserError
 from connote.study import Study
 from connote.study.calls import batch_state, forget_batch_state, save_batch_state
 from connote.study.claims import Claims, describe_others
+
+if TYPE_CHECKING:  # the runner calls batch mode (settle_pending_batch) and is passed in
+    from connote.describers.runner import DescribeRunner
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 

@@ -38,7 +38,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 
 from connote import numbers
 from connote.describers.base import PAPER_PROMPT, Description, ImageItem, as_describer
@@ -52,6 +51,7 @@ from connote.describers.sending import (
     replay_journal,
     stored_nothing_more,
 )
+from connote.describers.work import DescribeEstimate, DescribeSummary, pending, pending_items, row_state
 from connote.errors import DescribeError, UserError
 from connote.paid import PaidWork
 from connote.params import recorded_params
@@ -64,83 +64,6 @@ from connote.study.calls import (
     log_retried_output,
 )
 from connote.study.claims import describe_others
-
-
-@dataclass
-class DescribeSummary:
-    set_name: str
-    set_id: int
-    describer: str
-    total: int = 0  # distinct images in the collection
-    already: int = 0  # described before this run
-    described: int = 0  # newly described now
-    flagged: int = 0
-    failed: int = 0
-    cost_usd: float = 0.0
-    calls: int = 0
-    stopped: str | None = None  # why the run stopped early (budget, interrupt)
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (image path, reason)
-    retried_flagged: int = 0  # outputs that failed a check and were asked for once more
-    input_tokens: int = 0
-    output_tokens: int = 0
-    elsewhere: int = 0  # images described (or being described) by another process at the same time
-    elsewhere_note: str | None = None  # which process, when some were still in its hands
-    from_journal: int = 0  # answers paid for by an earlier run, stored now from its journal (no request)
-    from_batch: int = 0  # results of a batch that had ended, collected by this run
-    note: str | None = None  # what happened to a batch in flight (collected, cancelled)
-
-    @property
-    def nothing_described(self) -> bool:
-        """True when there was work and not one image could be described (exit non-zero)."""
-        return self.described == 0 and self.flagged == 0 and self.failed > 0
-
-
-@dataclass
-class DescribeEstimate:
-    """What --dry-run prints: the work left and its expected tokens and cost (nothing is sent)."""
-
-    set_name: str
-    describer: str
-    model: str | None
-    total: int  # distinct images
-    already: int  # described before
-    images: int  # to describe now
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float | None = None  # None when the price is unknown
-    batch: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-def pending_items(study: Study, set_id: int, *, retry_flagged: bool = False) -> tuple[list[ImageItem], int]:
-    """Distinct images without a (good) description in the set; and how many are done already."""
-    todo, done, _ = _pending(study, set_id, retry_flagged)
-    return todo, done
-
-
-def _row_state(row) -> tuple | None:
-    if row is None or row["status"] is None:
-        return None
-    return (row["status"], row["call_id"], row["attempts"], row["created"])
-
-
-def _pending(study: Study, set_id: int, retry_flagged: bool) -> tuple[list[ImageItem], int, dict]:
-    """The images to describe, how many are done, and the state of each one's row as it was seen (one
-    query; no description text is read)."""
-    todo: list[ImageItem] = []
-    seen: dict[str, tuple | None] = {}
-    done = 0
-    root = study.images_root
-    for row in study.describe_states(set_id):
-        status = row["status"]
-        transient = status == "failed" and (row["reason"] or "").startswith(TRANSIENT)
-        if status is not None and not transient and (status == "ok" or not retry_flagged):
-            done += 1
-            continue
-        todo.append(ImageItem(row["sha256"], root / row["path"], row["path"]))
-        seen[row["sha256"]] = _row_state(row)
-    return todo, done, seen
-
 
 #: Seconds of the first retry's backoff (doubling, with jitter) and the most one wait may last.
 BACKOFF_BASE = 1.0
@@ -358,7 +281,7 @@ class DescribeRunner:
         claimed, sent, journaled and stored a batch at a time."""
         d = self.describer
         name, set_id, prompt = self.open_set(study)
-        items, done, seen = _pending(study, set_id, retry_flagged)
+        items, done, seen = pending(study, set_id, retry_flagged)
         summary = DescribeSummary(name, set_id, d.spec, total=len(items) + done, already=done)
         if not items:
             return summary
@@ -368,7 +291,7 @@ class DescribeRunner:
             from connote.describers.batch import settle_pending_batch
 
             if settle_pending_batch(study, self, set_id, prompt, summary):
-                items, _, seen = _pending(study, set_id, retry_flagged)  # what the batch left
+                items, _, seen = pending(study, set_id, retry_flagged)  # what the batch left
                 if not items:
                     return summary
         d.prepare()  # e.g. no API key: one clear error before anything is sent
@@ -378,7 +301,7 @@ class DescribeRunner:
             # nobody stored anything for it since this run looked, and no batch took it meanwhile
             return (
                 sha in seen
-                and _row_state(description_row(study, set_id, sha)) == seen[sha]
+                and row_state(description_row(study, set_id, sha)) == seen[sha]
                 and not batch_state(study, set_id)
             )
 
@@ -516,7 +439,8 @@ class DescribeRunner:
         superseded = rest[0] if rest else []
         params = recorded_params(d)
         model = d.model
-        log_retried_errors(study, "describe", d.spec, model, item.sha256, prompt, params, superseded)
+        where = dict(stage="describe", backend=d.spec, model=model, input_ref=item.sha256, prompt=prompt)
+        log_retried_errors(study, **where, params=params, errors=superseded)
         if res is None:
             summary.calls += len(superseded)
             return 0.0
@@ -525,15 +449,7 @@ class DescribeRunner:
         for bad, reason in earlier:  # outputs that failed a check and were asked for again: logged and paid
             summary.retried_flagged += 1
             log_retried_output(
-                study,
-                stage="describe",
-                backend=d.spec,
-                model=model,
-                input_ref=item.sha256,
-                prompt=prompt,
-                params={**params, "response": bad.extra},
-                bad=bad,
-                reason=reason,
+                study, **where, params={**params, "response": bad.extra}, bad=bad, reason=reason
             )
             cost += float(bad.cost_usd or 0.0)
             summary.input_tokens += bad.input_tokens or 0
@@ -541,33 +457,15 @@ class DescribeRunner:
         if isinstance(res, DescribeError):
             fatal = getattr(res, "fatal", False)
             reason = str(res) if res.permanent or fatal else TRANSIENT + str(res)
-            call_id = study.record_call(
-                stage="describe",
-                backend=d.spec,
-                model=model,
-                input_ref=item.sha256,
-                prompt=prompt,
-                params=params,
-                status="error",
-                error=reason,
-            )
+            call_id = study.record_call(**where, params=params, status="error", error=reason)
             if fatal:  # not the image's fault: it stays to do for the next run
                 return cost
             study.put_description(set_id, item.sha256, None, "failed", reason, call_id, attempts)
             summary.failed += 1
             summary.problems.append((item.rel_path, reason))
             return cost
-        call_id = log_answer(
-            study,
-            stage="describe",
-            backend=d.spec,
-            model=model,
-            input_ref=item.sha256,
-            prompt=prompt,
-            params={**params, **({"response": res.extra} if res.extra else {})},
-            answer=res,
-            problem=problem,
-        )
+        extra = {"response": res.extra} if res.extra else {}
+        call_id = log_answer(study, **where, params={**params, **extra}, answer=res, problem=problem)
         summary.input_tokens += res.input_tokens or 0
         summary.output_tokens += res.output_tokens or 0
         if problem:

@@ -112,6 +112,30 @@ def log_retried_errors(study, stage, backend, model, input_ref, prompt, params, 
         )
 
 
+def log_ask(study, where: dict, entry, count, *, problem: str | None = None) -> tuple[int | None, float]:
+    """Log every call of one ask of the send loop that answers in text (labels, the LLM coders): the
+    attempts tried again, the answers asked for again (each paid), and the error or the answer it ended
+    with. ``where`` holds the log's stage, backend, model, input_ref, prompt and params; ``count(answer)``
+    counts a paid answer's tokens and returns its cost; ``problem``: what the caller found wrong with the
+    answer besides the runner's checks (it is logged as flagged). Returns (the answer's call id, or None when it
+    ended in an error or was cut short; what the calls cost)."""
+    from connote.study.calls import log_answer, log_retried_output
+
+    result, _attempts, earlier, checked, superseded = entry
+    log_retried_errors(study, errors=superseded, **where)
+    if result is None:
+        return None, 0.0
+    cost = 0.0
+    for bad, reason in earlier:  # answers not in the form asked for, asked again: logged and paid
+        log_retried_output(study, bad=bad, reason=reason, **where)
+        cost += count(bad)
+    if isinstance(result, DescribeError):
+        study.record_call(**where, status="error", error=str(result))
+        return None, cost
+    call_id = log_answer(study, **where, answer=result, problem=checked or problem)
+    return call_id, cost + count(result)
+
+
 def entry_to_json(entry) -> dict:
     """A runner entry (result, attempts, earlier flagged outputs, problem, retried errors) as JSON, for
     the journal of paid answers."""

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from connote.defaults import DEFAULT_SEED
 from connote.evaluate.quality import Quality, as_labels, cluster_quality
 from connote.evaluate.stability import adjusted_rand_index_of_table
 
@@ -37,7 +38,7 @@ ALL_PAIRS_UP_TO = 2000
 #: Pairs drawn above :data:`ALL_PAIRS_UP_TO` coded images: as many as all pairs of that many images.
 PAIR_SAMPLE = ALL_PAIRS_UP_TO * (ALL_PAIRS_UP_TO - 1) // 2
 #: Seed of the pair sample (fixed: the same pairs for every run and every call).
-PAIR_SEED = 42
+PAIR_SEED = DEFAULT_SEED
 #: Pairs scored at once (bounds the memory of multi-code columns).
 CHUNK = 262_144
 

@@ -145,9 +145,7 @@ def index_context(study, out: Path) -> dict:
     stab = stability(study, runs)
     quality, svg, pair_sample, notes = quality_scores(study)
     accuracy, more = accuracy_scores(study)
-    from connote.study import derived
-
-    origins = derived.derivations(study)
+    origins = study.derivations()
     notes += more
     rows = []
     for r in runs:

@@ -25,7 +25,7 @@ import numpy as np
 from connote import layout
 from connote.metadata import map_columns
 from connote.reports.typical import centroids, closeness, nearest_other, typical_order, unit_rows
-from connote.study import derived, reporting
+from connote.study import reporting
 
 OUTLIER = -1
 SNIPPET = 160
@@ -99,7 +99,7 @@ class RunPages:
         self.derived = report_context(study, run)
         self.run_id = int(run["id"])
         # cluster -> label (given, or the latest stored by `connote label`), shown wherever a cluster is named
-        stored = derived.labels(study, self.run_id)
+        stored = study.labels(self.run_id)
         self.labels = labels if labels is not None else {c: r["label"] for c, r in stored.items()}
         self.summaries = {c: r["summary"] for c, r in stored.items() if r["summary"]}
         self.dir = out / f"run-{self.run_id}"
@@ -435,7 +435,7 @@ class RunPages:
         ]
         if run["label"]:
             params.append(("label", run["label"]))
-        origin = derived.derivation(self.study, self.run_id)
+        origin = self.study.derivation(self.run_id)
         if origin:
             params.insert(0, ("derived from", f"run {origin['parent']} ({origin['kind']})"))
         try:

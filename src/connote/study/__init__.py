@@ -16,8 +16,9 @@ vectors (stored by :mod:`~connote.study.vectors`); every other concern has its o
 class standing on :class:`~connote.study.common.StudyBase` (the folder, the connection, ``transaction()``,
 meta): :mod:`~connote.study.images`, :mod:`~connote.study.descriptions` (description sets and the call
 log), :mod:`~connote.study.runs` (run keys, runs, keywords), :mod:`~connote.study.validation` (pair and set
-samples), :mod:`~connote.study.flags` (flagged descriptions, images left out) and
-:mod:`~connote.study.derived` (derived runs, labels, metadata). Claims (:mod:`~connote.study.claims`) are
+samples), :mod:`~connote.study.flags` (flagged descriptions, images left out),
+:mod:`~connote.study.derived_runs` (derived runs, assigned outliers), :mod:`~connote.study.labels` (cluster
+labels) and :mod:`~connote.study.metadata` (the user's columns per image). Claims (:mod:`~connote.study.claims`) are
 handles a worker holds on the connection, and the call log's writers (:mod:`~connote.study.calls`) are
 used by the runners.
 """
@@ -35,10 +36,12 @@ from connote.errors import UserError
 from connote.study import db
 from connote.study.common import now, text_key
 from connote.study.db import DB_NAME, ReadOnlyStudy
-from connote.study.derived import DerivedMixin
+from connote.study.derived_runs import DerivedRunsMixin
 from connote.study.descriptions import DescriptionsMixin
 from connote.study.flags import FlagsMixin
 from connote.study.images import ImagesMixin
+from connote.study.labels import LabelsMixin
+from connote.study.metadata import MetadataMixin
 from connote.study.runs import RunsMixin
 from connote.study.schema import DamagedSchema, check_tables, migrate
 from connote.study.validation import ValidationMixin
@@ -47,7 +50,16 @@ from connote.study.vectors import DamagedVectors, VectorStore, migrate_study, sl
 __all__ = ["DB_NAME", "DamagedVectors", "Study", "now", "slug", "text_key"]
 
 
-class Study(FlagsMixin, DerivedMixin, ImagesMixin, DescriptionsMixin, RunsMixin, ValidationMixin):
+class Study(
+    FlagsMixin,
+    DerivedRunsMixin,
+    LabelsMixin,
+    MetadataMixin,
+    ImagesMixin,
+    DescriptionsMixin,
+    RunsMixin,
+    ValidationMixin,
+):
     """A study folder. Open with :meth:`open` or make one with :meth:`create`."""
 
     def __init__(self, path: str | os.PathLike, con: sqlite3.Connection):

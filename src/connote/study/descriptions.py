@@ -160,12 +160,13 @@ class DescriptionsMixin(StudyBase):
     def latest_call(
         self, stage: str, input_ref: str, statuses: tuple[str, ...] = ("ok",)
     ) -> sqlite3.Row | None:
-        """The latest call of ``stage`` for exactly this input whose status is one of ``statuses``
-        (``id``, ``output``, ``status``), or None."""
+        """The call of ``stage`` for exactly this input (its cache key) whose status is one of ``statuses``,
+        or None: a good one first, then the latest (``('ok', 'flagged')``: an answer that was flagged, paid
+        for and kept, counts too)."""
         marks = ",".join("?" * len(statuses))
         return self.con.execute(
-            f"SELECT id, output, status FROM calls WHERE stage=? AND input_ref=? AND status IN ({marks}) "
-            "ORDER BY id DESC LIMIT 1",
+            f"SELECT * FROM calls WHERE stage=? AND input_ref=? AND status IN ({marks}) "
+            "ORDER BY status='ok' DESC, id DESC LIMIT 1",
             (stage, input_ref, *statuses),
         ).fetchone()
 

@@ -93,6 +93,15 @@ class RunsMixin(StudyBase):
             for r in self.con.execute("SELECT sha256, cluster FROM assignments WHERE run_id=?", (run_id,))
         }
 
+    def probabilities(self, run_id: int) -> dict[str, float | None]:
+        """sha256 -> HDBSCAN's membership strength of each image of the run (None where none was stored)."""
+        return {
+            r[0]: r[1]
+            for r in self.con.execute(
+                "SELECT sha256, probability FROM assignments WHERE run_id=?", (int(run_id),)
+            )
+        }
+
     def iter_export(self, run_id: int, set_id: int | None, chunk: int = 4096) -> Iterator[list[sqlite3.Row]]:
         """Per readable image file, in path order, a chunk at a time: ``path``, its ``cluster`` in the run
         (NULL when left out) and its usable description ``text`` in the set (NULL when none)."""
@@ -140,7 +149,7 @@ def insert_run(
     con: sqlite3.Connection, record: dict, labels: dict[str, int], probabilities: dict[str, float] | None
 ) -> tuple[int, bool]:
     """Inside a write transaction: the id of the run stored under ``record['key']``, or a new run with its
-    assignments; (run id, True if inserted now). Runs and derived runs (:mod:`connote.study.derived`) are
+    assignments; (run id, True if inserted now). Runs and derived runs (:mod:`connote.study.derived_runs`) are
     stored through it."""
     old = con.execute("SELECT id FROM runs WHERE key=?", (record["key"],)).fetchone()
     if old is not None:
@@ -203,63 +212,6 @@ def run_key(
     feats: Features, reducer_params: dict, cluster_params: dict, seed: int | None, method: dict | None = None
 ) -> str:
     """The key a run is stored (and found again) under: features, reducer, clusterer, seed, and how they
-    are computed (``method``: :func:`connote.fitting.method`, the neighbour search and library versions)."""
+    are computed (``method``: :func:`connote.fitting.computation`, the neighbour search and library
+    versions). A run is stored by :func:`connote.fitting.store` (:func:`insert_run` underneath)."""
     return digest([feats.key, reducer_params, cluster_params, seed, method])
-
-
-# ---------------------------------------------------------------------------------------------- storing
-def store_run(
-    study,
-    feats: Features,
-    *,
-    key: str,
-    reduce_spec: str,
-    reducer_params: dict,
-    cluster_params: dict,
-    min_cluster_size: int,
-    min_samples: int | None,
-    seed: int | None,
-    labels: np.ndarray,
-    probabilities: np.ndarray | None,
-    notes: list[str],
-    label: str | None,
-    environment: dict | None = None,
-    method: dict | None = None,
-) -> tuple[int, bool]:
-    """Store one clustering as a run: its labels and the full record (parameters, seed, package versions).
-    Returns (run id, True if stored now; False when a run with this key was stored meanwhile)."""
-    from connote.provenance import environment as current_environment
-    from connote.study.flags import run_left_out
-
-    labels = np.asarray(labels, dtype=int)
-    left_out = run_left_out(study, feats.kind, feats.description_set, len(feats.shas))
-    record = {
-        "key": key,
-        "features": feats.kind,
-        "description_set": feats.description_set,
-        "embedder": feats.embedder,
-        "reduce": reduce_spec,
-        "min_cluster_size": int(min_cluster_size),
-        "min_samples": min_samples,
-        "seed": seed,
-        "n_items": len(feats.shas),
-        "n_clusters": len(set(labels.tolist()) - {-1}),
-        "n_outliers": int(np.sum(labels == -1)),
-        "label": label,
-        "params": json.dumps(
-            {
-                "reducer": reducer_params,
-                "clusterer": cluster_params,
-                "seed": seed,
-                "features_key": feats.key,
-                "method": method,
-                "left_out": left_out,  # images of the study not in this run, and why
-                "notes": notes,
-                "environment": environment or current_environment(),
-            },
-            sort_keys=True,
-            default=str,
-        ),
-    }
-    prob_map = {s: float(p) for s, p in zip(feats.shas, probabilities)} if probabilities is not None else None
-    return study.add_run_if_new(record, dict(zip(feats.shas, labels.tolist())), prob_map)
