@@ -79,8 +79,12 @@ def test_every_layer_is_a_run_that_knows_its_neighbours(tmp_path):
 
 def test_bad_settings_are_one_line_errors(tmp_path):
     study, _ = _vector_study(tmp_path / "s", n=40)
-    with pytest.raises(UserError, match="base min cluster size"):
+    with pytest.raises(UserError, match="base_min_cluster_size: expected a whole number of at least 2"):
         evoc.cluster(study, base_min_cluster_size=1)
+    with pytest.raises(UserError, match="noise_level: expected a number from 0 to 1"):
+        evoc.cluster(study, noise_level=float("nan"))
+    with pytest.raises(UserError, match="n_epochs must be a whole number"):
+        evoc.cluster(study, n_epochs=2.5)
     with pytest.raises(UserError, match="more items than neighbours"):
         evoc.cluster(study, n_neighbors=50)
 

@@ -18,7 +18,7 @@ from connote.describers.base import DescribeError, ImageItem
 from connote.describers.offline import LEGACY_MODEL, OfflineDescriber
 from connote.errors import UserError
 from connote.images import sha256_file
-from connote.models import efficientnet, ocr
+from connote.models import efficientnet, ocr, openvino_runtime
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 
@@ -155,6 +155,10 @@ def test_unknown_settings_are_a_clear_error():
         registry.describer("offline", ocr_regions_only=True)
     with pytest.raises(UserError, match="legacy: bundled only"):
         registry.describer("offline:legacy", runtime="openvino")
+    with pytest.raises(UserError, match="unknown OCR precision 'f16'"):
+        registry.describer("offline", ocr_rec_precision="f16")
+    with pytest.raises(UserError, match="bf16 needs the openvino runtime"):
+        registry.describer("offline", runtime="bundled", ocr_rec_precision="bf16")
 
 
 def test_each_setting_has_its_own_model_name():
@@ -164,8 +168,11 @@ def test_each_setting_has_its_own_model_name():
         OfflineDescriber(ocr_rec_width_step=0).model,
         OfflineDescriber(ocr_scout_side=480).model,
         OfflineDescriber("legacy").model,
+        OfflineDescriber(ocr_rec_precision="bf16").model,
     }
-    assert len(names) == 5
+    assert len(names) == 6
+    # Options added later leave the default's name as it was: its description sets go on.
+    assert OfflineDescriber(ocr_rec_precision="f32").model == f"{LEGACY_MODEL}@662d626a"
     # The default settings of the previous release (onnxruntime and PyTorch, a scout pass, each line at
     # its own width) keep the name their description sets were stored under, so those sets go on.
     old = OfflineDescriber(runtime="bundled", ocr_scout_side=480, ocr_rec_width_step=0)
@@ -182,6 +189,32 @@ def test_openvino_and_the_bundled_runtimes_write_the_same_texts(tmp_path):
     a = [r.text for r in fast.describe(_items(paths))]
     b = [r.text for r in bundled.describe(_items(paths))]
     assert a == b and all('Written: "' in t for t in a)
+
+
+@pytest.mark.skipif(
+    not (openvino_runtime.available() and openvino_runtime.has_bf16()), reason="no bfloat16 on this CPU"
+)
+def test_bfloat16_recognition_reads_nearly_the_same_texts(tmp_path, describer):
+    """ocr_rec_precision=bf16 (opt-in): the same tags and colours, the text within a few letters."""
+    from difflib import SequenceMatcher
+
+    make_group_images(tmp_path, per_group=1)
+    paths = sorted(tmp_path.glob("*.png")) + [EXAMPLES / "GGCC-002.jpg", EXAMPLES / "HSPW-002.jpg"]
+    bf16 = OfflineDescriber(ocr_rec_precision="bf16")
+    bf16.prepare()
+    assert bf16.ocr_settings.rec_precision == "bf16" and bf16.model != describer.model
+    for a, b in zip(describer.describe(_items(paths)), bf16.describe(_items(paths)), strict=True):
+        written_a, _, rest_a = a.text.rpartition('". ')
+        written_b, _, rest_b = b.text.rpartition('". ')
+        assert rest_a == rest_b  # what is seen and the colours: the CNN is not touched
+        assert SequenceMatcher(None, written_a, written_b).ratio() >= 0.95
+
+
+def test_bfloat16_is_refused_where_the_cpu_lacks_it(monkeypatch):
+    """OpenVINO would quietly compute in float32 there, while the settings say bfloat16."""
+    monkeypatch.setattr(openvino_runtime, "has_bf16", lambda: False)
+    with pytest.raises(UserError, match="cannot compute in bfloat16"):
+        OfflineDescriber(ocr_rec_precision="bf16").prepare()
 
 
 def test_the_cnn_on_openvino_gives_torchs_numbers():

@@ -101,6 +101,15 @@ def test_grid_evoc_entries(tmp_path):
         Grid.from_dict({"evoc": {"base_min_cluster_size": 5.5}})
     with pytest.raises(UserError, match="a table of EVoC options"):
         Grid.from_dict({"evoc": "yes"})
+    for bad, message in [
+        ({"base_min_cluster_size": -3}, "at least 2"),
+        ({"noise_level": -1}, "from 0 to 1"),
+        ({"noise_level": float("nan")}, "expected a number"),
+        ({"n_epochs": 0}, "at least 1"),
+        ({"n_neighbors": [15, 1]}, "at least 2"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            Grid.from_dict({"evoc": bad})
 
 
 def test_knn_graph_exact_small():

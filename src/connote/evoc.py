@@ -17,12 +17,25 @@ import numpy as np
 
 from connote.defaults import DEFAULT_IMAGE_EMBEDDER, DEFAULT_SEED, DEFAULT_TEXT_EMBEDDER
 from connote.errors import UserError
+from connote.numbers import real, whole
 from connote.params import Params
 
 #: what ``reduce`` says of an EVoC run (EVoC makes its own node embedding from the vectors)
 REDUCE_SPEC = "evoc"
 #: the clusterer's name (``cluster --method evoc``; a layer's clusterer parameters hold it as ``method``)
 KIND = "evoc"
+
+
+#: EVoC's settings and the check of each (a grid's ``[evoc]`` table and :meth:`EVoCClusterer.check` use
+#: these): noise level from 0 (cluster more) to 1 (only tight clusters), and counts of at least 1 or 2.
+OPTIONS: dict = {
+    "noise_level": lambda v, w: real(v, w, low=0, high=1),
+    "base_min_cluster_size": lambda v, w: whole(v, w, low=2),
+    "n_neighbors": lambda v, w: whole(v, w, low=2),
+    "min_samples": lambda v, w: whole(v, w, low=1),
+    "n_epochs": lambda v, w: whole(v, w, low=1),
+    "max_layers": lambda v, w: whole(v, w, low=1),
+}
 
 
 class EVoCClusterer(Params):
@@ -53,9 +66,11 @@ class EVoCClusterer(Params):
         self.random_state = random_state
 
     def check(self, n: int) -> None:
-        m = self.base_min_cluster_size
-        if not isinstance(m, (int, np.integer)) or isinstance(m, bool) or m < 2:
-            raise UserError(f"EVoC's base min cluster size must be a whole number, at least 2, got {m!r}")
+        for name, check in OPTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, float) and name != "noise_level":
+                raise UserError(f"EVoC's {name} must be a whole number, got {value!r}")
+            check(value, f"EVoC's {name}")
         if n <= self.n_neighbors:
             raise UserError(f"EVoC needs more items than neighbours ({self.n_neighbors}); got {n}")
 

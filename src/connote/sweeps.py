@@ -130,15 +130,12 @@ def _list(v) -> list:
     return list(v) if isinstance(v, (list, tuple)) else [v]
 
 
-#: What an [evoc] grid entry may set (each a value or a list; every combination is one EVoC fit per seed).
-EVOC_OPTIONS: dict[str, Callable[..., float]] = {
-    "noise_level": real,
-    "base_min_cluster_size": whole,
-    "n_neighbors": whole,
-    "min_samples": whole,
-    "n_epochs": whole,
-    "max_layers": whole,
-}
+def evoc_options() -> dict:
+    """What an [evoc] grid entry may set, with the check of each (each a value or a list; every combination
+    is one EVoC fit per seed)."""
+    from connote.evoc import OPTIONS
+
+    return OPTIONS
 
 
 def _evoc_settings(entry) -> list[dict]:
@@ -149,11 +146,11 @@ def _evoc_settings(entry) -> list[dict]:
         return [{}]
     if not isinstance(entry, dict):
         raise UserError("[evoc] must be a table of EVoC options (or evoc = true)")
-    bad = sorted(set(entry) - set(EVOC_OPTIONS))
+    bad = sorted(set(entry) - set(evoc_options()))
     if bad:
-        raise UserError(f"unknown [evoc] options {', '.join(bad)} (known: {', '.join(EVOC_OPTIONS)})")
+        raise UserError(f"unknown [evoc] options {', '.join(bad)} (known: {', '.join(evoc_options())})")
     names = sorted(entry)
-    values = [[EVOC_OPTIONS[k](v, f"[evoc] {k}") for v in _list(entry[k])] for k in names]
+    values = [[evoc_options()[k](v, f"[evoc] {k}") for v in _list(entry[k])] for k in names]
     return [dict(zip(names, combo)) for combo in itertools.product(*values)]
 
 

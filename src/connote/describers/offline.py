@@ -18,7 +18,7 @@ from typing import cast
 
 from connote.describers.base import DescribeError, Describer, Description, ImageItem
 from connote.errors import UserError
-from connote.models.ocr import OcrSettings
+from connote.models.ocr import PRECISIONS, OcrSettings
 
 #: Where the describer's models run (see :attr:`OfflineDescriber.model_runtime`).
 RUNTIMES = ("openvino", "bundled")
@@ -188,7 +188,8 @@ class OfflineDescriber(Describer):
     ``ocr_*`` options, see :class:`~connote.models.ocr.OcrSettings`; ``ocr_scout_side=480`` adds a quick
     detection pass that skips images where it sees no text: faster on collections with little text, but it
     misses small text), and reads ``concurrency`` images at once (default: one per core) with one thread
-    each.
+    each. ``ocr_rec_precision="bf16"`` (opt-in) runs the recogniser in bfloat16 on CPUs that have it:
+    1.1-1.5x less CPU on text-heavy images, a few letters read differently.
     ``offline:legacy`` reproduces connote's earlier settings exactly (RapidOCR's defaults, one image at a
     time); it is slower and kept so that older studies can be continued and compared.
 
@@ -217,6 +218,7 @@ class OfflineDescriber(Describer):
         ocr_rec_per_line: bool = _OCR_DEFAULTS.rec_per_line,
         ocr_rec_width_step: int = _OCR_DEFAULTS.rec_width_step,
         ocr_angle: bool = _OCR_DEFAULTS.angle,
+        ocr_rec_precision: str = _OCR_DEFAULTS.rec_precision,
         runtime: str | None = None,
     ):
         if (preset or "").strip().lower() not in ("", "legacy"):
@@ -237,6 +239,7 @@ class OfflineDescriber(Describer):
         self.ocr_rec_per_line = ocr_rec_per_line
         self.ocr_rec_width_step = ocr_rec_width_step
         self.ocr_angle = ocr_angle
+        self.ocr_rec_precision = ocr_rec_precision
         self.runtime = runtime
         if (
             self.legacy
@@ -247,6 +250,12 @@ class OfflineDescriber(Describer):
             raise UserError(
                 "ocr_regions_only=True needs the quick detection pass: give ocr_scout_side (e.g. 480)"
             )
+        if ocr_rec_precision not in PRECISIONS:
+            raise UserError(
+                f"unknown OCR precision {ocr_rec_precision!r}: choose one of {', '.join(PRECISIONS)}"
+            )
+        if ocr_rec_precision != "f32" and self.model_runtime != "openvino":
+            raise UserError(f"OCR precision {ocr_rec_precision} needs the openvino runtime")
         if runtime not in (None, *RUNTIMES) or (self.legacy and runtime == "openvino"):
             raise UserError(
                 f"the offline describer's runtime is one of {', '.join(RUNTIMES)} "
@@ -283,6 +292,7 @@ class OfflineDescriber(Describer):
             rec_per_line=self.ocr_rec_per_line,
             rec_width_step=self.ocr_rec_width_step,
             angle=self.ocr_angle,
+            rec_precision=self.ocr_rec_precision,
             runtime="openvino" if self.model_runtime == "openvino" else "onnxruntime",
         )
 
@@ -318,6 +328,8 @@ class OfflineDescriber(Describer):
             del decisive["ocr_runtime"]
             if decisive["ocr_rec_width_step"] == 0:
                 del decisive["ocr_rec_width_step"]
+        if decisive["ocr_rec_precision"] == "f32":  # settings made before the option existed keep their name
+            del decisive["ocr_rec_precision"]
         blob = json.dumps(decisive, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
 
@@ -325,10 +337,9 @@ class OfflineDescriber(Describer):
         """Load the models once, before the first image (and before the progress bar starts)."""
         from connote.models import efficientnet, ocr
 
-        if self.model_runtime == "openvino":
-            ocr.check_runtime("openvino")
+        ocr.check_runtime(self.ocr_settings.runtime, self.ocr_settings.rec_precision)
         if self.ocr:
-            ocr.engine(0 if self.legacy else 1, self.ocr_settings.runtime)
+            ocr.engine(0 if self.legacy else 1, self.ocr_settings.runtime, self.ocr_settings.rec_precision)
             _vocabulary()
         if self.model_runtime == "openvino":
             efficientnet.openvino_model(1).prepare()  # converted once per machine, then read from the cache

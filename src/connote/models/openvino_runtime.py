@@ -15,12 +15,12 @@ import threading
 from pathlib import Path
 
 
-def _properties(threads: int, streams: int = 1) -> dict:
-    """Compiled-model properties: float32, ``threads`` threads in all, not pinned to cores (several images
-    at once, one per core, must not share a core). ``streams`` > 1: that many inferences at once, the
-    threads shared out among them (each stream one batch; no stream waits on another's threads)."""
+def _properties(threads: int, precision: str = "f32", streams: int = 1) -> dict:
+    """Compiled-model properties: float32 (or ``precision``), ``threads`` threads in all, not pinned to
+    cores (several images at once, one per core, must not share a core). ``streams`` > 1: that many
+    inferences at once, the threads shared out among them (each stream one batch)."""
     return {
-        "INFERENCE_PRECISION_HINT": "f32",
+        "INFERENCE_PRECISION_HINT": precision,
         "INFERENCE_NUM_THREADS": max(1, threads),
         "NUM_STREAMS": max(1, streams),
         "ENABLE_CPU_PINNING": False,
@@ -34,6 +34,11 @@ def available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def has_bf16() -> bool:
+    """Whether OpenVINO computes in bfloat16 on this CPU (AVX-512 BF16 or AMX)."""
+    return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def version() -> str:
@@ -61,8 +66,12 @@ class OpenVinoModel:
     #: a shape seen this often in one thread gets a fixed-shape copy (with ``static_shapes``)
     STATIC_AFTER = 2
 
-    def __init__(self, source, threads: int = 1, static_shapes: int = 0, streams: int = 1):
+    def __init__(
+        self, source, threads: int = 1, static_shapes: int = 0, precision: str = "f32", streams: int = 1
+    ):
         self.source = source
+        #: OpenVINO's inference precision: "f32", or "bf16" (used where the CPU has it, else f32)
+        self.precision = precision
         self.threads = max(1, threads)
         #: inferences run at once by :meth:`map` (its own compiled copy; calls stay on one stream)
         self.streams = max(1, streams)
@@ -91,7 +100,9 @@ class OpenVinoModel:
         request = getattr(self._local, "request", None)
         if request is None:
             with self._lock:  # one model object compiled by one thread at a time
-                compiled = core().compile_model(self._read(), "CPU", _properties(self.threads))
+                compiled = core().compile_model(
+                    self._read(), "CPU", _properties(self.threads, self.precision)
+                )
             request = self._local.request = compiled.create_infer_request()
         return request
 
@@ -111,7 +122,7 @@ class OpenVinoModel:
         with self._lock:
             model = self._read().clone()
             model.reshape(list(shape))
-            compiled = core().compile_model(model, "CPU", _properties(self.threads))
+            compiled = core().compile_model(model, "CPU", _properties(self.threads, self.precision))
         static[shape] = compiled.create_infer_request()
         return static[shape]
 
@@ -140,7 +151,9 @@ class OpenVinoModel:
 
         with self._lock:
             if self._queue is None:
-                compiled = core().compile_model(self._read(), "CPU", _properties(self.threads, self.streams))
+                compiled = core().compile_model(
+                    self._read(), "CPU", _properties(self.threads, self.precision, self.streams)
+                )
                 self._queue = ov.AsyncInferQueue(compiled, self.streams)
             n_out = len(self._read().outputs)
         with self._queue_lock:
