@@ -13,6 +13,7 @@ import functools
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 
 def _properties(threads: int, precision: str = "f32", streams: int = 1) -> dict:
@@ -75,7 +76,7 @@ class OpenVinoModel:
         self.threads = max(1, threads)
         #: inferences run at once by :meth:`map` (its own compiled copy; calls stay on one stream)
         self.streams = max(1, streams)
-        self._queue = None
+        self._queue: Any = None  # an openvino AsyncInferQueue, made on the first map()
         self._queue_lock = threading.Lock()  # one map() at a time on the queue
         #: compile a fixed-shape copy for up to this many recurring input shapes per thread (the detector
         #: on a collection of same-sized images runs about a fifth faster with it); 0: never
@@ -156,8 +157,8 @@ class OpenVinoModel:
                 )
                 self._queue = ov.AsyncInferQueue(compiled, self.streams)
             n_out = len(self._read().outputs)
-        with self._queue_lock:
             queue = self._queue
+        with self._queue_lock:
             queue.set_callback(done)
             for i, inputs in enumerate(batches):
                 queue.start_async(list(inputs), i)
