@@ -1,4 +1,5 @@
-"""Benchmark: MiniLM (S2) on PyTorch (sentence-transformers) against OpenVINO (float32), side by side.
+"""Benchmark: MiniLM (S2) on PyTorch (sentence-transformers) against OpenVINO (float32 and bfloat16),
+side by side.
 
     python benchmarks/embed_text.py                       # transcripts + 10,000 generated paragraphs
     python benchmarks/embed_text.py --generated 2000      # fewer generated paragraphs (a shared machine)
@@ -8,9 +9,10 @@ Texts: the 998 MultiClimate frames' video title + transcript sentence (../shared
 Each arm embeds the same texts the way ``connote embed`` does (the runner, its batches, a fresh SQLite
 study), after its model is loaded (load time reported apart). Arms are interleaved, transcripts first.
 Reported per arm and text set: texts/s, CPU ms per text (all threads), the load average before and
-after; for OpenVINO against PyTorch: the ratio, and the smallest cosine between the two vectors of a text.
-On the transcripts, both studies are clustered with the default settings (UMAP + HDBSCAN, seed 42): the
-labels are compared.
+after; for each OpenVINO arm against PyTorch: the ratio, and the smallest cosine between the two vectors
+of a text. On the transcripts, every arm's study is clustered with the same settings (UMAP + HDBSCAN seed
+42, and PCA + HDBSCAN): the labels are compared with PyTorch's. The bfloat16 arm runs only on CPUs that
+compute in bfloat16.
 
 Writes benchmarks/results/embed_text.json and .md.
 """
@@ -31,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-ARMS = ("torch", "openvino")
+ARMS = ("torch", "openvino", "openvino-bf16")
 
 
 def transcripts() -> list[str]:
@@ -101,8 +103,8 @@ def assignments(study, **settings) -> np.ndarray:
 
 
 def compare_labels(studies: dict) -> dict:
-    """The two runtimes' labels with the same settings: the default (UMAP + HDBSCAN) seed 42, and
-    PCA (no randomness) + HDBSCAN; beside them the yardstick, PyTorch seed 42 against seed 48."""
+    """Each OpenVINO arm's labels against PyTorch's with the same settings: the default (UMAP + HDBSCAN)
+    seed 42, and PCA (no randomness) + HDBSCAN; beside them the yardstick, PyTorch seed 42 against 48."""
     from sklearn.metrics import adjusted_rand_score
 
     out = {}
@@ -111,11 +113,13 @@ def compare_labels(studies: dict) -> dict:
         "pca:components=5": {"seed": 42, "reduce": "pca:components=5"},
     }.items():
         got = {arm: assignments(study, **kw) for arm, study in studies.items()}
-        out[setting] = {
-            "identical": bool(np.array_equal(got["torch"], got["openvino"])),
-            "ari": round(float(adjusted_rand_score(got["torch"], got["openvino"])), 4),
-            "clusters": {arm: int(len(set(got[arm].tolist()) - {-1})) for arm in got},
-        }
+        for arm in got:
+            if arm != "torch":
+                out[f"{setting}: {arm} vs torch"] = {
+                    "identical": bool(np.array_equal(got["torch"], got[arm])),
+                    "ari": round(float(adjusted_rand_score(got["torch"], got[arm])), 4),
+                    "clusters": {a: int(len(set(got[a].tolist()) - {-1})) for a in ("torch", arm)},
+                }
     seed48 = assignments(studies["torch"], seed=48)
     out["yardstick: torch seed 42 vs 48 (default)"] = {
         "ari": round(float(adjusted_rand_score(assignments(studies["torch"], seed=42), seed48)), 4)
@@ -133,26 +137,31 @@ def main() -> None:
         "MultiClimate transcripts": transcripts(),
         f"{args.generated} generated paragraphs": generated(args.generated),
     }
-    ems = {arm: embedder(arm) for arm in ARMS}
-    results: dict = {"load_seconds": {arm: round(ems[arm][1], 2) for arm in ARMS}, "sets": {}}
+    from connote.models import openvino_runtime
+
+    arms = [a for a in ARMS if a != "openvino-bf16" or openvino_runtime.has_bf16()]
+    ems = {arm: embedder(arm) for arm in arms}
+    results: dict = {"arms": arms, "load_seconds": {arm: round(ems[arm][1], 2) for arm in arms}, "sets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name, texts in sets.items():
             out, got = {}, {}
-            for arm in ARMS:
+            for arm in arms:
                 study = study_of(Path(tmp) / f"{arm}-{len(out)}-{len(texts)}", texts)
                 out[arm] = run_arm(ems[arm][0], study, texts)
                 got[arm] = (study, vectors(study, ems[arm][0], texts))
                 print(name, arm, out[arm], flush=True)
-            cos = np.sum(got["torch"][1] * got["openvino"][1], axis=1)
-            out["openvino_vs_torch"] = {
-                "texts_per_s_ratio": round(out["openvino"]["texts_per_s"] / out["torch"]["texts_per_s"], 2),
-                "cpu_ratio": round(out["torch"]["cpu_ms_per_text"] / out["openvino"]["cpu_ms_per_text"], 2),
-                "min_cosine": float(cos.min()),
-                "max_abs_difference": float(np.abs(got["torch"][1] - got["openvino"][1]).max()),
-            }
+            out["vs_torch"] = {}
+            for arm in arms[1:]:
+                cos = np.sum(got["torch"][1] * got[arm][1], axis=1)
+                out["vs_torch"][arm] = {
+                    "texts_per_s_ratio": round(out[arm]["texts_per_s"] / out["torch"]["texts_per_s"], 2),
+                    "cpu_ratio": round(out["torch"]["cpu_ms_per_text"] / out[arm]["cpu_ms_per_text"], 2),
+                    "min_cosine": float(cos.min()),
+                    "max_abs_difference": float(np.abs(got["torch"][1] - got[arm][1]).max()),
+                }
             if name.startswith("MultiClimate"):
-                out["labels"] = compare_labels({arm: got[arm][0] for arm in ARMS})
-            print(name, out["openvino_vs_torch"], out.get("labels"), flush=True)
+                out["labels"] = compare_labels({arm: got[arm][0] for arm in arms})
+            print(name, out["vs_torch"], out.get("labels"), flush=True)
             results["sets"][name] = out
     results["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} CPU(s) shared with other engineers' work, "
@@ -164,7 +173,7 @@ def main() -> None:
 
 def markdown(r: dict) -> str:
     lines = [
-        "# MiniLM (S2): PyTorch against OpenVINO float32",
+        "# MiniLM (S2): PyTorch against OpenVINO (float32, bfloat16)",
         "",
         "`python benchmarks/embed_text.py` — each arm embeds the same texts through connote's embed runner",
         "into a fresh study (batches, SQLite store included; model load apart). Machine: "
@@ -176,7 +185,7 @@ def markdown(r: dict) -> str:
         "|---|---|---:|---:|---|---|",
     ]
     for name, out in r["sets"].items():
-        for arm in ARMS:
+        for arm in r["arms"]:
             a = out[arm]
             lines.append(
                 f"| {name} | {arm} | {a['texts_per_s']} | {a['cpu_ms_per_text']} | "
@@ -184,15 +193,15 @@ def markdown(r: dict) -> str:
             )
     lines += [
         "",
-        "| texts | texts/s ratio | CPU ratio | min cosine | max abs difference |",
-        "|---|---:|---:|---:|---:|",
+        "| texts | arm against torch | texts/s ratio | CPU ratio | min cosine | max abs difference |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for name, out in r["sets"].items():
-        o = out["openvino_vs_torch"]
-        lines.append(
-            f"| {name} | {o['texts_per_s_ratio']} | {o['cpu_ratio']} | {o['min_cosine']:.7f} | "
-            f"{o['max_abs_difference']:.2e} |"
-        )
+        for arm, o in out["vs_torch"].items():
+            lines.append(
+                f"| {name} | {arm} | {o['texts_per_s_ratio']} | {o['cpu_ratio']} | {o['min_cosine']:.7f} | "
+                f"{o['max_abs_difference']:.2e} |"
+            )
     for name, out in r["sets"].items():
         if out.get("labels"):
             lines += ["", f"Labels on the {name}, the same run settings on each runtime's vectors:", ""]

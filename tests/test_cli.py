@@ -128,7 +128,7 @@ def test_runs_json(shared_study):
     assert set(row) >= RUN_FIELDS
     assert row["features"] == "text"
     assert row["describer"] == "offline"
-    assert row["embedder"] == "text:minilm"  # a new study: MiniLM on PyTorch (the default runtime)
+    assert row["embedder"] == "text:minilm-openvino"  # a new study: MiniLM on OpenVINO (the default)
     assert row["reduce"] == "pca:components=5"
     assert row["min_cluster_size"] == 3 and row["seed"] == 42
     assert row["n_clusters"] >= 1 and 0 <= row["n_outliers"] <= 12

@@ -226,4 +226,6 @@ def test_an_embedders_name_does_not_load_its_model():
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    assert out.stdout.strip() == "['text:minilm', 'image:efficientnet-lite0'] []", out.stdout + out.stderr
+    assert out.stdout.strip() == "['text:minilm-openvino', 'image:efficientnet-lite0'] []", (
+        out.stdout + out.stderr
+    )

