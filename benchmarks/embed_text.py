@@ -164,8 +164,8 @@ def main() -> None:
             print(name, out["vs_torch"], out.get("labels"), flush=True)
             results["sets"][name] = out
     results["machine"] = (
-        f"{platform.machine()}, {os.cpu_count()} CPU(s) shared with other engineers' work, "
-        f"Python {platform.python_version()}"
+        f"{platform.machine()} ({platform.processor() or 'CPU'}), {os.cpu_count()} CPU(s), "
+        f"Python {platform.python_version()}; the load average before and after each arm is in the table"
     )
     Path(args.out + ".json").write_text(json.dumps(results, indent=2) + "\n")
     Path(args.out + ".md").write_text(markdown(results))
