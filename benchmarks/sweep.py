@@ -109,7 +109,7 @@ class TreeMemory:
 
 
 def settings(n: int, dim: int):
-    from connote.sweeps import load_grid, plan
+    from connote.sweep_grid import load_grid, plan
 
     p = plan(load_grid("paper"), n, dim)
     return p.reduce_specs, p.min_cluster_sizes

@@ -106,7 +106,7 @@ def main(stem: Path | None = None) -> dict:
     import connote
     from connote import steps
     from connote.jit import import_umap
-    from connote.sweeps import load_grid, plan
+    from connote.sweep_grid import load_grid, plan
 
     warnings.filterwarnings("ignore")
     import_umap()

@@ -6,7 +6,7 @@
 
 The bar (issue #24): one umap-learn reduction per (components, neighbours) setting and seed, reused for
 every min cluster size, and hdbscan per size; PCA likewise with scikit-learn. Both arms get the same
-float32 vectors, the paper's grid as connote fits it to the collection (`connote.sweeps.plan`: min cluster
+float32 vectors, the paper's grid as connote fits it to the collection (`connote.sweep_grid.plan`: min cluster
 sizes scaled below 11,873 items), HDBSCAN's 'leaf' selection (connote's default, given to hdbscan so that
 the labels can be compared), cosine UMAP, and seeds 42, 48 and 112.
 
@@ -270,7 +270,7 @@ def load() -> list[float]:
 def measure(data: str, cold: bool, seeds, lock: str | None = None) -> dict:
     from connote.features import features
     from connote.study import Study
-    from connote.sweeps import load_grid, plan
+    from connote.sweep_grid import load_grid, plan
 
     what, texts, X = dataset(data)
     n = len(texts)

@@ -65,6 +65,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "layout",
             "explaining",
             "sweeps",
+            "sweep_grid",
             "sweep_pool",
             "derive",
             "labels",

@@ -13,7 +13,7 @@ from connote.cli import main as cli_main
 from connote.errors import UserError
 from connote.knn import can_slice, knn_graph
 from connote.study import Study, text_key
-from connote.sweeps import Grid, load_grid, plan
+from connote.sweep_grid import Grid, load_grid, plan
 
 PCA_ONLY = {
     "name": "pca-small",
