@@ -55,7 +55,7 @@ def profile(files: list[Path], d) -> dict:
     from connote.models import efficientnet, ocr
 
     settings = d.ocr_settings
-    eng = ocr.engine(1, settings.runtime, settings.rec_precision)
+    eng = ocr.engine(1, settings.runtime, settings.rec_precision, settings.det_precision)
     spent = collections.Counter()
     widths: list[int] = []
     clock = time.process_time

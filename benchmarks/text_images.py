@@ -2,6 +2,7 @@
 
     python benchmarks/text_images.py                     # 400 memes, 300 screenshots, 300 posters
     python benchmarks/text_images.py --n 20 --out /tmp/x # 20 of each kind
+    python benchmarks/text_images.py --n 1000 --kinds memes --out /tmp/m   # 1,000 memes only
 
 Deterministic: the same seed, fonts and photos give the same pixels. Photos come from COCO-128
 (``../shared/datasets/coco128/images``); the text is English words drawn from the packaged MiniLM
@@ -212,11 +213,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--n", type=int, help="images of each kind (default: 400 memes, 300 of the others)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", nargs="+", choices=sorted(KINDS), default=list(KINDS), help="kinds to make")
     ap.add_argument(
         "--photos", type=Path, default=HERE.parent.parent / "shared" / "datasets" / "coco128" / "images"
     )
     args = ap.parse_args()
-    counts = {k: args.n or n for k, n in KINDS.items()}
+    counts = {k: args.n or n for k, n in KINDS.items() if k in args.kinds}
     for kind, folder in generate(args.out, counts, args.photos, args.seed).items():
         print(f"{kind}: {counts[kind]} images in {folder / 'images'}")
 

@@ -159,6 +159,10 @@ def test_unknown_settings_are_a_clear_error():
         registry.describer("offline", ocr_rec_precision="f16")
     with pytest.raises(UserError, match="bf16 needs the openvino runtime"):
         registry.describer("offline", runtime="bundled", ocr_rec_precision="bf16")
+    with pytest.raises(UserError, match="unknown OCR precision 'fp32'"):
+        registry.describer("offline", ocr_det_precision="fp32")
+    with pytest.raises(UserError, match="bf16 needs the openvino runtime"):
+        registry.describer("offline", runtime="bundled", ocr_det_precision="bf16")
 
 
 def test_each_setting_has_its_own_model_name():
@@ -169,10 +173,17 @@ def test_each_setting_has_its_own_model_name():
         OfflineDescriber(ocr_scout_side=480).model,
         OfflineDescriber("legacy").model,
         OfflineDescriber(ocr_rec_precision="bf16").model,
+        OfflineDescriber(ocr_det_precision="bf16").model,
+        OfflineDescriber(ocr_rec_precision="bf16", ocr_det_precision="bf16").model,
     }
-    assert len(names) == 6
+    assert len(names) == 8
     # Options added later leave the default's name as it was: its description sets go on.
-    assert OfflineDescriber(ocr_rec_precision="f32").model == f"{LEGACY_MODEL}@662d626a"
+    assert (
+        OfflineDescriber(ocr_rec_precision="f32", ocr_det_precision="f32").model == f"{LEGACY_MODEL}@662d626a"
+    )
+    assert OfflineDescriber(ocr_rec_precision="bf16", ocr_det_precision="f32").model == (
+        OfflineDescriber(ocr_rec_precision="bf16").model
+    )
     # The default settings of the previous release (onnxruntime and PyTorch, a scout pass, each line at
     # its own width) keep the name their description sets were stored under, so those sets go on.
     old = OfflineDescriber(runtime="bundled", ocr_scout_side=480, ocr_rec_width_step=0)
@@ -194,15 +205,22 @@ def test_openvino_and_the_bundled_runtimes_write_the_same_texts(tmp_path):
 @pytest.mark.skipif(
     not (openvino_runtime.available() and openvino_runtime.has_bf16()), reason="no bfloat16 on this CPU"
 )
-def test_bfloat16_recognition_reads_nearly_the_same_texts(tmp_path, describer):
-    """ocr_rec_precision=bf16 (opt-in): the same tags and colours, the text within a few letters."""
+@pytest.mark.parametrize(
+    "options", [{"ocr_rec_precision": "bf16"}, {"ocr_rec_precision": "bf16", "ocr_det_precision": "bf16"}]
+)
+def test_bfloat16_reads_nearly_the_same_texts(tmp_path, describer, options):
+    """ocr_rec_precision=bf16, ocr_det_precision=bf16 (opt-in): the same tags and colours, the text
+    within a few letters, and the models really run in bfloat16."""
     from difflib import SequenceMatcher
 
     make_group_images(tmp_path, per_group=1)
     paths = sorted(tmp_path.glob("*.png")) + [EXAMPLES / "GGCC-002.jpg", EXAMPLES / "HSPW-002.jpg"]
-    bf16 = OfflineDescriber(ocr_rec_precision="bf16")
+    bf16 = OfflineDescriber(**options)
     bf16.prepare()
     assert bf16.ocr_settings.rec_precision == "bf16" and bf16.model != describer.model
+    eng = ocr.engine(1, "openvino", "bf16", options.get("ocr_det_precision", "f32"))
+    assert eng.text_det.infer.precision == options.get("ocr_det_precision", "f32")
+    assert eng.text_rec.session.precision == "bf16"
     for a, b in zip(describer.describe(_items(paths)), bf16.describe(_items(paths)), strict=True):
         written_a, _, rest_a = a.text.rpartition('". ')
         written_b, _, rest_b = b.text.rpartition('". ')
@@ -215,6 +233,8 @@ def test_bfloat16_is_refused_where_the_cpu_lacks_it(monkeypatch):
     monkeypatch.setattr(openvino_runtime, "has_bf16", lambda: False)
     with pytest.raises(UserError, match="cannot compute in bfloat16"):
         OfflineDescriber(ocr_rec_precision="bf16").prepare()
+    with pytest.raises(UserError, match="ocr_det_precision=bf16: this CPU cannot compute in bfloat16"):
+        OfflineDescriber(ocr_det_precision="bf16").prepare()
 
 
 def test_the_cnn_on_openvino_gives_torchs_numbers():

@@ -189,7 +189,9 @@ class OfflineDescriber(Describer):
     detection pass that skips images where it sees no text: faster on collections with little text, but it
     misses small text), and reads ``concurrency`` images at once (default: one per core) with one thread
     each. ``ocr_rec_precision="bf16"`` (opt-in) runs the recogniser in bfloat16 on CPUs that have it:
-    1.1-1.5x less CPU on text-heavy images, a few letters read differently.
+    1.1-1.5x less CPU on text-heavy images, a few letters read differently. ``ocr_det_precision="bf16"``
+    (opt-in) does the same for the detector: less CPU where the detector weighs most (memes), but small
+    text is found less reliably (benchmarks/results/offline_describe.md).
     ``offline:legacy`` reproduces connote's earlier settings exactly (RapidOCR's defaults, one image at a
     time); it is slower and kept so that older studies can be continued and compared.
 
@@ -202,7 +204,7 @@ class OfflineDescriber(Describer):
     #: Words of this describer's fixed phrasing that make poor cluster keywords (S5 leaves them out).
     keyword_stop_words = (*COLOURS, "colour", "colours", "written", "seen")
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (each describer option is a keyword, as its spec names it)
         self,
         preset: str = "",
         *,
@@ -219,6 +221,7 @@ class OfflineDescriber(Describer):
         ocr_rec_width_step: int = _OCR_DEFAULTS.rec_width_step,
         ocr_angle: bool = _OCR_DEFAULTS.angle,
         ocr_rec_precision: str = _OCR_DEFAULTS.rec_precision,
+        ocr_det_precision: str = _OCR_DEFAULTS.det_precision,
         runtime: str | None = None,
     ):
         if (preset or "").strip().lower() not in ("", "legacy"):
@@ -240,6 +243,7 @@ class OfflineDescriber(Describer):
         self.ocr_rec_width_step = ocr_rec_width_step
         self.ocr_angle = ocr_angle
         self.ocr_rec_precision = ocr_rec_precision
+        self.ocr_det_precision = ocr_det_precision
         self.runtime = runtime
         if (
             self.legacy
@@ -250,12 +254,11 @@ class OfflineDescriber(Describer):
             raise UserError(
                 "ocr_regions_only=True needs the quick detection pass: give ocr_scout_side (e.g. 480)"
             )
-        if ocr_rec_precision not in PRECISIONS:
-            raise UserError(
-                f"unknown OCR precision {ocr_rec_precision!r}: choose one of {', '.join(PRECISIONS)}"
-            )
-        if ocr_rec_precision != "f32" and self.model_runtime != "openvino":
-            raise UserError(f"OCR precision {ocr_rec_precision} needs the openvino runtime")
+        for precision in (ocr_rec_precision, ocr_det_precision):
+            if precision not in PRECISIONS:
+                raise UserError(f"unknown OCR precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+            if precision != "f32" and self.model_runtime != "openvino":
+                raise UserError(f"OCR precision {precision} needs the openvino runtime")
         if runtime not in (None, *RUNTIMES) or (self.legacy and runtime == "openvino"):
             raise UserError(
                 f"the offline describer's runtime is one of {', '.join(RUNTIMES)} "
@@ -293,6 +296,7 @@ class OfflineDescriber(Describer):
             rec_width_step=self.ocr_rec_width_step,
             angle=self.ocr_angle,
             rec_precision=self.ocr_rec_precision,
+            det_precision=self.ocr_det_precision,
             runtime="openvino" if self.model_runtime == "openvino" else "onnxruntime",
         )
 
@@ -328,8 +332,9 @@ class OfflineDescriber(Describer):
             del decisive["ocr_runtime"]
             if decisive["ocr_rec_width_step"] == 0:
                 del decisive["ocr_rec_width_step"]
-        if decisive["ocr_rec_precision"] == "f32":  # settings made before the option existed keep their name
-            del decisive["ocr_rec_precision"]
+        for option in ("ocr_rec_precision", "ocr_det_precision"):
+            if decisive[option] == "f32":  # settings made before the option existed keep their name
+                del decisive[option]
         blob = json.dumps(decisive, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
 
@@ -337,9 +342,12 @@ class OfflineDescriber(Describer):
         """Load the models once, before the first image (and before the progress bar starts)."""
         from connote.models import efficientnet, ocr
 
-        ocr.check_runtime(self.ocr_settings.runtime, self.ocr_settings.rec_precision)
+        settings = self.ocr_settings
+        ocr.check_runtime(settings.runtime, settings.rec_precision, settings.det_precision)
         if self.ocr:
-            ocr.engine(0 if self.legacy else 1, self.ocr_settings.runtime, self.ocr_settings.rec_precision)
+            ocr.engine(
+                0 if self.legacy else 1, settings.runtime, settings.rec_precision, settings.det_precision
+            )
             _vocabulary()
         if self.model_runtime == "openvino":
             efficientnet.openvino_model(1).prepare()  # converted once per machine, then read from the cache

@@ -61,6 +61,9 @@ class OcrSettings:
     #: about 1.7x faster recognition, where text-heavy images spend most of their time; a few letters read
     #: differently)
     rec_precision: str = "f32"
+    #: the detector's precision on OpenVINO: "f32", or "bf16" (less detection time; small text is found
+    #: less reliably: benchmarks/results/offline_describe.md)
+    det_precision: str = "f32"
 
     def record(self) -> dict:
         return asdict(self)
@@ -134,7 +137,7 @@ RUNTIMES = ("openvino", "onnxruntime")
 PRECISIONS = ("f32", "bf16")
 
 
-def check_runtime(runtime: str, rec_precision: str = "f32") -> None:
+def check_runtime(runtime: str, rec_precision: str = "f32", det_precision: str = "f32") -> None:
     """A clear message for an unknown runtime or precision, for OpenVINO when it is not installed, and for
     bfloat16 where the CPU cannot compute in it (OpenVINO would quietly use float32: not what is recorded)."""
     from connote.errors import UserError
@@ -146,19 +149,22 @@ def check_runtime(runtime: str, rec_precision: str = "f32") -> None:
             "the offline describer runs its models on OpenVINO, which is not installed here "
             "(pip install openvino), or choose runtime=bundled (onnxruntime and PyTorch)"
         )
-    if rec_precision not in PRECISIONS:
-        raise UserError(f"unknown OCR precision {rec_precision!r}: choose one of {', '.join(PRECISIONS)}")
-    if rec_precision != "f32" and runtime != "openvino":
-        raise UserError(f"OCR precision {rec_precision} needs the openvino runtime")
-    if rec_precision == "bf16" and runtime == "openvino" and not openvino_runtime.has_bf16():
-        raise UserError(
-            "ocr_rec_precision=bf16: this CPU cannot compute in bfloat16 (it needs AVX-512 BF16 or AMX); "
-            "leave the option out for float32"
-        )
+    for option, precision in (("ocr_rec_precision", rec_precision), ("ocr_det_precision", det_precision)):
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown OCR precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if precision != "f32" and runtime != "openvino":
+            raise UserError(f"OCR precision {precision} needs the openvino runtime")
+        if precision == "bf16" and runtime == "openvino" and not openvino_runtime.has_bf16():
+            raise UserError(
+                f"{option}=bf16: this CPU cannot compute in bfloat16 (it needs AVX-512 BF16 or AMX); "
+                "leave the option out for float32"
+            )
 
 
 @functools.lru_cache(maxsize=4)
-def engine(threads: int = 0, runtime: str = "onnxruntime", rec_precision: str = "f32"):
+def engine(
+    threads: int = 0, runtime: str = "onnxruntime", rec_precision: str = "f32", det_precision: str = "f32"
+):
     """A RapidOCR engine (its three models), cached per process, thread setting and runtime.
 
     ``threads`` = 0: RapidOCR exactly as it comes (onnxruntime, its default threads: all cores). Otherwise
@@ -173,12 +179,14 @@ def engine(threads: int = 0, runtime: str = "onnxruntime", rec_precision: str = 
 
     eng = RapidOCR()
     if threads > 0:
-        check_runtime(runtime, rec_precision)
+        check_runtime(runtime, rec_precision, det_precision)
         paths = update_model_path(read_yaml(DEFAULT_CFG_PATH))
         det, cls, rec = (paths[k]["model_path"] for k in ("Det", "Cls", "Rec"))
         eng.text_cls.cls_batch_num = 1  # one input shape (the same results: each line is classified alone)
         if runtime == "openvino":
-            eng.text_det.infer = openvino_runtime.OpenVinoModel(det, threads, static_shapes=4)
+            eng.text_det.infer = openvino_runtime.OpenVinoModel(
+                det, threads, static_shapes=4, precision=det_precision
+            )
             eng.text_cls.infer = openvino_runtime.OpenVinoModel(cls, threads)
             eng.text_rec.session = openvino_runtime.OpenVinoModel(rec, threads, precision=rec_precision)
         else:
@@ -268,7 +276,7 @@ def read(bgr, settings: OcrSettings, threads: int = 1) -> list[tuple[str, float]
     """The text lines of one BGR uint8 image with ``settings``; recognition only where text was found."""
     import numpy as np
 
-    eng = engine(threads, settings.runtime, settings.rec_precision)
+    eng = engine(threads, settings.runtime, settings.rec_precision, settings.det_precision)
     bgr, _rh, _rw = eng.preprocess(np.ascontiguousarray(bgr))  # RapidOCR's size limits (2000 / 30 px)
     bgr, _record = eng.maybe_add_letterbox(bgr, {})  # very flat or very low images: padded as RapidOCR does
     boxes = _detect(eng, bgr, settings)
