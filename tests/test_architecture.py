@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "image_names",
             "images",
             "tables",
+            "toml_files",
             "knn",
             "mst",
             "gpu",

@@ -193,7 +193,7 @@ def test_bad_reduce_specs(capsys, study_copy, spec, words):
             "unknown UMAP metric",
         ),
         ("min_cluster_size = [3]\n[pca]\nvariance = [inf]\n", "[pca] variance"),
-        ("min_cluster_size = [3\n", "not valid TOML"),
+        ("min_cluster_size = [3\n", "not a valid grid file (TOML)"),
         (b"\x00\xff\xfe binary \x89PNG\r\n", "not a grid file"),
     ],
 )

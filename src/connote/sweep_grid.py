@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from connote.errors import UserError
 from connote.numbers import real, whole
+from connote.toml_files import read_toml
 
 
 @dataclass
@@ -128,18 +128,7 @@ def load_grid(grid: str | os.PathLike | dict | Grid = "paper") -> Grid:
     path = PAPER_GRID_FILE if str(grid) == "paper" else Path(grid)
     if not path.is_file():
         raise UserError(f"grid {str(grid)!r}: not 'paper' and no such file")
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10 (tomli is a dependency there)
-        import tomli as tomllib
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a grid file (TOML text): binary or not UTF-8") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the grid file: {exc.strerror or exc}") from None
+    data = read_toml(path, "grid file")
     try:
         return Grid.from_dict(data, name=path.stem)
     except UserError as exc:

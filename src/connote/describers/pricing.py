@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-try:
-    import tomllib
-except ImportError:  # Python 3.10
-    import tomli as tomllib
+from connote import toml_files
+from connote.toml_files import read_toml
 
 USER_PRICES = Path("~/.config/connote/prices.toml")
 
@@ -80,22 +78,12 @@ def check_prices(table: dict, source: str) -> dict:
 
 
 def _load_toml(path: Path) -> dict:
-    from connote.errors import UserError
-
-    try:
-        with open(path, "rb") as fh:
-            return check_prices(tomllib.load(fh), str(path))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: not a valid price file (TOML): {exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not a price file (TOML text): binary or not UTF-8") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the price file: {exc.strerror or exc}") from None
+    return check_prices(read_toml(path, "price file"), str(path))
 
 
 @functools.lru_cache(maxsize=8)
 def _table(env_path: str | None) -> dict:
-    table = tomllib.loads(resources.files("connote.describers").joinpath("prices.toml").read_text("utf-8"))
+    table = toml_files.loads(resources.files("connote.describers").joinpath("prices.toml").read_text("utf-8"))
     user = Path(env_path) if env_path else USER_PRICES.expanduser()
     if env_path and not user.is_file():
         from connote.errors import UserError
