@@ -49,6 +49,7 @@ def test_each_runtime_has_its_own_name_and_records_it():
     ov, torch = registry.text_embedder("minilm:openvino"), registry.text_embedder("minilm:torch")
     assert (ov.name, torch.name) == ("text:minilm-openvino", "text:minilm")
     assert registry.text_embedder("minilm").name == "text:minilm-openvino"  # the default for a new study
+    assert registry.text_embedder("minilm: OpenVINO ").name == "text:minilm-openvino"  # one spelling
     assert ov.get_params()["runtime"] == "openvino" and torch.get_params()["runtime"] == "torch"
     assert ov.provenance()["precision"] == "f32" and "runtime" not in torch.provenance()
     assert registry.text_embedder("minilm:openvino").get_params()["runtime"] == "openvino"

@@ -181,6 +181,9 @@ def test_each_setting_has_its_own_model_name():
     assert (
         OfflineDescriber(ocr_rec_precision="f32", ocr_det_precision="f32").model == f"{LEGACY_MODEL}@662d626a"
     )
+    assert (
+        OfflineDescriber(ocr_rec_precision="BF16").model == OfflineDescriber(ocr_rec_precision="bf16").model
+    )
     assert OfflineDescriber(ocr_rec_precision="bf16", ocr_det_precision="f32").model == (
         OfflineDescriber(ocr_rec_precision="bf16").model
     )

@@ -179,6 +179,10 @@ def default_workers() -> int:
 _OCR_DEFAULTS = OcrSettings()
 
 
+def _lower(value):
+    return value.strip().lower() if isinstance(value, str) else value
+
+
 class OfflineDescriber(Describer):
     """OCR (RapidOCR 1.4.4) + top ImageNet labels (EfficientNet-Lite0) + main colours, as one short text.
 
@@ -242,8 +246,9 @@ class OfflineDescriber(Describer):
         self.ocr_rec_per_line = ocr_rec_per_line
         self.ocr_rec_width_step = ocr_rec_width_step
         self.ocr_angle = ocr_angle
-        self.ocr_rec_precision = ocr_rec_precision
-        self.ocr_det_precision = ocr_det_precision
+        # "BF16" as "bf16": one spelling, so one settings hash
+        self.ocr_rec_precision = ocr_rec_precision = _lower(ocr_rec_precision)
+        self.ocr_det_precision = ocr_det_precision = _lower(ocr_det_precision)
         self.runtime = runtime
         if (
             self.legacy

@@ -103,6 +103,8 @@ class MiniLMEmbedder(SentenceTransformerEmbedder):
         normalize: bool = True,
         runtime: str | None = None,
     ):
+        if isinstance(runtime, str):
+            runtime = runtime.strip().lower() or None  # "OpenVINO" as "openvino"
         if runtime not in (None, *RUNTIMES):
             raise UserError(f"minilm's runtime is one of {', '.join(RUNTIMES)}; got {runtime!r}")
         if runtime in ("openvino", "openvino-bf16") and device not in (None, "cpu"):
