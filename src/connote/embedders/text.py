@@ -61,7 +61,7 @@ DEFAULT_RUNTIME = "openvino"
 #: "torch": sentence-transformers on PyTorch (connote's earlier runtime, vectors under ``text:minilm``);
 #: "openvino": the same weights converted to OpenVINO, float32 (vectors under ``text:minilm-openvino``);
 #: "openvino-bf16": OpenVINO computing in bfloat16 on CPUs that have it (AVX-512 BF16 or AMX; refused
-#: elsewhere): 1.8x the texts/s of float32 OpenVINO, cosine to PyTorch's vectors above 0.9999 for every
+#: elsewhere): 1.6-1.7x the texts/s of float32 OpenVINO, cosine to PyTorch's vectors above 0.9999 for every
 #: text measured (vectors under ``text:minilm-openvino-bf16``).
 RUNTIMES = ("openvino", "openvino-bf16", "torch")
 #: each runtime's vectors are stored under a name of their own
