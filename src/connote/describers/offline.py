@@ -18,7 +18,7 @@ from typing import cast
 
 from connote.describers.base import DescribeError, Describer, Description, ImageItem
 from connote.errors import UserError
-from connote.models.ocr import PRECISIONS, OcrSettings
+from connote.models.ocr import OcrSettings, check_precisions
 
 #: Where the describer's models run (see :attr:`OfflineDescriber.model_runtime`).
 RUNTIMES = ("openvino", "bundled")
@@ -247,8 +247,8 @@ class OfflineDescriber(Describer):
         self.ocr_rec_width_step = ocr_rec_width_step
         self.ocr_angle = ocr_angle
         # "BF16" as "bf16": one spelling, so one settings hash
-        self.ocr_rec_precision = ocr_rec_precision = _lower(ocr_rec_precision)
-        self.ocr_det_precision = ocr_det_precision = _lower(ocr_det_precision)
+        self.ocr_rec_precision = _lower(ocr_rec_precision)
+        self.ocr_det_precision = _lower(ocr_det_precision)
         self.runtime = runtime
         if (
             self.legacy
@@ -259,11 +259,7 @@ class OfflineDescriber(Describer):
             raise UserError(
                 "ocr_regions_only=True needs the quick detection pass: give ocr_scout_side (e.g. 480)"
             )
-        for precision in (ocr_rec_precision, ocr_det_precision):
-            if precision not in PRECISIONS:
-                raise UserError(f"unknown OCR precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-            if precision != "f32" and self.model_runtime != "openvino":
-                raise UserError(f"OCR precision {precision} needs the openvino runtime")
+        check_precisions(self.ocr_settings.runtime, self.ocr_rec_precision, self.ocr_det_precision)
         if runtime not in (None, *RUNTIMES) or (self.legacy and runtime == "openvino"):
             raise UserError(
                 f"the offline describer's runtime is one of {', '.join(RUNTIMES)} "

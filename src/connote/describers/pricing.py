@@ -10,7 +10,6 @@ from importlib import resources
 from pathlib import Path
 
 from connote import toml_files
-from connote.toml_files import read_toml
 
 USER_PRICES = Path("~/.config/connote/prices.toml")
 
@@ -78,7 +77,7 @@ def check_prices(table: dict, source: str) -> dict:
 
 
 def _load_toml(path: Path) -> dict:
-    return check_prices(read_toml(path, "price file"), str(path))
+    return check_prices(toml_files.read_toml(path, "price file"), str(path))
 
 
 @functools.lru_cache(maxsize=8)

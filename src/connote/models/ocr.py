@@ -137,6 +137,18 @@ RUNTIMES = ("openvino", "onnxruntime")
 PRECISIONS = ("f32", "bf16")
 
 
+def check_precisions(runtime: str, rec_precision: str, det_precision: str) -> None:
+    """A clear message for a precision that is unknown or that ``runtime`` does not offer (the values
+    alone: whether this CPU computes in bfloat16 is :func:`check_runtime`'s question)."""
+    from connote.errors import UserError
+
+    for precision in (rec_precision, det_precision):
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown OCR precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if precision != "f32" and runtime != "openvino":
+            raise UserError(f"OCR precision {precision} needs the openvino runtime")
+
+
 def check_runtime(runtime: str, rec_precision: str = "f32", det_precision: str = "f32") -> None:
     """A clear message for an unknown runtime or precision, for OpenVINO when it is not installed, and for
     bfloat16 where the CPU cannot compute in it (OpenVINO would quietly use float32: not what is recorded)."""
@@ -149,11 +161,8 @@ def check_runtime(runtime: str, rec_precision: str = "f32", det_precision: str =
             "the offline describer runs its models on OpenVINO, which is not installed here "
             "(pip install openvino), or choose runtime=bundled (onnxruntime and PyTorch)"
         )
+    check_precisions(runtime, rec_precision, det_precision)
     for option, precision in (("ocr_rec_precision", rec_precision), ("ocr_det_precision", det_precision)):
-        if precision not in PRECISIONS:
-            raise UserError(f"unknown OCR precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
-        if precision != "f32" and runtime != "openvino":
-            raise UserError(f"OCR precision {precision} needs the openvino runtime")
         if precision == "bf16" and runtime == "openvino" and not openvino_runtime.has_bf16():
             raise UserError(
                 f"{option}=bf16: this CPU cannot compute in bfloat16 (it needs AVX-512 BF16 or AMX); "
