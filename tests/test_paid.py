@@ -94,3 +94,31 @@ def test_a_journal_that_cannot_be_written_stops_the_work(tmp_path, monkeypatch):
         monkeypatch.setattr(os, "posix_fallocate", full)
         with pytest.raises(JournalFull, match="stopped sending at once"):
             w.journal("k", "x" * (8 << 20))
+
+
+def test_ctrl_c_while_answers_are_kept_waits_until_they_are_kept():
+    """The describe runner keeps a paid answer (journal, then store) inside interrupts_deferred: a Ctrl-C
+    there must not leave it taken off the calls in flight and kept nowhere."""
+    import signal
+
+    from connote.describers.sending import interrupts_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    kept = []
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of keeping an answer
+        kept.append("journaled and stored")
+    assert kept == ["journaled and stored"]  # finished first, then interrupted
+    assert signal.getsignal(signal.SIGINT) is before
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        signal.raise_signal(signal.SIGINT)
+        steps.append("first Ctrl-C waits")
+        signal.raise_signal(signal.SIGINT)  # the user insists: stop now
+        steps.append("not reached")
+    assert steps == ["first Ctrl-C waits"] and signal.getsignal(signal.SIGINT) is before
+
+    with interrupts_deferred():  # no Ctrl-C: nothing happens
+        kept.append("again")
+    assert kept[-1] == "again"

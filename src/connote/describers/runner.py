@@ -45,6 +45,7 @@ from connote.describers.sending import (
     TRANSIENT,
     ClaimQueue,
     drain,
+    interrupts_deferred,
     keep_answers,
     log_retried_errors,
     progress_bar,
@@ -378,14 +379,17 @@ class DescribeRunner:
             inflight: dict[Future, tuple[list[ImageItem], float]] = {}
 
             def collect(fut: Future) -> None:
-                batch, held = inflight.pop(fut)
-                try:
-                    results = fut.result()
-                except UserError:
-                    stop.set()
-                    raise
-                cost = keep_answers(study, work, batch, results, store_one, failure)
-                work.settle(held, cost)
+                # A Ctrl-C here would drop answers already paid for: taken off the calls in flight but
+                # not yet journaled, so drain() no longer sees them. It waits until they are kept.
+                with interrupts_deferred():
+                    batch, held = inflight.pop(fut)
+                    try:
+                        results = fut.result()
+                    except UserError:
+                        stop.set()
+                        raise
+                    cost = keep_answers(study, work, batch, results, store_one, failure)
+                    work.settle(held, cost)
                 if failure:
                     stop.set()
                 if bar is not None:

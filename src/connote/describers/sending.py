@@ -7,8 +7,11 @@ of attempts that were tried again, and the journal form of an answer (:mod:`conn
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import signal
 import sqlite3
+import threading
 from concurrent.futures import wait
 
 from connote.describers.base import Description, ImageItem
@@ -64,6 +67,33 @@ class ClaimQueue:
             batch = [it for it in chunk if it.sha256 in taken]
             if batch:
                 return batch
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C waits until the block ends: a paid answer taken off the calls in flight is journaled and
+    stored before the run stops, never dropped between the two. A second Ctrl-C inside the block stops at
+    once (the user insists). Off the main thread (where Python runs no signal handlers) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def later(signum, frame):
+        if pending:
+            raise KeyboardInterrupt
+        pending.append(signum)
+
+    before = signal.signal(signal.SIGINT, later)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+    if pending:
+        if callable(before):
+            before(pending[0], None)
+        elif before == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 def drain(inflight: dict, collect) -> None:
